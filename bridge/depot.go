@@ -1,0 +1,411 @@
+package bridge
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Store is what the domain needs from durable storage. Commit writes a whole
+// Batch in one transaction (one fsync): it is how the pipeline turns many
+// concurrent fixes and events into one disk write.
+type Store interface {
+	LoadState() (State, error)
+	Commit(b *Batch) error
+}
+
+// Publisher delivers a message to MQTT subscribers (the embedded broker's
+// inline client in production).
+type Publisher interface {
+	Publish(topic string, payload []byte, retain bool, qos byte) error
+}
+
+// State is what a depot reloads at start.
+type State struct {
+	Routes  []RouteStatus
+	Latest  []Fix // the newest fix of each driver
+	LastSeq uint64
+}
+
+// HistoryFix is one fix as filed in history: under the route its driver was
+// on when it arrived, or under the driver when it was on none.
+type HistoryFix struct {
+	RouteID string
+	Fix     Fix
+}
+
+// StoredEvent is an envelope with its encoded form.
+type StoredEvent struct {
+	Seq uint64
+	Raw []byte
+}
+
+// Batch is everything one group commit writes.
+type Batch struct {
+	Fixes  []HistoryFix
+	Latest []Fix
+	Routes []RouteStatus
+	Events []StoredEvent
+}
+
+func (b *Batch) size() int { return len(b.Fixes) + len(b.Routes) + len(b.Events) }
+
+func (b *Batch) append(o *Batch) {
+	b.Fixes = append(b.Fixes, o.Fixes...)
+	b.Latest = append(b.Latest, o.Latest...)
+	b.Routes = append(b.Routes, o.Routes...)
+	b.Events = append(b.Events, o.Events...)
+}
+
+// ErrClosed is returned for work submitted after Close.
+var ErrClosed = errors.New("depot closed")
+
+// maxBatch bounds one commit so a transaction stays short (LIBRARIES.md §3).
+const maxBatch = 2000
+
+type job struct {
+	b    Batch
+	done chan error // nil: nobody waits
+}
+
+// Stats are counters since start.
+type Stats struct {
+	FixesAccepted atomic.Int64
+	FixesRefused  atomic.Int64
+	FixesLate     atomic.Int64 // filed in history but older than the current position
+	Events        atomic.Int64
+	Commits       atomic.Int64
+	CommitErrors  atomic.Int64
+}
+
+// FeedHealth is the state of the route-data feed as last seen.
+type FeedHealth struct {
+	OK          bool      `json:"ok"`
+	Source      string    `json:"source,omitempty"`
+	LastSuccess time.Time `json:"lastSuccess,omitzero"`
+	LastAttempt time.Time `json:"lastAttempt,omitzero"`
+	Error       string    `json:"error,omitempty"`
+	Routes      int       `json:"routes"`
+}
+
+// Depot holds the live state of one depot and is the only writer of its
+// event log. Changes are sequenced under one lock, stored by a single
+// pipeline goroutine in group commits, and published only after they are
+// stored, in seq order.
+type Depot struct {
+	ID     string
+	Store  Store
+	Pub    Publisher
+	Now    func() time.Time // injected clock; time.Now when nil
+	Log    *slog.Logger
+	Topics Topics
+	Stats  Stats
+
+	mu       sync.Mutex
+	routes   map[string]RouteStatus
+	byDriver map[string]string // driver id -> route id
+	latest   map[string]Fix
+	seq      uint64
+	closed   bool
+	feed     FeedHealth
+
+	jobs     chan *job
+	pipeDone chan struct{}
+}
+
+// Open loads the stored state and starts the commit pipeline.
+func (d *Depot) Open() error {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	d.Topics = Topics{Depot: d.ID}
+	st, err := d.Store.LoadState()
+	if err != nil {
+		return fmt.Errorf("load depot state: %w", err)
+	}
+	d.routes = make(map[string]RouteStatus, len(st.Routes))
+	d.byDriver = make(map[string]string, len(st.Routes))
+	d.latest = make(map[string]Fix, len(st.Latest))
+	for _, r := range st.Routes {
+		d.routes[r.RouteID] = r
+		if r.DriverID != "" {
+			d.byDriver[r.DriverID] = r.RouteID
+		}
+	}
+	for _, f := range st.Latest {
+		d.latest[f.DriverID] = f
+	}
+	d.seq = st.LastSeq
+	d.jobs = make(chan *job, 4096)
+	d.pipeDone = make(chan struct{})
+	go d.pipeline()
+	return nil
+}
+
+// Close stops taking work, commits and publishes what was queued, and
+// returns when the pipeline has finished. Safe to call twice.
+func (d *Depot) Close() {
+	d.mu.Lock()
+	if d.closed || d.jobs == nil {
+		d.mu.Unlock()
+		return
+	}
+	d.closed = true
+	close(d.jobs)
+	d.mu.Unlock()
+	<-d.pipeDone
+}
+
+// Restore publishes the retained state of every known route, so that after
+// a restart (before the broker has its own persisted retained messages)
+// dashboards find every route on subscribe.
+func (d *Depot) Restore() {
+	for _, r := range d.Routes() {
+		d.publishState(r)
+	}
+}
+
+// IngestFix takes a validated fix. It is filed in history; if it is the
+// driver's newest, it moves the driver and, when the driver is on a route,
+// the route's position, which is published as a route:update delta. With
+// wait, IngestFix returns once the fix is durably stored (or failed to be),
+// which is what a QoS 1 PUBACK promises.
+func (d *Depot) IngestFix(f Fix, wait bool) error {
+	j := &job{}
+	if wait {
+		j.done = make(chan error, 1)
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	routeID := d.byDriver[f.DriverID]
+	j.b.Fixes = []HistoryFix{{RouteID: routeID, Fix: f}}
+	if prev, ok := d.latest[f.DriverID]; ok && f.TS <= prev.TS {
+		d.Stats.FixesLate.Add(1)
+	} else {
+		d.latest[f.DriverID] = f
+		j.b.Latest = []Fix{f}
+		if r, ok := d.routes[routeID]; ok {
+			cur := r
+			cur.CurrentLat, cur.CurrentLng, cur.LastUpdated = f.Lat, f.Lng, f.Time()
+			if err := d.changeLocked(&j.b, r, cur); err != nil {
+				d.mu.Unlock()
+				return err
+			}
+		}
+	}
+	d.jobs <- j
+	d.mu.Unlock()
+	d.Stats.FixesAccepted.Add(1)
+	if !wait {
+		return nil
+	}
+	return <-j.done
+}
+
+// changeLocked records a route change into b: the new status and, when
+// something changed, a route:update event with the next seq.
+func (d *Depot) changeLocked(b *Batch, old, cur RouteStatus) error {
+	delta := Diff(old, cur)
+	if delta == nil {
+		return nil
+	}
+	_, raw, err := newEnvelope(d.seq+1, EventRouteUpdate, PriorityNormal, d.Now(), delta)
+	if err != nil {
+		return fmt.Errorf("encode route:update: %w", err)
+	}
+	d.seq++
+	d.routes[cur.RouteID] = cur
+	if old.DriverID != cur.DriverID {
+		if d.byDriver[old.DriverID] == old.RouteID {
+			delete(d.byDriver, old.DriverID)
+		}
+	}
+	if cur.DriverID != "" {
+		d.byDriver[cur.DriverID] = cur.RouteID
+	}
+	b.Routes = append(b.Routes, cur)
+	b.Events = append(b.Events, StoredEvent{Seq: d.seq, Raw: raw})
+	return nil
+}
+
+// ApplySnapshots merges one feed cycle into the live state and returns how
+// many routes changed. A live GPS fix newer than the feed's lastUpdated keeps
+// its position. Routes absent from the feed are kept as they were.
+func (d *Depot) ApplySnapshots(snaps []RouteSnapshot) (int, error) {
+	j := &job{done: make(chan error, 1)}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return 0, ErrClosed
+	}
+	changed := 0
+	for _, s := range snaps {
+		cur := s.Status()
+		old := d.routes[s.RouteID]
+		if f, ok := d.latest[cur.DriverID]; ok && f.Time().After(cur.LastUpdated) {
+			cur.CurrentLat, cur.CurrentLng, cur.LastUpdated = f.Lat, f.Lng, f.Time()
+		}
+		n := len(j.b.Events)
+		if err := d.changeLocked(&j.b, old, cur); err != nil {
+			d.mu.Unlock()
+			return changed, err
+		}
+		if len(j.b.Events) > n {
+			changed++
+		}
+	}
+	if j.b.size() == 0 {
+		d.mu.Unlock()
+		return 0, nil
+	}
+	d.jobs <- j
+	d.mu.Unlock()
+	return changed, <-j.done
+}
+
+// Routes returns every route, most urgent first.
+func (d *Depot) Routes() []RouteStatus {
+	d.mu.Lock()
+	out := make([]RouteStatus, 0, len(d.routes))
+	for _, r := range d.routes {
+		out = append(out, r)
+	}
+	d.mu.Unlock()
+	SortByUrgency(out)
+	return out
+}
+
+// Route returns one route.
+func (d *Depot) Route(id string) (RouteStatus, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok := d.routes[id]
+	return r, ok
+}
+
+// LastSeq is the seq of the newest event.
+func (d *Depot) LastSeq() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seq
+}
+
+// SetFeedHealth records the outcome of a feed cycle.
+func (d *Depot) SetFeedHealth(h FeedHealth) {
+	d.mu.Lock()
+	d.feed = h
+	d.mu.Unlock()
+}
+
+// Feed returns the feed health as last recorded.
+func (d *Depot) Feed() FeedHealth {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.feed
+}
+
+// SortByUrgency orders routes RED, YELLOW, GREEN; then most stops behind;
+// then least progress; then by code.
+func SortByUrgency(rs []RouteStatus) {
+	rank := map[string]int{Red: 0, Yellow: 1, Green: 2}
+	slices.SortFunc(rs, func(a, b RouteStatus) int {
+		if c := cmp.Compare(rank[a.StatusColor], rank[b.StatusColor]); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.BehindSchedule, a.BehindSchedule); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(progress(a), progress(b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.RouteCode+a.RouteID, b.RouteCode+b.RouteID)
+	})
+}
+
+func progress(r RouteStatus) float64 {
+	if r.TotalStops <= 0 {
+		return 0
+	}
+	return float64(r.CompletedStops) / float64(r.TotalStops)
+}
+
+// pipeline is the single goroutine that commits and then publishes. Whatever
+// queued up while one commit was on disk goes into the next, so the number
+// of fsyncs follows the disk's pace, not the message rate.
+func (d *Depot) pipeline() {
+	defer close(d.pipeDone)
+	var waiters []chan error
+	for first := range d.jobs {
+		var b Batch
+		b.append(&first.b)
+		waiters = append(waiters[:0], first.done)
+	drain:
+		for b.size() < maxBatch {
+			select {
+			case j, ok := <-d.jobs:
+				if !ok {
+					break drain
+				}
+				b.append(&j.b)
+				waiters = append(waiters, j.done)
+			default:
+				break drain
+			}
+		}
+		err := d.Store.Commit(&b)
+		d.Stats.Commits.Add(1)
+		if err != nil {
+			// Live delivery goes on; the waiters (QoS 1 publishers) are told
+			// so that nothing unstored is acknowledged.
+			d.Stats.CommitErrors.Add(1)
+			d.Log.Error("commit failed", "err", err, "fixes", len(b.Fixes), "events", len(b.Events))
+		}
+		for _, e := range b.Events {
+			if perr := d.Pub.Publish(d.Topics.Events(), e.Raw, false, 1); perr != nil {
+				d.Log.Warn("publish event", "seq", e.Seq, "err", perr)
+			}
+		}
+		d.Stats.Events.Add(int64(len(b.Events)))
+		d.publishStates(b.Routes)
+		for _, w := range waiters {
+			if w != nil {
+				w <- err
+			}
+		}
+	}
+}
+
+// publishStates publishes the newest status of each route in rs, retained.
+func (d *Depot) publishStates(rs []RouteStatus) {
+	last := make(map[string]int, len(rs))
+	for i, r := range rs {
+		last[r.RouteID] = i
+	}
+	for i, r := range rs {
+		if last[r.RouteID] == i { // a later entry supersedes earlier ones
+			d.publishState(r)
+		}
+	}
+}
+
+func (d *Depot) publishState(r RouteStatus) {
+	raw, err := json.Marshal(r)
+	if err == nil {
+		err = d.Pub.Publish(d.Topics.RouteState(r.RouteID), raw, true, 1)
+	}
+	if err != nil {
+		d.Log.Warn("publish route state", "route", r.RouteID, "err", err)
+	}
+}

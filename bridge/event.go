@@ -1,0 +1,44 @@
+package bridge
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// Event types (DESIGN.md §4).
+const (
+	EventRouteUpdate  = "route:update"
+	EventSystemStatus = "system:status"
+)
+
+// Event priorities.
+const (
+	PriorityNormal   = "NORMAL"
+	PriorityHigh     = "HIGH"
+	PriorityCritical = "CRITICAL"
+)
+
+// Envelope is one dashboard event. Seq increases by one per depot with no
+// gaps; it is assigned by Depot, stored, then published.
+type Envelope struct {
+	Seq       uint64          `json:"seq"`
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	Priority  string          `json:"priority"`
+	Timestamp time.Time       `json:"timestamp"`
+	Payload   json.RawMessage `json:"payload"`
+}
+
+// newEnvelope encodes payload and stamps the envelope; the id is derived
+// from the seq so it is unique per depot and stable across restarts.
+func newEnvelope(seq uint64, typ, prio string, at time.Time, payload any) (Envelope, []byte, error) {
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return Envelope{}, nil, err
+	}
+	e := Envelope{Seq: seq, ID: "evt_" + strconv.FormatUint(seq, 10), Type: typ, Priority: prio,
+		Timestamp: at.UTC().Truncate(time.Millisecond), Payload: p}
+	raw, err := json.Marshal(e)
+	return e, raw, err
+}

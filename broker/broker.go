@@ -1,0 +1,226 @@
+// Package broker is the depot's embedded MQTT broker (mochi-mqtt v2): MQTT
+// over TCP on its own port, MQTT over WebSocket as an http.Handler mounted
+// by the web server, and the hooks that ask the rest of the appliance — via
+// the small interfaces declared here — who may connect, what they may do, and
+// what a published message means.
+//
+// The broker knows nothing of the domain: it hands publishes to an Ingestor
+// and maps a Refused error to an MQTT 5 reason code.
+package broker
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Authenticator decides who may connect and what each client may do. It is
+// asked on CONNECT, on SUBSCRIBE, on PUBLISH and on every delivery, so Allow
+// must be cheap.
+type Authenticator interface {
+	// Authenticate checks a CONNECT and returns the identity to record on
+	// the session, or an error to refuse it.
+	Authenticate(c Connect) (identity string, err error)
+	// Allow reports whether identity may publish (write) to or receive from
+	// topic.
+	Allow(identity, topic string, write bool) bool
+}
+
+// Connect is what a client presents on CONNECT.
+type Connect struct {
+	ClientID string
+	Username []byte
+	Password []byte
+	Listener string // "tcp" or "ws"
+	Remote   string
+}
+
+// Ingestor is told of every publish a client makes, before it is
+// acknowledged. For a QoS 1 publish it should return only once the message
+// is as safe as the PUBACK promises.
+type Ingestor interface {
+	Ingest(clientID, topic string, payload []byte, qos byte) error
+}
+
+// Refused is returned by an Ingestor for a publish it will not take. Code is
+// the MQTT 5 reason code sent to v5 clients in the PUBACK.
+type Refused struct {
+	Code   byte
+	Reason string
+}
+
+func (r *Refused) Error() string { return fmt.Sprintf("refused (0x%02x): %s", r.Code, r.Reason) }
+
+// Reason codes used by Refused.
+const (
+	CodeUnspecified   = 0x80
+	CodeNotAuthorized = 0x87
+	CodeTopicInvalid  = 0x90
+	CodeTooLarge      = 0x95
+	CodePayloadFormat = 0x99
+)
+
+// Config sets up a Server. Zero values take the defaults noted.
+type Config struct {
+	TCPAddr        string        // MQTT over TCP; "" disables the TCP listener
+	TLS            *tls.Config   // TLS on the TCP listener when set
+	AllowedOrigins []string      // WebSocket origins besides the page's own
+	Auth           Authenticator // required
+	Ingest         Ingestor      // optional
+	Log            *slog.Logger  // slog.Default()
+	ConnectTimeout time.Duration // CONNECT must arrive within; 10s
+	MaxPacketSize  uint32        // 64 KiB
+	SessionExpiry  uint32        // cap on session expiry, seconds; 7 days
+	MaxClients     int64         // 20,000
+	WritesPending  int           // per-client outbound queue; 1024
+}
+
+// Server is the embedded broker.
+type Server struct {
+	cfg  Config
+	mq   *mqtt.Server
+	ws   *wsListener
+	ln   net.Listener
+	once sync.Once
+}
+
+// New builds a broker; Start binds it.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.MaxPacketSize == 0 {
+		cfg.MaxPacketSize = 64 << 10
+	}
+	if cfg.SessionExpiry == 0 {
+		cfg.SessionExpiry = 7 * 24 * 3600
+	}
+	if cfg.MaxClients == 0 {
+		cfg.MaxClients = 20000
+	}
+	if cfg.WritesPending == 0 {
+		cfg.WritesPending = 1024
+	}
+	return &Server{cfg: cfg}
+}
+
+// Start creates the broker and binds its listeners. It returns once they
+// accept connections.
+func (s *Server) Start() error {
+	if s.cfg.Auth == nil {
+		return errors.New("broker: no Authenticator configured")
+	}
+	// Start from mochi's defaults and set deliberately what matters here
+	// (LIBRARIES.md §1): a zero Capabilities would refuse every client.
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = s.cfg.MaxPacketSize
+	caps.MaximumMessageExpiryInterval = 0 // mochi's 24h default would drop retained route states
+	caps.MaximumSessionExpiryInterval = s.cfg.SessionExpiry
+	caps.MaximumClientWritesPending = int32(s.cfg.WritesPending)
+	caps.MaximumClients = s.cfg.MaxClients
+	caps.MaximumQos = 1 // QoS 2 buys nothing for GPS or alerts and costs a round trip
+	s.mq = mqtt.New(&mqtt.Options{
+		InlineClient:             true,
+		Capabilities:             caps,
+		Logger:                   s.cfg.Log,
+		ClientNetWriteBufferSize: 4096,
+		ClientNetReadBufferSize:  4096,
+		SysTopicResendInterval:   10,
+	})
+	if err := s.mq.AddHook(&hook{srv: s}, nil); err != nil {
+		return fmt.Errorf("add hook: %w", err)
+	}
+	if s.cfg.TCPAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.TCPAddr)
+		if err != nil {
+			return fmt.Errorf("mqtt listen %s: %w", s.cfg.TCPAddr, err)
+		}
+		if s.cfg.TLS != nil {
+			ln = tls.NewListener(ln, s.cfg.TLS)
+		}
+		s.ln = ln
+		if err := s.mq.AddListener(listeners.NewNet("tcp", &deadlineListener{Listener: ln, d: s.cfg.ConnectTimeout})); err != nil {
+			ln.Close()
+			return fmt.Errorf("add tcp listener: %w", err)
+		}
+	}
+	s.ws = newWSListener("ws", s.cfg.AllowedOrigins, s.cfg.ConnectTimeout, s.cfg.Log)
+	if err := s.mq.AddListener(s.ws); err != nil {
+		return fmt.Errorf("add ws listener: %w", err)
+	}
+	return s.mq.Serve()
+}
+
+// Addr is the bound MQTT TCP address ("" when disabled).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// WebSocket is the MQTT-over-WebSocket endpoint, to be mounted at /mqtt.
+func (s *Server) WebSocket() http.Handler { return s.ws }
+
+// Publish delivers a message from the server itself (no ACL).
+func (s *Server) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	return s.mq.Publish(topic, payload, retain, qos)
+}
+
+// Subscribe adds an in-process subscription; fn runs on the publisher's
+// goroutine and must not block.
+func (s *Server) Subscribe(filter string, id int, fn func(topic string, payload []byte)) error {
+	return s.mq.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		fn(pk.TopicName, pk.Payload)
+	})
+}
+
+// ClientCount is the number of connected clients.
+func (s *Server) ClientCount() int64 {
+	if s.mq == nil {
+		return 0
+	}
+	return s.mq.Info.ClientsConnected
+}
+
+// Close disconnects every client (TCP and WebSocket) and stops the broker.
+// Safe to call twice.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		if s.mq != nil {
+			err = s.mq.Close()
+		}
+	})
+	return err
+}
+
+// deadlineListener gives every accepted connection a read deadline, so a
+// client that connects and sends no CONNECT is dropped (mochi reads CONNECT
+// with no deadline; LIBRARIES.md §1). mochi replaces the deadline with the
+// keepalive one after CONNECT.
+type deadlineListener struct {
+	net.Listener
+	d time.Duration
+}
+
+func (l *deadlineListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(l.d))
+	return c, nil
+}

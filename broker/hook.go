@@ -1,0 +1,75 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// hook connects mochi's callbacks to the Authenticator and Ingestor. It is
+// the only authentication and ACL hook: mochi ORs these across hooks, so an
+// allow-all hook beside it would open everything (LIBRARIES.md §1).
+type hook struct {
+	mqtt.HookBase
+	srv *Server
+}
+
+func (h *hook) ID() string { return "depot" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish}, []byte{b})
+}
+
+// OnConnectAuthenticate records the identity in the session's Username, which
+// persists with the session, so ACL checks on restored sessions use it too.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	id, err := h.srv.cfg.Auth.Authenticate(Connect{
+		ClientID: cl.ID, Username: pk.Connect.Username, Password: pk.Connect.Password,
+		Listener: cl.Net.Listener, Remote: cl.Net.Remote,
+	})
+	if err != nil {
+		h.srv.cfg.Log.Info("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "err", err)
+		return false
+	}
+	cl.Properties.Username = []byte(id)
+	return true
+}
+
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	return h.srv.cfg.Auth.Allow(string(cl.Properties.Username), topic, write)
+}
+
+// OnPublish runs before the PUBACK, on the client's own read goroutine.
+// A refused message is never delivered: v5 QoS 1 senders get the reason
+// code; v3 and QoS 0 senders are acknowledged and the message dropped, since
+// resending a bad fix can never succeed. A failure that is not the message's
+// fault (the store) leaves a v3 QoS 1 message unacknowledged so the handheld
+// sends it again.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || h.srv.cfg.Ingest == nil {
+		return pk, nil
+	}
+	err := h.srv.cfg.Ingest.Ingest(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos)
+	if err == nil {
+		return pk, nil
+	}
+	v5qos := cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0
+	var r *Refused
+	if errors.As(err, &r) {
+		h.srv.cfg.Log.Debug("publish refused", "client", cl.ID, "topic", pk.TopicName, "reason", r.Reason)
+		if v5qos {
+			return pk, packets.Code{Code: r.Code, Reason: r.Reason}
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
+	h.srv.cfg.Log.Warn("publish not stored", "client", cl.ID, "topic", pk.TopicName, "err", err)
+	switch {
+	case v5qos:
+		return pk, packets.ErrUnspecifiedError
+	case pk.FixedHeader.Qos > 0:
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, packets.CodeSuccessIgnore
+}

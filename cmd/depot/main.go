@@ -1,0 +1,108 @@
+// Command depot is Depot Command Central: one binary with the MQTT broker,
+// the store, the web server and the dashboard of a delivery depot.
+//
+//	depot [serve] [flags]   run the appliance (the default)
+//	depot sim [flags]       simulated handhelds publishing GPS to a running depot
+//	depot version           print the version
+//
+// Every flag also reads the environment variable DEPOT_<FLAG_NAME>, e.g.
+// --http-addr from DEPOT_HTTP_ADDR.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Version is set at build time: -ldflags "-X main.Version=…".
+var Version = "dev"
+
+const usage = `Depot Command Central — live routes and drivers for a delivery depot.
+
+Usage:
+  depot [serve] [flags]   run the appliance (default)
+  depot sim [flags]       simulated handhelds publishing GPS to a running depot
+  depot version           print the version
+
+Run "depot serve -h" or "depot sim -h" for the flags of each. Every flag can
+also be set with the environment variable DEPOT_<FLAG_NAME> (e.g.
+DEPOT_HTTP_ADDR for --http-addr); a flag on the command line wins.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "depot:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		m := NewMain(stderr)
+		if err := m.ParseFlags(args); err != nil {
+			return err
+		}
+		if err := m.Run(ctx); err != nil {
+			m.Close()
+			return err
+		}
+		<-ctx.Done()
+		m.Log.Info("shutting down")
+		return m.Close()
+	case "sim":
+		return runSim(ctx, args, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "depot", Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// envFlags sets every flag of fs not given on the command line from
+// DEPOT_<FLAG_NAME>. It runs after fs.Parse so the command line wins.
+func envFlags(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		key := "DEPOT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", key, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

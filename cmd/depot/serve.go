@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/broker"
+	"github.com/depotcc/depot/storage"
+	"github.com/depotcc/depot/ui"
+)
+
+// ServeConfig is everything `depot serve` is told.
+type ServeConfig struct {
+	Data           string
+	HTTPAddr       string
+	MQTTAddr       string
+	Depot          string
+	Demo           bool
+	DemoRoutes     int
+	DemoRate       time.Duration
+	CortexURL      string
+	CortexInterval time.Duration
+	TLSCert        string
+	TLSKey         string
+	AllowedOrigins string
+	MapTiles       string
+	LogLevel       string
+}
+
+// Main is the running appliance. Tests build one with NewMain, set Config,
+// and call Run, so they exercise the real wiring.
+type Main struct {
+	Config ServeConfig
+	Log    *slog.Logger
+	Out    io.Writer
+
+	store   *storage.DB
+	depot   *bridge.Depot
+	broker  *broker.Server
+	web     *ui.Server
+	ingest  *ingest
+	started time.Time
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+// NewMain returns a Main with the default configuration, logging to out.
+func NewMain(out io.Writer) *Main {
+	return &Main{Out: out, Config: ServeConfig{
+		Data: "./data", HTTPAddr: ":8080", MQTTAddr: ":1883", Depot: "DEMO1",
+		DemoRoutes: 30, DemoRate: time.Second, CortexInterval: 30 * time.Second, LogLevel: "info",
+	}}
+}
+
+// ParseFlags reads the serve flags and their DEPOT_* environment variables.
+func (m *Main) ParseFlags(args []string) error {
+	c := &m.Config
+	fs := flag.NewFlagSet("depot serve", flag.ContinueOnError)
+	fs.SetOutput(m.Out)
+	fs.StringVar(&c.Data, "data", c.Data, "data directory (created if missing)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "dashboard, REST API and MQTT over WebSocket (/mqtt)")
+	fs.StringVar(&c.MQTTAddr, "mqtt-addr", c.MQTTAddr, "MQTT over TCP (8883 by convention with TLS)")
+	fs.StringVar(&c.Depot, "depot", c.Depot, "depot id used in every topic")
+	fs.BoolVar(&c.Demo, "demo", c.Demo, "simulated route feed and handhelds")
+	fs.IntVar(&c.DemoRoutes, "demo-routes", c.DemoRoutes, "routes in the demo (1-35)")
+	fs.DurationVar(&c.DemoRate, "demo-rate", c.DemoRate, "interval between GPS fixes of each demo handheld")
+	fs.StringVar(&c.CortexURL, "cortex-url", c.CortexURL, "route-data feed: http(s)://… or file://…")
+	fs.DurationVar(&c.CortexInterval, "cortex-interval", c.CortexInterval, "how often the route feed is read")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate: TLS on both listeners")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for --tls-cert")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated extra origins allowed to open /mqtt")
+	fs.StringVar(&c.MapTiles, "map-tiles", c.MapTiles, "optional map tile URL template ({z}/{x}/{y}); none: a plain offline map")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := envFlags(fs); err != nil {
+		return err
+	}
+	return c.validate()
+}
+
+func (c *ServeConfig) validate() error {
+	switch {
+	case !bridge.ValidID(c.Depot):
+		return fmt.Errorf("--depot %q: want 1-64 letters, digits, '-', '_' or '.'", c.Depot)
+	case c.CortexInterval < time.Second:
+		return fmt.Errorf("--cortex-interval %s: want at least 1s", c.CortexInterval)
+	case c.DemoRate < 10*time.Millisecond:
+		return fmt.Errorf("--demo-rate %s: want at least 10ms", c.DemoRate)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case c.Data == "":
+		return errors.New("--data is required")
+	}
+	if c.CortexURL != "" {
+		if _, err := bridge.NewSource(c.CortexURL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run opens the store, starts the broker, the web server, the feed and (with
+// --demo) the simulated handhelds, and returns once all are ready.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	m.started = time.Now()
+	if m.Log == nil {
+		l, err := newLogger(m.Out, c.LogLevel)
+		if err != nil {
+			return err
+		}
+		m.Log = l
+	}
+	var tlsCfg *tls.Config
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return fmt.Errorf("load TLS key pair: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	store, err := storage.Open(c.Data, m.Log.With("part", "storage"))
+	if err != nil {
+		return err
+	}
+	m.store = store
+
+	m.ingest = &ingest{id: c.Depot, log: m.Log.With("part", "ingest")}
+	m.broker = broker.New(broker.Config{
+		TCPAddr: c.MQTTAddr, TLS: tlsCfg, Log: m.Log.With("part", "broker"),
+		AllowedOrigins: splitList(c.AllowedOrigins),
+		Auth:           openAccess{},
+		Ingest:         m.ingest,
+	})
+	m.depot = &bridge.Depot{ID: c.Depot, Store: store, Pub: m.broker, Log: m.Log.With("part", "depot")}
+	m.ingest.depot = m.depot
+
+	if err := m.depot.Open(); err != nil {
+		return err
+	}
+	if err := m.broker.Start(); err != nil {
+		return err
+	}
+	m.depot.Restore()
+
+	m.web = ui.New(ui.Config{
+		Addr: c.HTTPAddr, TLS: tlsCfg, DepotID: c.Depot, Center: [2]float64{bridge.DemoLat, bridge.DemoLng},
+		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: store,
+		MQTT: m.broker.WebSocket(), Health: m.health, Log: m.Log.With("part", "http"),
+	})
+	if err := m.web.Start(); err != nil {
+		return err
+	}
+
+	rctx, cancel := context.WithCancel(ctx)
+	m.cancel = cancel
+	var src bridge.RouteSource
+	var demo *bridge.Demo
+	switch {
+	case c.CortexURL != "":
+		src, _ = bridge.NewSource(c.CortexURL)
+	case c.Demo:
+		demo = bridge.NewDemo(time.Now(), c.DemoRoutes, 1)
+		src = demo
+	}
+	if src != nil {
+		m.depot.SyncOnce(rctx, src) // the first cycle before "ready"
+		m.goRun(func() { m.depot.Sync(rctx, src, c.CortexInterval) })
+	} else {
+		m.Log.Warn("no route feed: start with --cortex-url or --demo to see routes")
+	}
+	m.goRun(func() { m.heartbeat(rctx) })
+	if demo != nil {
+		m.goRun(func() {
+			err := simulate(rctx, simConfig{
+				MQTT: m.broker.Addr(), Depot: c.Depot, Drivers: demo.Drivers(), Demo: demo,
+				Interval: c.DemoRate, QoS: 1, Log: m.Log.With("part", "demo"),
+			})
+			if err != nil && rctx.Err() == nil {
+				m.Log.Error("demo handhelds stopped", "err", err)
+			}
+		})
+	}
+	m.Log.Info("listening", "http", m.web.Addr(), "mqtt", m.broker.Addr(), "depot", c.Depot,
+		"data", c.Data, "demo", c.Demo, "version", Version)
+	if c.Demo {
+		m.Log.Info("demo depot ready: open the dashboard", "url", "http://"+browseAddr(m.web.Addr()))
+	}
+	m.Log.Warn("MQTT authentication is not enabled yet: any client may connect (see issue 3)")
+	return nil
+}
+
+func (m *Main) goRun(f func()) {
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); f() }()
+}
+
+// HTTPAddr and MQTTAddr are the bound addresses once Run has returned.
+func (m *Main) HTTPAddr() string { return m.web.Addr() }
+func (m *Main) MQTTAddr() string { return m.broker.Addr() }
+
+// Close stops accepting, lets in-flight work finish, flushes and closes the
+// store. Safe to call twice and after a failed Run.
+func (m *Main) Close() error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.web != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = m.web.Shutdown(ctx)
+		cancel()
+	}
+	if m.broker != nil {
+		_ = m.broker.Close()
+	}
+	if m.depot != nil {
+		m.depot.Close()
+	}
+	var err error
+	if m.store != nil {
+		err = m.store.Close()
+	}
+	if m.Log != nil {
+		m.Log.Info("stopped")
+	}
+	return err
+}
+
+// health is /healthz and the heartbeat: the bound addresses, the feed and
+// the counters.
+func (m *Main) health() map[string]any {
+	s := &m.depot.Stats
+	return map[string]any{
+		"status":  "ok",
+		"depot":   m.Config.Depot,
+		"version": Version,
+		"mqtt":    m.broker.Addr(),
+		"http":    m.web.Addr(),
+		"uptimeS": int64(time.Since(m.started).Seconds()),
+		"clients": m.broker.ClientCount(),
+		"lastSeq": m.depot.LastSeq(),
+		"feed":    m.depot.Feed(),
+		"fixes": map[string]any{
+			"accepted": s.FixesAccepted.Load(), "late": s.FixesLate.Load(), "refused": m.ingest.refusedCounts(),
+		},
+		"events":       s.Events.Load(),
+		"commits":      s.Commits.Load(),
+		"commitErrors": s.CommitErrors.Load(),
+	}
+}
+
+// heartbeat publishes the system status, retained, every 5 s.
+func (m *Main) heartbeat(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	topic := "depot/" + m.Config.Depot + "/system/heartbeat"
+	for {
+		h := m.health()
+		h["ts"] = time.Now().UnixMilli()
+		if b, err := json.Marshal(h); err == nil {
+			_ = m.broker.Publish(topic, b, true, 0)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// browseAddr turns a listen address into one a browser can open.
+func browseAddr(a string) string {
+	if strings.HasPrefix(a, "[::]:") {
+		return "localhost:" + a[5:]
+	}
+	if strings.HasPrefix(a, "0.0.0.0:") {
+		return "localhost:" + a[8:]
+	}
+	return a
+}

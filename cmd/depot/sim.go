@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// simConfig drives simulated handhelds.
+type simConfig struct {
+	MQTT     string // host:port of MQTT over TCP
+	Depot    string
+	Drivers  []string
+	Demo     *bridge.Demo // positions of the demo's drivers; others wander round the depot
+	Interval time.Duration
+	QoS      byte
+	Duration time.Duration // 0: until ctx ends
+	Log      *slog.Logger
+	Stats    *simStats
+}
+
+type simStats struct{ sent, acked, failed atomic.Int64 }
+
+func runSim(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("depot sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("mqtt", "localhost:1883", "MQTT over TCP address of the depot")
+	depot := fs.String("depot", "DEMO1", "depot id")
+	n := fs.Int("drivers", 30, "number of handhelds (D1…Dn)")
+	rate := fs.Float64("rate", 1, "GPS fixes per second per handheld")
+	qos := fs.Int("qos", 1, "QoS of GPS publishes (0 or 1)")
+	dur := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := envFlags(fs); err != nil {
+		return err
+	}
+	switch {
+	case *n < 1 || *n > 100000:
+		return fmt.Errorf("--drivers %d: want 1-100000", *n)
+	case *rate <= 0 || *rate > 100:
+		return fmt.Errorf("--rate %v: want more than 0, at most 100", *rate)
+	case *qos != 0 && *qos != 1:
+		return fmt.Errorf("--qos %d: want 0 or 1", *qos)
+	case !bridge.ValidID(*depot):
+		return fmt.Errorf("--depot %q: not a valid id", *depot)
+	}
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	drivers := make([]string, *n)
+	for i := range drivers {
+		drivers[i] = fmt.Sprintf("D%d", i+1)
+	}
+	st := &simStats{}
+	start := time.Now()
+	err = simulate(ctx, simConfig{MQTT: *addr, Depot: *depot, Drivers: drivers,
+		Demo: bridge.NewDemo(start, *n, 1), Interval: time.Duration(float64(time.Second) / *rate),
+		QoS: byte(*qos), Duration: *dur, Log: log, Stats: st})
+	el := time.Since(start).Seconds()
+	log.Info("sim finished", "sent", st.sent.Load(), "acked", st.acked.Load(), "failed", st.failed.Load(),
+		"fixes_per_s", math.Round(float64(st.sent.Load())/el))
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+// simulate runs one handheld per driver until ctx ends (or Duration passes).
+// Each reconnects by itself with capped exponential backoff and jitter.
+func simulate(ctx context.Context, c simConfig) error {
+	if c.Stats == nil {
+		c.Stats = &simStats{}
+	}
+	if c.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Duration)
+		defer cancel()
+	}
+	u, err := url.Parse("mqtt://" + c.MQTT)
+	if err != nil {
+		return fmt.Errorf("mqtt address %q: %w", c.MQTT, err)
+	}
+	var wg sync.WaitGroup
+	for i, d := range c.Drivers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runHandheld(ctx, c, u, d, uint64(i))
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+func runHandheld(ctx context.Context, c simConfig, u *url.URL, driver string, seed uint64) {
+	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{u},
+		KeepAlive:                     30,
+		CleanStartOnInitialConnection: true,
+		ReconnectBackoff:              autopaho.NewExponentialBackoff(500*time.Millisecond, 30*time.Second, time.Second, 2),
+		ConnectTimeout:                10 * time.Second,
+		ClientConfig:                  paho.ClientConfig{ClientID: "drv-" + driver},
+		OnConnectError: func(err error) {
+			c.Log.Debug("handheld connect failed", "driver", driver, "err", err)
+		},
+	})
+	if err != nil {
+		c.Log.Error("handheld", "driver", driver, "err", err)
+		return
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = cm.Disconnect(dctx)
+		cancel()
+	}()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	// Spread the first fixes over one interval so handhelds do not beat in step.
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Duration(rng.Int64N(int64(c.Interval)))):
+	}
+	t := time.NewTicker(c.Interval)
+	defer t.Stop()
+	topic := bridge.Topics{Depot: c.Depot}.Driver(driver, bridge.KindGPS)
+	lat, lng := bridge.DemoLat+rng.NormFloat64()*0.03, bridge.DemoLng+rng.NormFloat64()*0.03
+	batt := 60 + rng.Float64()*40
+	for {
+		if err := cm.AwaitConnection(ctx); err != nil {
+			return
+		}
+		now := time.Now()
+		if dl, dg, ok := c.Demo.Position(driver, now); ok {
+			lat, lng = dl, dg
+		} else {
+			lat += rng.NormFloat64() * 0.0002
+			lng += rng.NormFloat64() * 0.0002
+		}
+		batt = max(5, batt-0.001)
+		payload, _ := json.Marshal(map[string]any{
+			"lat": lat, "lng": lng, "ts": now.UnixMilli(), "acc": 5, "spd": 8.3,
+			"hdg": rng.IntN(360), "batt": int(batt),
+		})
+		c.Stats.sent.Add(1)
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := cm.Publish(pctx, &paho.Publish{Topic: topic, QoS: c.QoS, Payload: payload})
+		cancel()
+		if err != nil {
+			c.Stats.failed.Add(1)
+			if ctx.Err() == nil {
+				c.Log.Debug("publish failed", "driver", driver, "err", err)
+			}
+		} else {
+			c.Stats.acked.Add(1)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,263 @@
+// Package storage keeps the depot's data on the box's own disk in nutsdb:
+// routes, GPS history, the latest fix of each driver and the event log.
+// Methods speak domain types; no nutsdb type leaves this package.
+//
+// Layout (all BTree buckets):
+//
+//	routes    routeID                        -> RouteStatus JSON
+//	gps       "r/"+routeID+0x00+be64(ts)+driver -> Fix JSON   (history of a route)
+//	          "d/"+driverID+0x00+be64(ts)       -> Fix JSON   (a driver on no route)
+//	gps_last  driverID                       -> Fix JSON
+//	events    be64(seq)                      -> envelope JSON
+//
+// A route's time window is one RangeScan; the key ends in the driver id so
+// a repeated fix (a QoS 1 redelivery) overwrites itself instead of doubling.
+package storage
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+	"github.com/nutsdb/nutsdb"
+)
+
+const (
+	bRoutes  = "routes"
+	bGPS     = "gps"
+	bGPSLast = "gps_last"
+	bEvents  = "events"
+)
+
+var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents}
+
+// ErrNotFound is returned when a requested item does not exist.
+var ErrNotFound = errors.New("not found")
+
+// MaxHistory bounds one history read.
+const MaxHistory = 200_000
+
+// DB is the depot's store.
+type DB struct {
+	Dir string
+	Log *slog.Logger
+	db  *nutsdb.DB
+}
+
+var _ bridge.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	opts := nutsdb.DefaultOptions
+	opts.Dir = dir
+	// Keys only in RAM: values (history) would otherwise all live in memory.
+	opts.EntryIdxMode = nutsdb.HintKeyAndRAMIdxMode
+	opts.SegmentSize = 64 * nutsdb.MB
+	ndb, err := nutsdb.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	// Buckets must exist in a committed transaction before they are written.
+	err = ndb.Update(func(tx *nutsdb.Tx) error {
+		for _, b := range buckets {
+			if !tx.ExistBucket(nutsdb.DataStructureBTree, b) {
+				if err := tx.NewBucket(nutsdb.DataStructureBTree, b); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		ndb.Close()
+		return nil, fmt.Errorf("create buckets: %w", err)
+	}
+	return &DB{Dir: dir, Log: log, db: ndb}, nil
+}
+
+// Close flushes and closes the store. Safe to call twice.
+func (s *DB) Close() error {
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func routeKeyPrefix(routeID string) []byte { return append([]byte("r/"+routeID), 0) }
+
+func historyKey(h bridge.HistoryFix) []byte {
+	var k []byte
+	if h.RouteID != "" {
+		k = routeKeyPrefix(h.RouteID)
+	} else {
+		k = append([]byte("d/"+h.Fix.DriverID), 0)
+	}
+	k = binary.BigEndian.AppendUint64(k, uint64(h.Fix.TS))
+	return append(k, h.Fix.DriverID...)
+}
+
+// Commit implements bridge.Store: the whole batch in one transaction.
+func (s *DB) Commit(b *bridge.Batch) error {
+	// Only the newest status of a route and fix of a driver is worth a record.
+	routes := make(map[string]int, len(b.Routes))
+	for i, r := range b.Routes {
+		routes[r.RouteID] = i
+	}
+	latest := make(map[string]int, len(b.Latest))
+	for i, f := range b.Latest {
+		latest[f.DriverID] = i
+	}
+	return s.db.Update(func(tx *nutsdb.Tx) error {
+		for _, h := range b.Fixes {
+			v, err := json.Marshal(h.Fix)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(bGPS, historyKey(h), v, nutsdb.Persistent); err != nil {
+				return fmt.Errorf("put fix: %w", err)
+			}
+		}
+		for _, i := range latest {
+			f := b.Latest[i]
+			v, _ := json.Marshal(f)
+			if err := tx.Put(bGPSLast, []byte(f.DriverID), v, nutsdb.Persistent); err != nil {
+				return fmt.Errorf("put latest: %w", err)
+			}
+		}
+		for _, i := range routes {
+			r := b.Routes[i]
+			v, _ := json.Marshal(r)
+			if err := tx.Put(bRoutes, []byte(r.RouteID), v, nutsdb.Persistent); err != nil {
+				return fmt.Errorf("put route: %w", err)
+			}
+		}
+		for _, e := range b.Events {
+			if err := tx.Put(bEvents, be64(e.Seq), e.Raw, nutsdb.Persistent); err != nil {
+				return fmt.Errorf("put event: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+func notFound(err error) bool {
+	return errors.Is(err, nutsdb.ErrRangeScan) || errors.Is(err, nutsdb.ErrPrefixScan) ||
+		errors.Is(err, nutsdb.ErrKeyNotFound) || errors.Is(err, nutsdb.ErrNotFoundKey) ||
+		errors.Is(err, nutsdb.ErrBucketEmpty)
+}
+
+// LoadState implements bridge.Store.
+func (s *DB) LoadState() (bridge.State, error) {
+	var st bridge.State
+	err := s.db.View(func(tx *nutsdb.Tx) error {
+		vals, err := tx.GetValues(bRoutes)
+		if err != nil && !notFound(err) {
+			return fmt.Errorf("read routes: %w", err)
+		}
+		for _, v := range vals {
+			var r bridge.RouteStatus
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode route: %w", err)
+			}
+			st.Routes = append(st.Routes, r)
+		}
+		vals, err = tx.GetValues(bGPSLast)
+		if err != nil && !notFound(err) {
+			return fmt.Errorf("read latest fixes: %w", err)
+		}
+		for _, v := range vals {
+			var f bridge.Fix
+			if err := json.Unmarshal(v, &f); err != nil {
+				return fmt.Errorf("decode fix: %w", err)
+			}
+			st.Latest = append(st.Latest, f)
+		}
+		k, err := tx.GetMaxKey(bEvents)
+		if err != nil && !notFound(err) {
+			return fmt.Errorf("read last seq: %w", err)
+		}
+		if len(k) == 8 {
+			st.LastSeq = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return st, err
+}
+
+// History returns the fixes filed under routeID with device time in
+// [from, to], oldest first, at most MaxHistory of them.
+func (s *DB) History(routeID string, from, to time.Time) ([]bridge.Fix, error) {
+	p := routeKeyPrefix(routeID)
+	lo := binary.BigEndian.AppendUint64(append([]byte(nil), p...), uint64(max(from.UnixMilli(), 0)))
+	hi := binary.BigEndian.AppendUint64(append([]byte(nil), p...), uint64(max(to.UnixMilli(), 0)))
+	hi = append(hi, 0xff)
+	var out []bridge.Fix
+	err := s.db.View(func(tx *nutsdb.Tx) error {
+		vals, err := tx.RangeScan(bGPS, lo, hi)
+		if err != nil {
+			if notFound(err) {
+				return nil
+			}
+			return err
+		}
+		if len(vals) > MaxHistory {
+			vals = vals[:MaxHistory]
+		}
+		out = make([]bridge.Fix, 0, len(vals))
+		for _, v := range vals {
+			var f bridge.Fix
+			if err := json.Unmarshal(v, &f); err != nil {
+				return fmt.Errorf("decode fix: %w", err)
+			}
+			out = append(out, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read history of %s: %w", routeID, err)
+	}
+	return out, nil
+}
+
+// EventsAfter returns up to limit stored envelopes with seq > after, in
+// order. Seqs have no gaps, so this is one bounded range scan.
+func (s *DB) EventsAfter(after uint64, limit int) ([]json.RawMessage, error) {
+	if limit <= 0 || after == math.MaxUint64 {
+		return nil, nil
+	}
+	hi := after + uint64(limit)
+	if hi < after {
+		hi = math.MaxUint64
+	}
+	var out []json.RawMessage
+	err := s.db.View(func(tx *nutsdb.Tx) error {
+		vals, err := tx.RangeScan(bEvents, be64(after+1), be64(hi))
+		if err != nil {
+			if notFound(err) {
+				return nil
+			}
+			return err
+		}
+		out = make([]json.RawMessage, len(vals))
+		for i, v := range vals {
+			out[i] = json.RawMessage(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read events after %d: %w", after, err)
+	}
+	return out, nil
+}

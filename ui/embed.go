@@ -1,0 +1,36 @@
+package ui
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// dist is the built dashboard (make ui). Only dist/.keep is committed: the
+// bundle holds third-party code (MQTT.js, Leaflet) that the build fetches
+// from the lock file, so it is built, never checked in.
+//
+//go:embed all:dist
+var dist embed.FS
+
+const notBuilt = `<!doctype html><title>Depot</title><body style="font:18px sans-serif;padding:2em">
+<h1>Dashboard not built</h1><p>This binary was built without the dashboard assets.
+Run <code>make</code> (which runs <code>make ui</code>) and rebuild.</p>`
+
+func (s *Server) mountDashboard() {
+	sub, _ := fs.Sub(dist, "dist")
+	if _, err := fs.Stat(sub, "index.html"); err != nil {
+		s.e.GET("/", func(c echo.Context) error { return c.HTML(http.StatusOK, notBuilt) })
+		return
+	}
+	s.e.Use(middleware.StaticWithConfig(middleware.StaticConfig{
+		Filesystem: http.FS(sub),
+		Skipper: func(c echo.Context) bool {
+			p := c.Request().URL.Path
+			return p == "/mqtt" || len(p) >= 4 && p[:4] == "/api" || p == "/healthz" || p == "/readyz"
+		},
+	}))
+}

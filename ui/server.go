@@ -1,0 +1,186 @@
+// Package ui is the depot's web face: the Echo server with the REST API,
+// health endpoints, the MQTT-over-WebSocket mount and the embedded
+// dashboard. It reads the domain through the small interfaces below.
+package ui
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Depot is the live state the API reads.
+type Depot interface {
+	Routes() []bridge.RouteStatus
+	Route(id string) (bridge.RouteStatus, bool)
+	Feed() bridge.FeedHealth
+	LastSeq() uint64
+}
+
+// Archive is the stored history the API reads.
+type Archive interface {
+	History(routeID string, from, to time.Time) ([]bridge.Fix, error)
+	EventsAfter(after uint64, limit int) ([]json.RawMessage, error)
+}
+
+// Config sets up a Server.
+type Config struct {
+	Addr     string      // e.g. ":8080" or "127.0.0.1:0"
+	TLS      *tls.Config // HTTPS when set
+	DepotID  string
+	Center   [2]float64 // where the map opens: the depot
+	MapTiles string     // optional XYZ tile URL template; none: a plain map
+	Version  string
+	Depot    Depot
+	Archive  Archive
+	MQTT     http.Handler // MQTT over WebSocket, mounted at /mqtt
+	Health   func() map[string]any
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Server is the HTTP side of the appliance.
+type Server struct {
+	cfg  Config
+	e    *echo.Echo
+	ln   net.Listener
+	done chan struct{}
+}
+
+// New builds the server and its routes; Start binds it.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, e: echo.New(), done: make(chan struct{})}
+	e := s.e
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Server.ReadHeaderTimeout = 10 * time.Second
+	e.Server.IdleTimeout = 120 * time.Second
+	e.Server.ErrorLog = slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug)
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit("1M"))
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.healthz)
+	if cfg.MQTT != nil {
+		e.GET("/mqtt", echo.WrapHandler(cfg.MQTT))
+	}
+	api := e.Group("/api/v1")
+	api.GET("/config", s.config)
+	api.GET("/routes", s.routes)
+	api.GET("/routes/:id", s.route)
+	api.GET("/routes/:id/history", s.history)
+	api.GET("/events", s.events)
+	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
+	s.mountDashboard()
+	return s
+}
+
+// Handler exposes the routes for tests that use httptest.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Start binds the listener and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", s.cfg.Addr, err)
+	}
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
+	s.ln = ln
+	go func() {
+		if err := s.e.Server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.cfg.Log.Error("http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Shutdown stops accepting and waits (bounded by ctx) for requests to end.
+// Hijacked WebSocket connections are not waited for: the broker closes them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	return s.e.Shutdown(ctx)
+}
+
+// apiError is the JSON error body.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// errorHandler answers every error as JSON with the right status; anything
+// that is not an *echo.HTTPError is logged and becomes a plain 500 without
+// internals.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code = he.Code
+		msg = fmt.Sprint(he.Message)
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		}
+	} else {
+		s.cfg.Log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(code)
+	} else {
+		err = c.JSON(code, apiError{Error: msg})
+	}
+	if err != nil {
+		s.cfg.Log.Debug("write error response", "err", err)
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	h := map[string]any{"status": "ok"}
+	if s.cfg.Health != nil {
+		h = s.cfg.Health()
+	}
+	h["http"] = s.Addr()
+	return c.JSON(http.StatusOK, h)
+}
+
+func (s *Server) config(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{
+		"depot":      s.cfg.DepotID,
+		"center":     map[string]float64{"lat": s.cfg.Center[0], "lng": s.cfg.Center[1]},
+		"mapTiles":   s.cfg.MapTiles,
+		"version":    s.cfg.Version,
+		"serverTime": s.cfg.Now().UnixMilli(),
+		"lastSeq":    s.cfg.Depot.LastSeq(),
+		"feed":       s.cfg.Depot.Feed(),
+	})
+}
