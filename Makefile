@@ -1,0 +1,56 @@
+# Depot Command Central
+#   make run    build and start the demo depot at http://localhost:8080
+#   make test   the whole suite (installs Chromium and mosquitto clients if missing)
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X 'main.Version=$(VERSION)'
+GO      ?= go
+UI_SRC  := $(wildcard ui/web/src/*) ui/web/build.mjs ui/web/package-lock.json
+FUZZTIME ?= 10s
+
+.PHONY: all build ui run test deps vet unit fuzz fuzz-long clean
+
+all: build
+
+build: bin/depot
+
+bin/depot: ui/dist/index.html $(shell find . -name '*.go' -not -path './ui/web/*') go.mod go.sum
+	$(GO) build -ldflags "$(LDFLAGS)" -o $@ ./cmd/depot
+
+# The dashboard bundle is built from the lock file, never committed.
+ui/web/node_modules/.package-lock.json: ui/web/package-lock.json
+	cd ui/web && npm ci --no-audit --no-fund
+	@touch $@
+
+ui/dist/index.html: ui/web/node_modules/.package-lock.json $(UI_SRC)
+	cd ui/web && npm run --silent build
+
+ui: ui/dist/index.html
+
+run: build
+	./bin/depot serve --demo --data ./data/demo --http-addr :8080
+
+deps:
+	@scripts/deps.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+unit: ui
+	$(GO) test -race -count=1 -timeout 8m ./...
+
+# Short fuzz runs of every parser of outside input.
+fuzz: ui
+	$(GO) test -run='^$$' -fuzz='^FuzzParseFix$$' -fuzztime=$(FUZZTIME) ./bridge
+	$(GO) test -run='^$$' -fuzz='^FuzzParseDriverTopic$$' -fuzztime=$(FUZZTIME) ./bridge
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSnapshots$$' -fuzztime=$(FUZZTIME) ./bridge
+
+fuzz-long:
+	$(MAKE) fuzz FUZZTIME=5m
+
+test: deps vet unit fuzz
+
+clean:
+	rm -rf bin ui/web/node_modules
+	find ui/dist -mindepth 1 ! -name .keep -delete
