@@ -1,0 +1,441 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memStore is a recording Store.
+type memStore struct {
+	mu      sync.Mutex
+	state   State
+	batches []Batch
+	fail    error
+}
+
+func (m *memStore) LoadState() (State, error) { return m.state, nil }
+func (m *memStore) Commit(b *Batch) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	m.batches = append(m.batches, *b)
+	return nil
+}
+func (m *memStore) all() (b Batch) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.batches {
+		b.append(&m.batches[i])
+	}
+	return b
+}
+
+type pubMsg struct {
+	topic   string
+	payload []byte
+	retain  bool
+}
+
+// memPub records publishes.
+type memPub struct {
+	mu   sync.Mutex
+	msgs []pubMsg
+}
+
+func (p *memPub) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.msgs = append(p.msgs, pubMsg{topic, payload, retain})
+	return nil
+}
+
+func (p *memPub) events(t *testing.T) []Envelope {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Envelope
+	for _, m := range p.msgs {
+		if m.topic == "depot/T/events" {
+			var e Envelope
+			if err := json.Unmarshal(m.payload, &e); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) Now() time.Time { return c.t }
+
+func newDepot(t *testing.T, st *memStore) (*Depot, *memPub, *clock) {
+	t.Helper()
+	pub, clk := &memPub{}, &clock{t0}
+	d := &Depot{ID: "T", Store: st, Pub: pub, Now: clk.Now}
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d, pub, clk
+}
+
+func snap(id, driver string, done, behind int) RouteSnapshot {
+	return RouteSnapshot{RouteID: id, RouteCode: "C" + id, DriverID: driver, DriverName: "N" + driver,
+		PerformanceTier: "TOP", TotalStops: 100, CompletedStops: done, TotalPackages: 150,
+		CompletedPackages: done, BehindSchedule: behind, CurrentLat: 38.5, CurrentLng: -121.5,
+		LastUpdated: t0}
+}
+
+func payload(t *testing.T, e Envelope) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(e.Payload, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestDiff(t *testing.T) {
+	a := snap("R1", "D1", 10, 1).Status()
+	if d := Diff(a, a); d != nil {
+		t.Fatalf("no change gave %v", d)
+	}
+	b := a
+	b.CompletedStops, b.BehindSchedule, b.StatusColor = 11, 6, Red
+	d := Diff(a, b)
+	want := Delta{"routeId": "R1", "completedStops": 11, "behindSchedule": 6, "statusColor": Red}
+	if len(d) != len(want) {
+		t.Fatalf("Diff = %v, want %v", d, want)
+	}
+	for k, v := range want {
+		if d[k] != v {
+			t.Fatalf("Diff[%s] = %v, want %v", k, d[k], v)
+		}
+	}
+	if n := len(Diff(RouteStatus{}, a)); n != 14 { // every field (performanceTier included) + routeId
+		t.Fatalf("first sight gave %d fields", n)
+	}
+}
+
+func TestFeedDeltasAndSeq(t *testing.T) {
+	st := &memStore{}
+	d, pub, _ := newDepot(t, st)
+	n, err := d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 10, 0), snap("R2", "D2", 20, 3)})
+	if err != nil || n != 2 {
+		t.Fatalf("first cycle: %d, %v", n, err)
+	}
+	// Same feed again: nothing changes, nothing is published.
+	if n, _ := d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 10, 0), snap("R2", "D2", 20, 3)}); n != 0 {
+		t.Fatalf("unchanged cycle changed %d", n)
+	}
+	// R2 falls to 7 behind: a delta with only what changed.
+	if n, _ := d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 10, 0), snap("R2", "D2", 21, 7)}); n != 1 {
+		t.Fatalf("third cycle changed %d", n)
+	}
+	evs := pub.events(t)
+	if len(evs) != 3 {
+		t.Fatalf("%d events", len(evs))
+	}
+	for i, e := range evs {
+		if e.Seq != uint64(i+1) || e.Type != EventRouteUpdate || e.ID == "" {
+			t.Fatalf("event %d: %+v", i, e)
+		}
+	}
+	got := payload(t, evs[2])
+	want := map[string]any{"routeId": "R2", "completedStops": 21.0, "completedPackages": 21.0, "behindSchedule": 7.0, "statusColor": "RED"}
+	if len(got) != len(want) {
+		t.Fatalf("delta %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("delta[%s] = %v, want %v", k, got[k], v)
+		}
+	}
+	// Stored before published: every published seq is in a committed batch.
+	if b := st.all(); len(b.Events) != 3 || b.Events[2].Seq != 3 {
+		t.Fatalf("stored events %+v", b.Events)
+	}
+	r, _ := d.Route("R2")
+	if r.StatusColor != Red || r.BehindSchedule != 7 {
+		t.Fatalf("route %+v", r)
+	}
+	// The retained state is the full status.
+	var last RouteStatus
+	for _, m := range pub.msgs {
+		if m.topic == "depot/T/routes/R2/state" && m.retain {
+			_ = json.Unmarshal(m.payload, &last)
+		}
+	}
+	if last.BehindSchedule != 7 || last.RouteCode != "CR2" {
+		t.Fatalf("retained state %+v", last)
+	}
+}
+
+func TestFixMovesRoute(t *testing.T) {
+	st := &memStore{}
+	d, pub, _ := newDepot(t, st)
+	d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 10, 0)})
+	f := Fix{DriverID: "D1", Lat: 38.6, Lng: -121.4, TS: t0.Add(time.Minute).UnixMilli()}
+	if err := d.IngestFix(f, true); err != nil {
+		t.Fatal(err)
+	}
+	evs := pub.events(t)
+	if len(evs) != 2 {
+		t.Fatalf("%d events", len(evs))
+	}
+	got := payload(t, evs[1])
+	if got["routeId"] != "R1" || got["currentLat"] != 38.6 || got["currentLng"] != -121.4 || got["lastUpdated"] == nil || len(got) != 4 {
+		t.Fatalf("delta %v", got)
+	}
+	b := st.all()
+	if len(b.Fixes) != 1 || b.Fixes[0].RouteID != "R1" || len(b.Latest) != 1 {
+		t.Fatalf("stored %+v", b)
+	}
+	// A feed cycle older than the live fix keeps the live position.
+	s := snap("R1", "D1", 11, 0)
+	d.ApplySnapshots([]RouteSnapshot{s})
+	r, _ := d.Route("R1")
+	if r.CurrentLat != 38.6 || r.CompletedStops != 11 {
+		t.Fatalf("route %+v", r)
+	}
+}
+
+func TestLateAndRepeatedFixes(t *testing.T) {
+	st := &memStore{}
+	d, pub, _ := newDepot(t, st)
+	d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 10, 0)})
+	newer := Fix{DriverID: "D1", Lat: 38.7, Lng: -121.3, TS: t0.Add(2 * time.Minute).UnixMilli()}
+	older := Fix{DriverID: "D1", Lat: 38.1, Lng: -121.1, TS: t0.Add(time.Minute).UnixMilli()}
+	for _, f := range []Fix{newer, older, newer} { // late, then a repeat
+		if err := d.IngestFix(f, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := d.Route("R1")
+	if r.CurrentLat != 38.7 {
+		t.Fatalf("position moved backwards: %+v", r)
+	}
+	if n := len(pub.events(t)); n != 2 {
+		t.Fatalf("%d events, want 2 (feed + first fix)", n)
+	}
+	b := st.all()
+	if len(b.Fixes) != 3 {
+		t.Fatalf("history got %d fixes, want all 3 filed", len(b.Fixes))
+	}
+	if d.Stats.FixesLate.Load() != 2 {
+		t.Fatalf("late = %d", d.Stats.FixesLate.Load())
+	}
+}
+
+func TestFixWithoutRoute(t *testing.T) {
+	st := &memStore{}
+	d, pub, _ := newDepot(t, st)
+	if err := d.IngestFix(Fix{DriverID: "D9", Lat: 1, Lng: 2, TS: t0.UnixMilli()}, true); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.events(t)) != 0 {
+		t.Fatal("event for a driver on no route")
+	}
+	if b := st.all(); len(b.Fixes) != 1 || b.Fixes[0].RouteID != "" {
+		t.Fatalf("stored %+v", b.Fixes)
+	}
+}
+
+func TestCommitFailureReachesWaiter(t *testing.T) {
+	boom := errors.New("disk full")
+	st := &memStore{fail: boom}
+	d, pub, _ := newDepot(t, st)
+	if err := d.IngestFix(Fix{DriverID: "D1", TS: t0.UnixMilli()}, true); !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	// Live delivery goes on even when the disk fails.
+	if _, err := d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 1, 0)}); !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(pub.events(t)) != 1 {
+		t.Fatal("event not published")
+	}
+}
+
+func TestReopenContinuesSeq(t *testing.T) {
+	st := &memStore{state: State{LastSeq: 41, Routes: []RouteStatus{snap("R1", "D1", 10, 0).Status()}}}
+	d, pub, _ := newDepot(t, st)
+	d.IngestFix(Fix{DriverID: "D1", Lat: 3, Lng: 4, TS: t0.Add(time.Hour).UnixMilli()}, true)
+	if evs := pub.events(t); len(evs) != 1 || evs[0].Seq != 42 {
+		t.Fatalf("events %+v", evs)
+	}
+	d.Close()
+	if err := d.IngestFix(Fix{DriverID: "D1"}, false); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+}
+
+func TestSortByUrgency(t *testing.T) {
+	rs := []RouteStatus{snap("A", "1", 50, 0).Status(), snap("B", "2", 10, 7).Status(),
+		snap("C", "3", 10, 3).Status(), snap("D", "4", 5, 0).Status(), snap("E", "5", 10, 9).Status()}
+	SortByUrgency(rs)
+	var got string
+	for _, r := range rs {
+		got += r.RouteID
+	}
+	if got != "EBCDA" {
+		t.Fatalf("order %s", got)
+	}
+}
+
+func TestParseSnapshots(t *testing.T) {
+	good := `[{"routeId":"R12","routeCode":"CX12","driverId":"D7","driverName":"Ana Silva",
+  "performanceTier":"TOP","totalStops":180,"completedStops":42,"totalPackages":260,"completedPackages":61,
+  "behindSchedule":2,"currentLat":38.5816,"currentLng":-121.4944,"lastUpdated":"2026-11-26T15:04:05Z"}]`
+	s, err := ParseSnapshots([]byte(good))
+	if err != nil || len(s) != 1 || s[0].CompletedStops != 42 || !s[0].LastUpdated.Equal(t0) {
+		t.Fatalf("ParseSnapshots = %+v, %v", s, err)
+	}
+	for name, bad := range map[string]string{
+		"not json":     `{`,
+		"object":       `{"routeId":"R1"}`,
+		"no id":        `[{"totalStops":1}]`,
+		"bad id":       `[{"routeId":"R 1"}]`,
+		"dup":          `[{"routeId":"R1"},{"routeId":"R1"}]`,
+		"done > total": `[{"routeId":"R1","totalStops":1,"completedStops":2}]`,
+		"negative":     `[{"routeId":"R1","behindSchedule":-1}]`,
+		"lat":          `[{"routeId":"R1","currentLat":91}]`,
+		"bad driver":   `[{"routeId":"R1","driverId":"a/b"}]`,
+	} {
+		if _, err := ParseSnapshots([]byte(bad)); !errors.Is(err, ErrFeed) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+}
+
+func TestSyncKeepsLastGoodState(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "feed.json")
+	src, err := NewSource("file://" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, pub, _ := newDepot(t, &memStore{})
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`[{"routeId":"R1","driverId":"D1","totalStops":10,"completedStops":1,"behindSchedule":0}]`)
+	if err := d.SyncOnce(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	write(`[{"routeId":"R1",`)
+	if err := d.SyncOnce(context.Background(), src); err == nil {
+		t.Fatal("malformed feed accepted")
+	}
+	h := d.Feed()
+	if h.OK || h.Error == "" || h.Routes != 1 || h.LastSuccess.IsZero() {
+		t.Fatalf("health %+v", h)
+	}
+	if r, ok := d.Route("R1"); !ok || r.CompletedStops != 1 {
+		t.Fatalf("last good state lost: %+v", r)
+	}
+	os.Remove(path)
+	if err := d.SyncOnce(context.Background(), src); err == nil {
+		t.Fatal("missing file accepted")
+	}
+	write(`[{"routeId":"R1","driverId":"D1","totalStops":10,"completedStops":2,"behindSchedule":0}]`)
+	if err := d.SyncOnce(context.Background(), src); err != nil || !d.Feed().OK {
+		t.Fatalf("recovery: %v %+v", err, d.Feed())
+	}
+	if n := len(pub.events(t)); n != 2 {
+		t.Fatalf("%d events", n)
+	}
+}
+
+func TestNewSource(t *testing.T) {
+	for _, u := range []string{"http://x/feed", "https://x/feed", "file:///tmp/f.json"} {
+		if _, err := NewSource(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	for _, u := range []string{"ftp://x", "x", "://"} {
+		if _, err := NewSource(u); err == nil {
+			t.Errorf("%s accepted", u)
+		}
+	}
+}
+
+func TestDemoDay(t *testing.T) {
+	demo := NewDemo(t0, 30, 1)
+	first := demo.Snapshots(t0)
+	if len(first) != 30 {
+		t.Fatalf("%d routes", len(first))
+	}
+	if _, err := ParseSnapshots(mustJSON(t, first)); err != nil {
+		t.Fatalf("demo feed fails its own validation: %v", err)
+	}
+	crossed := map[string]bool{}
+	progressed := 0
+	for m := 0; m <= 15; m++ {
+		now := demo.Snapshots(t0.Add(time.Duration(m) * time.Minute))
+		for i, s := range now {
+			if first[i].BehindSchedule < RescueThreshold && s.BehindSchedule >= RescueThreshold {
+				crossed[s.RouteID] = true
+			}
+			if m == 15 && s.CompletedStops > first[i].CompletedStops {
+				progressed++
+			}
+		}
+	}
+	if len(crossed) == 0 {
+		t.Fatal("no route crossed 6 behind within 15 minutes")
+	}
+	if progressed < 25 {
+		t.Fatalf("only %d routes progressed in 15 minutes", progressed)
+	}
+	// Drivers move between fixes a second apart, at a plausible speed.
+	lat1, lng1, ok1 := demo.Position("D1", t0)
+	lat2, lng2, ok2 := demo.Position("D1", t0.Add(10*time.Second))
+	if !ok1 || !ok2 || (lat1 == lat2 && lng1 == lng2) {
+		t.Fatal("driver did not move")
+	}
+	if _, _, ok := demo.Position("D99", t0); ok {
+		t.Fatal("unknown driver has a position")
+	}
+	// The feed is a pure function of time.
+	if a, b := NewDemo(t0, 30, 1).Snapshots(t0.Add(time.Hour)), demo.Snapshots(t0.Add(time.Hour)); a[3] != b[3] {
+		t.Fatal("demo not deterministic")
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func FuzzParseSnapshots(f *testing.F) {
+	f.Add([]byte(`[{"routeId":"R1","totalStops":3,"completedStops":1}]`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`[{"routeId":"R1","lastUpdated":"x"}]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		snaps, err := ParseSnapshots(b)
+		if err != nil {
+			return
+		}
+		for _, s := range snaps {
+			if !ValidID(s.RouteID) || s.CompletedStops > s.TotalStops || s.BehindSchedule < 0 {
+				t.Fatalf("accepted %+v", s)
+			}
+		}
+	})
+}

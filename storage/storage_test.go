@@ -1,0 +1,160 @@
+package storage
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+)
+
+var t0 = time.Date(2026, 11, 26, 15, 0, 0, 0, time.UTC)
+
+func mustOpen(tb testing.TB, dir string) *DB {
+	tb.Helper()
+	db, err := Open(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func fix(driver string, at time.Time, lat float64) bridge.Fix {
+	return bridge.Fix{DriverID: driver, Lat: lat, Lng: -121, TS: at.UnixMilli(), Recv: at.UnixMilli()}
+}
+
+func TestCommitLoadReopen(t *testing.T) {
+	dir := t.TempDir()
+	db := mustOpen(t, dir)
+	st, err := db.LoadState()
+	if err != nil || st.LastSeq != 0 || len(st.Routes) != 0 {
+		t.Fatalf("empty store: %+v, %v", st, err)
+	}
+	r := bridge.RouteStatus{RouteID: "R1", DriverID: "D1", BehindSchedule: 7, StatusColor: bridge.Red, LastUpdated: t0}
+	r2 := r
+	r2.BehindSchedule = 8
+	b := &bridge.Batch{
+		Fixes:  []bridge.HistoryFix{{RouteID: "R1", Fix: fix("D1", t0, 38.1)}, {Fix: fix("D9", t0, 1)}},
+		Latest: []bridge.Fix{fix("D1", t0, 38.0), fix("D1", t0.Add(time.Second), 38.1)},
+		Routes: []bridge.RouteStatus{r, r2},
+		Events: []bridge.StoredEvent{{Seq: 1, Raw: []byte(`{"seq":1}`)}, {Seq: 2, Raw: []byte(`{"seq":2}`)}},
+	}
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+
+	db = mustOpen(t, dir)
+	st, err = db.LoadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LastSeq != 2 || len(st.Routes) != 1 || st.Routes[0].BehindSchedule != 8 || !st.Routes[0].LastUpdated.Equal(t0) {
+		t.Fatalf("after reopen: %+v", st)
+	}
+	if len(st.Latest) != 1 || st.Latest[0].Lat != 38.1 {
+		t.Fatalf("latest: %+v", st.Latest)
+	}
+	h, err := db.History("R1", t0.Add(-time.Hour), t0.Add(time.Hour))
+	if err != nil || len(h) != 1 || h[0].Lat != 38.1 {
+		t.Fatalf("history: %+v, %v", h, err)
+	}
+}
+
+func TestHistoryWindowAndIdempotence(t *testing.T) {
+	db := mustOpen(t, t.TempDir())
+	var b bridge.Batch
+	for i := range 100 {
+		b.Fixes = append(b.Fixes, bridge.HistoryFix{RouteID: "R1", Fix: fix("D1", t0.Add(time.Duration(i)*time.Second), float64(i)/100)})
+		b.Fixes = append(b.Fixes, bridge.HistoryFix{RouteID: "R10", Fix: fix("D2", t0.Add(time.Duration(i)*time.Second), 0)})
+	}
+	if err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	// The same fix again (a QoS 1 redelivery) does not double.
+	if err := db.Commit(&bridge.Batch{Fixes: b.Fixes[:2]}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := db.History("R1", t0.Add(10*time.Second), t0.Add(19*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 10 || h[0].TS != t0.Add(10*time.Second).UnixMilli() || h[9].TS != t0.Add(19*time.Second).UnixMilli() {
+		t.Fatalf("window: %d fixes, %+v", len(h), h)
+	}
+	for _, f := range h {
+		if f.DriverID != "D1" {
+			t.Fatalf("R10's fix leaked into R1: %+v", f)
+		}
+	}
+	all, _ := db.History("R1", t0.Add(-time.Hour), t0.Add(time.Hour))
+	if len(all) != 100 {
+		t.Fatalf("%d fixes in R1", len(all))
+	}
+	if none, err := db.History("R2", t0, t0.Add(time.Hour)); err != nil || len(none) != 0 {
+		t.Fatalf("unknown route: %v, %v", none, err)
+	}
+}
+
+func TestEventsAfter(t *testing.T) {
+	db := mustOpen(t, t.TempDir())
+	var b bridge.Batch
+	for i := uint64(1); i <= 30; i++ {
+		raw, _ := json.Marshal(map[string]uint64{"seq": i})
+		b.Events = append(b.Events, bridge.StoredEvent{Seq: i, Raw: raw})
+	}
+	if err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		after      uint64
+		limit      int
+		first, num int
+	}{{0, 10, 1, 10}, {25, 10, 26, 5}, {30, 10, 0, 0}, {5, 1, 6, 1}, {0, 0, 0, 0}, {1<<64 - 1, 5, 0, 0}, {1<<64 - 3, 5, 0, 0}} {
+		evs, err := db.EventsAfter(tt.after, tt.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != tt.num {
+			t.Fatalf("after %d limit %d: %d events", tt.after, tt.limit, len(evs))
+		}
+		if tt.num > 0 {
+			var e struct{ Seq int }
+			json.Unmarshal(evs[0], &e)
+			if e.Seq != tt.first {
+				t.Fatalf("after %d: first seq %d", tt.after, e.Seq)
+			}
+		}
+	}
+}
+
+func TestOpenTwiceFails(t *testing.T) {
+	dir := t.TempDir()
+	mustOpen(t, dir)
+	if db, err := Open(dir, nil); err == nil {
+		db.Close()
+		t.Fatal("second opener of the same directory was allowed")
+	}
+}
+
+func BenchmarkCommit100Fixes(b *testing.B) {
+	db := mustOpen(b, b.TempDir())
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		var batch bridge.Batch
+		for k := range 100 {
+			batch.Fixes = append(batch.Fixes, bridge.HistoryFix{RouteID: "R1", Fix: fix("D1", t0.Add(time.Duration(i*100+k)*time.Millisecond), 1)})
+		}
+		if err := db.Commit(&batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
