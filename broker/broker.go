@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -192,7 +193,7 @@ func (s *Server) ClientCount() int64 {
 	if s.mq == nil {
 		return 0
 	}
-	return s.mq.Info.ClientsConnected
+	return atomic.LoadInt64(&s.mq.Info.ClientsConnected)
 }
 
 // Close disconnects every client (TCP and WebSocket) and stops the broker.
