@@ -8,7 +8,7 @@ GO      ?= go
 UI_SRC  := $(wildcard ui/web/src/*) ui/web/build.mjs ui/web/package-lock.json
 FUZZTIME ?= 10s
 
-.PHONY: all build ui run test deps vet unit fuzz fuzz-long clean
+.PHONY: all build ui run test deps vet unit fuzz fuzz-long bench clean
 
 all: build
 
@@ -54,3 +54,7 @@ test: deps vet unit fuzz
 clean:
 	rm -rf bin ui/web/node_modules
 	find ui/dist -mindepth 1 ! -name .keep -delete
+
+# Go micro-benchmarks of the hot paths (not part of `make test`).
+bench: ui
+	$(GO) test -run='^$$' -bench=. -benchmem ./...

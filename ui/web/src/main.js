@@ -235,7 +235,8 @@ function renderSummary(list) {
 
 function tick() {
   $('clock').textContent = new Date(serverNow()).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
-  $('delay').textContent = state.lastDelay == null ? 'delay –' : `delay ${Math.round(state.lastDelay)} ms`;
+  const d = state.lastDelay;
+  $('delay').textContent = d == null ? 'delay –' : d < 1 ? 'delay <1 ms' : `delay ${Math.round(d)} ms`;
   document.querySelectorAll('td.age').forEach(updateAge);
 }
 
@@ -243,7 +244,7 @@ function tick() {
 let map, layer;
 const markers = new Map();
 function initMap(cfg) {
-  map = L.map('map', { zoomControl: true, attributionControl: !!cfg.mapTiles, preferCanvas: true })
+  map = L.map('map', { zoomControl: true, zoomSnap: 0.25, attributionControl: !!cfg.mapTiles, preferCanvas: true })
     .setView([cfg.center.lat, cfg.center.lng], 11);
   if (cfg.mapTiles) {
     L.tileLayer(cfg.mapTiles, { maxZoom: 19 }).addTo(map);
@@ -254,6 +255,7 @@ function initMap(cfg) {
     icon: L.divIcon({ className: 'depot-icon', iconSize: [18, 18] }), title: 'Depot', keyboard: false,
   }).addTo(map).bindTooltip('DEPOT', { permanent: true, direction: 'right', className: 'lbl' });
   layer = L.layerGroup().addTo(map);
+  state.map = map;
 }
 
 // A faint graticule stands in for tiles, so positions read as places even

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// browser starts headless Debian Chromium (scripts/deps.sh installs it) and
+// returns a chromedp context for one tab.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := os.Getenv("CHROMIUM")
+	if path == "" {
+		p, err := exec.LookPath("chromium")
+		if err != nil {
+			t.Fatal("chromium not installed: run `make deps` (scripts/deps.sh) or set CHROMIUM")
+		}
+		path = p
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox, // root in CI
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1920, 1080),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancelT)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// waitJS polls a JavaScript expression in the page until it is true.
+func waitJS(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	checkFor(t, 15*time.Second, func() error {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("page: not yet %s", what)
+		}
+		return nil
+	})
+}
+
+func rowText(t *testing.T, ctx context.Context, route string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`tr[data-route="`+route+`"]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestBrowserDashboardLive(t *testing.T) {
+	a := startApp(t, "", nil)
+	ctx := browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+a.HTTPAddr()+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "showing both routes", `document.querySelectorAll('#routes tbody tr').length === 2`)
+	waitJS(t, ctx, "live", `document.querySelector('#conn .label').textContent === 'live'`)
+	if s := rowText(t, ctx, "R1"); !strings.Contains(s, "CX01") || !strings.Contains(s, "BEHIND") || !strings.Contains(s, "Ana Silva") {
+		t.Fatalf("R1 row: %q", s)
+	}
+
+	// A feed change: R1 falls 7 behind. It turns RED, says RESCUE (not colour
+	// alone) and moves to the top.
+	writeFile(t, a.feed, feedJSON(44, 7))
+	waitJS(t, ctx, "R1 red at the top", `(() => { const r = document.querySelector('#routes tbody tr');
+		return r && r.dataset.route === 'R1' && r.classList.contains('s-RED'); })()`)
+	if s := rowText(t, ctx, "R1"); !strings.Contains(s, "RESCUE") || !strings.Contains(s, "44/180") {
+		t.Fatalf("R1 row after feed change: %q", s)
+	}
+
+	// A GPS fix from the route's driver moves the route on the page.
+	drv := mqttClient(t, a.MQTTAddr(), "drv-D1")
+	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6543, -121.4321, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "R1 at the new position", `window.__depot.routes.get('R1').currentLat === 38.6543`)
+	waitJS(t, ctx, "an update delay shown", `/delay (<1|\d+) ms/.test(document.getElementById('delay').textContent)`)
+}
+
+// TestBrowserDemoDepot is what `make run` shows: 30 demo routes updating
+// live. With DEPOT_SCREENSHOT=file.png it also saves the README screenshot.
+func TestBrowserDemoDepot(t *testing.T) {
+	a := startApp(t, "", func(c *ServeConfig) { c.CortexURL, c.Demo = "", true })
+	ctx := browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+a.HTTPAddr()+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "30 routes", `document.querySelectorAll('#routes tbody tr').length === 30`)
+	before, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.__depot.events`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "live updates arriving", fmt.Sprintf(`window.__depot.events > %v + 20`, before))
+	waitJS(t, ctx, "drivers on the map", `document.querySelectorAll('.leaflet-tooltip.lbl').length >= 30`)
+	if out := os.Getenv("DEPOT_SCREENSHOT"); out != "" {
+		time.Sleep(2 * time.Second) // let the map fit and the rows settle for the picture
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
