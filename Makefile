@@ -49,7 +49,7 @@ fuzz: ui
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=5m
 
-test: deps vet unit fuzz
+test: deps vet fuzz unit
 
 clean:
 	rm -rf bin ui/web/node_modules
