@@ -158,31 +158,41 @@ func notFound(err error) bool {
 		errors.Is(err, nutsdb.ErrBucketEmpty)
 }
 
+// decodeAll decodes JSON values into a slice of T.
+func decodeAll[T any](vals [][]byte) ([]T, error) {
+	out := make([]T, 0, len(vals))
+	for _, v := range vals {
+		var x T
+		if err := json.Unmarshal(v, &x); err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// allValues decodes every value of bucket.
+func allValues[T any](tx *nutsdb.Tx, bucket string) ([]T, error) {
+	vals, err := tx.GetValues(bucket)
+	if err != nil && !notFound(err) {
+		return nil, fmt.Errorf("read %s: %w", bucket, err)
+	}
+	out, err := decodeAll[T](vals)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", bucket, err)
+	}
+	return out, nil
+}
+
 // LoadState implements bridge.Store.
 func (s *DB) LoadState() (bridge.State, error) {
 	var st bridge.State
-	err := s.db.View(func(tx *nutsdb.Tx) error {
-		vals, err := tx.GetValues(bRoutes)
-		if err != nil && !notFound(err) {
-			return fmt.Errorf("read routes: %w", err)
+	err := s.db.View(func(tx *nutsdb.Tx) (err error) {
+		if st.Routes, err = allValues[bridge.RouteStatus](tx, bRoutes); err != nil {
+			return err
 		}
-		for _, v := range vals {
-			var r bridge.RouteStatus
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode route: %w", err)
-			}
-			st.Routes = append(st.Routes, r)
-		}
-		vals, err = tx.GetValues(bGPSLast)
-		if err != nil && !notFound(err) {
-			return fmt.Errorf("read latest fixes: %w", err)
-		}
-		for _, v := range vals {
-			var f bridge.Fix
-			if err := json.Unmarshal(v, &f); err != nil {
-				return fmt.Errorf("decode fix: %w", err)
-			}
-			st.Latest = append(st.Latest, f)
+		if st.Latest, err = allValues[bridge.Fix](tx, bGPSLast); err != nil {
+			return err
 		}
 		k, err := tx.GetMaxKey(bEvents)
 		if err != nil && !notFound(err) {
@@ -215,15 +225,8 @@ func (s *DB) History(routeID string, from, to time.Time) ([]bridge.Fix, error) {
 		if len(vals) > MaxHistory {
 			vals = vals[:MaxHistory]
 		}
-		out = make([]bridge.Fix, 0, len(vals))
-		for _, v := range vals {
-			var f bridge.Fix
-			if err := json.Unmarshal(v, &f); err != nil {
-				return fmt.Errorf("decode fix: %w", err)
-			}
-			out = append(out, f)
-		}
-		return nil
+		out, err = decodeAll[bridge.Fix](vals)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read history of %s: %w", routeID, err)
