@@ -29,7 +29,9 @@ import (
 // must be cheap.
 type Authenticator interface {
 	// Authenticate checks a CONNECT and returns the identity to record on
-	// the session, or an error to refuse it.
+	// the session, or an error to refuse it: one wrapping ErrNotAuthorized
+	// (anonymous, a client id that is not the identity's) is answered with
+	// CONNACK 0x87 (3.1.1: 5), any other with 0x86 (3.1.1: 4).
 	Authenticate(c Connect) (identity string, err error)
 	// Allow reports whether identity may publish (write) to or receive from
 	// topic.
@@ -50,6 +52,17 @@ type Connect struct {
 // is as safe as the PUBACK promises.
 type Ingestor interface {
 	Ingest(clientID, topic string, payload []byte, qos byte) error
+}
+
+// ErrNotAuthorized marks an Authenticate refusal that is about permission,
+// not about the credential.
+var ErrNotAuthorized = errors.New("not authorized")
+
+// Stats are the broker's refusal counters.
+type Stats struct {
+	ConnectRefused atomic.Int64
+	PublishDenied  atomic.Int64
+	ReadDenied     atomic.Int64 // subscriptions, and deliveries to a session whose rights ended
 }
 
 // Refused is returned by an Ingestor for a publish it will not take. Code is
@@ -87,6 +100,8 @@ type Config struct {
 
 // Server is the embedded broker.
 type Server struct {
+	Stats Stats
+
 	cfg  Config
 	mq   *mqtt.Server
 	ws   *wsListener
@@ -194,6 +209,25 @@ func (s *Server) ClientCount() int64 {
 		return 0
 	}
 	return atomic.LoadInt64(&s.mq.Info.ClientsConnected)
+}
+
+// Disconnect ends every live session of identity (a revoked credential):
+// MQTT 5 clients are told 0x87 not authorized.
+func (s *Server) Disconnect(identity string) int {
+	if s.mq == nil {
+		return 0
+	}
+	n := 0
+	for _, cl := range s.mq.Clients.GetAll() {
+		if !cl.Net.Inline && string(cl.Properties.Username) == identity && !cl.Closed() {
+			_ = s.mq.DisconnectClient(cl, packets.ErrNotAuthorized)
+			n++
+		}
+	}
+	if n > 0 {
+		s.cfg.Log.Info("sessions ended", "identity", identity, "count", n)
+	}
+	return n
 }
 
 // Close disconnects every client (TCP and WebSocket) and stops the broker.

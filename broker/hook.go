@@ -19,26 +19,56 @@ type hook struct {
 func (h *hook) ID() string { return "depot" }
 
 func (h *hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish}, []byte{b})
 }
 
-// OnConnectAuthenticate records the identity in the session's Username, which
-// persists with the session, so ACL checks on restored sessions use it too.
-func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+// OnConnect authenticates. mochi's OnConnectAuthenticate can only answer
+// 0x86, so refusals are sent from here with the exact code: 0x87/5 for
+// anonymous or a client id bound to someone else, 0x86/4 for a bad, expired,
+// revoked or borrowed credential. The identity replaces the client's
+// Username, which persists with the session, so ACL checks on restored
+// sessions use it too.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	id, err := h.srv.cfg.Auth.Authenticate(Connect{
 		ClientID: cl.ID, Username: pk.Connect.Username, Password: pk.Connect.Password,
 		Listener: cl.Net.Listener, Remote: cl.Net.Remote,
 	})
-	if err != nil {
-		h.srv.cfg.Log.Info("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "err", err)
-		return false
+	if err == nil {
+		cl.Properties.Username = []byte(id)
+		return nil
 	}
-	cl.Properties.Username = []byte(id)
-	return true
+	h.srv.Stats.ConnectRefused.Add(1)
+	h.srv.cfg.Log.Info("mqtt connect refused", "client", cl.ID, "remote", cl.Net.Remote, "err", err)
+	v5 := cl.Properties.ProtocolVersion == 5
+	code := packets.ErrBadUsernameOrPassword
+	switch {
+	case errors.Is(err, ErrNotAuthorized) && v5:
+		code = packets.ErrNotAuthorized
+	case errors.Is(err, ErrNotAuthorized):
+		code = packets.Err3NotAuthorized
+	case !v5:
+		code = packets.ErrMalformedUsernameOrPassword // 3.1.1 return code 4: bad user name or password
+	}
+	_ = h.srv.mq.SendConnack(cl, code, false, nil)
+	return code
 }
 
+// OnConnectAuthenticate runs only after OnConnect accepted the client (mochi
+// drops the connection when OnConnect returns an error), so it accepts. It
+// must exist: with no hook providing it, mochi refuses everyone.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool { return true }
+
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	return h.srv.cfg.Auth.Allow(string(cl.Properties.Username), topic, write)
+	ok := h.srv.cfg.Auth.Allow(string(cl.Properties.Username), topic, write)
+	if !ok {
+		if write {
+			h.srv.Stats.PublishDenied.Add(1)
+		} else {
+			h.srv.Stats.ReadDenied.Add(1)
+		}
+		h.srv.cfg.Log.Debug("acl denied", "client", cl.ID, "identity", string(cl.Properties.Username), "topic", topic, "write", write)
+	}
+	return ok
 }
 
 // OnPublish runs before the PUBACK, on the client's own read goroutine.

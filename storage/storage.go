@@ -9,6 +9,8 @@
 //	          "d/"+driverID+0x00+be64(ts)       -> Fix JSON   (a driver on no route)
 //	gps_last  driverID                       -> Fix JSON
 //	events    be64(seq)                      -> envelope JSON
+//	users     username                       -> User JSON (bcrypt hash)
+//	devices   driverID                       -> Device JSON (token SHA-256)
 //
 // A route's time window is one RangeScan; the key ends in the driver id so
 // a repeated fix (a QoS 1 redelivery) overwrites itself instead of doubling.
@@ -32,12 +34,14 @@ const (
 	bGPS     = "gps"
 	bGPSLast = "gps_last"
 	bEvents  = "events"
+	bUsers   = "users"
+	bDevices = "devices"
 )
 
-var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents}
+var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices}
 
 // ErrNotFound is returned when a requested item does not exist.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = bridge.ErrNotFound
 
 // MaxHistory bounds one history read.
 const MaxHistory = 200_000

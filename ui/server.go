@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/ui/auth"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -43,6 +44,7 @@ type Config struct {
 	Version  string
 	Depot    Depot
 	Archive  Archive
+	Accounts *auth.Accounts
 	MQTT     http.Handler // MQTT over WebSocket, mounted at /mqtt
 	Health   func() map[string]any
 	Log      *slog.Logger
@@ -51,10 +53,11 @@ type Config struct {
 
 // Server is the HTTP side of the appliance.
 type Server struct {
-	cfg  Config
-	e    *echo.Echo
-	ln   net.Listener
-	done chan struct{}
+	cfg      Config
+	e        *echo.Echo
+	ln       net.Listener
+	done     chan struct{}
+	throttle *auth.Throttle
 }
 
 // New builds the server and its routes; Start binds it.
@@ -65,7 +68,7 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, e: echo.New(), done: make(chan struct{})}
+	s := &Server{cfg: cfg, e: echo.New(), done: make(chan struct{}), throttle: auth.NewThrottle()}
 	e := s.e
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -80,12 +83,21 @@ func New(cfg Config) *Server {
 	if cfg.MQTT != nil {
 		e.GET("/mqtt", echo.WrapHandler(cfg.MQTT))
 	}
-	api := e.Group("/api/v1")
-	api.GET("/config", s.config)
-	api.GET("/routes", s.routes)
-	api.GET("/routes/:id", s.route)
-	api.GET("/routes/:id/history", s.history)
-	api.GET("/events", s.events)
+	e.POST("/api/v1/auth/login", s.login)
+	// Everything else under /api/v1 needs a login token.
+	api := e.Group("/api/v1", s.bearer)
+	read := role(bridge.RoleDispatcher, bridge.RoleAdmin)
+	admin := role(bridge.RoleAdmin)
+	api.GET("/config", s.config, read)
+	api.GET("/routes", s.routes, read)
+	api.GET("/routes/:id", s.route, read)
+	api.GET("/routes/:id/history", s.history, read)
+	api.GET("/events", s.events, read)
+	api.POST("/users", s.createUser, admin)
+	api.GET("/users", s.listUsers, admin)
+	api.POST("/devices", s.createDevice, admin)
+	api.GET("/devices", s.listDevices, admin)
+	api.DELETE("/devices/:driverId", s.revokeDevice, admin)
 	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
 	s.mountDashboard()
 	return s

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,8 +19,10 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/ui/auth"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // checkFor polls f until it returns nil or total passes (nats-server style):
@@ -39,8 +42,16 @@ func checkFor(t testing.TB, total time.Duration, f func() error) {
 
 type testApp struct {
 	*Main
-	feed string // path of the feed file
+	feed   string            // path of the feed file
+	tokens map[string]string // device tokens of D1 and D2
+	disp   string            // login token of dispatcher "ana"
+	admin  string            // login token of "admin"
 }
+
+const (
+	adminPassword = "admin-secret-1"
+	anaPassword   = "ana-secret-1"
+)
 
 // feedJSON is a route feed with R1 (driver D1) and R2 (driver D2).
 func feedJSON(r1Done, r1Behind int) string {
@@ -70,6 +81,8 @@ func startApp(t *testing.T, dir string, mutate func(*ServeConfig)) *testApp {
 	m.Config.CortexURL = "file://" + feed
 	m.Config.CortexInterval = time.Second
 	m.Config.LogLevel = "warn"
+	m.Config.AdminPassword = adminPassword
+	m.Config.bcryptCost = bcrypt.MinCost
 	if os.Getenv("DEPOT_TEST_LOG") != "" {
 		m.Out = os.Stderr
 		m.Config.LogLevel = "debug"
@@ -85,7 +98,25 @@ func startApp(t *testing.T, dir string, mutate func(*ServeConfig)) *testApp {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	return &testApp{Main: m, feed: feed}
+	a := &testApp{Main: m, feed: feed, tokens: map[string]string{}}
+	if err := m.accounts.CreateUser("ana", anaPassword, bridge.RoleDispatcher); err != nil && !errors.Is(err, auth.ErrExists) {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"D1", "D2"} {
+		tok, err := m.accounts.CreateDevice(d, "test handheld")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.tokens[d] = tok
+	}
+	var err error
+	if a.disp, _, err = m.accounts.Login("ana", anaPassword); err != nil {
+		t.Fatal(err)
+	}
+	if a.admin, _, err = m.accounts.Login("admin", adminPassword); err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func writeFile(t *testing.T, path, s string) {
@@ -99,39 +130,82 @@ func writeFile(t *testing.T, path, s string) {
 	}
 }
 
+// getJSON GETs path as dispatcher ana.
 func (a *testApp) getJSON(t *testing.T, path string, v any) int {
 	t.Helper()
-	resp, err := http.Get("http://" + a.HTTPAddr() + path)
+	return a.request(t, "GET", path, a.disp, nil, v)
+}
+
+// request sends a JSON request with a bearer token ("" for none) and decodes
+// a 2xx answer into v.
+func (a *testApp) request(t *testing.T, method, path, token string, in, v any) int {
+	t.Helper()
+	var r io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+a.HTTPAddr()+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if v != nil && resp.StatusCode == 200 {
+	if v != nil && resp.StatusCode/100 == 2 {
 		if err := json.Unmarshal(body, v); err != nil {
-			t.Fatalf("GET %s: %v in %s", path, err, body)
+			t.Fatalf("%s %s: %v in %s", method, path, err, body)
 		}
 	}
 	return resp.StatusCode
 }
 
-// mqttClient is a plain paho v5 client over TCP: exact control of each
-// publish and its PUBACK reason code.
-func mqttClient(t *testing.T, addr, clientID string) *paho.Client {
+// driver connects driver's handheld with its device credential: a plain
+// paho v5 client over TCP, for exact control of each publish and its PUBACK
+// reason code.
+func (a *testApp) driver(t *testing.T, driver string) *paho.Client {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: clientID})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ca, err := c.Connect(ctx, &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true})
-	if err != nil || ca.ReasonCode != 0 {
-		t.Fatalf("connect: %v %+v", err, ca)
+	c, code, err := mqttConnect(a.MQTTAddr(), "drv-"+driver, driver, a.tokens[driver])
+	if err != nil || code != 0 {
+		t.Fatalf("connect %s: 0x%02x %v", driver, code, err)
 	}
 	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
 	return c
+}
+
+// mqttConnect opens an MQTT 5 session over TCP and returns the CONNACK code.
+func mqttConnect(addr, clientID, user, password string) (*paho.Client, byte, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	return mqttHandshake(conn, clientID, user, password)
+}
+
+func mqttHandshake(conn net.Conn, clientID, user, password string) (*paho.Client, byte, error) {
+	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: clientID})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cp := &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true}
+	if user != "" {
+		cp.Username, cp.UsernameFlag = user, true
+	}
+	if password != "" {
+		cp.Password, cp.PasswordFlag = []byte(password), true
+	}
+	ca, err := c.Connect(ctx, cp)
+	if ca != nil {
+		if ca.ReasonCode != 0 {
+			conn.Close()
+		}
+		return c, ca.ReasonCode, nil
+	}
+	conn.Close()
+	return nil, 0, err
 }
 
 func publish(c *paho.Client, topic string, qos byte, payload []byte) (byte, error) {
@@ -150,16 +224,19 @@ type wsSubscriber struct {
 	msgs map[string][][]byte
 }
 
-func subscribeWS(t *testing.T, httpAddr string, filters ...string) *wsSubscriber {
+// subscribeWS connects dispatcher ana over MQTT-over-WebSocket, as the
+// dashboard does, and subscribes to filters.
+func (a *testApp) subscribeWS(t *testing.T, filters ...string) *wsSubscriber {
 	t.Helper()
 	s := &wsSubscriber{msgs: map[string][][]byte{}}
-	u, _ := url.Parse("ws://" + httpAddr + "/mqtt")
+	u, _ := url.Parse("ws://" + a.HTTPAddr() + "/mqtt")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	ready := make(chan struct{})
 	var once sync.Once
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls: []*url.URL{u}, KeepAlive: 30, CleanStartOnInitialConnection: true,
+		ConnectUsername: "ana", ConnectPassword: []byte(a.disp),
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			go func() {
 				var subs []paho.SubscribeOptions
@@ -172,7 +249,7 @@ func subscribeWS(t *testing.T, httpAddr string, filters ...string) *wsSubscriber
 			}()
 		},
 		ClientConfig: paho.ClientConfig{
-			ClientID: fmt.Sprintf("dash-test-%d", time.Now().UnixNano()),
+			ClientID: fmt.Sprintf("dash-ana-%d", time.Now().UnixNano()),
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 				s.mu.Lock()
 				s.msgs[pr.Packet.Topic] = append(s.msgs[pr.Packet.Topic], pr.Packet.Payload)
@@ -249,8 +326,8 @@ type historyResp struct {
 
 func TestFixReachesDashboardAndHistory(t *testing.T) {
 	a := startApp(t, "", nil)
-	sub := subscribeWS(t, a.HTTPAddr(), "depot/DEMO1/events")
-	drv := mqttClient(t, a.MQTTAddr(), "drv-D1")
+	sub := a.subscribeWS(t, "depot/DEMO1/events")
+	drv := a.driver(t, "D1")
 
 	now := time.Now()
 	if code, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6012, -121.4711, now)); err != nil || code != 0 {
@@ -285,7 +362,9 @@ func TestFixReachesDashboardAndHistory(t *testing.T) {
 		t.Fatalf("%d events", len(evs))
 	}
 	for _, f := range []string{"geojson", "gpx", "csv"} {
-		resp, err := http.Get("http://" + a.HTTPAddr() + "/api/v1/routes/R1/history?format=" + f)
+		req, _ := http.NewRequest("GET", "http://"+a.HTTPAddr()+"/api/v1/routes/R1/history?format="+f, nil)
+		req.Header.Set("Authorization", "Bearer "+a.disp)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +378,7 @@ func TestFixReachesDashboardAndHistory(t *testing.T) {
 
 func TestMalformedFixesAreRefused(t *testing.T) {
 	a := startApp(t, "", nil)
-	drv := mqttClient(t, a.MQTTAddr(), "drv-D1")
+	drv := a.driver(t, "D1")
 	now := time.Now()
 	bad := map[string][]byte{
 		"not json":       []byte("hello"),
@@ -317,7 +396,7 @@ func TestMalformedFixesAreRefused(t *testing.T) {
 		}
 	}
 	// A 2 MB payload is over the broker's packet limit: that client is cut off.
-	big := mqttClient(t, a.MQTTAddr(), "drv-D2")
+	big := a.driver(t, "D2")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_, err := big.Publish(ctx, &paho.Publish{Topic: "depot/DEMO1/drivers/D2/gps", QoS: 1, Payload: bytes.Repeat([]byte("{"), 2<<20)})
 	cancel()
@@ -325,9 +404,9 @@ func TestMalformedFixesAreRefused(t *testing.T) {
 		t.Error("2 MB publish acknowledged")
 	}
 
-	// The server's own topics cannot be written by clients.
-	if code, _ := publish(drv, "depot/DEMO1/routes/R1/state", 1, []byte(`{"routeId":"R1"}`)); code != 0x90 {
-		t.Errorf("route state write: reason 0x%02x, want 0x90", code)
+	// The server's own topics cannot be written by clients (the ACL says so).
+	if code, _ := publish(drv, "depot/DEMO1/routes/R1/state", 1, []byte(`{"routeId":"R1"}`)); code != 0x87 {
+		t.Errorf("route state write: reason 0x%02x, want 0x87", code)
 	}
 	if code, _ := publish(drv, "depot/DEMO1/drivers/D1/inbox", 1, []byte(`{}`)); code != 0x87 {
 		t.Errorf("inbox write: reason 0x%02x, want 0x87", code)
@@ -354,7 +433,7 @@ func TestMalformedFixesAreRefused(t *testing.T) {
 
 func TestQoS0BadFixesAreDropped(t *testing.T) {
 	a := startApp(t, "", nil)
-	drv := mqttClient(t, a.MQTTAddr(), "drv-D1")
+	drv := a.driver(t, "D1")
 	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 0, []byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +452,7 @@ func TestQoS0BadFixesAreDropped(t *testing.T) {
 
 func TestFeedChangeReachesSubscribers(t *testing.T) {
 	a := startApp(t, "", nil)
-	sub := subscribeWS(t, a.HTTPAddr(), "depot/DEMO1/events", "depot/DEMO1/routes/+/state")
+	sub := a.subscribeWS(t, "depot/DEMO1/events", "depot/DEMO1/routes/+/state")
 	// Retained states give a new dashboard every route at once.
 	checkFor(t, 5*time.Second, func() error {
 		sub.mu.Lock()
@@ -415,7 +494,7 @@ func TestHealthzAndRestart(t *testing.T) {
 	if h["mqtt"] != a.MQTTAddr() || h["http"] != a.HTTPAddr() || !strings.HasPrefix(a.MQTTAddr(), "127.0.0.1:") {
 		t.Fatalf("healthz addresses %v", h)
 	}
-	drv := mqttClient(t, a.MQTTAddr(), "drv-D1")
+	drv := a.driver(t, "D1")
 	now := time.Now()
 	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.63, -121.45, now)); err != nil {
 		t.Fatal(err)
@@ -439,7 +518,7 @@ func TestHealthzAndRestart(t *testing.T) {
 		t.Fatalf("seq %d after restart, was %d", b.depot.LastSeq(), seq)
 	}
 	// The retained route state is served again after a restart.
-	sub := subscribeWS(t, b.HTTPAddr(), "depot/DEMO1/routes/+/state")
+	sub := b.subscribeWS(t, "depot/DEMO1/routes/+/state")
 	checkFor(t, 5*time.Second, func() error {
 		sub.mu.Lock()
 		defer sub.mu.Unlock()
@@ -453,6 +532,7 @@ func TestHealthzAndRestart(t *testing.T) {
 func TestAPIErrors(t *testing.T) {
 	a := startApp(t, "", nil)
 	for path, want := range map[string]int{
+		"/api/v1/devices":                         403, // a dispatcher is no admin
 		"/api/v1/routes/NOPE":                         404,
 		"/api/v1/routes/R1/history?format=kml":        400,
 		"/api/v1/routes/R1/history?from=yesterday":    400,
@@ -464,7 +544,9 @@ func TestAPIErrors(t *testing.T) {
 		"/api/v1/config":                              200,
 		"/":                                           200,
 	} {
-		resp, err := http.Get("http://" + a.HTTPAddr() + path)
+		req, _ := http.NewRequest("GET", "http://"+a.HTTPAddr()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+a.disp)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -504,9 +586,9 @@ func TestStockClient(t *testing.T) {
 		t.Fatal("mosquitto_pub not installed: run `make deps` (scripts/deps.sh)")
 	}
 	a := startApp(t, "", nil)
-	sub := subscribeWS(t, a.HTTPAddr(), "depot/DEMO1/events")
+	sub := a.subscribeWS(t, "depot/DEMO1/events")
 	host, port, _ := net.SplitHostPort(a.MQTTAddr())
-	out, err := exec.Command(bin, "-h", host, "-p", port, "-q", "1", "-i", "drv-D1",
+	out, err := exec.Command(bin, "-h", host, "-p", port, "-q", "1", "-i", "drv-D1", "-u", "D1", "-P", a.tokens["D1"],
 		"-t", "depot/DEMO1/drivers/D1/gps", "-m", string(fixJSON(38.64, -121.44, time.Now()))).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mosquitto_pub: %v %s", err, out)
@@ -514,7 +596,7 @@ func TestStockClient(t *testing.T) {
 	sub.findDelta(t, "DEMO1", "R1", func(d map[string]any) bool { return d["currentLat"] == 38.64 })
 	// MQTT 3.1.1 has no reason codes: a bad fix is acknowledged (resending
 	// it can never succeed) and dropped.
-	out, err = exec.Command(bin, "-h", host, "-p", port, "-q", "1", "-V", "mqttv311", "-i", "drv-D1",
+	out, err = exec.Command(bin, "-h", host, "-p", port, "-q", "1", "-V", "mqttv311", "-i", "drv-D1", "-u", "D1", "-P", a.tokens["D1"],
 		"-t", "depot/DEMO1/drivers/D1/gps", "-m", `{"lat":1000,"lng":0,"ts":1}`).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mosquitto_pub v3: %v %s", err, out)
@@ -530,7 +612,7 @@ func TestDemoRuns(t *testing.T) {
 	a := startApp(t, "", func(c *ServeConfig) {
 		c.CortexURL, c.Demo, c.DemoRoutes, c.DemoRate = "", true, 30, 200*time.Millisecond
 	})
-	sub := subscribeWS(t, a.HTTPAddr(), "depot/DEMO1/events")
+	sub := a.subscribeWS(t, "depot/DEMO1/events")
 	// Demo handhelds connect over real loopback MQTT and move their routes.
 	sub.findDelta(t, "DEMO1", "R5", func(d map[string]any) bool { return d["currentLat"] != nil })
 	var rs []bridge.RouteStatus

@@ -68,12 +68,31 @@ func rowText(t *testing.T, ctx context.Context, route string) string {
 	return s
 }
 
-func TestBrowserDashboardLive(t *testing.T) {
-	a := startApp(t, "", nil)
-	ctx := browser(t)
+// signIn opens the dashboard and signs in through its login form.
+func signIn(t *testing.T, ctx context.Context, a *testApp, user, password string) {
+	t.Helper()
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+a.HTTPAddr()+"/")); err != nil {
 		t.Fatal(err)
 	}
+	waitJS(t, ctx, "the login form", `!document.getElementById('login').hidden`)
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#login-user"), user),
+		chromedp.SendKeys(chromedp.CSS("#login-pass"), password),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+	); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBrowserDashboardLive(t *testing.T) {
+	a := startApp(t, "", nil)
+	ctx := browser(t)
+	signIn(t, ctx, a, "ana", "wrong-password")
+	waitJS(t, ctx, "a refusal", `document.getElementById('login-msg').textContent.includes('wrong username or password')`)
+	if err := chromedp.Do(ctx, chromedp.Clear(chromedp.CSS("#login-user"))); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, ctx, a, "ana", anaPassword)
 	waitJS(t, ctx, "showing both routes", `document.querySelectorAll('#routes tbody tr').length === 2`)
 	waitJS(t, ctx, "live", `document.querySelector('#conn .label').textContent === 'live'`)
 	if s := rowText(t, ctx, "R1"); !strings.Contains(s, "CX01") || !strings.Contains(s, "BEHIND") || !strings.Contains(s, "Ana Silva") {
@@ -90,12 +109,22 @@ func TestBrowserDashboardLive(t *testing.T) {
 	}
 
 	// A GPS fix from the route's driver moves the route on the page.
-	drv := mqttClient(t, a.MQTTAddr(), "drv-D1")
+	drv := a.driver(t, "D1")
 	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6543, -121.4321, time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "R1 at the new position", `window.__depot.routes.get('R1').currentLat === 38.6543`)
 	waitJS(t, ctx, "an update delay shown", `/delay (<1|\d+) ms/.test(document.getElementById('delay').textContent)`)
+
+	// A token the server no longer accepts sends the page back to login with
+	// a message, instead of reconnecting forever.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+		const a = JSON.parse(sessionStorage.getItem('depot.auth')); a.token = a.token.slice(0, -4) + 'AAAA';
+		sessionStorage.setItem('depot.auth', JSON.stringify(a)); location.reload(); return true; })()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "back at login with a message", `!document.getElementById('login').hidden &&
+		document.getElementById('login-msg').textContent.includes('session has ended')`)
 }
 
 // TestBrowserDemoDepot is what `make run` shows: 30 demo routes updating
@@ -103,9 +132,7 @@ func TestBrowserDashboardLive(t *testing.T) {
 func TestBrowserDemoDepot(t *testing.T) {
 	a := startApp(t, "", func(c *ServeConfig) { c.CortexURL, c.Demo = "", true })
 	ctx := browser(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+a.HTTPAddr()+"/")); err != nil {
-		t.Fatal(err)
-	}
+	signIn(t, ctx, a, "ana", anaPassword)
 	waitJS(t, ctx, "30 routes", `document.querySelectorAll('#routes tbody tr').length === 30`)
 	before, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.__depot.events`))
 	if err != nil {

@@ -69,11 +69,3 @@ func (in *ingest) refusedCounts() map[string]int64 {
 	})
 	return out
 }
-
-// openAccess lets every client connect and act. It stands in until device
-// credentials and the topic ACL land (issue 3); Run logs a warning while it
-// is in use. The ingest side still refuses writes to server-owned topics.
-type openAccess struct{}
-
-func (openAccess) Authenticate(c broker.Connect) (string, error) { return "open:" + c.ClientID, nil }
-func (openAccess) Allow(identity, topic string, write bool) bool { return true }

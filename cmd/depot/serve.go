@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/depotcc/depot/broker"
 	"github.com/depotcc/depot/storage"
 	"github.com/depotcc/depot/ui"
+	"github.com/depotcc/depot/ui/auth"
 )
 
 // ServeConfig is everything `depot serve` is told.
@@ -35,6 +37,10 @@ type ServeConfig struct {
 	AllowedOrigins string
 	MapTiles       string
 	LogLevel       string
+	TokenTTL       time.Duration
+	AdminPassword  string // DEPOT_ADMIN_PASSWORD only: a flag would show in ps
+
+	bcryptCost int // tests only; 0 = bcrypt's default
 }
 
 // Main is the running appliance. Tests build one with NewMain, set Config,
@@ -44,15 +50,16 @@ type Main struct {
 	Log    *slog.Logger
 	Out    io.Writer
 
-	store   *storage.DB
-	depot   *bridge.Depot
-	broker  *broker.Server
-	web     *ui.Server
-	ingest  *ingest
-	started time.Time
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	closed  bool
+	store    *storage.DB
+	depot    *bridge.Depot
+	broker   *broker.Server
+	web      *ui.Server
+	ingest   *ingest
+	accounts *auth.Accounts
+	started  time.Time
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	closed   bool
 }
 
 // NewMain returns a Main with the default configuration, logging to out.
@@ -60,6 +67,7 @@ func NewMain(out io.Writer) *Main {
 	return &Main{Out: out, Config: ServeConfig{
 		Data: "./data", HTTPAddr: ":8080", MQTTAddr: ":1883", Depot: "DEMO1",
 		DemoRoutes: 30, DemoRate: time.Second, CortexInterval: 30 * time.Second, LogLevel: "info",
+		TokenTTL: 12 * time.Hour,
 	}}
 }
 
@@ -82,9 +90,17 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated extra origins allowed to open /mqtt")
 	fs.StringVar(&c.MapTiles, "map-tiles", c.MapTiles, "optional map tile URL template ({z}/{x}/{y}); none: a plain offline map")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of a login token (a shift)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: depot serve [flags]\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nEnvironment: DEPOT_<FLAG_NAME> for every flag; DEPOT_ADMIN_PASSWORD sets the\n"+
+			"password of user admin at first start (otherwise one is generated and logged once).\n")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	c.AdminPassword = os.Getenv("DEPOT_ADMIN_PASSWORD")
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
@@ -106,6 +122,10 @@ func (c *ServeConfig) validate() error {
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.Data == "":
 		return errors.New("--data is required")
+	case c.TokenTTL < time.Minute:
+		return fmt.Errorf("--token-ttl %s: want at least 1m", c.TokenTTL)
+	case c.AdminPassword != "" && len(c.AdminPassword) < auth.MinPasswordLen:
+		return fmt.Errorf("DEPOT_ADMIN_PASSWORD: at least %d characters", auth.MinPasswordLen)
 	}
 	if c.CortexURL != "" {
 		if _, err := bridge.NewSource(c.CortexURL); err != nil {
@@ -142,11 +162,32 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.store = store
 
+	key, err := auth.LoadOrCreateKey(c.Data)
+	if err != nil {
+		return err
+	}
+	m.accounts = &auth.Accounts{Store: store, Key: key, Depot: c.Depot, TTL: c.TokenTTL, Cost: c.bcryptCost,
+		Log: m.Log.With("part", "auth"),
+		OnRevoke: func(id bridge.Identity) {
+			if m.broker != nil {
+				m.broker.Disconnect(id.String())
+			}
+		}}
+	if err := m.accounts.Open(); err != nil {
+		return err
+	}
+	if pw, err := m.accounts.EnsureAdmin(c.AdminPassword); err != nil {
+		return err
+	} else if pw != "" {
+		m.Log.Warn("first start: created user admin with a generated password; it is shown only this once",
+			"username", "admin", "password", pw)
+	}
+
 	m.ingest = &ingest{id: c.Depot, log: m.Log.With("part", "ingest")}
 	m.broker = broker.New(broker.Config{
 		TCPAddr: c.MQTTAddr, TLS: tlsCfg, Log: m.Log.With("part", "broker"),
 		AllowedOrigins: splitList(c.AllowedOrigins),
-		Auth:           openAccess{},
+		Auth:           mqttAuth{accounts: m.accounts, depot: c.Depot},
 		Ingest:         m.ingest,
 	})
 	m.depot = &bridge.Depot{ID: c.Depot, Store: store, Pub: m.broker, Log: m.Log.With("part", "depot")}
@@ -162,7 +203,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.web = ui.New(ui.Config{
 		Addr: c.HTTPAddr, TLS: tlsCfg, DepotID: c.Depot, Center: [2]float64{bridge.DemoLat, bridge.DemoLng},
-		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: store,
+		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: store, Accounts: m.accounts,
 		MQTT: m.broker.WebSocket(), Health: m.health, Log: m.Log.With("part", "http"),
 	})
 	if err := m.web.Start(); err != nil {
@@ -188,9 +229,13 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.goRun(func() { m.heartbeat(rctx) })
 	if demo != nil {
+		tokens, err := m.demoAccounts(demo)
+		if err != nil {
+			return err
+		}
 		m.goRun(func() {
 			err := simulate(rctx, simConfig{
-				MQTT: m.broker.Addr(), Depot: c.Depot, Drivers: demo.Drivers(), Demo: demo,
+				MQTT: m.broker.Addr(), Depot: c.Depot, Drivers: demo.Drivers(), Tokens: tokens, Demo: demo,
 				Interval: c.DemoRate, QoS: 1, Log: m.Log.With("part", "demo"),
 			})
 			if err != nil && rctx.Err() == nil {
@@ -203,8 +248,29 @@ func (m *Main) Run(ctx context.Context) error {
 	if c.Demo {
 		m.Log.Info("demo depot ready: open the dashboard", "url", "http://"+browseAddr(m.web.Addr()))
 	}
-	m.Log.Warn("MQTT authentication is not enabled yet: any client may connect (see issue 3)")
 	return nil
+}
+
+// demoAccounts gives the demo handhelds device credentials, as real ones
+// have, and the demo a dispatcher whose password is logged.
+func (m *Main) demoAccounts(demo *bridge.Demo) (map[string]string, error) {
+	tokens := map[string]string{}
+	for _, d := range demo.Drivers() {
+		tok, err := m.accounts.CreateDevice(d, "demo handheld")
+		if err != nil {
+			return nil, err
+		}
+		tokens[d] = tok
+	}
+	pw := os.Getenv("DEPOT_DEMO_PASSWORD")
+	if len(pw) < auth.MinPasswordLen {
+		pw = auth.RandomSecret(9)
+	}
+	if err := m.accounts.SetPassword("dispatcher", pw, bridge.RoleDispatcher); err != nil {
+		return nil, err
+	}
+	m.Log.Info("demo dispatcher: log in to the dashboard with", "username", "dispatcher", "password", pw)
+	return tokens, nil
 }
 
 func (m *Main) goRun(f func()) {
@@ -264,6 +330,10 @@ func (m *Main) health() map[string]any {
 		"feed":    m.depot.Feed(),
 		"fixes": map[string]any{
 			"accepted": s.FixesAccepted.Load(), "late": s.FixesLate.Load(), "refused": m.ingest.refusedCounts(),
+		},
+		"mqttRefused": map[string]int64{
+			"connect": m.broker.Stats.ConnectRefused.Load(), "publish": m.broker.Stats.PublishDenied.Load(),
+			"read": m.broker.Stats.ReadDenied.Load(),
 		},
 		"events":       s.Events.Load(),
 		"commits":      s.Commits.Load(),

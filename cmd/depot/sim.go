@@ -11,6 +11,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,8 @@ type simConfig struct {
 	MQTT     string // host:port of MQTT over TCP
 	Depot    string
 	Drivers  []string
-	Demo     *bridge.Demo // positions of the demo's drivers; others wander round the depot
+	Tokens   map[string]string // driver id -> device token (its MQTT password)
+	Demo     *bridge.Demo      // positions of the demo's drivers; others wander round the depot
 	Interval time.Duration
 	QoS      byte
 	Duration time.Duration // 0: until ctx ends
@@ -39,6 +41,8 @@ func runSim(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("depot sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("mqtt", "localhost:1883", "MQTT over TCP address of the depot")
+	api := fs.String("http", "localhost:8080", "HTTP address of the depot, to issue the handhelds' credentials")
+	admin := fs.String("admin-user", "admin", "admin user that issues the credentials (password: DEPOT_ADMIN_PASSWORD)")
 	depot := fs.String("depot", "DEMO1", "depot id")
 	n := fs.Int("drivers", 30, "number of handhelds (D1…Dn)")
 	rate := fs.Float64("rate", 1, "GPS fixes per second per handheld")
@@ -69,9 +73,25 @@ func runSim(ctx context.Context, args []string, stderr io.Writer) error {
 	for i := range drivers {
 		drivers[i] = fmt.Sprintf("D%d", i+1)
 	}
+	pw := os.Getenv("DEPOT_ADMIN_PASSWORD")
+	if pw == "" {
+		return errors.New("set DEPOT_ADMIN_PASSWORD: sim issues its handhelds' credentials as an admin")
+	}
+	cl := newAPIClient(*api)
+	if err := cl.login(ctx, *admin, pw); err != nil {
+		return fmt.Errorf("log in as %s: %w", *admin, err)
+	}
+	tokens := make(map[string]string, len(drivers))
+	for _, d := range drivers {
+		tok, err := cl.deviceToken(ctx, d, "depot sim")
+		if err != nil {
+			return fmt.Errorf("issue credential for %s: %w", d, err)
+		}
+		tokens[d] = tok
+	}
 	st := &simStats{}
 	start := time.Now()
-	err = simulate(ctx, simConfig{MQTT: *addr, Depot: *depot, Drivers: drivers,
+	err = simulate(ctx, simConfig{MQTT: *addr, Depot: *depot, Drivers: drivers, Tokens: tokens,
 		Demo: bridge.NewDemo(start, *n, 1), Interval: time.Duration(float64(time.Second) / *rate),
 		QoS: byte(*qos), Duration: *dur, Log: log, Stats: st})
 	el := time.Since(start).Seconds()
@@ -111,15 +131,25 @@ func simulate(ctx context.Context, c simConfig) error {
 }
 
 func runHandheld(ctx context.Context, c simConfig, u *url.URL, driver string, seed uint64) {
+	// A refused credential will not get better by retrying.
+	ctx, cancelRefused := context.WithCancel(ctx)
+	defer cancelRefused()
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(500*time.Millisecond, 30*time.Second, time.Second, 2),
 		ConnectTimeout:                10 * time.Second,
+		ConnectUsername:               driver,
+		ConnectPassword:               []byte(c.Tokens[driver]),
 		ClientConfig:                  paho.ClientConfig{ClientID: "drv-" + driver},
 		OnConnectError: func(err error) {
 			c.Log.Debug("handheld connect failed", "driver", driver, "err", err)
+			var ce *autopaho.ConnackError
+			if errors.As(err, &ce) && (ce.ReasonCode == 0x86 || ce.ReasonCode == 0x87) {
+				c.Log.Warn("handheld credential refused; giving up", "driver", driver, "reason", ce.ReasonCode)
+				cancelRefused()
+			}
 		},
 	})
 	if err != nil {

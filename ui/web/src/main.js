@@ -20,6 +20,80 @@ const state = {
 };
 window.__depot = state; // for tests and for curious operators in the console
 
+// ---- login ----
+// The token lives in sessionStorage: it survives a reload of the wall screen
+// but not closing the tab, and never goes to a cookie.
+const AUTH_KEY = 'depot.auth';
+function loadAuth() {
+  try {
+    const a = JSON.parse(sessionStorage.getItem(AUTH_KEY));
+    if (a && a.token && Date.parse(a.expiresAt) > Date.now()) return a;
+  } catch { /* fall through */ }
+  return null;
+}
+let auth = loadAuth();
+let mqttClient = null;
+let expiryTimer = 0;
+
+function showLogin(msg) {
+  $('login').hidden = false;
+  $('logout').hidden = true;
+  $('login-msg').textContent = msg || '';
+  $('login-pass').value = '';
+  $('login-user').focus();
+}
+
+// logout ends everything that runs on the token and shows the login page
+// with msg: a dashboard whose token expired or was refused does not keep
+// reconnecting forever.
+function logout(msg) {
+  auth = null;
+  sessionStorage.removeItem(AUTH_KEY);
+  clearTimeout(expiryTimer);
+  if (mqttClient) { mqttClient.removeAllListeners('close'); mqttClient.end(true); mqttClient = null; }
+  setConn('offline');
+  showLogin(msg);
+}
+
+$('login-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const btn = $('login-submit');
+  btn.disabled = true;
+  try {
+    const r = await fetch('api/v1/auth/login', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: $('login-user').value.trim(), password: $('login-pass').value }),
+    });
+    const body = await r.json().catch(() => ({}));
+    if (r.status === 429) {
+      $('login-msg').textContent = `Too many attempts. Try again in ${r.headers.get('Retry-After') || 'a few'} seconds.`;
+    } else if (!r.ok) {
+      $('login-msg').textContent = body.error || `Sign-in failed (HTTP ${r.status}).`;
+    } else {
+      auth = body;
+      sessionStorage.setItem(AUTH_KEY, JSON.stringify(auth));
+      $('login').hidden = true;
+      start();
+    }
+  } catch {
+    $('login-msg').textContent = 'The depot cannot be reached. Check the network and try again.';
+  } finally {
+    btn.disabled = false;
+  }
+});
+$('logout').addEventListener('click', () => logout('Signed out.'));
+
+// api fetches with the token; a 401 means it expired or was revoked.
+async function api(path) {
+  const r = await fetch(path, { cache: 'no-store', headers: { Authorization: 'Bearer ' + auth.token } });
+  if (r.status === 401) {
+    logout('Your session has ended. Please sign in again.');
+    throw new Error('unauthorized');
+  }
+  if (!r.ok) throw new Error('HTTP ' + r.status);
+  return r.json();
+}
+
 const SHAPES = { RED: '▲', YELLOW: '◆', GREEN: '●' };
 const WORDS = { RED: 'RESCUE', YELLOW: 'BEHIND', GREEN: 'ON TIME' };
 const RANK = { RED: 0, YELLOW: 1, GREEN: 2 };
@@ -31,13 +105,12 @@ async function loadConfig() {
   for (let attempt = 0; ; attempt++) {
     try {
       const t0 = Date.now();
-      const r = await fetch('api/v1/config', { cache: 'no-store' });
-      if (!r.ok) throw new Error('HTTP ' + r.status);
-      const cfg = await r.json();
+      const cfg = await api('api/v1/config');
       const t1 = Date.now();
       state.clockOffset = cfg.serverTime - (t0 + t1) / 2;
       return cfg;
     } catch (e) {
+      if (!auth) throw e;
       setConn('offline');
       await sleep(backoff(attempt));
     }
@@ -67,14 +140,19 @@ function connect(cfg) {
     keepalive: 20,
     reconnectPeriod: 0, // we reconnect ourselves, with backoff and jitter
     connectTimeout: 10000,
-    clientId: 'dash-' + Math.random().toString(16).slice(2, 10),
+    username: auth.username,
+    password: auth.token,
+    clientId: `dash-${auth.username}-${Math.random().toString(16).slice(2, 10)}`,
   });
   const retry = () => {
     if (pending) return; // one retry at a time; each failed attempt closes again
     pending = true;
     const wait = backoff(attempt++);
     setConn(navigator.onLine === false || attempt > 6 ? 'offline' : 'reconnecting');
-    setTimeout(() => { pending = false; if (!client.connected) client.reconnect(); }, wait);
+    setTimeout(() => {
+      pending = false;
+      if (auth && client === mqttClient && !client.connected) client.reconnect();
+    }, wait);
   };
   client.on('connect', () => {
     attempt = 0;
@@ -82,7 +160,10 @@ function connect(cfg) {
     client.subscribe([t.routes, t.events, t.heartbeat], { qos: 0 });
   });
   client.on('close', retry);
-  client.on('error', () => {});
+  client.on('error', (err) => {
+    // CONNACK 0x86/0x87: the token expired or was revoked. Retrying is useless.
+    if (err && (err.code === 134 || err.code === 135)) logout('Your session has ended. Please sign in again.');
+  });
   client.on('message', (topic, payload) => {
     let msg;
     try { msg = JSON.parse(new TextDecoder().decode(payload)); } catch { return; }
@@ -291,15 +372,25 @@ function placeMarker(r) {
 }
 
 // ---- start ----
-(async function main() {
-  setInterval(tick, 1000);
-  tick();
-  const cfg = await loadConfig();
+async function start() {
+  $('logout').hidden = false;
+  $('who').textContent = `(${auth.username})`;
+  clearTimeout(expiryTimer);
+  expiryTimer = setTimeout(() => logout('Your shift token expired. Please sign in again.'),
+    Math.max(0, Date.parse(auth.expiresAt) - Date.now()));
+  let cfg;
+  try { cfg = await loadConfig(); } catch { return; }
   state.cfg = cfg;
   $('depot').textContent = cfg.depot;
   document.title = `${cfg.depot} · Depot Command Central`;
   if (cfg.feed) onHeartbeat({ feed: cfg.feed });
-  try { initMap(cfg); } catch (e) { console.error('map', e); }
-  connect(cfg);
-  window.addEventListener('resize', () => map && map.invalidateSize());
-})();
+  if (!map) {
+    try { initMap(cfg); } catch (e) { console.error('map', e); }
+  }
+  mqttClient = connect(cfg);
+}
+
+setInterval(tick, 1000);
+tick();
+window.addEventListener('resize', () => map && map.invalidateSize());
+if (auth) start(); else showLogin();

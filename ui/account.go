@@ -1,0 +1,208 @@
+package ui
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/ui/auth"
+	"github.com/labstack/echo/v4"
+)
+
+const claimsKey = "claims"
+
+// bearer requires a valid login token on every request it guards.
+func (s *Server) bearer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header.Get(echo.HeaderAuthorization)
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || tok == "" {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="depot"`)
+			return echo.NewHTTPError(http.StatusUnauthorized, "login required: Authorization: Bearer <token>")
+		}
+		cl, err := s.cfg.Accounts.Verify(tok)
+		if err != nil {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="depot", error="invalid_token"`)
+			return echo.NewHTTPError(http.StatusUnauthorized, "invalid or expired token")
+		}
+		c.Set(claimsKey, cl)
+		return next(c)
+	}
+}
+
+// role allows only the given roles through (after bearer).
+func role(roles ...string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			cl, _ := c.Get(claimsKey).(*auth.Claims)
+			for _, r := range roles {
+				if cl != nil && cl.Role == r {
+					return next(c)
+				}
+			}
+			return echo.NewHTTPError(http.StatusForbidden, "your role may not do this")
+		}
+	}
+}
+
+// bindJSON decodes a small JSON object body strictly: unknown fields and
+// trailing data are errors.
+func bindJSON(c echo.Context, v any) error {
+	dec := json.NewDecoder(io.LimitReader(c.Request().Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "body: "+jsonErr(err))
+	}
+	if dec.More() {
+		return echo.NewHTTPError(http.StatusBadRequest, "body: one JSON object expected")
+	}
+	return nil
+}
+
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "empty"
+	case errors.As(err, &se):
+		return "malformed JSON"
+	case errors.As(err, &te):
+		return "field " + te.Field + " has the wrong type"
+	}
+	return err.Error()
+}
+
+// LoginRequest is the body of POST /auth/login.
+type LoginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func (s *Server) login(c echo.Context) error {
+	var req LoginRequest
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Username == "" || req.Password == "" || len(req.Username) > 64 || len(req.Password) > 256 {
+		return echo.NewHTTPError(http.StatusBadRequest, "username and password required")
+	}
+	now := s.cfg.Now()
+	addr := c.RealIP()
+	if ok, wait := s.throttle.Allow(addr, req.Username, now); !ok {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		s.cfg.Log.Warn("login throttled", "user", req.Username, "remote", addr)
+		return echo.NewHTTPError(http.StatusTooManyRequests, "too many login attempts; try again later")
+	}
+	tok, cl, err := s.cfg.Accounts.Login(req.Username, req.Password)
+	if errors.Is(err, auth.ErrBadCredentials) {
+		s.throttle.Failed(req.Username, now)
+		s.cfg.Log.Warn("login failed", "user", req.Username, "remote", addr) // never the password
+		return echo.NewHTTPError(http.StatusUnauthorized, "wrong username or password")
+	}
+	if err != nil {
+		return err
+	}
+	s.cfg.Log.Info("login", "user", req.Username, "role", cl.Role, "remote", addr)
+	return c.JSON(http.StatusOK, map[string]any{
+		"token": tok, "expiresAt": cl.ExpiresAt.Time.UTC(), "role": cl.Role, "username": cl.Subject,
+	})
+}
+
+// accountError maps the identity service's errors to statuses.
+func accountError(err error) error {
+	switch {
+	case errors.Is(err, auth.ErrInvalid):
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	case errors.Is(err, auth.ErrExists):
+		return echo.NewHTTPError(http.StatusConflict, err.Error())
+	case errors.Is(err, bridge.ErrNotFound):
+		return echo.NewHTTPError(http.StatusNotFound, "not found")
+	}
+	return err
+}
+
+type userView struct {
+	Username string    `json:"username"`
+	Role     string    `json:"role"`
+	Created  time.Time `json:"created"`
+}
+
+func (s *Server) createUser(c echo.Context) error {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+		Role     string `json:"role"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	if err := s.cfg.Accounts.CreateUser(req.Username, req.Password, req.Role); err != nil {
+		return accountError(err)
+	}
+	s.cfg.Log.Info("user created", "user", req.Username, "role", req.Role, "by", c.Get(claimsKey).(*auth.Claims).Subject)
+	return c.JSON(http.StatusCreated, userView{Username: req.Username, Role: req.Role, Created: s.cfg.Now().UTC()})
+}
+
+func (s *Server) listUsers(c echo.Context) error {
+	us, err := s.cfg.Accounts.Users()
+	if err != nil {
+		return err
+	}
+	out := make([]userView, len(us))
+	for i, u := range us {
+		out[i] = userView{u.Username, u.Role, u.Created}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) createDevice(c echo.Context) error {
+	var req struct {
+		DriverID string `json:"driverId"`
+		Name     string `json:"name"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	tok, err := s.cfg.Accounts.CreateDevice(req.DriverID, req.Name)
+	if err != nil {
+		return accountError(err)
+	}
+	s.cfg.Log.Info("device credential issued", "driver", req.DriverID, "by", c.Get(claimsKey).(*auth.Claims).Subject)
+	return c.JSON(http.StatusCreated, map[string]string{
+		"driverId": req.DriverID, "token": tok,
+		"mqttUsername": req.DriverID, "mqttClientId": "drv-" + req.DriverID,
+	})
+}
+
+func (s *Server) listDevices(c echo.Context) error {
+	ds, err := s.cfg.Accounts.Devices()
+	if err != nil {
+		return err
+	}
+	type view struct {
+		DriverID string    `json:"driverId"`
+		Name     string    `json:"name"`
+		Created  time.Time `json:"created"`
+	}
+	out := make([]view, len(ds))
+	for i, d := range ds {
+		out[i] = view{d.DriverID, d.Name, d.Created}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) revokeDevice(c echo.Context) error {
+	id := c.Param("driverId")
+	if err := s.cfg.Accounts.RevokeDevice(id); err != nil {
+		return accountError(err)
+	}
+	s.cfg.Log.Info("device credential revoked", "driver", id, "by", c.Get(claimsKey).(*auth.Claims).Subject)
+	return c.NoContent(http.StatusNoContent)
+}

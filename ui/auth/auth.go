@@ -1,0 +1,345 @@
+// Package auth is the depot's identity service: users with bcrypt-hashed
+// passwords, device credentials for handhelds (random tokens kept only as
+// SHA-256 hashes), login tokens (JWT, HS256, signed with a key generated at
+// first start and kept in the data directory), the MQTT authentication rule
+// and the login throttle. The web server and the broker both ask it.
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Errors callers branch on.
+var (
+	ErrBadCredentials = errors.New("bad username or password")
+	ErrNotAuthorized  = errors.New("not authorized")
+	ErrExists         = errors.New("already exists")
+	ErrInvalid        = errors.New("invalid request")
+)
+
+// MinPasswordLen is the shortest password a user may have.
+const MinPasswordLen = 8
+
+// Store is where accounts live (storage.DB).
+type Store interface {
+	PutUser(bridge.User) error
+	User(username string) (bridge.User, error)
+	Users() ([]bridge.User, error)
+	PutDevice(bridge.Device) error
+	DeleteDevice(driverID string) error
+	Devices() ([]bridge.Device, error)
+}
+
+// Claims are what a login token says.
+type Claims struct {
+	Role  string `json:"role"`
+	Depot string `json:"depot"`
+	jwt.RegisteredClaims
+}
+
+// Accounts is the identity service of one depot.
+type Accounts struct {
+	Store Store
+	Key   []byte        // HMAC key for tokens (LoadOrCreateKey)
+	Depot string        // tokens are valid for this depot only
+	TTL   time.Duration // token lifetime: a shift, 12 h when zero
+	Now   func() time.Time
+	Log   *slog.Logger
+	// OnRevoke is called when a credential stops being valid, so that live
+	// sessions using it are ended.
+	OnRevoke func(bridge.Identity)
+	// Cost is the bcrypt cost; bcrypt.DefaultCost (10) when zero. Tests
+	// lower it: hashing is deliberately slow.
+	Cost int
+
+	mu      sync.RWMutex
+	devices map[string][]byte // driver id -> token hash; every handheld CONNECT reads it
+	dummy   []byte            // bcrypt hash compared for unknown users, so timing tells nothing
+}
+
+// Open loads the device credentials.
+func (a *Accounts) Open() error {
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+	if a.Log == nil {
+		a.Log = slog.Default()
+	}
+	if a.TTL == 0 {
+		a.TTL = 12 * time.Hour
+	}
+	if a.Cost == 0 {
+		a.Cost = bcrypt.DefaultCost
+	}
+	if len(a.Key) < 32 {
+		return errors.New("auth: signing key shorter than 32 bytes")
+	}
+	ds, err := a.Store.Devices()
+	if err != nil {
+		return fmt.Errorf("load devices: %w", err)
+	}
+	a.devices = make(map[string][]byte, len(ds))
+	for _, d := range ds {
+		a.devices[d.DriverID] = d.TokenHash
+	}
+	a.dummy, _ = bcrypt.GenerateFromPassword([]byte("not a password"), a.Cost)
+	return nil
+}
+
+// LoadOrCreateKey returns the signing key kept in dir/jwt.key, creating a
+// random one (mode 0600) at first start. Tokens survive restarts because the
+// key does.
+func LoadOrCreateKey(dir string) ([]byte, error) {
+	path := filepath.Join(dir, "jwt.key")
+	key, err := os.ReadFile(path)
+	if err == nil {
+		if len(key) < 32 {
+			return nil, fmt.Errorf("%s: key shorter than 32 bytes; delete it to make a new one (logs everyone out)", path)
+		}
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(path, 0o600); err != nil {
+				return nil, fmt.Errorf("restrict %s: %w", path, err)
+			}
+		}
+		return key, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read signing key: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	key = make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, key, 0o600); err != nil {
+		return nil, fmt.Errorf("write signing key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("write signing key: %w", err)
+	}
+	return key, nil
+}
+
+// RandomSecret returns n random bytes as unpadded base64url text.
+func RandomSecret(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // the kernel's random source does not fail
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// EnsureAdmin creates user "admin" when there are no users yet, with
+// password, or a generated one that is returned (to be shown once).
+func (a *Accounts) EnsureAdmin(password string) (generated string, err error) {
+	us, err := a.Store.Users()
+	if err != nil {
+		return "", err
+	}
+	if len(us) > 0 {
+		return "", nil
+	}
+	if password == "" {
+		password = RandomSecret(12)
+		generated = password
+	}
+	if err := a.CreateUser("admin", password, bridge.RoleAdmin); err != nil {
+		return "", fmt.Errorf("create admin: %w", err)
+	}
+	return generated, nil
+}
+
+// CreateUser adds a dispatcher or admin.
+func (a *Accounts) CreateUser(username, password, role string) error {
+	switch {
+	case !bridge.ValidID(username):
+		return fmt.Errorf("%w: username: 1-64 letters, digits, '-', '_' or '.'", ErrInvalid)
+	case !bridge.ValidUserRole(role):
+		return fmt.Errorf("%w: role: dispatcher or admin", ErrInvalid)
+	case len(password) < MinPasswordLen || len(password) > 72:
+		return fmt.Errorf("%w: password: %d to 72 characters", ErrInvalid, MinPasswordLen)
+	}
+	if _, err := a.Store.User(username); err == nil {
+		return fmt.Errorf("%w: user %s", ErrExists, username)
+	} else if !errors.Is(err, bridge.ErrNotFound) {
+		return err
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), a.Cost)
+	if err != nil {
+		return err
+	}
+	return a.Store.PutUser(bridge.User{Username: username, Role: role, Hash: h, Created: a.Now().UTC()})
+}
+
+// SetPassword replaces a user's password (used for the demo dispatcher).
+func (a *Accounts) SetPassword(username, password, role string) error {
+	if err := a.CreateUser(username, password, role); !errors.Is(err, ErrExists) {
+		return err
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), a.Cost)
+	if err != nil {
+		return err
+	}
+	return a.Store.PutUser(bridge.User{Username: username, Role: role, Hash: h, Created: a.Now().UTC()})
+}
+
+// Login checks a username and password and returns a signed token.
+func (a *Accounts) Login(username, password string) (token string, claims *Claims, err error) {
+	u, err := a.Store.User(username)
+	if err != nil && !errors.Is(err, bridge.ErrNotFound) {
+		return "", nil, err
+	}
+	hash := u.Hash
+	if err != nil {
+		hash = a.dummy
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil {
+		return "", nil, ErrBadCredentials
+	}
+	return a.Issue(u.Username, u.Role)
+}
+
+// Issue signs a token for subject with role.
+func (a *Accounts) Issue(subject, role string) (string, *Claims, error) {
+	now := a.Now()
+	c := &Claims{Role: role, Depot: a.Depot, RegisteredClaims: jwt.RegisteredClaims{
+		Subject: subject, Issuer: "depot", IssuedAt: jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(a.TTL)), ID: RandomSecret(9),
+	}}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.Key)
+	return s, c, err
+}
+
+// Verify checks a token's signature, expiry, depot and role.
+func (a *Accounts) Verify(token string) (*Claims, error) {
+	c := &Claims{}
+	_, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return a.Key, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer("depot"), jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(a.Now), jwt.WithLeeway(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("%w: token: %v", ErrBadCredentials, err)
+	}
+	if c.Depot != a.Depot || !bridge.ValidUserRole(c.Role) || !bridge.ValidID(c.Subject) {
+		return nil, fmt.Errorf("%w: token not for this depot", ErrBadCredentials)
+	}
+	return c, nil
+}
+
+func tokenHash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// CreateDevice issues a new credential for driverID's handheld and returns
+// its token, shown once. A previous credential of the driver stops working
+// and its live session is ended.
+func (a *Accounts) CreateDevice(driverID, name string) (string, error) {
+	if !bridge.ValidID(driverID) {
+		return "", fmt.Errorf("%w: driverId: 1-64 letters, digits, '-', '_' or '.'", ErrInvalid)
+	}
+	if len(name) > 128 {
+		return "", fmt.Errorf("%w: name: at most 128 characters", ErrInvalid)
+	}
+	token := RandomSecret(32)
+	d := bridge.Device{DriverID: driverID, Name: name, TokenHash: tokenHash(token), Created: a.Now().UTC()}
+	if err := a.Store.PutDevice(d); err != nil {
+		return "", err
+	}
+	a.mu.Lock()
+	_, replaced := a.devices[driverID]
+	a.devices[driverID] = d.TokenHash
+	a.mu.Unlock()
+	if replaced && a.OnRevoke != nil {
+		a.OnRevoke(bridge.Identity{Role: bridge.RoleDriver, Subject: driverID})
+	}
+	return token, nil
+}
+
+// RevokeDevice removes a driver's credential and ends its live session.
+func (a *Accounts) RevokeDevice(driverID string) error {
+	if err := a.Store.DeleteDevice(driverID); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	delete(a.devices, driverID)
+	a.mu.Unlock()
+	if a.OnRevoke != nil {
+		a.OnRevoke(bridge.Identity{Role: bridge.RoleDriver, Subject: driverID})
+	}
+	return nil
+}
+
+// Devices lists the device credentials (hashes stay inside).
+func (a *Accounts) Devices() ([]bridge.Device, error) { return a.Store.Devices() }
+
+// Users lists the users (hashes stay inside).
+func (a *Accounts) Users() ([]bridge.User, error) { return a.Store.Users() }
+
+// looksLikeJWT tells a login token from a device token.
+func looksLikeJWT(p []byte) bool {
+	dots := 0
+	for _, c := range p {
+		if c == '.' {
+			dots++
+		}
+	}
+	return dots == 2 && len(p) > 20
+}
+
+// AuthenticateMQTT checks an MQTT CONNECT. A handheld presents its driver id
+// and device token; a dashboard its username and login token. Anonymous
+// clients and client ids bound to someone else get ErrNotAuthorized; wrong,
+// expired, tampered, revoked or borrowed credentials ErrBadCredentials.
+func (a *Accounts) AuthenticateMQTT(username, password []byte, clientID string) (bridge.Identity, error) {
+	if len(username) == 0 {
+		return bridge.Identity{}, fmt.Errorf("%w: anonymous", ErrNotAuthorized)
+	}
+	var id bridge.Identity
+	if looksLikeJWT(password) {
+		c, err := a.Verify(string(password))
+		if err != nil {
+			return id, err
+		}
+		if c.Subject != string(username) {
+			return id, fmt.Errorf("%w: token of %q used as %q", ErrBadCredentials, c.Subject, username)
+		}
+		id = bridge.Identity{Role: c.Role, Subject: c.Subject}
+	} else {
+		a.mu.RLock()
+		want, ok := a.devices[string(username)]
+		a.mu.RUnlock()
+		if !ok || subtle.ConstantTimeCompare(want, tokenHash(string(password))) != 1 {
+			return id, fmt.Errorf("%w: device %q", ErrBadCredentials, username)
+		}
+		id = bridge.Identity{Role: bridge.RoleDriver, Subject: string(username)}
+	}
+	if !id.ClientIDAllowed(clientID) {
+		return id, fmt.Errorf("%w: client id %q is not bound to %s", ErrNotAuthorized, clientID, id)
+	}
+	return id, nil
+}
+
+// DeviceValid reports whether driverID has a credential now.
+func (a *Accounts) DeviceValid(driverID string) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	_, ok := a.devices[driverID]
+	return ok
+}
