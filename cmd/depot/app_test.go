@@ -532,7 +532,7 @@ func TestHealthzAndRestart(t *testing.T) {
 func TestAPIErrors(t *testing.T) {
 	a := startApp(t, "", nil)
 	for path, want := range map[string]int{
-		"/api/v1/devices":                         403, // a dispatcher is no admin
+		"/api/v1/devices":                             403, // a dispatcher is no admin
 		"/api/v1/routes/NOPE":                         404,
 		"/api/v1/routes/R1/history?format=kml":        400,
 		"/api/v1/routes/R1/history?from=yesterday":    400,
