@@ -104,8 +104,9 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Adapted from mochi's listeners/websocket.go (MIT).
 type wsConn struct {
 	net.Conn
-	c *websocket.Conn
-	r io.Reader // the current message, if any
+	c  *websocket.Conn
+	r  io.Reader  // the current message, if any
+	mu sync.Mutex // gorilla panics on concurrent writes, and a panic here would end the process
 }
 
 var errNotBinary = errors.New("websocket message is not binary")
@@ -137,6 +138,8 @@ func (ws *wsConn) Read(p []byte) (int, error) {
 }
 
 func (ws *wsConn) Write(p []byte) (int, error) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
 	if err := ws.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/depotcc/depot/bridge"
 	"github.com/depotcc/depot/ui/auth"
 	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -187,7 +188,9 @@ func mqttConnect(addr, clientID, user, password string) (*paho.Client, byte, err
 }
 
 func mqttHandshake(conn net.Conn, clientID, user, password string) (*paho.Client, byte, error) {
-	c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: clientID})
+	// paho writes a packet in several Writes from several goroutines; it
+	// keeps each packet whole only on a conn that is also a sync.Locker.
+	c := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn), ClientID: clientID})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cp := &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true}
