@@ -67,7 +67,7 @@ func feedJSON(r1Done, r1Behind int) string {
 
 // startApp runs the whole appliance in-process on 127.0.0.1:0 with its data
 // in dir (a new temp dir when ""), fed from a feed file.
-func startApp(t *testing.T, dir string, mutate func(*ServeConfig)) *testApp {
+func startApp(t testing.TB, dir string, mutate func(*ServeConfig)) *testApp {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -120,7 +120,7 @@ func startApp(t *testing.T, dir string, mutate func(*ServeConfig)) *testApp {
 	return a
 }
 
-func writeFile(t *testing.T, path, s string) {
+func writeFile(t testing.TB, path, s string) {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(s), 0o644); err != nil {

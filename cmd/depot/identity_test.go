@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -410,5 +415,80 @@ func TestIdentitySurvivesRestart(t *testing.T) {
 	}
 	if got := b.request(t, "POST", "/api/v1/auth/login", "", map[string]string{"username": "admin", "password": adminPassword}, nil); got != 200 {
 		t.Fatalf("admin password after restart: HTTP %d", got)
+	}
+}
+
+// FuzzLoginBody throws arbitrary bodies at the real login handler: every
+// answer is a clear 4xx (or 200 for the right pair), never a 5xx or a panic.
+func FuzzLoginBody(f *testing.F) {
+	for _, s := range []string{`{"username":"ana","password":"` + anaPassword + `"}`, `{}`, `[]`, `{"username":1}`,
+		`{"username":"ana","password":"x","more":1}`, "\x00", `{"username":"` + strings.Repeat("a", 70000) + `"}`} {
+		f.Add([]byte(s))
+	}
+	h := startApp(f, "", nil).web.Handler()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest("POST", "/api/v1/auth/login", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case 200, 400, 401, 429:
+		default:
+			t.Fatalf("HTTP %d for %q: %s", rec.Code, body, rec.Body)
+		}
+		if rec.Code != 200 && !strings.Contains(rec.Body.String(), `"error"`) {
+			t.Fatalf("error without a JSON reason: %s", rec.Body)
+		}
+	})
+}
+
+// TestStockClientsAreRefused: mosquitto_sub and mosquitto_pub, as an
+// integrator would use them, without and with a device credential.
+func TestStockClientsAreRefused(t *testing.T) {
+	sub, err1 := exec.LookPath("mosquitto_sub")
+	pub, err2 := exec.LookPath("mosquitto_pub")
+	if err1 != nil || err2 != nil {
+		t.Fatal("mosquitto clients not installed: run `make deps` (scripts/deps.sh)")
+	}
+	a := startApp(t, "", nil)
+	host, port, _ := net.SplitHostPort(a.MQTTAddr())
+	run := func(bin string, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	cred := []string{"-i", "drv-D1", "-u", "D1", "-P", a.tokens["D1"]}
+	fix := string(fixJSON(38.65, -121.43, time.Now()))
+	for _, v := range []string{"mqttv311", "mqttv5"} {
+		for _, c := range []struct {
+			name string
+			bin  string
+			args []string
+			ok   bool
+		}{
+			{"sub without credentials", sub, []string{"-t", "depot/DEMO1/#", "-C", "1", "-W", "3"}, false},
+			{"pub without credentials", pub, []string{"-q", "1", "-t", "depot/DEMO1/drivers/D1/gps", "-m", fix}, false},
+			{"driver publishes its own gps", pub, append(cred, "-q", "1", "-t", "depot/DEMO1/drivers/D1/gps", "-m", fix), true},
+			{"driver publishes another driver's gps", pub, append(cred, "-q", "1", "-t", "depot/DEMO1/drivers/D2/gps", "-m", fix), false},
+			{"driver reads the depot events", sub, append(cred, "-t", "depot/DEMO1/events", "-C", "1", "-W", "3"), false},
+		} {
+			out, err := run(c.bin, append([]string{"-V", v}, c.args...)...)
+			// The clients exit 0 on a denied subscription or a v5 PUBACK
+			// refusal, but say so.
+			refused := err != nil || strings.Contains(out, "denied") || strings.Contains(out, "Not authorized")
+			if c.ok == refused {
+				t.Errorf("%s %s: err %v, output %q", v, c.name, err, out)
+			}
+		}
+	}
+	var h historyResp
+	a.getJSON(t, "/api/v1/routes/R2/history", &h)
+	if len(h.Fixes) != 0 {
+		t.Fatalf("D1 wrote into D2's route: %+v", h.Fixes)
+	}
+	a.getJSON(t, "/api/v1/routes/R1/history", &h)
+	if len(h.Fixes) != 1 { // the same fix sent over 3.1.1 and 5: a repeat files once
+		t.Fatalf("R1 history has %d fixes, want 1", len(h.Fixes))
 	}
 }

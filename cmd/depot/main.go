@@ -3,6 +3,8 @@
 //
 //	depot [serve] [flags]   run the appliance (the default)
 //	depot sim [flags]       simulated handhelds publishing GPS to a running depot
+//	depot user add|list     manage dispatchers and admins of a running depot
+//	depot device add|revoke|list  manage handheld credentials of a running depot
 //	depot version           print the version
 //
 // Every flag also reads the environment variable DEPOT_<FLAG_NAME>, e.g.
@@ -30,9 +32,13 @@ const usage = `Depot Command Central — live routes and drivers for a delivery 
 Usage:
   depot [serve] [flags]   run the appliance (default)
   depot sim [flags]       simulated handhelds publishing GPS to a running depot
+  depot user add|list     manage dispatchers and admins of a running depot
+  depot device add|revoke|list
+                          manage handheld credentials of a running depot
   depot version           print the version
 
-Run "depot serve -h" or "depot sim -h" for the flags of each. Every flag can
+Run "depot serve -h", "depot sim -h", "depot user", "depot device" for the
+flags of each. Every flag can
 also be set with the environment variable DEPOT_<FLAG_NAME> (e.g.
 DEPOT_HTTP_ADDR for --http-addr); a flag on the command line wins.
 `
@@ -40,7 +46,7 @@ DEPOT_HTTP_ADDR for --http-addr); a flag on the command line wins.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "depot:", err)
 		}
@@ -48,7 +54,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -68,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return m.Close()
 	case "sim":
 		return runSim(ctx, args, stderr)
+	case "user":
+		return runUser(ctx, args, stdin, stdout, stderr)
+	case "device":
+		return runDevice(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "depot", Version)
 		return nil

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -233,9 +235,14 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		mqttURL := m.broker.Addr()
+		var simTLS *tls.Config
+		if tlsCfg != nil {
+			mqttURL, simTLS = "tls://"+mqttURL, selfTLS(tlsCfg.Certificates[0])
+		}
 		m.goRun(func() {
 			err := simulate(rctx, simConfig{
-				MQTT: m.broker.Addr(), Depot: c.Depot, Drivers: demo.Drivers(), Tokens: tokens, Demo: demo,
+				MQTT: mqttURL, TLS: simTLS, Depot: c.Depot, Drivers: demo.Drivers(), Tokens: tokens, Demo: demo,
 				Interval: c.DemoRate, QoS: 1, Log: m.Log.With("part", "demo"),
 			})
 			if err != nil && rctx.Err() == nil {
@@ -249,6 +256,22 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log.Info("demo depot ready: open the dashboard", "url", "http://"+browseAddr(m.web.Addr()))
 	}
 	return nil
+}
+
+// selfTLS is the client side for the box talking to itself over loopback:
+// it trusts exactly the appliance's own certificate, whatever names it
+// carries.
+func selfTLS(own tls.Certificate) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // replaced by the exact match below
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 || !bytes.Equal(raw[0], own.Certificate[0]) {
+				return errors.New("not the appliance's own certificate")
+			}
+			return nil
+		},
+	}
 }
 
 // demoAccounts gives the demo handhelds device credentials, as real ones

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,8 +12,10 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +27,8 @@ import (
 
 // simConfig drives simulated handhelds.
 type simConfig struct {
-	MQTT     string // host:port of MQTT over TCP
+	MQTT     string      // host:port of MQTT over TCP, or tls://host:port
+	TLS      *tls.Config // for tls:// (nil: the system's roots)
 	Depot    string
 	Drivers  []string
 	Tokens   map[string]string // driver id -> device token (its MQTT password)
@@ -40,7 +45,8 @@ type simStats struct{ sent, acked, failed atomic.Int64 }
 func runSim(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("depot sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("mqtt", "localhost:1883", "MQTT over TCP address of the depot")
+	addr := fs.String("mqtt", "localhost:1883", "MQTT address of the depot: host:port, or tls://host:port")
+	caFile := fs.String("ca-file", "", "PEM certificate(s) to trust for tls:// and https:// (default: the system's)")
 	api := fs.String("http", "localhost:8080", "HTTP address of the depot, to issue the handhelds' credentials")
 	admin := fs.String("admin-user", "admin", "admin user that issues the credentials (password: DEPOT_ADMIN_PASSWORD)")
 	depot := fs.String("depot", "DEMO1", "depot id")
@@ -77,7 +83,22 @@ func runSim(ctx context.Context, args []string, stderr io.Writer) error {
 	if pw == "" {
 		return errors.New("set DEPOT_ADMIN_PASSWORD: sim issues its handhelds' credentials as an admin")
 	}
+	var tlsCfg *tls.Config
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%s: no PEM certificate", *caFile)
+		}
+		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	cl := newAPIClient(*api)
+	if tlsCfg != nil {
+		cl.http.Transport = &http.Transport{TLSClientConfig: tlsCfg}
+	}
 	if err := cl.login(ctx, *admin, pw); err != nil {
 		return fmt.Errorf("log in as %s: %w", *admin, err)
 	}
@@ -91,7 +112,7 @@ func runSim(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	st := &simStats{}
 	start := time.Now()
-	err = simulate(ctx, simConfig{MQTT: *addr, Depot: *depot, Drivers: drivers, Tokens: tokens,
+	err = simulate(ctx, simConfig{MQTT: *addr, TLS: tlsCfg, Depot: *depot, Drivers: drivers, Tokens: tokens,
 		Demo: bridge.NewDemo(start, *n, 1), Interval: time.Duration(float64(time.Second) / *rate),
 		QoS: byte(*qos), Duration: *dur, Log: log, Stats: st})
 	el := time.Since(start).Seconds()
@@ -114,9 +135,16 @@ func simulate(ctx context.Context, c simConfig) error {
 		ctx, cancel = context.WithTimeout(ctx, c.Duration)
 		defer cancel()
 	}
-	u, err := url.Parse("mqtt://" + c.MQTT)
-	if err != nil {
-		return fmt.Errorf("mqtt address %q: %w", c.MQTT, err)
+	raw := c.MQTT
+	if !strings.Contains(raw, "://") {
+		raw = "mqtt://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "mqtt" && u.Scheme != "tls" && u.Scheme != "mqtts") {
+		return fmt.Errorf("mqtt address %q: want host:port, mqtt://host:port or tls://host:port", c.MQTT)
+	}
+	if u.Scheme == "mqtts" {
+		u.Scheme = "tls"
 	}
 	var wg sync.WaitGroup
 	for i, d := range c.Drivers {
@@ -136,6 +164,7 @@ func runHandheld(ctx context.Context, c simConfig, u *url.URL, driver string, se
 	defer cancelRefused()
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
+		TlsCfg:                        c.TLS,
 		KeepAlive:                     30,
 		CleanStartOnInitialConnection: true,
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(500*time.Millisecond, 30*time.Second, time.Second, 2),

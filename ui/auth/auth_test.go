@@ -1,0 +1,257 @@
+package auth
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// memStore is an in-memory Store.
+type memStore struct {
+	mu      sync.Mutex
+	users   map[string]bridge.User
+	devices map[string]bridge.Device
+}
+
+func (m *memStore) PutUser(u bridge.User) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.users[u.Username] = u
+	return nil
+}
+func (m *memStore) User(n string) (bridge.User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.users[n]
+	if !ok {
+		return u, bridge.ErrNotFound
+	}
+	return u, nil
+}
+func (m *memStore) Users() (out []bridge.User, _ error) {
+	for _, u := range m.users {
+		out = append(out, u)
+	}
+	return out, nil
+}
+func (m *memStore) PutDevice(d bridge.Device) error { m.devices[d.DriverID] = d; return nil }
+func (m *memStore) DeleteDevice(id string) error {
+	if _, ok := m.devices[id]; !ok {
+		return bridge.ErrNotFound
+	}
+	delete(m.devices, id)
+	return nil
+}
+func (m *memStore) Devices() (out []bridge.Device, _ error) {
+	for _, d := range m.devices {
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newAccounts(t testing.TB) (*Accounts, *clock, *[]bridge.Identity) {
+	clk := &clock{time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)}
+	var revoked []bridge.Identity
+	a := &Accounts{Store: &memStore{users: map[string]bridge.User{}, devices: map[string]bridge.Device{}},
+		Key: []byte(strings.Repeat("k", 32)), Depot: "D", Now: clk.now, Cost: bcrypt.MinCost,
+		OnRevoke: func(id bridge.Identity) { revoked = append(revoked, id) }}
+	if err := a.Open(); err != nil {
+		t.Fatal(err)
+	}
+	return a, clk, &revoked
+}
+
+func TestTokens(t *testing.T) {
+	a, clk, _ := newAccounts(t)
+	tok, c, err := a.Issue("ana", bridge.RoleDispatcher)
+	if err != nil || c.ExpiresAt.Sub(clk.t) != 12*time.Hour {
+		t.Fatalf("Issue: %v %+v", err, c)
+	}
+	if got, err := a.Verify(tok); err != nil || got.Subject != "ana" || got.Role != bridge.RoleDispatcher {
+		t.Fatalf("Verify: %+v %v", got, err)
+	}
+	clk.t = clk.t.Add(12*time.Hour + time.Minute)
+	if _, err := a.Verify(tok); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("expired token: %v", err)
+	}
+	clk.t = clk.t.Add(-time.Hour)
+	other := &Accounts{Key: []byte(strings.Repeat("x", 32)), Depot: "D", Now: clk.now}
+	if _, err := other.Verify(tok); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("token with another key: %v", err)
+	}
+	other = &Accounts{Key: a.Key, Depot: "E", Now: clk.now}
+	if _, err := other.Verify(tok); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("token of another depot: %v", err)
+	}
+	// alg=none and other algorithms are refused.
+	none := "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + strings.Split(tok, ".")[1] + "."
+	if _, err := a.Verify(none); err == nil {
+		t.Fatal("alg none accepted")
+	}
+}
+
+func TestUsersAndLogin(t *testing.T) {
+	a, _, _ := newAccounts(t)
+	pw, err := a.EnsureAdmin("")
+	if err != nil || len(pw) < MinPasswordLen {
+		t.Fatalf("generated admin password %q %v", pw, err)
+	}
+	if pw2, _ := a.EnsureAdmin("other-password"); pw2 != "" {
+		t.Fatal("second EnsureAdmin created another admin")
+	}
+	if _, c, err := a.Login("admin", pw); err != nil || c.Role != bridge.RoleAdmin {
+		t.Fatalf("admin login: %v", err)
+	}
+	for _, bad := range [][3]string{{"x y", "longenough", "dispatcher"}, {"bo", "short", "dispatcher"}, {"bo", "longenough", "driver"},
+		{"bo", strings.Repeat("p", 73), "dispatcher"}} {
+		if err := a.CreateUser(bad[0], bad[1], bad[2]); !errors.Is(err, ErrInvalid) {
+			t.Errorf("CreateUser%v: %v", bad, err)
+		}
+	}
+	if err := a.CreateUser("bo", "bo-secret-1", bridge.RoleDispatcher); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateUser("bo", "bo-secret-2", bridge.RoleDispatcher); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	for _, pair := range [][2]string{{"bo", "bo-secret-2"}, {"nobody", "bo-secret-1"}, {"bo", ""}} {
+		if _, _, err := a.Login(pair[0], pair[1]); !errors.Is(err, ErrBadCredentials) {
+			t.Errorf("Login%v: %v", pair, err)
+		}
+	}
+	u, _ := a.Store.User("bo")
+	if strings.Contains(string(u.Hash), "bo-secret-1") {
+		t.Fatal("password stored in clear")
+	}
+}
+
+func TestDevices(t *testing.T) {
+	a, _, revoked := newAccounts(t)
+	tok, err := a.CreateDevice("D1", "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := a.Store.(*memStore).devices["D1"]
+	if strings.Contains(string(d.TokenHash), tok) || len(d.TokenHash) != 32 {
+		t.Fatal("device token not stored as a hash")
+	}
+	id, err := a.AuthenticateMQTT([]byte("D1"), []byte(tok), "drv-D1")
+	if err != nil || id != (bridge.Identity{Role: bridge.RoleDriver, Subject: "D1"}) {
+		t.Fatalf("AuthenticateMQTT: %v %v", id, err)
+	}
+	tok2, _ := a.CreateDevice("D1", "new phone")
+	if len(*revoked) != 1 {
+		t.Fatal("reissue did not end the old session")
+	}
+	if _, err := a.AuthenticateMQTT([]byte("D1"), []byte(tok), "drv-D1"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("old token after reissue: %v", err)
+	}
+	if err := a.RevokeDevice("D1"); err != nil || len(*revoked) != 2 || a.DeviceValid("D1") {
+		t.Fatalf("revoke: %v %v", err, *revoked)
+	}
+	if _, err := a.AuthenticateMQTT([]byte("D1"), []byte(tok2), "drv-D1"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("revoked token: %v", err)
+	}
+	if err := a.RevokeDevice("D1"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Fatalf("second revoke: %v", err)
+	}
+	if _, err := a.CreateDevice("D 1", ""); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad driver id: %v", err)
+	}
+}
+
+func TestKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := LoadOrCreateKey(dir)
+	if err != nil || len(k1) != 32 {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(dir, "jwt.key"))
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	os.Chmod(filepath.Join(dir, "jwt.key"), 0o644)
+	k2, err := LoadOrCreateKey(dir)
+	if err != nil || string(k1) != string(k2) {
+		t.Fatal("key not kept")
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "jwt.key")); fi.Mode().Perm() != 0o600 {
+		t.Fatal("loose permissions not repaired")
+	}
+	os.WriteFile(filepath.Join(dir, "jwt.key"), []byte("short"), 0o600)
+	if _, err := LoadOrCreateKey(dir); err == nil {
+		t.Fatal("short key accepted")
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	th := NewThrottle()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// One address, many users: 10 at once, then one every 3 s.
+	for i := range 10 {
+		if ok, _ := th.Allow("1.2.3.4", "u"+string(rune('a'+i)), now); !ok {
+			t.Fatalf("attempt %d refused", i)
+		}
+	}
+	ok, wait := th.Allow("1.2.3.4", "uz", now)
+	if ok || wait <= 0 || wait > 3*time.Second {
+		t.Fatalf("11th attempt: %v %s", ok, wait)
+	}
+	if ok, _ := th.Allow("1.2.3.4", "uz", now.Add(3*time.Second)); !ok {
+		t.Fatal("not refilled after 3 s")
+	}
+	// One user, many addresses: 5 failures, then locked for 30 s.
+	for i := range 5 {
+		addr := "10.0.0." + string(rune('1'+i))
+		if ok, _ := th.Allow(addr, "ana", now); !ok {
+			t.Fatalf("failure %d refused", i)
+		}
+		th.Failed("ana", now)
+	}
+	if ok, wait := th.Allow("10.0.0.9", "ana", now); ok || wait < 29*time.Second {
+		t.Fatalf("6th failure for ana: %v %s", ok, wait)
+	}
+	if ok, _ := th.Allow("10.0.0.9", "ana", now.Add(31*time.Second)); !ok {
+		t.Fatal("user not unlocked after 30 s")
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	a, _, _ := newAccounts(f)
+	tok, _, _ := a.Issue("ana", bridge.RoleDispatcher)
+	f.Add(tok)
+	f.Add("a.b.c")
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := a.Verify(s)
+		if err == nil && (c.Subject != "ana" || s != tok) {
+			t.Fatalf("accepted a token it did not issue: %q", s)
+		}
+	})
+}
+
+func FuzzAuthenticateMQTT(f *testing.F) {
+	a, _, _ := newAccounts(f)
+	tok, _ := a.CreateDevice("D1", "")
+	f.Add([]byte("D1"), []byte(tok), "drv-D1")
+	f.Add([]byte(""), []byte(""), "")
+	f.Add([]byte("D1"), []byte("x.y.z"), "drv-D1")
+	f.Fuzz(func(t *testing.T, user, pass []byte, clientID string) {
+		id, err := a.AuthenticateMQTT(user, pass, clientID)
+		if err == nil && (string(user) != "D1" || string(pass) != tok || !id.ClientIDAllowed(clientID)) {
+			t.Fatalf("accepted %q/%q as %q", user, pass, clientID)
+		}
+	})
+}
