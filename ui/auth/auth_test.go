@@ -235,8 +235,10 @@ func FuzzVerify(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, s string) {
+		// Only tokens signed with the key are accepted, and the only ones
+		// signed (here or in another fuzz worker) are ana's.
 		c, err := a.Verify(s)
-		if err == nil && (c.Subject != "ana" || s != tok) {
+		if err == nil && (c.Subject != "ana" || c.Role != bridge.RoleDispatcher || c.Depot != "D") {
 			t.Fatalf("accepted a token it did not issue: %q", s)
 		}
 	})
@@ -249,8 +251,9 @@ func FuzzAuthenticateMQTT(f *testing.F) {
 	f.Add([]byte(""), []byte(""), "")
 	f.Add([]byte("D1"), []byte("x.y.z"), "drv-D1")
 	f.Fuzz(func(t *testing.T, user, pass []byte, clientID string) {
+		// Workers issue their own D1 token; any accepted pair must be D1's.
 		id, err := a.AuthenticateMQTT(user, pass, clientID)
-		if err == nil && (string(user) != "D1" || string(pass) != tok || !id.ClientIDAllowed(clientID)) {
+		if err == nil && (string(user) != "D1" || id.Subject != "D1" || !id.ClientIDAllowed(clientID)) {
 			t.Fatalf("accepted %q/%q as %q", user, pass, clientID)
 		}
 	})
