@@ -54,4 +54,5 @@ func (nopStore) Commit(*Batch) error       { return nil }
 
 type nopPub struct{}
 
-func (nopPub) Publish(string, []byte, bool, byte) error { return nil }
+func (nopPub) Publish(string, []byte, bool, byte) error                 { return nil }
+func (nopPub) PublishExpiring(string, []byte, bool, byte, uint32) error { return nil }

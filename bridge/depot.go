@@ -21,16 +21,21 @@ type Store interface {
 }
 
 // Publisher delivers a message to MQTT subscribers (the embedded broker's
-// inline client in production).
+// inline client in production). expiry is the MQTT 5 message expiry in
+// seconds (0: none).
 type Publisher interface {
 	Publish(topic string, payload []byte, retain bool, qos byte) error
+	PublishExpiring(topic string, payload []byte, retain bool, qos byte, expiry uint32) error
 }
 
 // State is what a depot reloads at start.
 type State struct {
-	Routes  []RouteStatus
-	Latest  []Fix // the newest fix of each driver
-	LastSeq uint64
+	Routes      []RouteStatus
+	Latest      []Fix // the newest fix of each driver
+	LastSeq     uint64
+	Rescues     []Rescue
+	Offers      []Offer
+	Assignments []Assignment
 }
 
 // HistoryFix is one fix as filed in history: under the route its driver was
@@ -46,21 +51,46 @@ type StoredEvent struct {
 	Raw []byte
 }
 
-// Batch is everything one group commit writes.
+// Batch is everything one group commit writes, and what is published once
+// it is stored.
 type Batch struct {
-	Fixes  []HistoryFix
-	Latest []Fix
-	Routes []RouteStatus
-	Events []StoredEvent
+	Fixes       []HistoryFix
+	Latest      []Fix
+	Routes      []RouteStatus
+	Events      []StoredEvent
+	Rescues     []Rescue
+	Offers      []Offer
+	Assignments []Assignment
+	// Messages are published after the commit, after the events: driver
+	// inbox messages and retained presence states.
+	Messages []Message
+	// fixRecv are the receive times (Unix ms) of fixes that moved a route,
+	// for the fix-to-publish latency.
+	fixRecv []int64
 }
 
-func (b *Batch) size() int { return len(b.Fixes) + len(b.Routes) + len(b.Events) }
+// Message is one MQTT message the depot publishes besides events.
+type Message struct {
+	Topic   string
+	Payload []byte
+	Retain  bool
+	Expiry  uint32 // MQTT 5 message expiry, seconds; 0: none
+}
+
+func (b *Batch) size() int {
+	return len(b.Fixes) + len(b.Routes) + len(b.Events) + len(b.Rescues) + len(b.Offers) + len(b.Messages)
+}
 
 func (b *Batch) append(o *Batch) {
 	b.Fixes = append(b.Fixes, o.Fixes...)
 	b.Latest = append(b.Latest, o.Latest...)
 	b.Routes = append(b.Routes, o.Routes...)
 	b.Events = append(b.Events, o.Events...)
+	b.Rescues = append(b.Rescues, o.Rescues...)
+	b.Offers = append(b.Offers, o.Offers...)
+	b.Assignments = append(b.Assignments, o.Assignments...)
+	b.Messages = append(b.Messages, o.Messages...)
+	b.fixRecv = append(b.fixRecv, o.fixRecv...)
 }
 
 // ErrClosed is returned for work submitted after Close.
@@ -106,14 +136,29 @@ type Depot struct {
 	Log    *slog.Logger
 	Topics Topics
 	Stats  Stats
+	// RescueSpeedKmh is the average speed used to estimate a rescuer's
+	// arrival (straight line); 30 when zero.
+	RescueSpeedKmh float64
+	// SilentAfter: a driver on an unfinished route who sent no fix for this
+	// long is reported silent; 5 minutes when zero.
+	SilentAfter time.Duration
 
-	mu       sync.Mutex
-	routes   map[string]RouteStatus
-	byDriver map[string]string // driver id -> route id
-	latest   map[string]Fix
-	seq      uint64
-	closed   bool
-	feed     FeedHealth
+	mu            sync.Mutex
+	routes        map[string]RouteStatus
+	byDriver      map[string]string // driver id -> route id
+	latest        map[string]Fix
+	seq           uint64
+	closed        bool
+	feed          FeedHealth
+	rescues       map[string]*Rescue
+	rescueByRoute map[string]string // route id -> its latest rescue id
+	offers        map[string]*Offer
+	assignments   map[string]Assignment
+	driverNames   map[string]string
+	addresses     map[string]string // route id -> address of its position, when the feed has one
+	presence      map[string]*presence
+	lat           latencies
+	hb            heartbeat
 
 	jobs     chan *job
 	pipeDone chan struct{}
@@ -145,6 +190,27 @@ func (d *Depot) Open() error {
 		d.latest[f.DriverID] = f
 	}
 	d.seq = st.LastSeq
+	d.rescues, d.rescueByRoute = map[string]*Rescue{}, map[string]string{}
+	for i := range st.Rescues {
+		r := st.Rescues[i]
+		d.rescues[r.RescueID] = &r
+		if prev, ok := d.rescues[d.rescueByRoute[r.RouteID]]; !ok || r.Seq > prev.Seq {
+			d.rescueByRoute[r.RouteID] = r.RescueID
+		}
+	}
+	d.offers = map[string]*Offer{}
+	for i := range st.Offers {
+		o := st.Offers[i]
+		d.offers[o.VTOID] = &o
+	}
+	d.assignments = map[string]Assignment{}
+	for _, a := range st.Assignments {
+		d.assignments[a.RouteID] = a
+	}
+	d.driverNames, d.addresses, d.presence = map[string]string{}, map[string]string{}, map[string]*presence{}
+	for _, r := range st.Routes {
+		d.driverNames[r.DriverID] = r.DriverName
+	}
 	d.jobs = make(chan *job, 4096)
 	d.pipeDone = make(chan struct{})
 	go d.pipeline()
@@ -191,6 +257,7 @@ func (d *Depot) IngestFix(f Fix, wait bool) error {
 	}
 	routeID := d.byDriver[f.DriverID]
 	j.b.Fixes = []HistoryFix{{RouteID: routeID, Fix: f}}
+	d.fixSeenLocked(&j.b, f.DriverID)
 	if prev, ok := d.latest[f.DriverID]; ok && f.TS <= prev.TS {
 		d.Stats.FixesLate.Add(1)
 	} else {
@@ -199,9 +266,13 @@ func (d *Depot) IngestFix(f Fix, wait bool) error {
 		if r, ok := d.routes[routeID]; ok {
 			cur := r
 			cur.CurrentLat, cur.CurrentLng, cur.LastUpdated = f.Lat, f.Lng, f.Time()
+			n := len(j.b.Events)
 			if err := d.changeLocked(&j.b, r, cur); err != nil {
 				d.mu.Unlock()
 				return err
+			}
+			if len(j.b.Events) > n {
+				j.b.fixRecv = append(j.b.fixRecv, f.Recv)
 			}
 		}
 	}
@@ -214,6 +285,40 @@ func (d *Depot) IngestFix(f Fix, wait bool) error {
 	return <-j.done
 }
 
+// emitLocked gives an event the next seq and adds it to b.
+func (d *Depot) emitLocked(b *Batch, typ, prio string, payload any) (Envelope, []byte, error) {
+	env, raw, err := newEnvelope(d.seq+1, typ, prio, d.Now(), payload)
+	if err != nil {
+		return env, nil, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	d.seq++
+	b.Events = append(b.Events, StoredEvent{Seq: d.seq, Raw: raw})
+	return env, raw, nil
+}
+
+// act runs fn under the lock on a fresh batch and, when it succeeds and
+// wrote something, commits the batch and waits for it. fn must validate
+// before it changes anything: an error leaves no trace.
+func (d *Depot) act(fn func(b *Batch) error) error {
+	j := &job{done: make(chan error, 1)}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	if err := fn(&j.b); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	if j.b.size() == 0 && len(j.b.Assignments) == 0 {
+		d.mu.Unlock()
+		return nil
+	}
+	d.jobs <- j
+	d.mu.Unlock()
+	return <-j.done
+}
+
 // changeLocked records a route change into b: the new status and, when
 // something changed, a route:update event with the next seq.
 func (d *Depot) changeLocked(b *Batch, old, cur RouteStatus) error {
@@ -221,11 +326,9 @@ func (d *Depot) changeLocked(b *Batch, old, cur RouteStatus) error {
 	if delta == nil {
 		return nil
 	}
-	_, raw, err := newEnvelope(d.seq+1, EventRouteUpdate, PriorityNormal, d.Now(), delta)
-	if err != nil {
-		return fmt.Errorf("encode route:update: %w", err)
+	if _, _, err := d.emitLocked(b, EventRouteUpdate, PriorityNormal, delta); err != nil {
+		return err
 	}
-	d.seq++
 	d.routes[cur.RouteID] = cur
 	if old.DriverID != cur.DriverID {
 		if d.byDriver[old.DriverID] == old.RouteID {
@@ -234,9 +337,11 @@ func (d *Depot) changeLocked(b *Batch, old, cur RouteStatus) error {
 	}
 	if cur.DriverID != "" {
 		d.byDriver[cur.DriverID] = cur.RouteID
+		if cur.DriverName != "" {
+			d.driverNames[cur.DriverID] = cur.DriverName
+		}
 	}
 	b.Routes = append(b.Routes, cur)
-	b.Events = append(b.Events, StoredEvent{Seq: d.seq, Raw: raw})
 	return nil
 }
 
@@ -251,22 +356,40 @@ func (d *Depot) ApplySnapshots(snaps []RouteSnapshot) (int, error) {
 		return 0, ErrClosed
 	}
 	changed := 0
+	type change struct{ old, cur RouteStatus }
+	var changes []change
 	for _, s := range snaps {
 		cur := s.Status()
+		if s.CurrentAddress != "" {
+			d.addresses[s.RouteID] = s.CurrentAddress
+		}
+		if s.DriverID != "" && s.DriverName != "" {
+			d.driverNames[s.DriverID] = s.DriverName
+		}
+		d.applyAssignmentLocked(&j.b, &cur)
 		old := d.routes[s.RouteID]
 		if f, ok := d.latest[cur.DriverID]; ok && f.Time().After(cur.LastUpdated) {
 			cur.CurrentLat, cur.CurrentLng, cur.LastUpdated = f.Lat, f.Lng, f.Time()
 		}
-		n := len(j.b.Events)
+		n := len(j.b.Routes)
 		if err := d.changeLocked(&j.b, old, cur); err != nil {
 			d.mu.Unlock()
 			return changed, err
 		}
-		if len(j.b.Events) > n {
+		if len(j.b.Routes) > n {
 			changed++
+			changes = append(changes, change{old, d.routes[cur.RouteID]})
 		}
 	}
-	if j.b.size() == 0 {
+	// Rescues are judged on the whole cycle, so the rescuer is chosen from
+	// every route's current state.
+	for _, c := range changes {
+		if err := d.checkRescueLocked(&j.b, c.old, c.cur); err != nil {
+			d.mu.Unlock()
+			return changed, err
+		}
+	}
+	if j.b.size() == 0 && len(j.b.Assignments) == 0 {
 		d.mu.Unlock()
 		return 0, nil
 	}
@@ -379,6 +502,12 @@ func (d *Depot) pipeline() {
 		}
 		d.Stats.Events.Add(int64(len(b.Events)))
 		d.publishStates(b.Routes)
+		for _, m := range b.Messages {
+			if perr := d.Pub.PublishExpiring(m.Topic, m.Payload, m.Retain, 1, m.Expiry); perr != nil {
+				d.Log.Warn("publish", "topic", m.Topic, "err", perr)
+			}
+		}
+		d.lat.add(b.fixRecv, time.Now())
 		for _, w := range waiters {
 			if w != nil {
 				w <- err

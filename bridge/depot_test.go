@@ -42,6 +42,7 @@ type pubMsg struct {
 	topic   string
 	payload []byte
 	retain  bool
+	expiry  uint32
 }
 
 // memPub records publishes.
@@ -53,8 +54,30 @@ type memPub struct {
 func (p *memPub) Publish(topic string, payload []byte, retain bool, qos byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.msgs = append(p.msgs, pubMsg{topic, payload, retain})
+	p.msgs = append(p.msgs, pubMsg{topic, payload, retain, 0})
 	return nil
+}
+
+func (p *memPub) PublishExpiring(topic string, payload []byte, retain bool, qos byte, expiry uint32) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.msgs = append(p.msgs, pubMsg{topic, payload, retain, expiry})
+	return nil
+}
+
+// updates returns the route:update events published.
+func (p *memPub) updates(t *testing.T) []Envelope { return p.typed(t, EventRouteUpdate) }
+
+// typed returns the published events of one type.
+func (p *memPub) typed(t *testing.T, typ string) []Envelope {
+	t.Helper()
+	var out []Envelope
+	for _, e := range p.events(t) {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (p *memPub) events(t *testing.T) []Envelope {
@@ -143,13 +166,16 @@ func TestFeedDeltasAndSeq(t *testing.T) {
 		t.Fatalf("third cycle changed %d", n)
 	}
 	evs := pub.events(t)
-	if len(evs) != 3 {
+	if len(evs) != 4 { // three route updates and R2's rescue alert
 		t.Fatalf("%d events", len(evs))
 	}
 	for i, e := range evs {
-		if e.Seq != uint64(i+1) || e.Type != EventRouteUpdate || e.ID == "" {
+		if e.Seq != uint64(i+1) || e.ID == "" {
 			t.Fatalf("event %d: %+v", i, e)
 		}
+	}
+	if evs[3].Type != EventRescueAlert || evs[2].Type != EventRouteUpdate {
+		t.Fatalf("types %s, %s", evs[2].Type, evs[3].Type)
 	}
 	got := payload(t, evs[2])
 	want := map[string]any{"routeId": "R2", "completedStops": 21.0, "completedPackages": 21.0, "behindSchedule": 7.0, "statusColor": "RED"}
@@ -162,7 +188,7 @@ func TestFeedDeltasAndSeq(t *testing.T) {
 		}
 	}
 	// Stored before published: every published seq is in a committed batch.
-	if b := st.all(); len(b.Events) != 3 || b.Events[2].Seq != 3 {
+	if b := st.all(); len(b.Events) != 4 || b.Events[3].Seq != 4 {
 		t.Fatalf("stored events %+v", b.Events)
 	}
 	r, _ := d.Route("R2")
@@ -189,7 +215,7 @@ func TestFixMovesRoute(t *testing.T) {
 	if err := d.IngestFix(f, true); err != nil {
 		t.Fatal(err)
 	}
-	evs := pub.events(t)
+	evs := pub.updates(t)
 	if len(evs) != 2 {
 		t.Fatalf("%d events", len(evs))
 	}
@@ -225,7 +251,7 @@ func TestLateAndRepeatedFixes(t *testing.T) {
 	if r.CurrentLat != 38.7 {
 		t.Fatalf("position moved backwards: %+v", r)
 	}
-	if n := len(pub.events(t)); n != 2 {
+	if n := len(pub.updates(t)); n != 2 {
 		t.Fatalf("%d events, want 2 (feed + first fix)", n)
 	}
 	b := st.all()
@@ -243,8 +269,8 @@ func TestFixWithoutRoute(t *testing.T) {
 	if err := d.IngestFix(Fix{DriverID: "D9", Lat: 1, Lng: 2, TS: t0.UnixMilli()}, true); err != nil {
 		t.Fatal(err)
 	}
-	if len(pub.events(t)) != 0 {
-		t.Fatal("event for a driver on no route")
+	if len(pub.updates(t)) != 0 {
+		t.Fatal("route event for a driver on no route")
 	}
 	if b := st.all(); len(b.Fixes) != 1 || b.Fixes[0].RouteID != "" {
 		t.Fatalf("stored %+v", b.Fixes)
@@ -262,7 +288,7 @@ func TestCommitFailureReachesWaiter(t *testing.T) {
 	if _, err := d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 1, 0)}); !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
-	if len(pub.events(t)) != 1 {
+	if len(pub.updates(t)) != 1 {
 		t.Fatal("event not published")
 	}
 }
@@ -271,7 +297,7 @@ func TestReopenContinuesSeq(t *testing.T) {
 	st := &memStore{state: State{LastSeq: 41, Routes: []RouteStatus{snap("R1", "D1", 10, 0).Status()}}}
 	d, pub, _ := newDepot(t, st)
 	d.IngestFix(Fix{DriverID: "D1", Lat: 3, Lng: 4, TS: t0.Add(time.Hour).UnixMilli()}, true)
-	if evs := pub.events(t); len(evs) != 1 || evs[0].Seq != 42 {
+	if evs := pub.events(t); len(evs) != 2 || evs[0].Seq != 42 || evs[1].Seq != 43 {
 		t.Fatalf("events %+v", evs)
 	}
 	d.Close()
@@ -354,7 +380,7 @@ func TestSyncKeepsLastGoodState(t *testing.T) {
 	if err := d.SyncOnce(context.Background(), src); err != nil || !d.Feed().OK {
 		t.Fatalf("recovery: %v %+v", err, d.Feed())
 	}
-	if n := len(pub.events(t)); n != 2 {
+	if n := len(pub.updates(t)); n != 2 {
 		t.Fatalf("%d events", n)
 	}
 }

@@ -42,6 +42,9 @@ type RouteSnapshot struct {
 	CurrentLat        float64   `json:"currentLat"`
 	CurrentLng        float64   `json:"currentLng"`
 	LastUpdated       time.Time `json:"lastUpdated"`
+	// CurrentAddress, when the feed has it, names the place for a rescue
+	// transfer (optional; not part of the route status).
+	CurrentAddress string `json:"currentAddress,omitempty"`
 }
 
 // RouteStatus is the full state of one route as dashboards see it: the

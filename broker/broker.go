@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,13 @@ type Stats struct {
 	ReadDenied     atomic.Int64 // subscriptions, and deliveries to a session whose rights ended
 }
 
+// Observer is told when an authenticated session starts and ends (not for
+// a session that another connection with the same client id took over).
+type Observer interface {
+	SessionStarted(identity string)
+	SessionEnded(identity string)
+}
+
 // Refused is returned by an Ingestor for a publish it will not take. Code is
 // the MQTT 5 reason code sent to v5 clients in the PUBACK.
 type Refused struct {
@@ -77,6 +85,7 @@ func (r *Refused) Error() string { return fmt.Sprintf("refused (0x%02x): %s", r.
 // Reason codes used by Refused.
 const (
 	CodeUnspecified   = 0x80
+	CodeRefused       = 0x83 // implementation specific: a valid message the domain turned down
 	CodeNotAuthorized = 0x87
 	CodeTopicInvalid  = 0x90
 	CodeTooLarge      = 0x95
@@ -90,6 +99,7 @@ type Config struct {
 	AllowedOrigins []string      // WebSocket origins besides the page's own
 	Auth           Authenticator // required
 	Ingest         Ingestor      // optional
+	Observer       Observer      // optional: session start and end
 	Log            *slog.Logger  // slog.Default()
 	ConnectTimeout time.Duration // CONNECT must arrive within; 10s
 	MaxPacketSize  uint32        // 64 KiB
@@ -193,6 +203,41 @@ func (s *Server) WebSocket() http.Handler { return s.ws }
 // Publish delivers a message from the server itself (no ACL).
 func (s *Server) Publish(topic string, payload []byte, retain bool, qos byte) error {
 	return s.mq.Publish(topic, payload, retain, qos)
+}
+
+// PublishExpiring is Publish with an MQTT 5 message expiry (seconds; 0:
+// none): a message queued for an offline session is dropped when it is no
+// longer worth delivering, and v5 receivers see the time left.
+func (s *Server) PublishExpiring(topic string, payload []byte, retain bool, qos byte, expiry uint32) error {
+	if expiry == 0 {
+		return s.Publish(topic, payload, retain, qos)
+	}
+	cl, ok := s.mq.Clients.Get(mqtt.InlineClientId)
+	if !ok {
+		return errors.New("broker: inline client missing")
+	}
+	return s.mq.InjectPacket(cl, packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos, Retain: retain},
+		TopicName:   topic, Payload: payload, PacketID: uint16(qos),
+		Properties: packets.Properties{MessageExpiryInterval: expiry},
+	})
+}
+
+// CountByRole counts connected sessions by the part of their identity
+// before ':' (the role).
+func (s *Server) CountByRole() map[string]int {
+	out := map[string]int{}
+	if s.mq == nil {
+		return out
+	}
+	for _, cl := range s.mq.Clients.GetAll() {
+		if cl.Net.Inline || cl.Closed() {
+			continue
+		}
+		role, _, _ := strings.Cut(string(cl.Properties.Username), ":")
+		out[role]++
+	}
+	return out
 }
 
 // Subscribe adds an in-process subscription; fn runs on the publisher's

@@ -19,7 +19,8 @@ type hook struct {
 func (h *hook) ID() string { return "depot" }
 
 func (h *hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
+		mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
 }
 
 // OnConnect authenticates. mochi's OnConnectAuthenticate can only answer
@@ -102,4 +103,18 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, packets.CodeSuccessIgnore
+}
+
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if o := h.srv.cfg.Observer; o != nil && !cl.Net.Inline {
+		o.SessionStarted(string(cl.Properties.Username))
+	}
+}
+
+// OnDisconnect ignores a session that was taken over: its client id lives
+// on in the new connection.
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if o := h.srv.cfg.Observer; o != nil && !cl.Net.Inline && !cl.IsTakenOver() && len(cl.Properties.Username) > 0 {
+		o.SessionEnded(string(cl.Properties.Username))
+	}
 }

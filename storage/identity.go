@@ -9,11 +9,7 @@ import (
 )
 
 func (s *DB) put(bucket, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *nutsdb.Tx) error { return tx.Put(bucket, []byte(key), b, nutsdb.Persistent) })
+	return s.db.Update(func(tx *nutsdb.Tx) error { return putJSON(tx, bucket, key, v) })
 }
 
 func get[T any](s *DB, bucket, key string) (T, error) {

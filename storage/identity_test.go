@@ -43,3 +43,18 @@ func TestUsersAndDevicesSurviveReopen(t *testing.T) {
 		t.Fatalf("users: %+v %v", us, err)
 	}
 }
+
+// A box that has users but has never logged an event (no feed yet) must
+// start again: nutsdb reports an empty bucket oddly.
+func TestReopenWithUsersButNoEvents(t *testing.T) {
+	dir := t.TempDir()
+	db := mustOpen(t, dir)
+	if err := db.PutUser(bridge.User{Username: "admin", Role: bridge.RoleAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = mustOpen(t, dir)
+	if st, err := db.LoadState(); err != nil || st.LastSeq != 0 {
+		t.Fatalf("LoadState: %+v %v", st, err)
+	}
+}

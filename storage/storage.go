@@ -11,6 +11,9 @@
 //	events    be64(seq)                      -> envelope JSON
 //	users     username                       -> User JSON (bcrypt hash)
 //	devices   driverID                       -> Device JSON (token SHA-256)
+//	rescues   rescueID                       -> Rescue JSON
+//	offers    vtoID                          -> Offer JSON
+//	assignments routeID                      -> Assignment JSON (a dispatcher's reassignment)
 //
 // A route's time window is one RangeScan; the key ends in the driver id so
 // a repeated fix (a QoS 1 redelivery) overwrites itself instead of doubling.
@@ -36,9 +39,12 @@ const (
 	bEvents  = "events"
 	bUsers   = "users"
 	bDevices = "devices"
+	bRescues = "rescues"
+	bOffers  = "offers"
+	bAssign  = "assignments"
 )
 
-var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices}
+var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices, bRescues, bOffers, bAssign}
 
 // ErrNotFound is returned when a requested item does not exist.
 var ErrNotFound = bridge.ErrNotFound
@@ -152,14 +158,50 @@ func (s *DB) Commit(b *bridge.Batch) error {
 				return fmt.Errorf("put event: %w", err)
 			}
 		}
+		for _, r := range b.Rescues {
+			if err := putJSON(tx, bRescues, r.RescueID, r); err != nil {
+				return err
+			}
+		}
+		for _, o := range b.Offers {
+			if err := putJSON(tx, bOffers, o.VTOID, o); err != nil {
+				return err
+			}
+		}
+		for _, a := range b.Assignments {
+			if a.DriverID == "" { // the feed caught up: the override is gone
+				if err := tx.Delete(bAssign, []byte(a.RouteID)); err != nil && !notFound(err) {
+					return fmt.Errorf("delete assignment: %w", err)
+				}
+				continue
+			}
+			if err := putJSON(tx, bAssign, a.RouteID, a); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 }
 
+func putJSON(tx *nutsdb.Tx, bucket, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(bucket, []byte(key), b, nutsdb.Persistent); err != nil {
+		return fmt.Errorf("put %s %s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// notFound reports nutsdb's many ways of saying "nothing there". Its
+// GetMaxKey says "bucket not found" for an existing empty bucket; every
+// bucket is created at Open, so here that can only mean empty.
 func notFound(err error) bool {
 	return errors.Is(err, nutsdb.ErrRangeScan) || errors.Is(err, nutsdb.ErrPrefixScan) ||
 		errors.Is(err, nutsdb.ErrKeyNotFound) || errors.Is(err, nutsdb.ErrNotFoundKey) ||
-		errors.Is(err, nutsdb.ErrBucketEmpty)
+		errors.Is(err, nutsdb.ErrBucketEmpty) || errors.Is(err, nutsdb.ErrBucketNotFound) ||
+		errors.Is(err, nutsdb.ErrNotFoundBucket)
 }
 
 // decodeAll decodes JSON values into a slice of T.
@@ -196,6 +238,15 @@ func (s *DB) LoadState() (bridge.State, error) {
 			return err
 		}
 		if st.Latest, err = allValues[bridge.Fix](tx, bGPSLast); err != nil {
+			return err
+		}
+		if st.Rescues, err = allValues[bridge.Rescue](tx, bRescues); err != nil {
+			return err
+		}
+		if st.Offers, err = allValues[bridge.Offer](tx, bOffers); err != nil {
+			return err
+		}
+		if st.Assignments, err = allValues[bridge.Assignment](tx, bAssign); err != nil {
 			return err
 		}
 		k, err := tx.GetMaxKey(bEvents)

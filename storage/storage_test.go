@@ -158,3 +158,31 @@ func BenchmarkCommit100Fixes(b *testing.B) {
 		}
 	}
 }
+
+func TestDispatchRecordsSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	db := mustOpen(t, dir)
+	b := &bridge.Batch{
+		Rescues:     []bridge.Rescue{{RescueID: "rsc_1", RouteID: "R1", State: bridge.StateOpen, Seq: 4}},
+		Offers:      []bridge.Offer{{VTOID: "vto_2", DriverID: "D1", State: bridge.StateOpen, ExpiresAt: t0}},
+		Assignments: []bridge.Assignment{{RouteID: "R1", DriverID: "D2"}, {RouteID: "R2", DriverID: "D3"}},
+	}
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	b = &bridge.Batch{Offers: []bridge.Offer{{VTOID: "vto_2", DriverID: "D1", State: bridge.StateAccepted}},
+		Assignments: []bridge.Assignment{{RouteID: "R2"}}}
+	if err := db.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = mustOpen(t, dir)
+	st, err := db.LoadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Rescues) != 1 || st.Rescues[0].Seq != 4 || len(st.Offers) != 1 || st.Offers[0].State != bridge.StateAccepted ||
+		len(st.Assignments) != 1 || st.Assignments[0].DriverID != "D2" {
+		t.Fatalf("state after reopen: %+v", st)
+	}
+}

@@ -45,10 +45,13 @@ type Config struct {
 	Depot    Depot
 	Archive  Archive
 	Accounts *auth.Accounts
-	MQTT     http.Handler // MQTT over WebSocket, mounted at /mqtt
-	Health   func() map[string]any
-	Log      *slog.Logger
-	Now      func() time.Time
+	Dispatch Dispatch
+	// PayrollSecret verifies the payroll webhook; empty: webhook off.
+	PayrollSecret string
+	MQTT          http.Handler // MQTT over WebSocket, mounted at /mqtt
+	Health        func() map[string]any
+	Log           *slog.Logger
+	Now           func() time.Time
 }
 
 // Server is the HTTP side of the appliance.
@@ -58,6 +61,7 @@ type Server struct {
 	ln       net.Listener
 	done     chan struct{}
 	throttle *auth.Throttle
+	replays  replays
 }
 
 // New builds the server and its routes; Start binds it.
@@ -84,6 +88,7 @@ func New(cfg Config) *Server {
 		e.GET("/mqtt", echo.WrapHandler(cfg.MQTT))
 	}
 	e.POST("/api/v1/auth/login", s.login)
+	e.POST("/api/v1/webhooks/payroll", s.payroll) // signed, no login
 	// Everything else under /api/v1 needs a login token.
 	api := e.Group("/api/v1", s.bearer)
 	read := role(bridge.RoleDispatcher, bridge.RoleAdmin)
@@ -93,6 +98,14 @@ func New(cfg Config) *Server {
 	api.GET("/routes/:id", s.route, read)
 	api.GET("/routes/:id/history", s.history, read)
 	api.GET("/events", s.events, read)
+	api.GET("/state", s.state, read)
+	api.GET("/vto", s.listOffers, read)
+	api.POST("/vto", s.offerVTO, read)
+	api.POST("/vto/:id/accept", s.answerVTO("accept"), read)
+	api.POST("/vto/:id/decline", s.answerVTO("decline"), read)
+	api.GET("/rescues", s.listRescues, read)
+	api.POST("/rescues/:id/resolve", s.resolveRescue, read)
+	api.POST("/routes/:id/reassign", s.reassign, read)
 	api.POST("/users", s.createUser, admin)
 	api.GET("/users", s.listUsers, admin)
 	api.POST("/devices", s.createDevice, admin)

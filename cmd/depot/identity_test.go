@@ -192,7 +192,9 @@ func TestMQTTActionMatrix(t *testing.T) {
 						if act.pub {
 							code, closed := s.publish(act.topic, fix)
 							switch {
-							case act.ok && (closed || code != 0):
+							case act.ok && (closed || code == 0x87):
+								// Past the ACL the domain may still refuse the
+								// content (a GPS fix is no reply): not 0x87.
 								t.Fatalf("allowed publish: code 0x%02x closed %v", code, closed)
 							case !act.ok && p.v5 && (closed || code != 0x87):
 								t.Fatalf("forbidden publish: code 0x%02x closed %v, want PUBACK 0x87", code, closed)

@@ -45,14 +45,30 @@ func (in *ingest) Ingest(clientID, topic string, payload []byte, qos byte) error
 		return in.depot.IngestFix(f, qos > 0)
 	case bridge.KindInbox:
 		return in.refuse(errors.New("inbox topics are written by the server only"), broker.CodeNotAuthorized, clientID, topic)
+	case bridge.KindReply:
+		err := in.depot.HandleReply(driver, payload)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, bridge.ErrInvalid):
+			return in.refuse(err, broker.CodePayloadFormat, clientID, topic)
+		case errors.Is(err, bridge.ErrNotFound), errors.Is(err, bridge.ErrConflict), errors.Is(err, bridge.ErrForbidden):
+			// A clear refusal: "offer … is already accepted" in the PUBACK.
+			return in.refuse(err, broker.CodeRefused, clientID, topic)
+		}
+		return err
 	}
-	return nil // presence and reply: carried as plain MQTT until the dispatch events land
+	return nil // presence: the handheld's own retained state and last will, carried as is
 }
 
 func (in *ingest) refuse(err error, code byte, clientID, topic string) error {
 	reason := bridge.RefusalReason(err)
-	if reason == "other" && code == broker.CodeNotAuthorized {
+	switch {
+	case reason != "other":
+	case code == broker.CodeNotAuthorized:
 		reason = "not_authorized"
+	case code == broker.CodeRefused, code == broker.CodePayloadFormat:
+		reason = "reply"
 	}
 	c, _ := in.refused.LoadOrStore(reason, new(atomic.Int64))
 	c.(*atomic.Int64).Add(1)
@@ -68,4 +84,49 @@ func (in *ingest) refusedCounts() map[string]int64 {
 		return true
 	})
 	return out
+}
+
+// sessions turns the broker's session starts and ends into driver
+// presence. A driver may have more than one session (a phone and a
+// tablet); it is online while any is.
+type sessions struct {
+	depot *bridge.Depot
+	log   *slog.Logger
+	mu    sync.Mutex
+	count map[string]int
+}
+
+func (s *sessions) SessionStarted(identity string) {
+	id, ok := bridge.ParseIdentity(identity)
+	if !ok || id.Role != bridge.RoleDriver {
+		return
+	}
+	s.mu.Lock()
+	s.count[id.Subject]++
+	first := s.count[id.Subject] == 1
+	s.mu.Unlock()
+	if first {
+		if err := s.depot.DriverConnected(id.Subject); err != nil && !errors.Is(err, bridge.ErrClosed) {
+			s.log.Warn("presence", "driver", id.Subject, "err", err)
+		}
+	}
+}
+
+func (s *sessions) SessionEnded(identity string) {
+	id, ok := bridge.ParseIdentity(identity)
+	if !ok || id.Role != bridge.RoleDriver {
+		return
+	}
+	s.mu.Lock()
+	s.count[id.Subject]--
+	last := s.count[id.Subject] <= 0
+	if last {
+		delete(s.count, id.Subject)
+	}
+	s.mu.Unlock()
+	if last {
+		if err := s.depot.DriverDisconnected(id.Subject); err != nil && !errors.Is(err, bridge.ErrClosed) {
+			s.log.Warn("presence", "driver", id.Subject, "err", err)
+		}
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,6 +39,9 @@ type ServeConfig struct {
 	MapTiles       string
 	LogLevel       string
 	TokenTTL       time.Duration
+	SilentAfter    time.Duration
+	RescueSpeed    float64
+	PayrollSecret  string
 	AdminPassword  string // DEPOT_ADMIN_PASSWORD only: a flag would show in ps
 
 	bcryptCost int // tests only; 0 = bcrypt's default
@@ -57,6 +59,7 @@ type Main struct {
 	broker   *broker.Server
 	web      *ui.Server
 	ingest   *ingest
+	sessions *sessions
 	accounts *auth.Accounts
 	started  time.Time
 	cancel   context.CancelFunc
@@ -69,7 +72,7 @@ func NewMain(out io.Writer) *Main {
 	return &Main{Out: out, Config: ServeConfig{
 		Data: "./data", HTTPAddr: ":8080", MQTTAddr: ":1883", Depot: "DEMO1",
 		DemoRoutes: 30, DemoRate: time.Second, CortexInterval: 30 * time.Second, LogLevel: "info",
-		TokenTTL: 12 * time.Hour,
+		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30,
 	}}
 }
 
@@ -93,6 +96,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.MapTiles, "map-tiles", c.MapTiles, "optional map tile URL template ({z}/{x}/{y}); none: a plain offline map")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of a login token (a shift)")
+	fs.DurationVar(&c.SilentAfter, "silent-after", c.SilentAfter, "a driver on an unfinished route with no fix for this long is shown silent")
+	fs.Float64Var(&c.RescueSpeed, "rescue-speed", c.RescueSpeed, "average speed (km/h, straight line) for a rescuer's estimated arrival")
+	fs.StringVar(&c.PayrollSecret, "payroll-secret", c.PayrollSecret, "HMAC-SHA256 secret of the payroll webhook (unset: webhook off)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: depot serve [flags]\n\n")
 		fs.PrintDefaults()
@@ -126,6 +132,12 @@ func (c *ServeConfig) validate() error {
 		return errors.New("--data is required")
 	case c.TokenTTL < time.Minute:
 		return fmt.Errorf("--token-ttl %s: want at least 1m", c.TokenTTL)
+	case c.SilentAfter < 10*time.Second:
+		return fmt.Errorf("--silent-after %s: want at least 10s", c.SilentAfter)
+	case c.RescueSpeed < 1 || c.RescueSpeed > 200:
+		return fmt.Errorf("--rescue-speed %v: want 1-200 km/h", c.RescueSpeed)
+	case c.PayrollSecret != "" && len(c.PayrollSecret) < 16:
+		return errors.New("--payroll-secret: at least 16 characters")
 	case c.AdminPassword != "" && len(c.AdminPassword) < auth.MinPasswordLen:
 		return fmt.Errorf("DEPOT_ADMIN_PASSWORD: at least %d characters", auth.MinPasswordLen)
 	}
@@ -186,14 +198,18 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	m.ingest = &ingest{id: c.Depot, log: m.Log.With("part", "ingest")}
+	m.sessions = &sessions{log: m.Log.With("part", "presence"), count: map[string]int{}}
 	m.broker = broker.New(broker.Config{
 		TCPAddr: c.MQTTAddr, TLS: tlsCfg, Log: m.Log.With("part", "broker"),
 		AllowedOrigins: splitList(c.AllowedOrigins),
 		Auth:           mqttAuth{accounts: m.accounts, depot: c.Depot},
 		Ingest:         m.ingest,
+		Observer:       m.sessions,
 	})
-	m.depot = &bridge.Depot{ID: c.Depot, Store: store, Pub: m.broker, Log: m.Log.With("part", "depot")}
+	m.depot = &bridge.Depot{ID: c.Depot, Store: store, Pub: m.broker, Log: m.Log.With("part", "depot"),
+		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed}
 	m.ingest.depot = m.depot
+	m.sessions.depot = m.depot
 
 	if err := m.depot.Open(); err != nil {
 		return err
@@ -206,6 +222,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.web = ui.New(ui.Config{
 		Addr: c.HTTPAddr, TLS: tlsCfg, DepotID: c.Depot, Center: [2]float64{bridge.DemoLat, bridge.DemoLng},
 		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: store, Accounts: m.accounts,
+		PayrollSecret: c.PayrollSecret, Dispatch: m.depot,
 		MQTT: m.broker.WebSocket(), Health: m.health, Log: m.Log.With("part", "http"),
 	})
 	if err := m.web.Start(); err != nil {
@@ -230,6 +247,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log.Warn("no route feed: start with --cortex-url or --demo to see routes")
 	}
 	m.goRun(func() { m.heartbeat(rctx) })
+	m.goRun(func() { m.tick(rctx) })
 	if demo != nil {
 		tokens, err := m.demoAccounts(demo)
 		if err != nil {
@@ -364,21 +382,42 @@ func (m *Main) health() map[string]any {
 	}
 }
 
-// heartbeat publishes the system status, retained, every 5 s.
+// heartbeat emits system:status and the retained heartbeat every 5 s.
 func (m *Main) heartbeat(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
-	topic := "depot/" + m.Config.Depot + "/system/heartbeat"
 	for {
-		h := m.health()
-		h["ts"] = time.Now().UnixMilli()
-		if b, err := json.Marshal(h); err == nil {
-			_ = m.broker.Publish(topic, b, true, 0)
+		byRole := m.broker.CountByRole()
+		_, err := m.depot.Heartbeat(map[string]any{
+			"connections": map[string]int{"handhelds": byRole[bridge.RoleDriver],
+				"dashboards": byRole[bridge.RoleDispatcher] + byRole[bridge.RoleAdmin]},
+			"mqttRefused": map[string]int64{"connect": m.broker.Stats.ConnectRefused.Load(),
+				"publish": m.broker.Stats.PublishDenied.Load(), "read": m.broker.Stats.ReadDenied.Load()},
+			"uptimeS": int64(time.Since(m.started).Seconds()), "version": Version,
+		})
+		if err != nil && !errors.Is(err, bridge.ErrClosed) {
+			m.Log.Warn("heartbeat", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// tick runs the depot's timers (offer expiry, silent drivers) every second.
+func (m *Main) tick(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := m.depot.Tick(); err != nil && !errors.Is(err, bridge.ErrClosed) {
+			m.Log.Warn("tick", "err", err)
 		}
 	}
 }
