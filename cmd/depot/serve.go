@@ -44,7 +44,8 @@ type ServeConfig struct {
 	PayrollSecret  string
 	AdminPassword  string // DEPOT_ADMIN_PASSWORD only: a flag would show in ps
 
-	bcryptCost int // tests only; 0 = bcrypt's default
+	bcryptCost int              // tests only; 0 = bcrypt's default
+	clock      func() time.Time // tests only: the depot's and the API's clock
 }
 
 // Main is the running appliance. Tests build one with NewMain, set Config,
@@ -207,7 +208,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Observer:       m.sessions,
 	})
 	m.depot = &bridge.Depot{ID: c.Depot, Store: store, Pub: m.broker, Log: m.Log.With("part", "depot"),
-		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed}
+		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed, Now: c.clock}
 	m.ingest.depot = m.depot
 	m.sessions.depot = m.depot
 
@@ -222,7 +223,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.web = ui.New(ui.Config{
 		Addr: c.HTTPAddr, TLS: tlsCfg, DepotID: c.Depot, Center: [2]float64{bridge.DemoLat, bridge.DemoLng},
 		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: store, Accounts: m.accounts,
-		PayrollSecret: c.PayrollSecret, Dispatch: m.depot,
+		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: c.clock,
 		MQTT: m.broker.WebSocket(), Health: m.health, Log: m.Log.With("part", "http"),
 	})
 	if err := m.web.Start(); err != nil {
