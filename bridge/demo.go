@@ -57,8 +57,8 @@ func NewDemo(start time.Time, n int, seed uint64) *Demo {
 		r.pkgs = r.total + r.total/3 + rng.IntN(r.total/3)
 		r.done0 = float64(r.total) * (0.2 + rng.Float64()*0.35)
 		switch {
-		case i == 6: // crosses 6 behind ~5 minutes in
-			r.tier, r.behind0, r.rate = "STRUGGLING", 5, r.plan-12
+		case i == 6: // crosses 6 behind about a minute in: the demo shows a rescue at once
+			r.tier, r.behind0, r.rate = "STRUGGLING", 5.8, r.plan-12
 		case i == 18: // crosses 6 behind ~12 minutes in
 			r.tier, r.behind0, r.rate = "AVERAGE", 4.5, r.plan-8
 		case i%7 == 3: // drifting into YELLOW

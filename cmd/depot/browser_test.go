@@ -47,7 +47,12 @@ func browser(t *testing.T) context.Context {
 // waitJS polls a JavaScript expression in the page until it is true.
 func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
-	checkFor(t, 15*time.Second, func() error {
+	waitJSFor(t, ctx, 15*time.Second, what, expr)
+}
+
+func waitJSFor(t *testing.T, ctx context.Context, d time.Duration, what, expr string) {
+	t.Helper()
+	checkFor(t, d, func() error {
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
 		if err != nil {
 			return err
@@ -94,6 +99,10 @@ func TestBrowserDashboardLive(t *testing.T) {
 	}
 	signIn(t, ctx, a, "ana", anaPassword)
 	waitJS(t, ctx, "showing both routes", `document.querySelectorAll('#routes tbody tr').length === 2`)
+	// The login page is gone for real, not just marked hidden: what is on
+	// top at the centre of the table is the table.
+	waitJS(t, ctx, "the login overlay gone", `getComputedStyle(document.getElementById('login')).display === 'none' &&
+		document.elementFromPoint(innerWidth / 4, innerHeight / 2).closest('#routes, .routes') !== null`)
 	waitJS(t, ctx, "live", `document.querySelector('#conn .label').textContent === 'live'`)
 	if s := rowText(t, ctx, "R1"); !strings.Contains(s, "CX01") || !strings.Contains(s, "BEHIND") || !strings.Contains(s, "Ana Silva") {
 		t.Fatalf("R1 row: %q", s)
@@ -107,6 +116,22 @@ func TestBrowserDashboardLive(t *testing.T) {
 	if s := rowText(t, ctx, "R1"); !strings.Contains(s, "RESCUE") || !strings.Contains(s, "44/180") {
 		t.Fatalf("R1 row after feed change: %q", s)
 	}
+	// The crossing raised a rescue alert: an unmissable banner naming the
+	// route and the rescuer, until acknowledged on this screen.
+	waitJS(t, ctx, "the rescue banner", `(() => { const b = document.querySelector('#rescues .rescue');
+		return b && b.textContent.includes('RESCUE CX01') && b.textContent.includes('Ben Okafor') &&
+			!b.classList.contains('acked'); })()`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#rescues [data-act="ack"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the banner acknowledged", `document.querySelector('#rescues .rescue').classList.contains('acked')`)
+
+	// A VTO offer shows with a countdown on the server's clock.
+	if code := a.request(t, "POST", "/api/v1/vto", a.disp, map[string]string{"driverId": "D2", "routeId": "R2", "reason": "light volume"}, nil); code != 201 {
+		t.Fatalf("POST /vto: %d", code)
+	}
+	waitJS(t, ctx, "the VTO countdown", `(() => { const c = document.querySelector('#offers li .countdown');
+		return c && /^(30:00|29:[0-5]\d)$/.test(c.textContent) && c.closest('li').textContent.includes('CX02'); })()`)
 
 	// A GPS fix from the route's driver moves the route on the page.
 	drv := a.driver(t, "D1")
@@ -141,6 +166,8 @@ func TestBrowserDemoDepot(t *testing.T) {
 	waitJS(t, ctx, "live updates arriving", fmt.Sprintf(`window.__depot.events > %v + 20`, before))
 	waitJS(t, ctx, "drivers on the map", `document.querySelectorAll('.leaflet-tooltip.lbl').length >= 30`)
 	if out := os.Getenv("DEPOT_SCREENSHOT"); out != "" {
+		// The README picture shows the demo's first rescue (about a minute in).
+		waitJSFor(t, ctx, 3*time.Minute, "the demo's rescue", `document.querySelector('#rescues .rescue') !== null`)
 		time.Sleep(2 * time.Second) // let the map fit and the rows settle for the picture
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {

@@ -1,7 +1,12 @@
-// Depot Command Central dashboard: MQTT over WebSocket to the depot's own
-// broker. Initial state comes from the retained route topics, then
-// route:update deltas from the event topic. Works without internet access:
-// map tiles are optional (--map-tiles); without them the map is a plain grid.
+// Depot Command Central dashboard.
+//
+// State model: the page starts from GET /api/v1/state (every route, open
+// rescue and offer, presence) which is consistent with a seq, then applies
+// the events on depot/{d}/events strictly in seq order. Any gap (a
+// reconnect, a dropped message) is filled from GET /api/v1/events?after=
+// before newer events are applied, so nothing is shown twice or skipped.
+// MQTT over WebSocket to the depot's own broker; the login token is the
+// MQTT password. Works without internet access: map tiles are optional.
 import mqtt from 'mqtt';
 import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
@@ -11,14 +16,35 @@ const $ = (id) => document.getElementById(id);
 const state = {
   cfg: null,
   routes: new Map(),   // routeId -> route status
+  rescues: new Map(),  // rescueId -> rescue (open or acknowledged)
+  offers: new Map(),   // vtoId -> offer
+  presence: new Map(), // driverId -> {state, since}
   lastSeq: 0,
+  synced: false,       // lastSeq is meaningful
   clockOffset: 0,      // server clock - browser clock, ms
   conn: 'connecting',
   lastDelay: null,
   feed: null,
+  heartbeat: null,
   events: 0,
+  map: null,
 };
 window.__depot = state; // for tests and for curious operators in the console
+
+const SHAPES = { RED: '▲', YELLOW: '◆', GREEN: '●' };
+const WORDS = { RED: 'RESCUE', YELLOW: 'BEHIND', GREEN: 'ON TIME' };
+const RANK = { RED: 0, YELLOW: 1, GREEN: 2 };
+const COLORS = { RED: '#ff4d5e', YELLOW: '#ffc233', GREEN: '#2fd39a' };
+const PRESENCE = { online: ['●', 'online'], offline: ['○', 'offline'], silent: ['◌', 'silent'] };
+
+function serverNow() { return Date.now() + state.clockOffset; }
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+// Capped exponential backoff with full jitter: a depot's dashboards that all
+// lost the box at once do not come back in lockstep.
+function backoff(attempt) {
+  return 250 + Math.random() * Math.min(30000, 500 * 2 ** attempt);
+}
 
 // ---- login ----
 // The token lives in sessionStorage: it survives a reload of the wall screen
@@ -73,6 +99,7 @@ $('login-form').addEventListener('submit', async (ev) => {
       auth = body;
       sessionStorage.setItem(AUTH_KEY, JSON.stringify(auth));
       $('login').hidden = true;
+      askNotify();
       start();
     }
   } catch {
@@ -83,23 +110,21 @@ $('login-form').addEventListener('submit', async (ev) => {
 });
 $('logout').addEventListener('click', () => logout('Signed out.'));
 
-// api fetches with the token; a 401 means it expired or was revoked.
-async function api(path) {
-  const r = await fetch(path, { cache: 'no-store', headers: { Authorization: 'Bearer ' + auth.token } });
+// api calls the REST API with the token; a 401 means it expired or was revoked.
+async function api(path, method = 'GET', body) {
+  const r = await fetch(path, {
+    method, cache: 'no-store',
+    headers: { Authorization: 'Bearer ' + auth.token, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
   if (r.status === 401) {
     logout('Your session has ended. Please sign in again.');
     throw new Error('unauthorized');
   }
-  if (!r.ok) throw new Error('HTTP ' + r.status);
-  return r.json();
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(data.error || 'HTTP ' + r.status);
+  return data;
 }
-
-const SHAPES = { RED: '▲', YELLOW: '◆', GREEN: '●' };
-const WORDS = { RED: 'RESCUE', YELLOW: 'BEHIND', GREEN: 'ON TIME' };
-const RANK = { RED: 0, YELLOW: 1, GREEN: 2 };
-const COLORS = { RED: '#ff4d5e', YELLOW: '#ffc233', GREEN: '#2fd39a' };
-
-function serverNow() { return Date.now() + state.clockOffset; }
 
 async function loadConfig() {
   for (let attempt = 0; ; attempt++) {
@@ -117,26 +142,121 @@ async function loadConfig() {
   }
 }
 
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+// ---- the event stream, in seq order ----
+let pending = [];     // live events waiting for a catch-up to finish
+let catchingUp = null;
 
-// Capped exponential backoff with full jitter: a depot's dashboards that all
-// lost the box at once do not come back in lockstep.
-function backoff(attempt) {
-  const cap = Math.min(30000, 500 * 2 ** attempt);
-  return 250 + Math.random() * cap;
+// loadState replaces everything with the server's snapshot.
+async function loadState() {
+  const s = await api('api/v1/state');
+  state.routes = new Map(s.routes.map((r) => [r.routeId, r]));
+  state.rescues = new Map(s.rescues.map((r) => [r.rescueId, r]));
+  state.offers = new Map(s.offers.map((o) => [o.vtoId, o]));
+  state.presence = new Map(Object.entries(s.presence || {}));
+  state.lastSeq = s.seq;
+  state.synced = true;
+  if (s.feed) onFeed(s.feed);
+  markAll();
+}
+
+// catchUp reads what followed lastSeq until nothing is missing, then
+// applies the live events that queued meanwhile. A dashboard that was away
+// for very long reloads the snapshot instead of replaying.
+function catchUp() {
+  if (catchingUp) return catchingUp;
+  catchingUp = (async () => {
+    try {
+      if (!state.synced) {
+        await loadState();
+      } else {
+        for (let pages = 0; ; pages++) {
+          if (pages >= 20) { await loadState(); break; }
+          const evs = await api(`api/v1/events?after=${state.lastSeq}&limit=1000`);
+          evs.forEach(applyInOrder);
+          if (evs.length < 1000) break;
+        }
+      }
+      const q = pending.sort((a, b) => a.seq - b.seq);
+      pending = [];
+      q.forEach(applyInOrder);
+    } finally {
+      catchingUp = null;
+    }
+    if (pending.length) catchUp(); // a gap opened while we caught up
+  })();
+  return catchingUp;
+}
+
+function onLive(env) {
+  if (!env || typeof env.seq !== 'number' || env.seq <= state.lastSeq) return; // seen already
+  if (catchingUp || !state.synced || env.seq !== state.lastSeq + 1) {
+    pending.push(env);
+    catchUp().catch(() => {});
+    return;
+  }
+  applyInOrder(env);
+  const ts = Date.parse(env.timestamp);
+  if (!Number.isNaN(ts)) state.lastDelay = Math.max(0, serverNow() - ts);
+}
+
+function applyInOrder(env) {
+  if (env.seq <= state.lastSeq) return;
+  state.lastSeq = env.seq;
+  state.events++;
+  apply(env);
+}
+
+function apply(env) {
+  const p = env.payload || {};
+  switch (env.type) {
+    case 'route:update': {
+      const cur = state.routes.get(p.routeId) || { routeId: p.routeId };
+      state.routes.set(p.routeId, Object.assign(cur, p));
+      mark(p.routeId);
+      break;
+    }
+    case 'rescue:alert':
+      state.rescues.set(p.rescueId, { rescueId: p.rescueId, routeId: p.struggleRoute.routeId, state: 'open',
+        seq: env.seq, alert: p, createdAt: env.timestamp });
+      alarm(p);
+      renderRescues();
+      break;
+    case 'rescue:updated': {
+      const r = state.rescues.get(p.rescueId);
+      if (r && p.state === 'resolved') state.rescues.delete(p.rescueId);
+      else if (r) r.state = p.state;
+      renderRescues();
+      break;
+    }
+    case 'vto:offer':
+      state.offers.set(p.vtoId, p);
+      renderOffers();
+      break;
+    case 'vto:accepted': case 'vto:declined': case 'vto:expired': case 'vto:confirmed': {
+      const o = state.offers.get(p.vtoId);
+      if (o) { o.state = p.state; renderOffers(); }
+      break;
+    }
+    case 'driver:presence':
+      state.presence.set(p.driverId, { state: p.state, since: p.since });
+      for (const r of state.routes.values()) if (r.driverId === p.driverId) mark(r.routeId);
+      break;
+    case 'system:status':
+      onHeartbeat(p);
+      break;
+    default:
+  }
 }
 
 // ---- MQTT ----
 function connect(cfg) {
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-  const url = `${proto}://${location.host}/mqtt`;
-  const t = { routes: `depot/${cfg.depot}/routes/+/state`, events: `depot/${cfg.depot}/events`,
-    heartbeat: `depot/${cfg.depot}/system/heartbeat` };
+  const events = `depot/${cfg.depot}/events`;
   let attempt = 0;
-  let pending = false;
-  const client = mqtt.connect(url, {
+  let retrying = false;
+  const client = mqtt.connect(`${proto}://${location.host}/mqtt`, {
     protocolVersion: 5,
-    clean: true,
+    clean: true, // catch-up is by seq over the API: no broker session to keep
     keepalive: 20,
     reconnectPeriod: 0, // we reconnect ourselves, with backoff and jitter
     connectTimeout: 10000,
@@ -145,19 +265,19 @@ function connect(cfg) {
     clientId: `dash-${auth.username}-${Math.random().toString(16).slice(2, 10)}`,
   });
   const retry = () => {
-    if (pending) return; // one retry at a time; each failed attempt closes again
-    pending = true;
+    if (retrying) return; // one retry at a time; each failed attempt closes again
+    retrying = true;
     const wait = backoff(attempt++);
     setConn(navigator.onLine === false || attempt > 6 ? 'offline' : 'reconnecting');
     setTimeout(() => {
-      pending = false;
+      retrying = false;
       if (auth && client === mqttClient && !client.connected) client.reconnect();
     }, wait);
   };
   client.on('connect', () => {
     attempt = 0;
     setConn('live');
-    client.subscribe([t.routes, t.events, t.heartbeat], { qos: 0 });
+    client.subscribe([events], { qos: 0 }, () => catchUp().catch(() => {}));
   });
   client.on('close', retry);
   client.on('error', (err) => {
@@ -167,42 +287,9 @@ function connect(cfg) {
   client.on('message', (topic, payload) => {
     let msg;
     try { msg = JSON.parse(new TextDecoder().decode(payload)); } catch { return; }
-    if (topic === t.events) {
-      for (const env of Array.isArray(msg) ? msg : [msg]) onEvent(env);
-    } else if (topic === t.heartbeat) {
-      onHeartbeat(msg);
-    } else if (topic.endsWith('/state') && msg && msg.routeId) {
-      state.routes.set(msg.routeId, msg);
-      schedule(msg.routeId);
-    }
+    for (const env of Array.isArray(msg) ? msg : [msg]) onLive(env);
   });
   return client;
-}
-
-function onEvent(env) {
-  if (!env || typeof env.seq !== 'number') return;
-  if (env.seq <= state.lastSeq) return; // seen already
-  state.lastSeq = env.seq;
-  state.events++;
-  const ts = Date.parse(env.timestamp);
-  if (!Number.isNaN(ts)) state.lastDelay = Math.max(0, serverNow() - ts);
-  if (env.type === 'route:update' && env.payload && env.payload.routeId) {
-    const cur = state.routes.get(env.payload.routeId) || { routeId: env.payload.routeId };
-    state.routes.set(env.payload.routeId, Object.assign(cur, env.payload));
-    schedule(env.payload.routeId);
-  }
-}
-
-function onHeartbeat(h) {
-  state.feed = h.feed || null;
-  const b = $('feed-banner');
-  if (state.feed && !state.feed.ok && state.feed.error) {
-    const since = state.feed.lastSuccess ? ' Last good data ' + ago(Date.parse(state.feed.lastSuccess)) + ' ago.' : '';
-    b.textContent = `⚠ Route feed unavailable — showing the last good state.${since} (${state.feed.error})`;
-    b.hidden = false;
-  } else {
-    b.hidden = true;
-  }
 }
 
 function setConn(s) {
@@ -212,12 +299,140 @@ function setConn(s) {
   el.querySelector('.label').textContent = s;
 }
 
+// ---- alarms ----
+function askNotify() {
+  if ('Notification' in window && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
+}
+
+let beepTimer = 0;
+function beep() {
+  try {
+    const ctx = new (window.AudioContext || window.webkitAudioContext)();
+    const o = ctx.createOscillator(); const g = ctx.createGain();
+    o.type = 'square'; o.frequency.value = 880; g.gain.value = 0.08;
+    o.connect(g).connect(ctx.destination); o.start();
+    o.stop(ctx.currentTime + 0.35);
+    setTimeout(() => ctx.close(), 600);
+  } catch { /* no audio on this screen */ }
+}
+
+function alarm(p) {
+  const txt = `${p.struggleRoute.routeCode} (${p.struggleRoute.driverName}) is ${p.struggleRoute.behindSchedule} stops behind`;
+  if ('Notification' in window && Notification.permission === 'granted') {
+    try { new Notification('Rescue needed', { body: txt, tag: p.rescueId, requireInteraction: true }); } catch { /* ignore */ }
+  }
+}
+
+// Acknowledging is per screen (sessionStorage): it silences the banner
+// here; resolving closes the rescue for everyone.
+const ACK_KEY = 'depot.acked';
+const acked = new Set(JSON.parse(sessionStorage.getItem(ACK_KEY) || '[]'));
+function ack(id) {
+  acked.add(id);
+  sessionStorage.setItem(ACK_KEY, JSON.stringify([...acked]));
+  renderRescues();
+}
+
+function renderRescues() {
+  const box = $('rescues');
+  const list = [...state.rescues.values()].sort((a, b) => b.seq - a.seq);
+  box.innerHTML = '';
+  let loud = false;
+  for (const r of list) {
+    const p = r.alert || {};
+    const sr = p.struggleRoute || { routeCode: r.routeId };
+    const rd = p.rescueDriver;
+    const eta = p.estimatedArrival ? new Date(p.estimatedArrival).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+    const isAcked = acked.has(r.rescueId);
+    loud = loud || !isAcked;
+    const div = document.createElement('div');
+    div.className = 'rescue' + (isAcked ? ' acked' : '');
+    div.dataset.rescue = r.rescueId;
+    div.innerHTML =
+      `<span class="big">▲ RESCUE ${esc(sr.routeCode)}</span>` +
+      `<span class="grow">${esc(sr.driverName || '')} is <b>${sr.behindSchedule ?? '?'}</b> stops behind. ` +
+      (rd ? `Send <b>${esc(rd.driverName)}</b> (${esc(rd.performanceTier)}, ${rd.distanceKm} km${eta ? ', ETA ' + eta : ''})` : '<b>No rescuer available.</b>') +
+      (p.transferLocation && p.transferLocation.address ? ` to ${esc(p.transferLocation.address)}` : '') +
+      ` · ${esc(r.state)}</span>` +
+      (isAcked ? '' : '<button class="primary" data-act="ack">Acknowledge</button>') +
+      '<button data-act="resolve">Resolve</button>';
+    div.querySelector('[data-act="resolve"]').onclick = () => api(`api/v1/rescues/${r.rescueId}/resolve`, 'POST').catch((e) => alert(e.message));
+    const a = div.querySelector('[data-act="ack"]');
+    if (a) a.onclick = () => ack(r.rescueId);
+    box.appendChild(div);
+  }
+  clearInterval(beepTimer);
+  if (loud) { beep(); beepTimer = setInterval(beep, 10000); }
+}
+
+// ---- VTO ----
+function renderOffers() {
+  const ul = $('offers');
+  const list = [...state.offers.values()].sort((a, b) => Date.parse(b.offeredAt) - Date.parse(a.offeredAt));
+  if (!list.length) { ul.innerHTML = '<li class="muted">No offers.</li>'; return; }
+  ul.innerHTML = list.map((o) =>
+    `<li data-vto="${esc(o.vtoId)}"><span><b>${esc(o.routeCode)}</b> ${esc(o.driverName)}` +
+    `${o.reason ? ` <span class="muted">· ${esc(o.reason)}</span>` : ''}</span>` +
+    (o.state === 'open' ? `<span class="countdown" data-expires="${Date.parse(o.expiresAt)}"></span>` :
+      `<span class="st st-${esc(o.state)}">${esc(o.state)}</span>`) + '</li>').join('');
+  updateCountdowns();
+}
+
+// Countdowns run on the server's clock (corrected by the offset measured
+// at start), not the browser's.
+function updateCountdowns() {
+  document.querySelectorAll('.countdown').forEach((el) => {
+    const left = Math.max(0, Math.round((Number(el.dataset.expires) - serverNow()) / 1000));
+    el.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
+  });
+}
+
+// ---- dialogs for row actions ----
+function ask({ title, text, label, value = '', ok }) {
+  const d = $('dlg');
+  $('dlg-title').textContent = title;
+  $('dlg-text').textContent = text || '';
+  $('dlg-label').hidden = !label;
+  $('dlg-label-text').textContent = label || '';
+  $('dlg-input').value = value;
+  $('dlg-error').textContent = '';
+  d.onclose = null;
+  $('dlg-form').onsubmit = async (ev) => {
+    if (ev.submitter && ev.submitter.value === 'cancel') return;
+    ev.preventDefault();
+    try {
+      await ok($('dlg-input').value.trim());
+      d.close();
+    } catch (e) {
+      $('dlg-error').textContent = e.message;
+    }
+  };
+  d.showModal();
+}
+
+function offerVTO(r) {
+  ask({ title: `Offer VTO to ${r.driverName || r.driverId}`, text: `Route ${r.routeCode}. The driver has 30 minutes to answer.`,
+    label: 'Reason (optional)', ok: (reason) => api('api/v1/vto', 'POST', { driverId: r.driverId, routeId: r.routeId, reason }) });
+}
+
+function reassign(r) {
+  ask({ title: `Reassign ${r.routeCode}`, text: `Now driven by ${r.driverName || r.driverId}.`, label: 'New driver id',
+    ok: (to) => api(`api/v1/routes/${r.routeId}/reassign`, 'POST', { toDriverId: to }) });
+}
+
 // ---- rendering ----
 const dirty = new Set();
 let frame = 0;
-function schedule(id) {
+function mark(id) {
   dirty.add(id);
   if (!frame) frame = requestAnimationFrame(render);
+}
+function markAll() {
+  for (const id of state.routes.keys()) dirty.add(id);
+  for (const [id, tr] of rows) if (!state.routes.has(id)) { tr.remove(); rows.delete(id); }
+  if (!frame) frame = requestAnimationFrame(render);
+  renderRescues();
+  renderOffers();
 }
 
 function sorted() {
@@ -257,15 +472,8 @@ function render() {
   renderSummary(list);
   if (!fitted && markers.size > 0) {
     fitted = true;
-    setTimeout(fitAll, 800); // let the retained states of every route arrive first
+    setTimeout(fitAll, 800); // let every route arrive first
   }
-}
-
-let fitted = false;
-function fitAll() {
-  const pts = [...markers.values()].map((m) => m.getLatLng());
-  if (state.cfg) pts.push(L.latLng(state.cfg.center.lat, state.cfg.center.lng));
-  if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 15 });
 }
 
 function esc(s) { return String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`); }
@@ -278,15 +486,22 @@ function bar(done, total) {
 
 function fillRow(tr, r) {
   const c = r.statusColor || 'GREEN';
+  const pr = state.presence.get(r.driverId);
   tr.className = 's-' + c;
   tr.innerHTML =
     `<td><span class="status ${c}"><span class="shape">${SHAPES[c] || '?'}</span>${WORDS[c] || c}</span></td>` +
     `<td><span class="code">${esc(r.routeCode || r.routeId)}</span></td>` +
-    `<td>${esc(r.driverName || r.driverId)}${r.performanceTier ? `<span class="tier">${esc(r.performanceTier)}</span>` : ''}</td>` +
+    `<td>${esc(r.driverName || r.driverId)}${r.performanceTier ? `<span class="tier">${esc(r.performanceTier)}</span>` : ''}` +
+    (pr ? `<span class="presence ${esc(pr.state)}" title="${esc(pr.state)} since ${esc(pr.since)}">` +
+      `${(PRESENCE[pr.state] || ['?'])[0]} <span class="word">${esc(pr.state)}</span></span>` : '') + '</td>' +
     `<td class="num behind">${r.behindSchedule ?? 0}</td>` +
     `<td>${bar(r.completedStops, r.totalStops)}</td>` +
     `<td>${bar(r.completedPackages, r.totalPackages)}</td>` +
-    `<td class="num age" data-ts="${Date.parse(r.lastUpdated) || ''}"></td>`;
+    `<td class="num age" data-ts="${Date.parse(r.lastUpdated) || ''}"></td>` +
+    '<td class="num"><button class="rowbtn" data-act="vto" title="Offer voluntary time off">VTO</button>' +
+    '<button class="rowbtn" data-act="reassign" title="Move this route to another driver">Reassign</button></td>';
+  tr.querySelector('[data-act="vto"]').onclick = () => offerVTO(state.routes.get(r.routeId));
+  tr.querySelector('[data-act="reassign"]').onclick = () => reassign(state.routes.get(r.routeId));
   updateAge(tr.querySelector('.age'));
 }
 
@@ -314,15 +529,44 @@ function renderSummary(list) {
     `<span class="pill">${list.length} routes</span>`;
 }
 
+function onFeed(feed) {
+  state.feed = feed;
+  const b = $('feed-banner');
+  if (feed && !feed.ok && feed.error) {
+    const since = feed.lastSuccess ? ' Last good data ' + ago(Date.parse(feed.lastSuccess)) + ' ago.' : '';
+    b.textContent = `⚠ Route feed unavailable — showing the last good state.${since} (${feed.error})`;
+    b.hidden = false;
+  } else {
+    b.hidden = true;
+  }
+}
+
+function onHeartbeat(h) {
+  state.heartbeat = h;
+  onFeed(h.feed);
+  const c = h.connections || {};
+  const lat = h.latencyMs || {};
+  $('status').innerHTML =
+    `<span>handhelds <b>${c.handhelds ?? '–'}</b></span><span>dashboards <b>${c.dashboards ?? '–'}</b></span>` +
+    `<span><b>${h.fixesPerS ?? 0}</b> fixes/s</span><span><b>${h.eventsPerS ?? 0}</b> events/s</span>` +
+    `<span>fix→publish p50 <b>${lat.p50 ?? 0}</b> ms · p99 <b>${lat.p99 ?? 0}</b> ms</span>` +
+    `<span>refused <b>${h.fixesRefused ?? 0}</b></span>` +
+    `<span>feed <b>${h.feed && h.feed.ok ? 'ok' : 'DOWN'}</b></span>` +
+    `<span>up <b>${Math.floor((h.uptimeS || 0) / 3600)}h${String(Math.floor(((h.uptimeS || 0) % 3600) / 60)).padStart(2, '0')}</b></span>` +
+    `<span>v${esc(h.version || '')}</span>`;
+}
+
 function tick() {
   $('clock').textContent = new Date(serverNow()).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   const d = state.lastDelay;
   $('delay').textContent = d == null ? 'delay –' : d < 1 ? 'delay <1 ms' : `delay ${Math.round(d)} ms`;
   document.querySelectorAll('td.age').forEach(updateAge);
+  updateCountdowns();
 }
 
 // ---- map ----
 let map, layer;
+let fitted = false;
 const markers = new Map();
 function initMap(cfg) {
   map = L.map('map', { zoomControl: true, zoomSnap: 0.25, attributionControl: !!cfg.mapTiles, preferCanvas: true })
@@ -343,7 +587,7 @@ function initMap(cfg) {
 // with no internet access.
 function gridLayer() {
   const G = L.GridLayer.extend({
-    createTile(coords) {
+    createTile() {
       const c = document.createElement('canvas');
       const size = this.getTileSize();
       c.width = size.x; c.height = size.y;
@@ -354,6 +598,12 @@ function gridLayer() {
     },
   });
   return new G();
+}
+
+function fitAll() {
+  const pts = [...markers.values()].map((m) => m.getLatLng());
+  if (state.cfg) pts.push(L.latLng(state.cfg.center.lat, state.cfg.center.lng));
+  if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 15 });
 }
 
 function placeMarker(r) {
@@ -383,10 +633,10 @@ async function start() {
   state.cfg = cfg;
   $('depot').textContent = cfg.depot;
   document.title = `${cfg.depot} · Depot Command Central`;
-  if (cfg.feed) onHeartbeat({ feed: cfg.feed });
   if (!map) {
     try { initMap(cfg); } catch (e) { console.error('map', e); }
   }
+  try { await catchUp(); } catch { /* retried on connect */ }
   mqttClient = connect(cfg);
 }
 
