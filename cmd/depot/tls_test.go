@@ -75,20 +75,24 @@ func TestTLS(t *testing.T) {
 	}
 
 	// MQTT over TLS with a device credential.
+	tok, err := a.accounts.CreateDevice("D9", "tls test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	conn, err := tls.Dial("tcp", a.MQTTAddr(), tlsCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, code, err := mqttHandshake(conn, "drv-D1", "D1", a.tokens["D1"])
+	c, code, err := mqttHandshake(conn, "drv-D9", "D9", tok)
 	if err != nil || code != 0 {
 		t.Fatalf("mqtts connect: 0x%02x %v", code, err)
 	}
-	if code, closed := (&v5session{c}).publish("depot/DEMO1/drivers/D1/gps", fixJSON(38.6, -121.4, time.Now())); code != 0 || closed {
+	if code, closed := (&v5session{c}).publish("depot/DEMO1/drivers/D9/gps", fixJSON(38.6, -121.4, time.Now())); code != 0 || closed {
 		t.Fatalf("mqtts publish: 0x%02x %v", code, closed)
 	}
 	c.Disconnect(&paho.Disconnect{})
 	// A client that does not speak TLS gets nothing.
-	if _, code, err := mqttConnect(a.MQTTAddr(), "drv-D1", "D1", a.tokens["D1"]); err == nil && code == 0 {
+	if _, code, err := mqttConnect(a.MQTTAddr(), "drv-D9", "D9", tok); err == nil && code == 0 {
 		t.Fatal("plain MQTT accepted on the TLS listener")
 	}
 
