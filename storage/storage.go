@@ -319,3 +319,71 @@ func (s *DB) EventsAfter(after uint64, limit int) ([]json.RawMessage, error) {
 	}
 	return out, nil
 }
+
+// PruneEvents deletes events older than before, oldest first, at most
+// chunk per transaction so live traffic never waits long for the lock;
+// it stops at the first newer event. It returns how many it deleted.
+func (s *DB) PruneEvents(before time.Time, chunk int) (int, error) {
+	total := 0
+	for {
+		n, more, err := s.pruneChunk(before, chunk)
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+func (s *DB) pruneChunk(before time.Time, chunk int) (n int, more bool, err error) {
+	first, err := s.OldestSeq()
+	if err != nil || first == 0 {
+		return 0, false, err
+	}
+	err = s.db.Update(func(tx *nutsdb.Tx) error {
+		vals, err := tx.RangeScan(bEvents, be64(first), be64(first+uint64(chunk)-1))
+		if err != nil {
+			if notFound(err) {
+				return nil
+			}
+			return err
+		}
+		for _, v := range vals {
+			var e struct {
+				Seq       uint64    `json:"seq"`
+				Timestamp time.Time `json:"timestamp"`
+			}
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode event: %w", err)
+			}
+			if !e.Timestamp.Before(before) {
+				return nil
+			}
+			if err := tx.Delete(bEvents, be64(e.Seq)); err != nil {
+				return err
+			}
+			n++
+		}
+		more = n == len(vals) && n > 0
+		return nil
+	})
+	return n, more, err
+}
+
+// OldestSeq is the seq of the oldest stored event, 0 when there is none.
+func (s *DB) OldestSeq() (uint64, error) {
+	var seq uint64
+	err := s.db.View(func(tx *nutsdb.Tx) error {
+		k, err := tx.GetMinKey(bEvents)
+		if err != nil {
+			if notFound(err) {
+				return nil
+			}
+			return err
+		}
+		if len(k) == 8 {
+			seq = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return seq, err
+}

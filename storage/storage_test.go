@@ -186,3 +186,28 @@ func TestDispatchRecordsSurviveReopen(t *testing.T) {
 		t.Fatalf("state after reopen: %+v", st)
 	}
 }
+
+func TestPruneEvents(t *testing.T) {
+	db := mustOpen(t, t.TempDir())
+	var b bridge.Batch
+	for i := uint64(1); i <= 25; i++ {
+		raw, _ := json.Marshal(map[string]any{"seq": i, "timestamp": t0.Add(time.Duration(i) * time.Minute)})
+		b.Events = append(b.Events, bridge.StoredEvent{Seq: i, Raw: raw})
+	}
+	if err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.PruneEvents(t0.Add(17*time.Minute+30*time.Second), 4) // small chunks: several transactions
+	if err != nil || n != 17 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	if seq, _ := db.OldestSeq(); seq != 18 {
+		t.Fatalf("oldest %d", seq)
+	}
+	if st, _ := db.LoadState(); st.LastSeq != 25 {
+		t.Fatalf("last seq %d after pruning", st.LastSeq)
+	}
+	if n, _ := db.PruneEvents(t0, 4); n != 0 {
+		t.Fatalf("pruned %d newer events", n)
+	}
+}

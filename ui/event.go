@@ -11,7 +11,8 @@ import (
 const maxEventPage = 1000
 
 // events serves the event log after ?after=SEQ (default 0), at most ?limit=N
-// (default and maximum 1000), as a JSON array of envelopes in seq order.
+// (default and maximum 1000), as a JSON array of envelopes in seq order;
+// 410 when events right after SEQ were pruned by the retention.
 func (s *Server) events(c echo.Context) error {
 	after, limit := uint64(0), maxEventPage
 	if v := c.QueryParam("after"); v != "" {
@@ -27,6 +28,16 @@ func (s *Server) events(c echo.Context) error {
 			return echo.NewHTTPError(http.StatusBadRequest, "limit: want a positive number")
 		}
 		limit = min(n, maxEventPage)
+	}
+	// A client that asks for events the retention already pruned must not
+	// get a silent gap: it is told to start again from /state.
+	oldest, err := s.cfg.Archive.OldestSeq()
+	if err != nil {
+		return err
+	}
+	if after > 0 && oldest > after+1 {
+		return c.JSON(http.StatusGone, map[string]any{
+			"error": "events up to seq " + strconv.FormatUint(oldest-1, 10) + " were pruned; reload GET /api/v1/state", "oldestSeq": oldest})
 	}
 	evs, err := s.cfg.Archive.EventsAfter(after, limit)
 	if err != nil {

@@ -32,6 +32,7 @@ type Depot interface {
 type Archive interface {
 	History(routeID string, from, to time.Time) ([]bridge.Fix, error)
 	EventsAfter(after uint64, limit int) ([]json.RawMessage, error)
+	OldestSeq() (uint64, error)
 }
 
 // Config sets up a Server.

@@ -434,3 +434,27 @@ func TestCatchUpAfterDisconnect(t *testing.T) {
 		t.Fatalf("page %+v", page)
 	}
 }
+
+// TestPrunedHistoryIsGone: asking for events the retention pruned is a
+// clear 410, never a silent gap.
+func TestPrunedHistoryIsGone(t *testing.T) {
+	a := startApp(t, "", nil)
+	drv := a.driver(t, "D1")
+	for i := range 5 {
+		publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6+float64(i)/1000, -121.4, time.Now().Add(time.Duration(i)*time.Millisecond)))
+	}
+	if n, err := a.store.PruneEvents(time.Now().Add(time.Hour), 2); err != nil || n < 5 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.7, -121.4, time.Now().Add(time.Second)))
+	var body map[string]any
+	if code := a.getJSON(t, "/api/v1/events?after=1", &body); code != http.StatusGone {
+		t.Fatalf("after=1 once pruned: %d %v", code, body)
+	}
+	var snap bridge.Snapshot
+	a.getJSON(t, "/api/v1/state", &snap)
+	var evs []bridge.Envelope
+	if code := a.getJSON(t, fmt.Sprintf("/api/v1/events?after=%d", snap.Seq-1), &evs); code != 200 || len(evs) == 0 {
+		t.Fatalf("recent events: %d %d", code, len(evs))
+	}
+}

@@ -42,6 +42,7 @@ type ServeConfig struct {
 	SilentAfter    time.Duration
 	RescueSpeed    float64
 	PayrollSecret  string
+	EventRetention time.Duration
 	AdminPassword  string // DEPOT_ADMIN_PASSWORD only: a flag would show in ps
 
 	bcryptCost int              // tests only; 0 = bcrypt's default
@@ -73,7 +74,7 @@ func NewMain(out io.Writer) *Main {
 	return &Main{Out: out, Config: ServeConfig{
 		Data: "./data", HTTPAddr: ":8080", MQTTAddr: ":1883", Depot: "DEMO1",
 		DemoRoutes: 30, DemoRate: time.Second, CortexInterval: 30 * time.Second, LogLevel: "info",
-		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30,
+		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30, EventRetention: 30 * 24 * time.Hour,
 	}}
 }
 
@@ -99,6 +100,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of a login token (a shift)")
 	fs.DurationVar(&c.SilentAfter, "silent-after", c.SilentAfter, "a driver on an unfinished route with no fix for this long is shown silent")
 	fs.Float64Var(&c.RescueSpeed, "rescue-speed", c.RescueSpeed, "average speed (km/h, straight line) for a rescuer's estimated arrival")
+	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long the event log keeps events")
 	fs.StringVar(&c.PayrollSecret, "payroll-secret", c.PayrollSecret, "HMAC-SHA256 secret of the payroll webhook (unset: webhook off)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: depot serve [flags]\n\n")
@@ -137,6 +139,8 @@ func (c *ServeConfig) validate() error {
 		return fmt.Errorf("--silent-after %s: want at least 10s", c.SilentAfter)
 	case c.RescueSpeed < 1 || c.RescueSpeed > 200:
 		return fmt.Errorf("--rescue-speed %v: want 1-200 km/h", c.RescueSpeed)
+	case c.EventRetention < time.Hour:
+		return fmt.Errorf("--event-retention %s: want at least 1h", c.EventRetention)
 	case c.PayrollSecret != "" && len(c.PayrollSecret) < 16:
 		return errors.New("--payroll-secret: at least 16 characters")
 	case c.AdminPassword != "" && len(c.AdminPassword) < auth.MinPasswordLen:
@@ -249,6 +253,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.goRun(func() { m.heartbeat(rctx) })
 	m.goRun(func() { m.tick(rctx) })
+	m.goRun(func() { m.retention(rctx) })
 	if demo != nil {
 		tokens, err := m.demoAccounts(demo)
 		if err != nil {
@@ -398,6 +403,25 @@ func (m *Main) heartbeat(ctx context.Context) {
 		})
 		if err != nil && !errors.Is(err, bridge.ErrClosed) {
 			m.Log.Warn("heartbeat", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// retention prunes the event log hourly, in small transactions.
+func (m *Main) retention(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := m.store.PruneEvents(time.Now().Add(-m.Config.EventRetention), 500)
+		if err != nil {
+			m.Log.Warn("event retention", "err", err)
+		} else if n > 0 {
+			m.Log.Info("event retention", "pruned", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -122,7 +122,7 @@ async function api(path, method = 'GET', body) {
     throw new Error('unauthorized');
   }
   const data = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(data.error || 'HTTP ' + r.status);
+  if (!r.ok) throw Object.assign(new Error(data.error || 'HTTP ' + r.status), { status: r.status });
   return data;
 }
 
@@ -171,7 +171,14 @@ function catchUp() {
       } else {
         for (let pages = 0; ; pages++) {
           if (pages >= 20) { await loadState(); break; }
-          const evs = await api(`api/v1/events?after=${state.lastSeq}&limit=1000`);
+          let evs;
+          try {
+            evs = await api(`api/v1/events?after=${state.lastSeq}&limit=1000`);
+          } catch (e) {
+            if (e.status !== 410) throw e;
+            await loadState(); // away longer than the log keeps: start again
+            break;
+          }
           evs.forEach(applyInOrder);
           if (evs.length < 1000) break;
         }
