@@ -141,6 +141,31 @@ func TestBrowserDashboardLive(t *testing.T) {
 	waitJS(t, ctx, "R1 at the new position", `window.__depot.routes.get('R1').currentLat === 38.6543`)
 	waitJS(t, ctx, "an update delay shown", `/delay (<1|\d+) ms/.test(document.getElementById('delay').textContent)`)
 
+	// The page loses its connection (the server cuts it) while 10 events
+	// happen; it reconnects, catches up, and applies every event once, in
+	// order, ending where the server is.
+	before, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.__depot.events`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := a.broker.Disconnect("dispatcher:ana"); n != 1 {
+		t.Fatalf("cut %d dashboard sessions", n)
+	}
+	base := time.Now().Add(time.Minute)
+	for i := range 10 {
+		publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.66+float64(i)/1000, -121.4321, base.Add(time.Duration(i)*time.Second)))
+	}
+	last := a.depot.LastSeq()
+	waitJS(t, ctx, "caught up", fmt.Sprintf(`window.__depot.lastSeq >= %d && window.__depot.conn === 'live'`, last))
+	res, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]float64](
+		`({gaps: window.__depot.gaps, events: window.__depot.events, lat: window.__depot.routes.get('R1').currentLat})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res["gaps"] != 0 || res["events"]-before < 10 || res["lat"] != 38.669 {
+		t.Fatalf("after the cut: %v (events before %v)", res, before)
+	}
+
 	// A token the server no longer accepts sends the page back to login with
 	// a message, instead of reconnecting forever.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {

@@ -27,6 +27,7 @@ const state = {
   feed: null,
   heartbeat: null,
   events: 0,
+  gaps: 0,             // events applied out of seq order: must stay 0
   map: null,
 };
 window.__depot = state; // for tests and for curious operators in the console
@@ -208,6 +209,7 @@ function onLive(env) {
 
 function applyInOrder(env) {
   if (env.seq <= state.lastSeq) return;
+  if (env.seq !== state.lastSeq + 1) state.gaps++;
   state.lastSeq = env.seq;
   state.events++;
   apply(env);
