@@ -64,6 +64,7 @@ type Stats struct {
 	ConnectRefused atomic.Int64
 	PublishDenied  atomic.Int64
 	ReadDenied     atomic.Int64 // subscriptions, and deliveries to a session whose rights ended
+	PersistErrors  atomic.Int64 // broker session state that could not be written
 }
 
 // Observer is told when an authenticated session starts and ends (not for
@@ -100,6 +101,7 @@ type Config struct {
 	Auth           Authenticator // required
 	Ingest         Ingestor      // optional
 	Observer       Observer      // optional: session start and end
+	Sessions       SessionStore  // optional: persistent sessions survive restarts
 	Log            *slog.Logger  // slog.Default()
 	ConnectTimeout time.Duration // CONNECT must arrive within; 10s
 	MaxPacketSize  uint32        // 64 KiB
@@ -167,6 +169,11 @@ func (s *Server) Start() error {
 	})
 	if err := s.mq.AddHook(&hook{srv: s}, nil); err != nil {
 		return fmt.Errorf("add hook: %w", err)
+	}
+	if s.cfg.Sessions != nil {
+		if err := s.mq.AddHook(&persistHook{store: s.cfg.Sessions, srv: s}, nil); err != nil {
+			return fmt.Errorf("add session hook: %w", err)
+		}
 	}
 	if s.cfg.TCPAddr != "" {
 		ln, err := net.Listen("tcp", s.cfg.TCPAddr)

@@ -14,6 +14,7 @@
 //	rescues   rescueID                       -> Rescue JSON
 //	offers    vtoID                          -> Offer JSON
 //	assignments routeID                      -> Assignment JSON (a dispatcher's reassignment)
+//	mqtt      CL_/SUB_/RET_/IFM_ keys         -> the broker's persistent sessions (mochi's JSON)
 //
 // A route's time window is one RangeScan; the key ends in the driver id so
 // a repeated fix (a QoS 1 redelivery) overwrites itself instead of doubling.
@@ -42,9 +43,10 @@ const (
 	bRescues = "rescues"
 	bOffers  = "offers"
 	bAssign  = "assignments"
+	bMQTT    = "mqtt"
 )
 
-var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices, bRescues, bOffers, bAssign}
+var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices, bRescues, bOffers, bAssign, bMQTT}
 
 // ErrNotFound is returned when a requested item does not exist.
 var ErrNotFound = bridge.ErrNotFound

@@ -210,6 +210,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Auth:           mqttAuth{accounts: m.accounts, depot: c.Depot},
 		Ingest:         m.ingest,
 		Observer:       m.sessions,
+		Sessions:       store,
 	})
 	m.depot = &bridge.Depot{ID: c.Depot, Store: store, Pub: m.broker, Log: m.Log.With("part", "depot"),
 		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed, Now: c.clock}
