@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// proc is the real depot binary running in a child process.
+type proc struct {
+	cmd        *exec.Cmd
+	http, mqtt string
+}
+
+var buildOnce struct {
+	sync.Once
+	bin string
+	err error
+}
+
+// depotBinary builds the binary once per test run.
+func depotBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "depot-bin")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.bin = filepath.Join(dir, "depot")
+		out, err := exec.Command("go", "build", "-o", buildOnce.bin, ".").CombinedOutput()
+		if err != nil {
+			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildOnce.err != nil {
+		t.Fatal(buildOnce.err)
+	}
+	return buildOnce.bin
+}
+
+var listening = regexp.MustCompile(`msg=listening http=(\S+) mqtt=(\S+)`)
+
+// startProc runs `depot serve` on data and waits for its listening line.
+func startProc(t *testing.T, data, feed string) *proc {
+	t.Helper()
+	cmd := exec.Command(depotBinary(t), "serve", "--data", data, "--http-addr", "127.0.0.1:0",
+		"--mqtt-addr", "127.0.0.1:0", "--cortex-url", "file://"+feed, "--log-level", "info")
+	cmd.Env = append(os.Environ(), "DEPOT_ADMIN_PASSWORD="+adminPassword)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m
+			}
+		}
+	}()
+	select {
+	case m := <-found:
+		return &proc{cmd: cmd, http: m[1], mqtt: m[2]}
+	case <-time.After(20 * time.Second):
+		t.Fatal("depot did not start")
+	}
+	return nil
+}
+
+// TestSIGKILLLosesNoAcknowledgedFix: 10 handhelds publish QoS 1 fixes as
+// fast as they are acknowledged; the appliance is killed with SIGKILL at a
+// random moment and restarted on the same data. Every fix that was
+// PUBACKed is in history.
+func TestSIGKILLLosesNoAcknowledgedFix(t *testing.T) {
+	dir := t.TempDir()
+	data, feed := filepath.Join(dir, "data"), filepath.Join(dir, "feed.json")
+	type r = map[string]any
+	var routes []r
+	for i := 1; i <= 10; i++ {
+		routes = append(routes, r{"routeId": fmt.Sprintf("R%d", i), "driverId": fmt.Sprintf("D%d", i), "totalStops": 100, "completedStops": 1})
+	}
+	b, _ := json.Marshal(routes)
+	writeFile(t, feed, string(b))
+
+	p := startProc(t, data, feed)
+	api := newAPIClient(p.http)
+	ctx := context.Background()
+	if err := api.login(ctx, "admin", adminPassword); err != nil {
+		t.Fatal(err)
+	}
+	tokens := map[string]string{}
+	for i := 1; i <= 10; i++ {
+		d := fmt.Sprintf("D%d", i)
+		tok, err := api.deviceToken(ctx, d, "crash test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[d] = tok
+	}
+
+	var mu sync.Mutex
+	acked := map[string][]int64{} // route -> device times PUBACKed
+	var wg sync.WaitGroup
+	base := time.Now().Add(-time.Minute).UnixMilli()
+	for i := 1; i <= 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := fmt.Sprintf("D%d", i)
+			c, code, err := mqttConnect(p.mqtt, "drv-"+d, d, tokens[d])
+			if err != nil || code != 0 {
+				t.Errorf("connect %s: 0x%02x %v", d, code, err)
+				return
+			}
+			for k := int64(0); ; k++ {
+				ts := base + k
+				code, err := publish(c, "depot/DEMO1/drivers/"+d+"/gps", 1,
+					[]byte(fmt.Sprintf(`{"lat":38.5,"lng":-121.5,"ts":%d}`, ts)))
+				if err != nil || code != 0 {
+					return // the appliance is gone
+				}
+				mu.Lock()
+				acked[fmt.Sprintf("R%d", i)] = append(acked[fmt.Sprintf("R%d", i)], ts)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	_ = p.cmd.Wait()
+
+	q := startProc(t, data, feed)
+	api = newAPIClient(q.http)
+	if err := api.login(ctx, "admin", adminPassword); err != nil {
+		t.Fatal(err)
+	}
+	total, missing := 0, 0
+	for route, tss := range acked {
+		var h historyResp
+		if err := api.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/routes/%s/history?from=%d", route, base-1), nil, &h); err != nil {
+			t.Fatal(err)
+		}
+		have := map[int64]bool{}
+		for _, f := range h.Fixes {
+			have[f.TS] = true
+		}
+		for _, ts := range tss {
+			total++
+			if !have[ts] {
+				missing++
+			}
+		}
+	}
+	t.Logf("%d fixes acknowledged before SIGKILL, %d missing after restart", total, missing)
+	if total < 50 {
+		t.Fatalf("only %d fixes acknowledged: the load did not run", total)
+	}
+	if missing != 0 {
+		t.Fatalf("%d of %d acknowledged fixes lost", missing, total)
+	}
+}
