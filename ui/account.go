@@ -36,6 +36,18 @@ func (s *Server) bearer(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// bearerOrQuery is bearer for the SSE stream, which also takes the token as
+// ?access_token=: a browser's EventSource cannot send headers.
+func (s *Server) bearerOrQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	b := s.bearer(next)
+	return func(c echo.Context) error {
+		if tok := c.QueryParam("access_token"); tok != "" && c.Request().Header.Get(echo.HeaderAuthorization) == "" {
+			c.Request().Header.Set(echo.HeaderAuthorization, "Bearer "+tok)
+		}
+		return b(c)
+	}
+}
+
 // role allows only the given roles through (after bearer).
 func role(roles ...string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {

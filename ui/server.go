@@ -49,10 +49,13 @@ type Config struct {
 	Dispatch Dispatch
 	// PayrollSecret verifies the payroll webhook; empty: webhook off.
 	PayrollSecret string
-	MQTT          http.Handler // MQTT over WebSocket, mounted at /mqtt
-	Health        func() map[string]any
-	Log           *slog.Logger
-	Now           func() time.Time
+	// NoStream answers /api/v1/stream with 502, as a proxy that cuts
+	// streaming responses would (tests of the polling fallback).
+	NoStream bool
+	MQTT     http.Handler // MQTT over WebSocket, mounted at /mqtt
+	Health   func() map[string]any
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Server is the HTTP side of the appliance.
@@ -63,6 +66,7 @@ type Server struct {
 	done     chan struct{}
 	throttle *auth.Throttle
 	replays  replays
+	hub      Hub
 }
 
 // New builds the server and its routes; Start binds it.
@@ -100,6 +104,11 @@ func New(cfg Config) *Server {
 	api.GET("/routes/:id/history", s.history, read)
 	api.GET("/events", s.events, read)
 	api.GET("/state", s.state, read)
+	if cfg.NoStream {
+		e.GET("/api/v1/stream", func(c echo.Context) error { return echo.NewHTTPError(http.StatusBadGateway, "stream cut") })
+	} else {
+		e.GET("/api/v1/stream", s.stream, s.bearerOrQuery, read)
+	}
 	api.GET("/vto", s.listOffers, read)
 	api.POST("/vto", s.offerVTO, read)
 	api.POST("/vto/:id/accept", s.answerVTO("accept"), read)
@@ -116,6 +125,9 @@ func New(cfg Config) *Server {
 	s.mountDashboard()
 	return s
 }
+
+// Events is where the depot's published events go for SSE clients.
+func (s *Server) Events() *Hub { return &s.hub }
 
 // Handler exposes the routes for tests that use httptest.
 func (s *Server) Handler() http.Handler { return s.e }

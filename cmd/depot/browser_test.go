@@ -103,7 +103,7 @@ func TestBrowserDashboardLive(t *testing.T) {
 	// top at the centre of the table is the table.
 	waitJS(t, ctx, "the login overlay gone", `getComputedStyle(document.getElementById('login')).display === 'none' &&
 		document.elementFromPoint(innerWidth / 4, innerHeight / 2).closest('#routes, .routes') !== null`)
-	waitJS(t, ctx, "live", `document.querySelector('#conn .label').textContent === 'live'`)
+	waitJS(t, ctx, "live", `document.querySelector('#conn .label').textContent === 'live · ws'`)
 	if s := rowText(t, ctx, "R1"); !strings.Contains(s, "CX01") || !strings.Contains(s, "BEHIND") || !strings.Contains(s, "Ana Silva") {
 		t.Fatalf("R1 row: %q", s)
 	}
@@ -156,7 +156,7 @@ func TestBrowserDashboardLive(t *testing.T) {
 		publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.66+float64(i)/1000, -121.4321, base.Add(time.Duration(i)*time.Second)))
 	}
 	last := a.depot.LastSeq()
-	waitJS(t, ctx, "caught up", fmt.Sprintf(`window.__depot.lastSeq >= %d && window.__depot.conn === 'live'`, last))
+	waitJS(t, ctx, "caught up", fmt.Sprintf(`window.__depot.lastSeq >= %d && window.__depot.conn === 'live' && window.__depot.transport === 'ws'`, last))
 	res, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]float64](
 		`({gaps: window.__depot.gaps, events: window.__depot.events, lat: window.__depot.routes.get('R1').currentLat})`))
 	if err != nil {
@@ -202,4 +202,45 @@ func TestBrowserDemoDepot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestBrowserFallsBackToSSE: with the WebSocket refused (a proxy that
+// strips the upgrade), the page goes live over Server-Sent Events, shows
+// updates, and resumes without a gap after the stream is cut.
+func TestBrowserFallsBackToSSE(t *testing.T) {
+	a := startApp(t, "", func(c *ServeConfig) { c.noWS = true })
+	ctx := browser(t)
+	signIn(t, ctx, a, "ana", anaPassword)
+	waitJS(t, ctx, "both routes", `document.querySelectorAll('#routes tbody tr').length === 2`)
+	waitJS(t, ctx, "live over SSE", `document.querySelector('#conn .label').textContent === 'live · sse'`)
+	drv := a.driver(t, "D1")
+	publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6111, -121.4, time.Now()))
+	waitJSFor(t, ctx, 2*time.Second, "the fix over SSE", `window.__depot.routes.get('R1').currentLat === 38.6111`)
+
+	a.web.Events().CutAll()
+	base := time.Now().Add(time.Minute)
+	for i := range 10 {
+		publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.62+float64(i)/1000, -121.4, base.Add(time.Duration(i)*time.Second)))
+	}
+	last := a.depot.LastSeq()
+	waitJS(t, ctx, "caught up over SSE", fmt.Sprintf(`window.__depot.lastSeq >= %d`, last))
+	res, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](
+		`({gaps: window.__depot.gaps, lat: window.__depot.routes.get('R1').currentLat, t: window.__depot.transport})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res["gaps"] != 0.0 || res["lat"] != 38.629 || res["t"] != "sse" {
+		t.Fatalf("after the cut: %v", res)
+	}
+}
+
+// TestBrowserFallsBackToPolling: WebSocket and SSE both cut; the page
+// polls the event log and still shows updates.
+func TestBrowserFallsBackToPolling(t *testing.T) {
+	a := startApp(t, "", func(c *ServeConfig) { c.noWS, c.noSSE = true, true })
+	ctx := browser(t)
+	signIn(t, ctx, a, "ana", anaPassword)
+	waitJS(t, ctx, "live by polling", `document.querySelector('#conn .label').textContent === 'live · polling'`)
+	publish(a.driver(t, "D1"), "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6222, -121.4, time.Now()))
+	waitJS(t, ctx, "the fix by polling", `window.__depot.routes.get('R1').currentLat === 38.6222 && window.__depot.gaps === 0`)
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -47,6 +48,8 @@ type ServeConfig struct {
 
 	bcryptCost int              // tests only; 0 = bcrypt's default
 	clock      func() time.Time // tests only: the depot's and the API's clock
+	noWS       bool             // tests only: /mqtt refuses the upgrade, as a proxy that strips it would
+	noSSE      bool             // tests only: /api/v1/stream is cut too
 }
 
 // Main is the running appliance. Tests build one with NewMain, set Config,
@@ -225,14 +228,24 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.depot.Restore()
 
+	var mqttWS http.Handler = m.broker.WebSocket()
+	if c.noWS {
+		mqttWS = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "upgrade refused", http.StatusBadGateway)
+		})
+	}
 	m.web = ui.New(ui.Config{
 		Addr: c.HTTPAddr, TLS: tlsCfg, DepotID: c.Depot, Center: [2]float64{bridge.DemoLat, bridge.DemoLng},
 		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: store, Accounts: m.accounts,
-		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: c.clock,
-		MQTT: m.broker.WebSocket(), Health: m.health, Log: m.Log.With("part", "http"),
+		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: c.clock, NoStream: c.noSSE,
+		MQTT: mqttWS, Health: m.health, Log: m.Log.With("part", "http"),
 	})
 	if err := m.web.Start(); err != nil {
 		return err
+	}
+	// SSE clients get what MQTT dashboards get.
+	if err := m.broker.Subscribe(m.depot.Topics.Events(), 1, func(_ string, p []byte) { m.web.Events().Publish(p) }); err != nil {
+		return fmt.Errorf("subscribe the SSE hub: %w", err)
 	}
 
 	rctx, cancel := context.WithCancel(ctx)

@@ -78,6 +78,7 @@ function logout(msg) {
   sessionStorage.removeItem(AUTH_KEY);
   clearTimeout(expiryTimer);
   if (mqttClient) { mqttClient.removeAllListeners('close'); mqttClient.end(true); mqttClient = null; }
+  stopFallback();
   setConn('offline');
   showLogin(msg);
 }
@@ -196,6 +197,7 @@ function catchUp() {
 }
 
 function onLive(env) {
+  lastEventAt = Date.now();
   if (!env || typeof env.seq !== 'number' || env.seq <= state.lastSeq) return; // seen already
   if (catchingUp || !state.synced || env.seq !== state.lastSeq + 1) {
     pending.push(env);
@@ -257,12 +259,72 @@ function apply(env) {
   }
 }
 
+// ---- transports ----
+// MQTT over WebSocket first. When the WebSocket cannot be opened (a proxy
+// strips the upgrade), the page falls back to Server-Sent Events, and if
+// those are cut too, to polling the event log. It keeps trying the
+// WebSocket every 30 s and returns to it. Every transport feeds onLive, so
+// order and gap-filling are the same whichever is live.
+let transport = 'ws';
+let es = null;
+let pollTimer = 0;
+let probeTimer = 0;
+let lastEventAt = Date.now();
+
+function stopFallback() {
+  if (es) { es.close(); es = null; }
+  clearInterval(pollTimer); pollTimer = 0;
+  clearTimeout(probeTimer); probeTimer = 0;
+}
+
+function fallBack(cfg) {
+  if (es || pollTimer) return;
+  startSSE();
+  clearTimeout(probeTimer);
+  probeTimer = setTimeout(() => probeWS(cfg), 30000);
+}
+
+function probeWS(cfg) {
+  probeTimer = 0;
+  if (!auth || transport === 'ws') return;
+  connect(cfg, true);
+}
+
+function startSSE() {
+  clearInterval(pollTimer); pollTimer = 0;
+  const url = `api/v1/stream?access_token=${encodeURIComponent(auth.token)}&after=${state.lastSeq}`;
+  let errors = 0;
+  es = new EventSource(url);
+  es.onopen = () => { errors = 0; transport = 'sse'; setConn('live'); };
+  es.onmessage = (e) => {
+    errors = 0;
+    try { onLive(JSON.parse(e.data)); } catch { /* not an envelope */ }
+  };
+  es.addEventListener('reset', () => { state.synced = false; catchUp().catch(() => {}); });
+  // EventSource reconnects by itself, sending Last-Event-ID; after a few
+  // failures in a row, SSE is taken to be cut as well.
+  es.onerror = () => {
+    if (++errors < 3 && es.readyState !== EventSource.CLOSED) { setConn('reconnecting'); return; }
+    es.close(); es = null;
+    startPolling();
+  };
+}
+
+function startPolling() {
+  transport = 'polling';
+  clearInterval(pollTimer);
+  pollTimer = setInterval(() => {
+    catchUp().then(() => { lastEventAt = Date.now(); setConn('live'); }, () => setConn('reconnecting'));
+  }, 2000);
+}
+
 // ---- MQTT ----
-function connect(cfg) {
+function connect(cfg, probe = false) {
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
   const events = `depot/${cfg.depot}/events`;
   let attempt = 0;
   let retrying = false;
+  let failures = 0; // attempts in a row that never connected
   const client = mqtt.connect(`${proto}://${location.host}/mqtt`, {
     protocolVersion: 5,
     clean: true, // catch-up is by seq over the API: no broker session to keep
@@ -280,15 +342,37 @@ function connect(cfg) {
     setConn(navigator.onLine === false || attempt > 6 ? 'offline' : 'reconnecting');
     setTimeout(() => {
       retrying = false;
-      if (auth && client === mqttClient && !client.connected) client.reconnect();
+      if (auth && (client === mqttClient || !mqttClient) && !client.connected) client.reconnect();
     }, wait);
   };
+  let up = false;
   client.on('connect', () => {
-    attempt = 0;
+    up = true;
+    attempt = 0; failures = 0;
+    if (mqttClient && mqttClient !== client) { mqttClient.removeAllListeners('close'); mqttClient.end(true); }
+    mqttClient = client;
+    stopFallback();
+    transport = 'ws';
+    lastEventAt = Date.now();
     setConn('live');
     client.subscribe([events], { qos: 0 }, () => catchUp().catch(() => {}));
   });
-  client.on('close', retry);
+  client.on('close', () => {
+    if (!up) failures++;
+    up = false;
+    if (probe && mqttClient !== client) { // a probe that failed: stay on the fallback
+      client.removeAllListeners('close'); client.end(true);
+      if (auth) probeTimer = setTimeout(() => probeWS(cfg), 30000);
+      return;
+    }
+    if (failures >= 2) { // the WebSocket cannot be opened here
+      client.removeAllListeners('close'); client.end(true);
+      if (mqttClient === client) mqttClient = null;
+      fallBack(cfg);
+      return;
+    }
+    retry();
+  });
   client.on('error', (err) => {
     // CONNACK 0x86/0x87: the token expired or was revoked. Retrying is useless.
     if (err && (err.code === 134 || err.code === 135)) logout('Your session has ended. Please sign in again.');
@@ -303,9 +387,11 @@ function connect(cfg) {
 
 function setConn(s) {
   state.conn = s;
+  state.transport = transport;
   const el = $('conn');
   el.className = 'conn conn-' + s;
-  el.querySelector('.label').textContent = s;
+  el.querySelector('.label').textContent = s === 'live' ? `live · ${transport}` : s;
+  el.title = s === 'live' ? `Live over ${transport === 'ws' ? 'MQTT over WebSocket' : transport === 'sse' ? 'Server-Sent Events (fallback)' : 'polling (fallback)'}` : '';
 }
 
 // ---- alarms ----
@@ -571,6 +657,13 @@ function tick() {
   $('delay').textContent = d == null ? 'delay –' : d < 1 ? 'delay <1 ms' : `delay ${Math.round(d)} ms`;
   document.querySelectorAll('td.age').forEach(updateAge);
   updateCountdowns();
+  // The server publishes system:status every 5 s: 20 s of silence on a
+  // "live" stream means a half-open connection. Drop it and reconnect.
+  if (auth && state.conn === 'live' && Date.now() - lastEventAt > 20000) {
+    lastEventAt = Date.now();
+    if (transport === 'ws' && mqttClient) mqttClient.stream.destroy();
+    else if (transport === 'sse' && es) { es.close(); es = null; startSSE(); }
+  }
 }
 
 // ---- map ----
