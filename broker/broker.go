@@ -65,6 +65,7 @@ type Stats struct {
 	PublishDenied  atomic.Int64
 	ReadDenied     atomic.Int64 // subscriptions, and deliveries to a session whose rights ended
 	PersistErrors  atomic.Int64 // broker session state that could not be written
+	RateLimited    atomic.Int64 // publishes over a client's rate
 }
 
 // Observer is told when an authenticated session starts and ends (not for
@@ -108,17 +109,21 @@ type Config struct {
 	SessionExpiry  uint32        // cap on session expiry, seconds; 7 days
 	MaxClients     int64         // 20,000
 	WritesPending  int           // per-client outbound queue; 1024
+	PublishRate    float64       // per-client publishes per second; 20
+	PublishBurst   int           // per-client burst; 60
+	MaxKeepAlive   uint16        // seconds; a client asking for 0 or more gets this; 120
 }
 
 // Server is the embedded broker.
 type Server struct {
 	Stats Stats
 
-	cfg  Config
-	mq   *mqtt.Server
-	ws   *wsListener
-	ln   net.Listener
-	once sync.Once
+	limits sync.Map // client id -> *rate.Limiter
+	cfg    Config
+	mq     *mqtt.Server
+	ws     *wsListener
+	ln     net.Listener
+	once   sync.Once
 }
 
 // New builds a broker; Start binds it.
@@ -140,6 +145,15 @@ func New(cfg Config) *Server {
 	}
 	if cfg.WritesPending == 0 {
 		cfg.WritesPending = 1024
+	}
+	if cfg.PublishRate == 0 {
+		cfg.PublishRate = 20
+	}
+	if cfg.PublishBurst == 0 {
+		cfg.PublishBurst = 60
+	}
+	if cfg.MaxKeepAlive == 0 {
+		cfg.MaxKeepAlive = 120
 	}
 	return &Server{cfg: cfg}
 }

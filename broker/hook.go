@@ -6,6 +6,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/time/rate"
 )
 
 // hook connects mochi's callbacks to the Authenticator and Ingestor. It is
@@ -36,6 +37,12 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	})
 	if err == nil {
 		cl.Properties.Username = []byte(id)
+		// A client that asks for no keepalive, or a very long one, gets
+		// the server's: a dead handheld is found within 1.5× of it.
+		if max := h.srv.cfg.MaxKeepAlive; cl.State.Keepalive == 0 || cl.State.Keepalive > max {
+			cl.State.Keepalive, cl.State.ServerKeepalive = max, true
+		}
+		h.srv.limits.Store(cl.ID, rate.NewLimiter(rate.Limit(h.srv.cfg.PublishRate), h.srv.cfg.PublishBurst))
 		return nil
 	}
 	h.srv.Stats.ConnectRefused.Add(1)
@@ -79,7 +86,25 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // fault (the store) leaves a v3 QoS 1 message unacknowledged so the handheld
 // sends it again.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline || h.srv.cfg.Ingest == nil {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	if l, ok := h.srv.limits.Load(cl.ID); ok && !l.(*rate.Limiter).Allow() {
+		// A flooding client is slowed at its own expense: MQTT 5 senders
+		// hear 0x96 for a QoS 1 publish; a 3.1.1 sender cannot be told,
+		// so it is disconnected rather than left resending.
+		h.srv.Stats.RateLimited.Add(1)
+		switch {
+		case cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0:
+			return pk, packets.ErrMessageRateTooHigh
+		case pk.FixedHeader.Qos > 0:
+			h.srv.cfg.Log.Info("disconnecting a flooding client", "client", cl.ID, "remote", cl.Net.Remote)
+			_ = h.srv.mq.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
+			return pk, packets.ErrRejectPacket
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
+	if h.srv.cfg.Ingest == nil {
 		return pk, nil
 	}
 	err := h.srv.cfg.Ingest.Ingest(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos)
@@ -114,6 +139,9 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 // OnDisconnect ignores a session that was taken over: its client id lives
 // on in the new connection.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if !cl.IsTakenOver() {
+		h.srv.limits.Delete(cl.ID)
+	}
 	if o := h.srv.cfg.Observer; o != nil && !cl.Net.Inline && !cl.IsTakenOver() && len(cl.Properties.Username) > 0 {
 		o.SessionEnded(string(cl.Properties.Username))
 	}

@@ -56,7 +56,8 @@ var listening = regexp.MustCompile(`msg=listening http=(\S+) mqtt=(\S+)`)
 func startProc(t *testing.T, data, feed string) *proc {
 	t.Helper()
 	cmd := exec.Command(depotBinary(t), "serve", "--data", data, "--http-addr", "127.0.0.1:0",
-		"--mqtt-addr", "127.0.0.1:0", "--cortex-url", "file://"+feed, "--log-level", "info")
+		"--mqtt-addr", "127.0.0.1:0", "--cortex-url", "file://"+feed, "--log-level", "info",
+		"--mqtt-publish-rate", "1000000", "--mqtt-publish-burst", "1000000") // load, not a flood
 	cmd.Env = append(os.Environ(), "DEPOT_ADMIN_PASSWORD="+adminPassword)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -142,7 +143,20 @@ func TestSIGKILLLosesNoAcknowledgedFix(t *testing.T) {
 			}
 		}()
 	}
+	count := func() (n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, tss := range acked {
+			n += len(tss)
+		}
+		return n
+	}
 	time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
+	c1 := count()
+	time.Sleep(50 * time.Millisecond)
+	if c2 := count(); c2 == c1 {
+		t.Fatalf("no load when the kill came (%d fixes acknowledged)", c2)
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/eclipse/paho.golang/paho"
 )
 
 // TestQueuedInboxSurvivesRestart: a handheld with a persistent session is
@@ -82,5 +85,123 @@ func TestStreamResumesFromLastEventID(t *testing.T) {
 	// Without a token: refused.
 	if r, err := http.Get("http://" + a.HTTPAddr() + "/api/v1/stream"); err != nil || r.StatusCode != 401 {
 		t.Fatalf("stream without a token: %v %v", r.StatusCode, err)
+	}
+}
+
+// TestFloodingClientIsSlowed: a handheld flooding publishes is refused
+// over its rate (MQTT 5: PUBACK 0x96; 3.1.1: disconnected); another
+// handheld is not affected.
+func TestFloodingClientIsSlowed(t *testing.T) {
+	a := startApp(t, "", nil)
+	flood, calm := a.driver(t, "D1"), a.driver(t, "D2")
+	base := time.Now()
+	limited := 0
+	for i := range 200 {
+		code, _ := publish(flood, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6, -121.4, base.Add(time.Duration(i)*time.Millisecond)))
+		if code == 0x96 {
+			limited++
+		}
+	}
+	if limited < 100 {
+		t.Fatalf("only %d of 200 flooded publishes refused", limited)
+	}
+	for i := range 5 {
+		if code, err := publish(calm, "depot/DEMO1/drivers/D2/gps", 1, fixJSON(38.6, -121.4, base.Add(time.Duration(i)*time.Second))); code != 0 || err != nil {
+			t.Fatalf("the calm handheld was refused: 0x%02x %v", code, err)
+		}
+	}
+	// A 3.1.1 flooder cannot be told: it is disconnected.
+	tok, _ := a.accounts.CreateDevice("D3", "")
+	s, code, err := connectV3(tcpDialer(a.MQTTAddr()), "drv-D3", "D3", tok)
+	if err != nil || code != 0 {
+		t.Fatalf("connect: %v %d", err, code)
+	}
+	closed := false
+	for i := 0; i < 200 && !closed; i++ {
+		_, closed = s.publish("depot/DEMO1/drivers/D3/gps", fixJSON(38.6, -121.4, base.Add(time.Duration(i)*time.Millisecond)))
+	}
+	if !closed {
+		t.Fatal("a 3.1.1 flooder was not disconnected")
+	}
+	if a.broker.Stats.RateLimited.Load() == 0 {
+		t.Fatal("not counted")
+	}
+}
+
+// TestDeadHandheldIsDetected: a handheld that stops talking (no DISCONNECT,
+// no FIN) is dropped within 1.5× its keepalive and shown offline.
+func TestDeadHandheldIsDetected(t *testing.T) {
+	a := startApp(t, "", nil)
+	sub := a.subscribeWS(t, "depot/DEMO1/events")
+	d := tcpDialer(a.MQTTAddr())
+	conn, err := d()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// CONNECT with a 1 s keepalive, then silence.
+	body := mqttString(nil, "MQTT")
+	body = append(body, 4, 0xC2, 0, 1)
+	body = mqttString(body, "drv-D1")
+	body = mqttString(body, "D1")
+	body = mqttString(body, a.tokens["D1"])
+	conn.Write(packet(0x10, body))
+	var got []string
+	checkFor(t, 5*time.Second, func() error {
+		got = got[:0]
+		for _, e := range sub.typed(bridge.EventDriverPresence) {
+			got = append(got, string(e.Payload))
+		}
+		if len(got) < 2 || !strings.Contains(got[len(got)-1], `"offline"`) {
+			return fmt.Errorf("presence %v", got)
+		}
+		return nil
+	})
+}
+
+// TestReconnectStorm: every handheld reconnects at once (the depot came
+// back); all are accepted.
+func TestReconnectStorm(t *testing.T) {
+	a := startApp(t, "", nil)
+	const n = 300
+	tokens := make([]string, n)
+	for i := range n {
+		tok, err := a.accounts.CreateDevice(fmt.Sprintf("S%d", i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[i] = tok
+	}
+	storm := func() []*paho.Client {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var clients []*paho.Client
+		refused := 0
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("S%d", i)
+				c, code, err := mqttConnect(a.MQTTAddr(), "drv-"+id, id, tokens[i])
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil || code != 0 {
+					refused++
+					return
+				}
+				clients = append(clients, c)
+			}()
+		}
+		wg.Wait()
+		if refused > 0 {
+			t.Fatalf("%d of %d refused in the storm", refused, n)
+		}
+		return clients
+	}
+	for _, c := range storm() {
+		c.Disconnect(&paho.Disconnect{})
+	}
+	for _, c := range storm() {
+		c.Disconnect(&paho.Disconnect{})
 	}
 }

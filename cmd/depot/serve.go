@@ -44,6 +44,8 @@ type ServeConfig struct {
 	RescueSpeed    float64
 	PayrollSecret  string
 	EventRetention time.Duration
+	PublishRate    float64
+	PublishBurst   int
 	AdminPassword  string // DEPOT_ADMIN_PASSWORD only: a flag would show in ps
 
 	bcryptCost int              // tests only; 0 = bcrypt's default
@@ -78,6 +80,7 @@ func NewMain(out io.Writer) *Main {
 		Data: "./data", HTTPAddr: ":8080", MQTTAddr: ":1883", Depot: "DEMO1",
 		DemoRoutes: 30, DemoRate: time.Second, CortexInterval: 30 * time.Second, LogLevel: "info",
 		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30, EventRetention: 30 * 24 * time.Hour,
+		PublishRate: 20, PublishBurst: 60,
 	}}
 }
 
@@ -104,6 +107,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.SilentAfter, "silent-after", c.SilentAfter, "a driver on an unfinished route with no fix for this long is shown silent")
 	fs.Float64Var(&c.RescueSpeed, "rescue-speed", c.RescueSpeed, "average speed (km/h, straight line) for a rescuer's estimated arrival")
 	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long the event log keeps events")
+	fs.Float64Var(&c.PublishRate, "mqtt-publish-rate", c.PublishRate, "publishes per second allowed to one MQTT client (token bucket)")
+	fs.IntVar(&c.PublishBurst, "mqtt-publish-burst", c.PublishBurst, "burst of publishes allowed to one MQTT client")
 	fs.StringVar(&c.PayrollSecret, "payroll-secret", c.PayrollSecret, "HMAC-SHA256 secret of the payroll webhook (unset: webhook off)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: depot serve [flags]\n\n")
@@ -142,6 +147,8 @@ func (c *ServeConfig) validate() error {
 		return fmt.Errorf("--silent-after %s: want at least 10s", c.SilentAfter)
 	case c.RescueSpeed < 1 || c.RescueSpeed > 200:
 		return fmt.Errorf("--rescue-speed %v: want 1-200 km/h", c.RescueSpeed)
+	case c.PublishRate <= 0 || c.PublishBurst < 1:
+		return errors.New("--mqtt-publish-rate and --mqtt-publish-burst must be positive")
 	case c.EventRetention < time.Hour:
 		return fmt.Errorf("--event-retention %s: want at least 1h", c.EventRetention)
 	case c.PayrollSecret != "" && len(c.PayrollSecret) < 16:
@@ -214,6 +221,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Ingest:         m.ingest,
 		Observer:       m.sessions,
 		Sessions:       store,
+		PublishRate:    c.PublishRate, PublishBurst: c.PublishBurst,
 	})
 	m.depot = &bridge.Depot{ID: c.Depot, Store: store, Pub: m.broker, Log: m.Log.With("part", "depot"),
 		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed, Now: c.clock}
