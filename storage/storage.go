@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
@@ -75,6 +76,9 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 	opts.SegmentSize = 64 * nutsdb.MB
 	ndb, err := nutsdb.Open(opts)
 	if err != nil {
+		if strings.Contains(err.Error(), "crc") {
+			return nil, fmt.Errorf("open store %s: %w: %v", dir, ErrCorrupt, err)
+		}
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	// Buckets must exist in a committed transaction before they are written.

@@ -49,6 +49,8 @@ type Config struct {
 	Dispatch Dispatch
 	// PayrollSecret verifies the payroll webhook; empty: webhook off.
 	PayrollSecret string
+	// Backup writes a backup of the store now and returns its file.
+	Backup func() (string, error)
 	// NoStream answers /api/v1/stream with 502, as a proxy that cuts
 	// streaming responses would (tests of the polling fallback).
 	NoStream bool
@@ -121,6 +123,7 @@ func New(cfg Config) *Server {
 	api.POST("/devices", s.createDevice, admin)
 	api.GET("/devices", s.listDevices, admin)
 	api.DELETE("/devices/:driverId", s.revokeDevice, admin)
+	api.POST("/admin/backup", s.backup, admin)
 	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
 	s.mountDashboard()
 	return s
@@ -209,6 +212,17 @@ func (s *Server) healthz(c echo.Context) error {
 	}
 	h["http"] = s.Addr()
 	return c.JSON(http.StatusOK, h)
+}
+
+func (s *Server) backup(c echo.Context) error {
+	if s.cfg.Backup == nil {
+		return echo.NewHTTPError(http.StatusNotImplemented, "backups not configured")
+	}
+	f, err := s.cfg.Backup()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]string{"file": f})
 }
 
 func (s *Server) config(c echo.Context) error {

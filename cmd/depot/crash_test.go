@@ -2,15 +2,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -191,5 +194,61 @@ func TestSIGKILLLosesNoAcknowledgedFix(t *testing.T) {
 	}
 	if missing != 0 {
 		t.Fatalf("%d of %d acknowledged fixes lost", missing, total)
+	}
+}
+
+// TestRecoverFromTornStore: power loss tears the store; the appliance says
+// what happened and the one command that recovers; that command works.
+func TestRecoverFromTornStore(t *testing.T) {
+	dir := t.TempDir()
+	data, feed := filepath.Join(dir, "data"), filepath.Join(dir, "feed.json")
+	writeFile(t, feed, feedJSON(42, 2))
+	p := startProc(t, data, feed)
+	t.Setenv("DEPOT_ADMIN_PASSWORD", adminPassword)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"user", "add", "--http", p.http, "--username", "ana"},
+		strings.NewReader(anaPassword+"\n"), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"backup", "--http", p.http}, nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "backups/depot-") {
+		t.Fatalf("backup printed %s", out.String())
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+
+	files, _ := filepath.Glob(filepath.Join(data, "db", "*.dat"))
+	f := files[len(files)-1]
+	b, _ := os.ReadFile(f)
+	end := len(b)
+	for end > 0 && b[end-1] == 0 {
+		end--
+	}
+	for i := end - 10; i < end; i++ {
+		b[i] = 0
+	}
+	os.WriteFile(f, b, 0o600)
+
+	msg, err := exec.Command(depotBinary(t), "serve", "--data", data, "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0").CombinedOutput()
+	if err == nil {
+		t.Fatal("started on a torn store")
+	}
+	if !strings.Contains(string(msg), "lost power") || !strings.Contains(string(msg), "depot restore --data "+data) {
+		t.Fatalf("the message does not say what happened and what to do:\n%s", msg)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"restore", "--data", data}, nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "db.broken-") {
+		t.Fatalf("restore printed %s", out.String())
+	}
+	q := startProc(t, data, feed)
+	api := newAPIClient(q.http)
+	if err := api.login(context.Background(), "ana", anaPassword); err != nil {
+		t.Fatalf("the user from the backup cannot log in: %v", err)
 	}
 }

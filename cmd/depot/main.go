@@ -5,6 +5,8 @@
 //	depot sim [flags]       simulated handhelds publishing GPS to a running depot
 //	depot user add|list     manage dispatchers and admins of a running depot
 //	depot device add|revoke|list  manage handheld credentials of a running depot
+//	depot backup            back up a running depot now
+//	depot restore           restore a stopped depot's store from a backup
 //	depot version           print the version
 //
 // Every flag also reads the environment variable DEPOT_<FLAG_NAME>, e.g.
@@ -35,6 +37,8 @@ Usage:
   depot user add|list     manage dispatchers and admins of a running depot
   depot device add|revoke|list
                           manage handheld credentials of a running depot
+  depot backup            back up a running depot now (into <data>/backups)
+  depot restore           with the depot stopped: restore the newest backup
   depot version           print the version
 
 Run "depot serve -h", "depot sim -h", "depot user", "depot device" for the
@@ -78,6 +82,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runUser(ctx, args, stdin, stdout, stderr)
 	case "device":
 		return runDevice(ctx, args, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, args, stdout, stderr)
+	case "restore":
+		return runRestore(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "depot", Version)
 		return nil

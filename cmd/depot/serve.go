@@ -46,6 +46,8 @@ type ServeConfig struct {
 	EventRetention time.Duration
 	PublishRate    float64
 	PublishBurst   int
+	BackupInterval time.Duration
+	BackupKeep     int
 	AdminPassword  string // DEPOT_ADMIN_PASSWORD only: a flag would show in ps
 
 	bcryptCost int              // tests only; 0 = bcrypt's default
@@ -80,7 +82,7 @@ func NewMain(out io.Writer) *Main {
 		Data: "./data", HTTPAddr: ":8080", MQTTAddr: ":1883", Depot: "DEMO1",
 		DemoRoutes: 30, DemoRate: time.Second, CortexInterval: 30 * time.Second, LogLevel: "info",
 		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30, EventRetention: 30 * 24 * time.Hour,
-		PublishRate: 20, PublishBurst: 60,
+		PublishRate: 20, PublishBurst: 60, BackupInterval: 24 * time.Hour, BackupKeep: 7,
 	}}
 }
 
@@ -107,6 +109,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.SilentAfter, "silent-after", c.SilentAfter, "a driver on an unfinished route with no fix for this long is shown silent")
 	fs.Float64Var(&c.RescueSpeed, "rescue-speed", c.RescueSpeed, "average speed (km/h, straight line) for a rescuer's estimated arrival")
 	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long the event log keeps events")
+	fs.DurationVar(&c.BackupInterval, "backup-interval", c.BackupInterval, "how often the store is backed up to <data>/backups (0: never)")
+	fs.IntVar(&c.BackupKeep, "backup-keep", c.BackupKeep, "how many backups to keep")
 	fs.Float64Var(&c.PublishRate, "mqtt-publish-rate", c.PublishRate, "publishes per second allowed to one MQTT client (token bucket)")
 	fs.IntVar(&c.PublishBurst, "mqtt-publish-burst", c.PublishBurst, "burst of publishes allowed to one MQTT client")
 	fs.StringVar(&c.PayrollSecret, "payroll-secret", c.PayrollSecret, "HMAC-SHA256 secret of the payroll webhook (unset: webhook off)")
@@ -147,6 +151,8 @@ func (c *ServeConfig) validate() error {
 		return fmt.Errorf("--silent-after %s: want at least 10s", c.SilentAfter)
 	case c.RescueSpeed < 1 || c.RescueSpeed > 200:
 		return fmt.Errorf("--rescue-speed %v: want 1-200 km/h", c.RescueSpeed)
+	case c.BackupKeep < 1:
+		return errors.New("--backup-keep: at least 1")
 	case c.PublishRate <= 0 || c.PublishBurst < 1:
 		return errors.New("--mqtt-publish-rate and --mqtt-publish-burst must be positive")
 	case c.EventRetention < time.Hour:
@@ -185,7 +191,10 @@ func (m *Main) Run(ctx context.Context) error {
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
-	store, err := storage.Open(c.Data, m.Log.With("part", "storage"))
+	store, err := storage.Open(dbDir(c.Data), m.Log.With("part", "storage"))
+	if errors.Is(err, storage.ErrCorrupt) {
+		return damaged(c.Data, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -245,7 +254,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.web = ui.New(ui.Config{
 		Addr: c.HTTPAddr, TLS: tlsCfg, DepotID: c.Depot, Center: [2]float64{bridge.DemoLat, bridge.DemoLng},
 		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: store, Accounts: m.accounts,
-		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: c.clock, NoStream: c.noSSE,
+		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: c.clock, NoStream: c.noSSE, Backup: m.backupNow,
 		MQTT: mqttWS, Health: m.health, Log: m.Log.With("part", "http"),
 	})
 	if err := m.web.Start(); err != nil {
@@ -276,6 +285,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.goRun(func() { m.heartbeat(rctx) })
 	m.goRun(func() { m.tick(rctx) })
 	m.goRun(func() { m.retention(rctx) })
+	m.goRun(func() { m.backups(rctx) })
 	if demo != nil {
 		tokens, err := m.demoAccounts(demo)
 		if err != nil {
