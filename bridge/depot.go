@@ -160,6 +160,9 @@ type Depot struct {
 	lat           latencies
 	hb            heartbeat
 
+	storeMu     sync.Mutex
+	storeHealth StoreHealth
+
 	jobs     chan *job
 	pipeDone chan struct{}
 }
@@ -211,6 +214,7 @@ func (d *Depot) Open() error {
 	for _, r := range st.Routes {
 		d.driverNames[r.DriverID] = r.DriverName
 	}
+	d.storeHealth = StoreHealth{OK: true}
 	d.jobs = make(chan *job, 4096)
 	d.pipeDone = make(chan struct{})
 	go d.pipeline()
@@ -464,14 +468,40 @@ func progress(r RouteStatus) float64 {
 	return float64(r.CompletedStops) / float64(r.TotalStops)
 }
 
+// maxPending bounds what a failing disk keeps in memory for a later
+// commit; beyond it the oldest is dropped (and logged).
+const maxPending = 100_000
+
+// StoreHealth says whether the last commit succeeded.
+type StoreHealth struct {
+	OK      bool   `json:"ok"`
+	Error   string `json:"error,omitempty"`
+	Pending int    `json:"pending"` // events and records waiting for the disk
+}
+
+// Store reports the store's health as of the last commit.
+func (d *Depot) StoreHealth() StoreHealth {
+	d.storeMu.Lock()
+	defer d.storeMu.Unlock()
+	return d.storeHealth
+}
+
 // pipeline is the single goroutine that commits and then publishes. Whatever
 // queued up while one commit was on disk goes into the next, so the number
 // of fsyncs follows the disk's pace, not the message rate.
+//
+// When a commit fails (disk full, I/O error), live delivery goes on, the
+// waiters hear the error (a QoS 1 fix is refused, not acknowledged), and
+// the batch's events and records stay pending and are written with the
+// next commit that succeeds, so the event log has no hole once the disk
+// is back. Fixes are not kept: their senders were refused and resend.
 func (d *Depot) pipeline() {
 	defer close(d.pipeDone)
 	var waiters []chan error
+	var pending Batch
 	for first := range d.jobs {
 		var b Batch
+		b.append(&pending)
 		b.append(&first.b)
 		waiters = append(waiters[:0], first.done)
 	drain:
@@ -489,20 +519,35 @@ func (d *Depot) pipeline() {
 		}
 		err := d.Store.Commit(&b)
 		d.Stats.Commits.Add(1)
+		fresh := b.Events[len(pending.Events):] // the pending ones were published already
+		freshRoutes := b.Routes[len(pending.Routes):]
+		freshMsgs := b.Messages[len(pending.Messages):]
 		if err != nil {
-			// Live delivery goes on; the waiters (QoS 1 publishers) are told
-			// so that nothing unstored is acknowledged.
 			d.Stats.CommitErrors.Add(1)
-			d.Log.Error("commit failed", "err", err, "fixes", len(b.Fixes), "events", len(b.Events))
+			d.Log.Error("commit failed; events kept for the next commit", "err", err, "fixes", len(b.Fixes), "events", len(b.Events))
+			pending = Batch{Latest: b.Latest, Routes: b.Routes, Events: b.Events, Rescues: b.Rescues,
+				Offers: b.Offers, Assignments: b.Assignments}
+			if n := len(pending.Events) - maxPending; n > 0 {
+				d.Log.Error("disk failing too long: dropping the oldest pending events from the log", "dropped", n)
+				pending.Events = pending.Events[n:]
+			}
+		} else {
+			pending = Batch{}
 		}
-		for _, e := range b.Events {
+		d.storeMu.Lock()
+		d.storeHealth = StoreHealth{OK: err == nil, Pending: pending.size()}
+		if err != nil {
+			d.storeHealth.Error = err.Error()
+		}
+		d.storeMu.Unlock()
+		for _, e := range fresh {
 			if perr := d.Pub.Publish(d.Topics.Events(), e.Raw, false, 1); perr != nil {
 				d.Log.Warn("publish event", "seq", e.Seq, "err", perr)
 			}
 		}
-		d.Stats.Events.Add(int64(len(b.Events)))
-		d.publishStates(b.Routes)
-		for _, m := range b.Messages {
+		d.Stats.Events.Add(int64(len(fresh)))
+		d.publishStates(freshRoutes)
+		for _, m := range freshMsgs {
 			if perr := d.Pub.PublishExpiring(m.Topic, m.Payload, m.Retain, 1, m.Expiry); perr != nil {
 				d.Log.Warn("publish", "topic", m.Topic, "err", perr)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -464,4 +465,43 @@ func FuzzParseSnapshots(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestFailingDiskHealsWithoutAHole(t *testing.T) {
+	st := &memStore{}
+	d, pub, _ := newDepot(t, st)
+	d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 10, 0)})
+	st.mu.Lock()
+	st.fail = errors.New("no space left on device")
+	st.mu.Unlock()
+	if err := d.IngestFix(Fix{DriverID: "D1", Lat: 1, Lng: 1, TS: t0.Add(time.Second).UnixMilli()}, true); err == nil {
+		t.Fatal("a fix was acknowledged unstored")
+	}
+	d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 11, 0)})
+	if h := d.StoreHealth(); h.OK || h.Pending == 0 {
+		t.Fatalf("health while failing: %+v", h)
+	}
+	if n := len(pub.updates(t)); n != 3 {
+		t.Fatalf("live delivery stopped: %d updates", n)
+	}
+	st.mu.Lock()
+	st.fail = nil
+	st.mu.Unlock()
+	d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 12, 0)})
+	if h := d.StoreHealth(); !h.OK || h.Pending != 0 {
+		t.Fatalf("health after recovery: %+v", h)
+	}
+	var seqs []uint64
+	for _, e := range st.all().Events {
+		seqs = append(seqs, e.Seq)
+	}
+	slices.Sort(seqs)
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("event log has a hole: %v", seqs)
+		}
+	}
+	if len(seqs) < 4 || len(pub.events(t)) != len(seqs) {
+		t.Fatalf("stored %v, published %d", seqs, len(pub.events(t)))
+	}
 }

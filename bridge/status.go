@@ -68,7 +68,7 @@ func (d *Depot) Heartbeat(extra map[string]any) (map[string]any, error) {
 		status = map[string]any{
 			"ts": now.UTC().Truncate(time.Millisecond), "eventsPerS": rate(ev, d.hb.events), "fixesPerS": rate(fx, d.hb.fixes),
 			"fixesRefused": d.Stats.FixesRefused.Load(), "latencyMs": map[string]any{"p50": p50, "p99": p99, "max": mx, "samples": n},
-			"feed": d.feed, "lastSeq": d.seq + 1, "commitErrors": d.Stats.CommitErrors.Load(),
+			"feed": d.feed, "lastSeq": d.seq + 1, "commitErrors": d.Stats.CommitErrors.Load(), "store": d.StoreHealth(),
 		}
 		for k, v := range extra {
 			status[k] = v

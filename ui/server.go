@@ -49,6 +49,8 @@ type Config struct {
 	Dispatch Dispatch
 	// PayrollSecret verifies the payroll webhook; empty: webhook off.
 	PayrollSecret string
+	// Ready says why the appliance is not fully ready (nil: it is).
+	Ready func() error
 	// Backup writes a backup of the store now and returns its file.
 	Backup func() (string, error)
 	// NoStream answers /api/v1/stream with 502, as a proxy that cuts
@@ -90,7 +92,7 @@ func New(cfg Config) *Server {
 	e.Use(middleware.BodyLimit("1M"))
 
 	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.healthz)
+	e.GET("/readyz", s.readyz)
 	if cfg.MQTT != nil {
 		e.GET("/mqtt", echo.WrapHandler(cfg.MQTT))
 	}
@@ -223,6 +225,17 @@ func (s *Server) backup(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusCreated, map[string]string{"file": f})
+}
+
+// readyz is /healthz with a verdict: 503 while the store cannot write
+// (live delivery goes on, QoS 1 fixes are refused).
+func (s *Server) readyz(c echo.Context) error {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "degraded", "error": err.Error(), "http": s.Addr()})
+		}
+	}
+	return s.healthz(c)
 }
 
 func (s *Server) config(c echo.Context) error {

@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,5 +206,69 @@ func TestReconnectStorm(t *testing.T) {
 	}
 	for _, c := range storm() {
 		c.Disconnect(&paho.Disconnect{})
+	}
+}
+
+// failingStore fails every commit while broken is set: a full or failing disk.
+type failingStore struct {
+	bridge.Store
+	broken atomic.Bool
+}
+
+func (f *failingStore) Commit(b *bridge.Batch) error {
+	if f.broken.Load() {
+		return errors.New("write /data/db/3.dat: no space left on device")
+	}
+	return f.Store.Commit(b)
+}
+
+// TestDiskTrouble: while writes fail, live delivery goes on, QoS 1 fixes
+// are refused rather than acknowledged unstored, /readyz and system:status
+// say so; when the disk is back the appliance heals by itself and the
+// event log has no hole.
+func TestDiskTrouble(t *testing.T) {
+	fs := &failingStore{}
+	a := startApp(t, "", func(c *ServeConfig) {
+		c.wrapStore = func(s bridge.Store) bridge.Store { fs.Store = s; return fs }
+	})
+	sub := a.subscribeWS(t, "depot/DEMO1/events")
+	drv := a.driver(t, "D1")
+	fs.broken.Store(true)
+	code, _ := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6301, -121.4, time.Now()))
+	if code != 0x80 {
+		t.Fatalf("fix during disk failure: PUBACK 0x%02x, want 0x80 (refused, not acknowledged)", code)
+	}
+	sub.findDelta(t, "DEMO1", "R1", func(d map[string]any) bool { return d["currentLat"] == 38.6301 }) // live goes on
+	var body map[string]any
+	if st := a.request(t, "GET", "/readyz", "", nil, &body); st != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz while failing: %d", st)
+	}
+	checkFor(t, 10*time.Second, func() error {
+		for _, e := range sub.typed(bridge.EventSystemStatus) {
+			var st map[string]any
+			json.Unmarshal(e.Payload, &st)
+			if s, _ := st["store"].(map[string]any); s != nil && s["ok"] == false {
+				return nil
+			}
+		}
+		return errors.New("system:status does not report the failing store")
+	})
+
+	fs.broken.Store(false)
+	if code, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6302, -121.4, time.Now().Add(time.Second))); code != 0 || err != nil {
+		t.Fatalf("fix after recovery: 0x%02x %v", code, err)
+	}
+	if st := a.request(t, "GET", "/readyz", "", nil, nil); st != 200 {
+		t.Fatalf("/readyz after recovery: %d", st)
+	}
+	var evs []bridge.Envelope
+	a.getJSON(t, "/api/v1/events?after=0", &evs)
+	for i, e := range evs {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("hole in the event log at %d: seq %d", i+1, e.Seq)
+		}
+	}
+	if uint64(len(evs)) != a.depot.LastSeq() {
+		t.Fatalf("%d events stored, last seq %d", len(evs), a.depot.LastSeq())
 	}
 }

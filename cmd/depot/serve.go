@@ -50,10 +50,11 @@ type ServeConfig struct {
 	BackupKeep     int
 	AdminPassword  string // DEPOT_ADMIN_PASSWORD only: a flag would show in ps
 
-	bcryptCost int              // tests only; 0 = bcrypt's default
-	clock      func() time.Time // tests only: the depot's and the API's clock
-	noWS       bool             // tests only: /mqtt refuses the upgrade, as a proxy that strips it would
-	noSSE      bool             // tests only: /api/v1/stream is cut too
+	bcryptCost int                             // tests only; 0 = bcrypt's default
+	clock      func() time.Time                // tests only: the depot's and the API's clock
+	wrapStore  func(bridge.Store) bridge.Store // tests only: fault injection
+	noWS       bool                            // tests only: /mqtt refuses the upgrade, as a proxy that strips it would
+	noSSE      bool                            // tests only: /api/v1/stream is cut too
 }
 
 // Main is the running appliance. Tests build one with NewMain, set Config,
@@ -232,7 +233,11 @@ func (m *Main) Run(ctx context.Context) error {
 		Sessions:       store,
 		PublishRate:    c.PublishRate, PublishBurst: c.PublishBurst,
 	})
-	m.depot = &bridge.Depot{ID: c.Depot, Store: store, Pub: m.broker, Log: m.Log.With("part", "depot"),
+	var dstore bridge.Store = store
+	if c.wrapStore != nil {
+		dstore = c.wrapStore(store)
+	}
+	m.depot = &bridge.Depot{ID: c.Depot, Store: dstore, Pub: m.broker, Log: m.Log.With("part", "depot"),
 		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed, Now: c.clock}
 	m.ingest.depot = m.depot
 	m.sessions.depot = m.depot
@@ -255,6 +260,12 @@ func (m *Main) Run(ctx context.Context) error {
 		Addr: c.HTTPAddr, TLS: tlsCfg, DepotID: c.Depot, Center: [2]float64{bridge.DemoLat, bridge.DemoLng},
 		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: store, Accounts: m.accounts,
 		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: c.clock, NoStream: c.noSSE, Backup: m.backupNow,
+		Ready: func() error {
+			if h := m.depot.StoreHealth(); !h.OK {
+				return fmt.Errorf("store failing (%s); %d events waiting to be written", h.Error, h.Pending)
+			}
+			return nil
+		},
 		MQTT: mqttWS, Health: m.health, Log: m.Log.With("part", "http"),
 	})
 	if err := m.web.Start(); err != nil {
@@ -417,6 +428,7 @@ func (m *Main) health() map[string]any {
 		"events":       s.Events.Load(),
 		"commits":      s.Commits.Load(),
 		"commitErrors": s.CommitErrors.Load(),
+		"store":        m.depot.StoreHealth(),
 	}
 }
 
