@@ -8,7 +8,7 @@ GO      ?= go
 UI_SRC  := $(wildcard ui/web/src/*) ui/web/build.mjs ui/web/package-lock.json
 FUZZTIME ?= 10s
 
-.PHONY: all build ui run test deps vet unit fuzz fuzz-long bench clean
+.PHONY: all build ui run test deps vet unit fuzz fuzz-long soak bench clean
 
 all: build
 
@@ -48,6 +48,8 @@ fuzz: ui
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./ui/auth
 	$(GO) test -run='^$$' -fuzz='^FuzzAuthenticateMQTT$$' -fuzztime=$(FUZZTIME) ./ui/auth
 	$(GO) test -run='^$$' -fuzz='^FuzzLoginBody$$' -fuzztime=$(FUZZTIME) ./cmd/depot
+	$(GO) test -run='^$$' -fuzz='^FuzzRawMQTT$$' -fuzztime=$(FUZZTIME) ./cmd/depot
+	$(GO) test -run='^$$' -fuzz='^FuzzAPI$$' -fuzztime=$(FUZZTIME) ./cmd/depot
 
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=5m
@@ -57,6 +59,12 @@ test: deps vet fuzz unit
 clean:
 	rm -rf bin ui/web/node_modules
 	find ui/dist -mindepth 1 ! -name .keep -delete
+
+# Long reliability runs (not part of `make test`): repeated SIGKILLs under
+# load, and the fuzzers for longer.
+soak: ui
+	$(GO) test -run='^TestSIGKILLLosesNoAcknowledgedFix$$' -count=25 -v ./cmd/depot
+	$(MAKE) fuzz FUZZTIME=2m
 
 # Go micro-benchmarks of the hot paths (not part of `make test`).
 bench: ui

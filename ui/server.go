@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -188,6 +189,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	code, msg := http.StatusInternalServerError, "internal error"
 	var he *echo.HTTPError
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
+		err = echo.ErrNotFound // a file name the dashboard does not have (or cannot)
+	}
 	if errors.As(err, &he) {
 		code = he.Code
 		msg = fmt.Sprint(he.Message)
