@@ -42,7 +42,10 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		if max := h.srv.cfg.MaxKeepAlive; cl.State.Keepalive == 0 || cl.State.Keepalive > max {
 			cl.State.Keepalive, cl.State.ServerKeepalive = max, true
 		}
-		h.srv.limits.Store(cl.ID, rate.NewLimiter(rate.Limit(h.srv.cfg.PublishRate), h.srv.cfg.PublishBurst))
+		h.srv.limits.Store(cl.ID, &limit{
+			rate:    rate.NewLimiter(rate.Limit(h.srv.cfg.PublishRate), h.srv.cfg.PublishBurst),
+			strikes: rate.NewLimiter(rate.Limit(h.srv.cfg.PublishRate), h.srv.cfg.PublishBurst),
+		})
 		return nil
 	}
 	h.srv.Stats.ConnectRefused.Add(1)
@@ -89,11 +92,19 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	if l, ok := h.srv.limits.Load(cl.ID); ok && !l.(*rate.Limiter).Allow() {
+	if l, ok := h.srv.limits.Load(cl.ID); ok && !l.(*limit).rate.Allow() {
 		// A flooding client is slowed at its own expense: MQTT 5 senders
 		// hear 0x96 for a QoS 1 publish; a 3.1.1 sender cannot be told,
-		// so it is disconnected rather than left resending.
+		// so it is disconnected rather than left resending. One that goes
+		// on flooding after its refusals used up a second burst is cut
+		// off: refusing costs a read, a parse and an ACL check per packet,
+		// which its neighbours would pay for.
 		h.srv.Stats.RateLimited.Add(1)
+		if !l.(*limit).strikes.Allow() {
+			h.srv.cfg.Log.Info("disconnecting a flooding client", "client", cl.ID, "remote", cl.Net.Remote)
+			_ = h.srv.mq.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
+			return pk, packets.ErrRejectPacket
+		}
 		switch {
 		case cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0:
 			return pk, packets.ErrMessageRateTooHigh
@@ -146,3 +157,6 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		o.SessionEnded(string(cl.Properties.Username))
 	}
 }
+
+// limit is one client's publish budget and its budget of refusals.
+type limit struct{ rate, strikes *rate.Limiter }

@@ -228,13 +228,14 @@ func publish(c *paho.Client, topic string, qos byte, payload []byte) (byte, erro
 type wsSubscriber struct {
 	mu   sync.Mutex
 	msgs map[string][][]byte
+	at   map[string][]time.Time // when each message arrived
 }
 
 // subscribeWS connects dispatcher ana over MQTT-over-WebSocket, as the
 // dashboard does, and subscribes to filters.
-func (a *testApp) subscribeWS(t *testing.T, filters ...string) *wsSubscriber {
+func (a *testApp) subscribeWS(t testing.TB, filters ...string) *wsSubscriber {
 	t.Helper()
-	s := &wsSubscriber{msgs: map[string][][]byte{}}
+	s := &wsSubscriber{msgs: map[string][][]byte{}, at: map[string][]time.Time{}}
 	u, _ := url.Parse("ws://" + a.HTTPAddr() + "/mqtt")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -257,8 +258,10 @@ func (a *testApp) subscribeWS(t *testing.T, filters ...string) *wsSubscriber {
 		ClientConfig: paho.ClientConfig{
 			ClientID: fmt.Sprintf("dash-ana-%d", time.Now().UnixNano()),
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+				now := time.Now()
 				s.mu.Lock()
 				s.msgs[pr.Packet.Topic] = append(s.msgs[pr.Packet.Topic], pr.Packet.Payload)
+				s.at[pr.Packet.Topic] = append(s.at[pr.Packet.Topic], now)
 				s.mu.Unlock()
 				return true, nil
 			}},

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+)
+
+// BenchmarkNeighbours measures what one bad client costs the others: ten
+// handhelds publish QoS 1 fixes at 10 Hz, a dashboard over MQTT-over-
+// WebSocket receives the route:update of each, and the fix→dashboard
+// latency is reported (p50, p99). Scenarios: alone; beside a handheld
+// flooding publishes as fast as it can; beside a dashboard that subscribes
+// to everything and never reads its socket.
+//
+//	go test -run '^$' -bench Neighbours -benchtime 1x ./cmd/depot
+func BenchmarkNeighbours(b *testing.B) {
+	for _, scenario := range []string{"alone", "flooder", "slow-dashboard"} {
+		b.Run(scenario, func(b *testing.B) {
+			for b.Loop() {
+				p50, p99, n := neighbours(b, scenario)
+				b.ReportMetric(p50, "p50_ms")
+				b.ReportMetric(p99, "p99_ms")
+				b.ReportMetric(float64(n), "deliveries")
+			}
+		})
+	}
+}
+
+func neighbours(b *testing.B, scenario string) (p50, p99 float64, n int) {
+	dir := b.TempDir()
+	type r = map[string]any
+	var routes []r
+	for i := 1; i <= 10; i++ {
+		routes = append(routes, r{"routeId": fmt.Sprintf("R%d", i), "driverId": fmt.Sprintf("D%d", i), "totalStops": 100,
+			"completedStops": 1, "currentLat": 38.5, "currentLng": -121.5})
+	}
+	raw, _ := json.Marshal(routes)
+	writeFile(b, dir+"/feed.json", string(raw))
+	a := startApp(b, dir, func(c *ServeConfig) { c.LogLevel = "error" })
+	tokens := map[string]string{}
+	for i := 1; i <= 11; i++ {
+		d := fmt.Sprintf("D%d", i)
+		tok, err := a.accounts.CreateDevice(d, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[d] = tok
+	}
+	sub := a.subscribeWS(b, "depot/DEMO1/events")
+
+	stop := make(chan struct{})
+	var bad sync.WaitGroup
+	switch scenario {
+	case "flooder":
+		c, code, err := mqttConnect(a.MQTTAddr(), "drv-D11", "D11", tokens["D11"])
+		if err != nil || code != 0 {
+			b.Fatal(err, code)
+		}
+		bad.Add(1)
+		go func() {
+			defer bad.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := publish(c, "depot/DEMO1/drivers/D11/gps", 0, fixJSON(38.5, -121.5, time.Now())); err != nil {
+					return // cut off: a real one would come back after a backoff, and be cut again
+				}
+			}
+		}()
+	case "slow-dashboard":
+		conn, err := net.Dial("tcp", a.MQTTAddr())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		conn.(*net.TCPConn).SetReadBuffer(4096)
+		body := mqttString(nil, "MQTT")
+		body = append(body, 4, 0xC2, 0, 60)
+		body = mqttString(body, "dash-ana-slow")
+		body = mqttString(body, "ana")
+		body = mqttString(body, a.disp)
+		conn.Write(packet(0x10, body))
+		sb := []byte{0, 1}
+		sb = mqttString(sb, "depot/DEMO1/#")
+		conn.Write(packet(0x82, append(sb, 1)))
+		// …and never reads again.
+	}
+
+	var wg sync.WaitGroup
+	end := time.Now().Add(3 * time.Second)
+	for i := 1; i <= 10; i++ {
+		d := fmt.Sprintf("D%d", i)
+		c, code, err := mqttConnect(a.MQTTAddr(), "drv-"+d, d, tokens[d])
+		if err != nil || code != 0 {
+			b.Fatal(err, code)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for now := range t.C {
+				if now.After(end) {
+					return
+				}
+				publish(c, "depot/DEMO1/drivers/"+d+"/gps", 1, fixJSON(38.5, -121.5, now))
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	bad.Wait()
+	time.Sleep(200 * time.Millisecond)
+
+	// Latency: dashboard receive time minus the fix's device time, which
+	// the delta carries as lastUpdated.
+	var lat []float64
+	sub.mu.Lock()
+	for i, p := range sub.msgs["depot/DEMO1/events"] {
+		var e bridge.Envelope
+		if json.Unmarshal(p, &e) != nil || e.Type != bridge.EventRouteUpdate {
+			continue
+		}
+		var d struct {
+			LastUpdated time.Time `json:"lastUpdated"`
+		}
+		if json.Unmarshal(e.Payload, &d) != nil || d.LastUpdated.IsZero() {
+			continue
+		}
+		lat = append(lat, float64(sub.at["depot/DEMO1/events"][i].Sub(d.LastUpdated).Microseconds())/1000)
+	}
+	sub.mu.Unlock()
+	if len(lat) < 200 {
+		b.Fatalf("only %d deliveries", len(lat))
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
+}
