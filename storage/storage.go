@@ -74,6 +74,10 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 	// Keys only in RAM: values (history) would otherwise all live in memory.
 	opts.EntryIdxMode = nutsdb.HintKeyAndRAMIdxMode
 	opts.SegmentSize = 64 * nutsdb.MB
+	// nutsdb's merge rewrites every live entry in its own synced
+	// transaction; every 2 h by default it would compete with live commits
+	// all day. The appliance merges once a night instead (Merge).
+	opts.MergeInterval = 0
 	ndb, err := nutsdb.Open(opts)
 	if err != nil {
 		if strings.Contains(err.Error(), "crc") {
@@ -392,4 +396,76 @@ func (s *DB) OldestSeq() (uint64, error) {
 		return nil
 	})
 	return seq, err
+}
+
+// Merge rewrites the data files without dead records (overwritten or
+// deleted), returning the space. It is slow (one synced write per live
+// record) and competes with live traffic: run it at a quiet hour.
+func (s *DB) Merge() error {
+	err := s.db.Merge()
+	if errors.Is(err, nutsdb.ErrDontNeedMerge) {
+		return nil
+	}
+	return err
+}
+
+// PruneHistory deletes GPS fixes with device time before before, route by
+// route (and driver by driver for fixes filed under no route), at most
+// chunk per transaction so live traffic never waits long.
+func (s *DB) PruneHistory(before time.Time, chunk int) (int, error) {
+	st, err := s.LoadState()
+	if err != nil {
+		return 0, err
+	}
+	var prefixes [][]byte
+	for _, r := range st.Routes {
+		prefixes = append(prefixes, routeKeyPrefix(r.RouteID))
+	}
+	for _, f := range st.Latest {
+		prefixes = append(prefixes, append([]byte("d/"+f.DriverID), 0))
+	}
+	total := 0
+	for _, p := range prefixes {
+		for {
+			n, more, err := s.pruneHistoryChunk(p, before, chunk)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+func (s *DB) pruneHistoryChunk(prefix []byte, before time.Time, chunk int) (n int, more bool, err error) {
+	cut := before.UnixMilli()
+	err = s.db.Update(func(tx *nutsdb.Tx) error {
+		vals, err := tx.PrefixScan(bGPS, prefix, 0, chunk)
+		if err != nil {
+			if notFound(err) {
+				return nil
+			}
+			return err
+		}
+		for _, v := range vals {
+			var f bridge.Fix
+			if err := json.Unmarshal(v, &f); err != nil {
+				return fmt.Errorf("decode fix: %w", err)
+			}
+			if f.TS >= cut {
+				return nil
+			}
+			k := binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), uint64(f.TS))
+			if err := tx.Delete(bGPS, append(k, f.DriverID...)); err != nil {
+				return err
+			}
+			n++
+		}
+		more = n == len(vals) && n > 0
+		return nil
+	})
+	return n, more, err
 }

@@ -211,3 +211,37 @@ func TestPruneEvents(t *testing.T) {
 		t.Fatalf("pruned %d newer events", n)
 	}
 }
+
+func TestPruneHistory(t *testing.T) {
+	dir := t.TempDir()
+	db := mustOpen(t, dir)
+	var b bridge.Batch
+	b.Routes = []bridge.RouteStatus{{RouteID: "R1"}, {RouteID: "R2"}}
+	b.Latest = []bridge.Fix{fix("D9", t0, 1)}
+	for i := range 30 {
+		at := t0.Add(time.Duration(i) * time.Hour)
+		b.Fixes = append(b.Fixes, bridge.HistoryFix{RouteID: "R1", Fix: fix("D1", at, 1)},
+			bridge.HistoryFix{RouteID: "R2", Fix: fix("D2", at, 2)}, bridge.HistoryFix{Fix: fix("D9", at, 3)})
+	}
+	if err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.PruneHistory(t0.Add(10*time.Hour), 3) // small chunks
+	if err != nil || n != 30 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	for _, r := range []string{"R1", "R2"} {
+		h, _ := db.History(r, t0.Add(-time.Hour), t0.Add(48*time.Hour))
+		if len(h) != 20 || h[0].TS != t0.Add(10*time.Hour).UnixMilli() {
+			t.Fatalf("%s keeps %d fixes from %v", r, len(h), h[0].Time())
+		}
+	}
+	if err := db.Merge(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = mustOpen(t, dir)
+	if h, _ := db.History("R1", t0.Add(-time.Hour), t0.Add(48*time.Hour)); len(h) != 20 {
+		t.Fatalf("after merge and reopen: %d fixes", len(h))
+	}
+}

@@ -16,9 +16,9 @@ import (
 // input another handheld still publishes and is acknowledged.
 func FuzzRawMQTT(f *testing.F) {
 	for _, s := range [][]byte{
-		{0x30, 0x05, 0x00, 0x01, 'a', 'b', 'c'},             // QoS 0 publish
-		{0x32, 0x7f},                                        // truncated QoS 1 publish
-		{0x82, 0x06, 0x00, 0x01, 0x00, 0x01, '#', 0x01},     // subscribe #
+		{0x30, 0x05, 0x00, 0x01, 'a', 'b', 'c'},              // QoS 0 publish
+		{0x32, 0x7f},                                         // truncated QoS 1 publish
+		{0x82, 0x06, 0x00, 0x01, 0x00, 0x01, '#', 0x01},      // subscribe #
 		{0xc0, 0x00}, {0xe0, 0x00}, {0xff, 0xff, 0xff, 0xff}, // ping, disconnect, garbage
 		append([]byte{0x32, 0x20, 0x00, 0x1a}, []byte("depot/DEMO1/drivers/D1/gps\x00\x01{}")...),
 	} {

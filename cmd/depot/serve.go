@@ -48,6 +48,8 @@ type ServeConfig struct {
 	PublishBurst   int
 	BackupInterval time.Duration
 	BackupKeep     int
+	HistoryKeep    time.Duration
+	MergeHour      int
 	AdminPassword  string // DEPOT_ADMIN_PASSWORD only: a flag would show in ps
 
 	bcryptCost int                             // tests only; 0 = bcrypt's default
@@ -84,6 +86,7 @@ func NewMain(out io.Writer) *Main {
 		DemoRoutes: 30, DemoRate: time.Second, CortexInterval: 30 * time.Second, LogLevel: "info",
 		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30, EventRetention: 30 * 24 * time.Hour,
 		PublishRate: 20, PublishBurst: 60, BackupInterval: 24 * time.Hour, BackupKeep: 7,
+		HistoryKeep: 90 * 24 * time.Hour, MergeHour: 3,
 	}}
 }
 
@@ -110,6 +113,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.SilentAfter, "silent-after", c.SilentAfter, "a driver on an unfinished route with no fix for this long is shown silent")
 	fs.Float64Var(&c.RescueSpeed, "rescue-speed", c.RescueSpeed, "average speed (km/h, straight line) for a rescuer's estimated arrival")
 	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long the event log keeps events")
+	fs.DurationVar(&c.HistoryKeep, "history-retention", c.HistoryKeep, "how long GPS history is kept")
+	fs.IntVar(&c.MergeHour, "merge-hour", c.MergeHour, "local hour (0-23) of the nightly store compaction; -1: never")
 	fs.DurationVar(&c.BackupInterval, "backup-interval", c.BackupInterval, "how often the store is backed up to <data>/backups (0: never)")
 	fs.IntVar(&c.BackupKeep, "backup-keep", c.BackupKeep, "how many backups to keep")
 	fs.Float64Var(&c.PublishRate, "mqtt-publish-rate", c.PublishRate, "publishes per second allowed to one MQTT client (token bucket)")
@@ -152,6 +157,10 @@ func (c *ServeConfig) validate() error {
 		return fmt.Errorf("--silent-after %s: want at least 10s", c.SilentAfter)
 	case c.RescueSpeed < 1 || c.RescueSpeed > 200:
 		return fmt.Errorf("--rescue-speed %v: want 1-200 km/h", c.RescueSpeed)
+	case c.HistoryKeep < 24*time.Hour:
+		return fmt.Errorf("--history-retention %s: want at least 24h", c.HistoryKeep)
+	case c.MergeHour < -1 || c.MergeHour > 23:
+		return fmt.Errorf("--merge-hour %d: want 0-23, or -1", c.MergeHour)
 	case c.BackupKeep < 1:
 		return errors.New("--backup-keep: at least 1")
 	case c.PublishRate <= 0 || c.PublishBurst < 1:
@@ -456,16 +465,32 @@ func (m *Main) heartbeat(ctx context.Context) {
 	}
 }
 
-// retention prunes the event log hourly, in small transactions.
+// retention prunes the event log and GPS history hourly, in small
+// transactions, and compacts the store once a night.
 func (m *Main) retention(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
+	lastMerge := time.Now()
 	for {
 		n, err := m.store.PruneEvents(time.Now().Add(-m.Config.EventRetention), 500)
 		if err != nil {
 			m.Log.Warn("event retention", "err", err)
 		} else if n > 0 {
 			m.Log.Info("event retention", "pruned", n)
+		}
+		n, err = m.store.PruneHistory(time.Now().Add(-m.Config.HistoryKeep), 500)
+		if err != nil {
+			m.Log.Warn("history retention", "err", err)
+		} else if n > 0 {
+			m.Log.Info("history retention", "pruned", n)
+		}
+		if now := time.Now(); m.Config.MergeHour == now.Hour() && now.Sub(lastMerge) > 20*time.Hour {
+			lastMerge = now
+			if err := m.store.Merge(); err != nil {
+				m.Log.Warn("nightly compaction", "err", err)
+			} else {
+				m.Log.Info("nightly compaction done", "took", time.Since(now).Round(time.Millisecond))
+			}
 		}
 		select {
 		case <-ctx.Done():
