@@ -93,6 +93,13 @@ func (b *Batch) append(o *Batch) {
 	b.fixRecv = append(b.fixRecv, o.fixRecv...)
 }
 
+// Metrics receives the depot's measurements (Prometheus in the appliance).
+type Metrics interface {
+	Commit(took time.Duration, records int, err error)
+	FixToPublish(took time.Duration)
+	FeedCycle(took time.Duration, err error)
+}
+
 // ErrClosed is returned for work submitted after Close.
 var ErrClosed = errors.New("depot closed")
 
@@ -142,6 +149,9 @@ type Depot struct {
 	// SilentAfter: a driver on an unfinished route who sent no fix for this
 	// long is reported silent; 5 minutes when zero.
 	SilentAfter time.Duration
+	// Metrics, when set, is told of every commit, fix-driven publish and
+	// feed cycle.
+	Metrics Metrics
 
 	mu            sync.Mutex
 	routes        map[string]RouteStatus
@@ -517,8 +527,12 @@ func (d *Depot) pipeline() {
 				break drain
 			}
 		}
+		cstart := time.Now()
 		err := d.Store.Commit(&b)
 		d.Stats.Commits.Add(1)
+		if d.Metrics != nil {
+			d.Metrics.Commit(time.Since(cstart), b.size(), err)
+		}
 		fresh := b.Events[len(pending.Events):] // the pending ones were published already
 		freshRoutes := b.Routes[len(pending.Routes):]
 		freshMsgs := b.Messages[len(pending.Messages):]
@@ -552,7 +566,13 @@ func (d *Depot) pipeline() {
 				d.Log.Warn("publish", "topic", m.Topic, "err", perr)
 			}
 		}
-		d.lat.add(b.fixRecv, time.Now())
+		now := time.Now()
+		d.lat.add(b.fixRecv, now)
+		if d.Metrics != nil {
+			for _, r := range b.fixRecv {
+				d.Metrics.FixToPublish(now.Sub(time.UnixMilli(r)))
+			}
+		}
 		for _, w := range waiters {
 			if w != nil {
 				w <- err

@@ -164,11 +164,15 @@ func (d *Depot) SyncOnce(ctx context.Context, src RouteSource) error {
 	h := d.Feed()
 	h.Source = src.String()
 	h.LastAttempt = d.Now().UTC()
+	start := time.Now()
 	fctx, cancel := context.WithTimeout(ctx, FeedTimeout)
 	snaps, err := src.Fetch(fctx)
 	cancel()
 	if err == nil {
 		_, err = d.ApplySnapshots(snaps)
+	}
+	if d.Metrics != nil {
+		d.Metrics.FeedCycle(time.Since(start), err)
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -269,6 +269,14 @@ func (s *Server) Subscribe(filter string, id int, fn func(topic string, payload 
 	})
 }
 
+// MessagesSent is how many messages the broker has sent to clients.
+func (s *Server) MessagesSent() int64 {
+	if s.mq == nil {
+		return 0
+	}
+	return atomic.LoadInt64(&s.mq.Info.MessagesSent)
+}
+
 // ClientCount is the number of connected clients.
 func (s *Server) ClientCount() int64 {
 	if s.mq == nil {

@@ -30,7 +30,7 @@ func (s *Server) mountDashboard() {
 		Filesystem: http.FS(sub),
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
-			return p == "/mqtt" || len(p) >= 4 && p[:4] == "/api" || p == "/healthz" || p == "/readyz"
+			return p == "/mqtt" || len(p) >= 4 && p[:4] == "/api" || p == "/healthz" || p == "/readyz" || p == "/metrics"
 		},
 	}))
 }

@@ -50,6 +50,8 @@ type Config struct {
 	Dispatch Dispatch
 	// PayrollSecret verifies the payroll webhook; empty: webhook off.
 	PayrollSecret string
+	// Metrics serves /metrics (Prometheus text format), when set.
+	Metrics http.Handler
 	// Ready says why the appliance is not fully ready (nil: it is).
 	Ready func() error
 	// Backup writes a backup of the store now and returns its file.
@@ -94,6 +96,9 @@ func New(cfg Config) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	if cfg.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(cfg.Metrics))
+	}
 	if cfg.MQTT != nil {
 		e.GET("/mqtt", echo.WrapHandler(cfg.MQTT))
 	}

@@ -665,3 +665,29 @@ func TestFlagsAndEnv(t *testing.T) {
 		t.Error("DEPOT_DEMO=maybe accepted")
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	a := startApp(t, "", nil)
+	drv := a.driver(t, "D1")
+	publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6, -121.4, time.Now()))
+	publish(drv, "depot/DEMO1/drivers/D1/gps", 1, []byte("garbage"))
+	resp, err := http.Get("http://" + a.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("/metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`depot_mqtt_clients{role="driver"} 1`, `depot_fixes_accepted_total 1`, `depot_fixes_refused_total{reason="malformed"} 1`,
+		"depot_events_total", "depot_mqtt_deliveries_total", "depot_fix_to_publish_seconds_count 1", "depot_store_commit_seconds_bucket",
+		"depot_store_commit_records_bucket", "depot_feed_cycle_seconds_count", "depot_feed_errors_total 0",
+		`depot_mqtt_refused_total{kind="connect"}`, "go_goroutines", "process_resident_memory_bytes", "process_cpu_seconds_total",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -72,6 +72,7 @@ type Main struct {
 	web      *ui.Server
 	ingest   *ingest
 	sessions *sessions
+	metrics  *metrics
 	accounts *auth.Accounts
 	started  time.Time
 	cancel   context.CancelFunc
@@ -250,6 +251,8 @@ func (m *Main) Run(ctx context.Context) error {
 		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed, Now: c.clock}
 	m.ingest.depot = m.depot
 	m.sessions.depot = m.depot
+	m.metrics = newMetrics(m)
+	m.depot.Metrics = m.metrics
 
 	if err := m.depot.Open(); err != nil {
 		return err
@@ -268,7 +271,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.web = ui.New(ui.Config{
 		Addr: c.HTTPAddr, TLS: tlsCfg, DepotID: c.Depot, Center: [2]float64{bridge.DemoLat, bridge.DemoLng},
 		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: store, Accounts: m.accounts,
-		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: c.clock, NoStream: c.noSSE, Backup: m.backupNow,
+		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: c.clock, NoStream: c.noSSE, Backup: m.backupNow, Metrics: m.metrics.handler(),
 		Ready: func() error {
 			if h := m.depot.StoreHealth(); !h.OK {
 				return fmt.Errorf("store failing (%s); %d events waiting to be written", h.Error, h.Pending)

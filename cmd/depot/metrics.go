@@ -1,0 +1,114 @@
+package main
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics is the appliance's Prometheus registry: the depot's own
+// measurements (it implements bridge.Metrics), counters read from the
+// broker and the domain at scrape time, and Go runtime and process metrics.
+type metrics struct {
+	reg          *prometheus.Registry
+	commit       prometheus.Histogram
+	commitSize   prometheus.Histogram
+	commitErrors prometheus.Counter
+	fixToPublish prometheus.Histogram
+	feedCycle    prometheus.Histogram
+	feedErrors   prometheus.Counter
+}
+
+func newMetrics(m *Main) *metrics {
+	reg := prometheus.NewRegistry()
+	x := &metrics{reg: reg,
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "depot_store_commit_seconds",
+			Help: "Time of one group commit (one transaction, one fsync).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		commitSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "depot_store_commit_records",
+			Help: "Records (fixes, events, states) written by one group commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "depot_store_commit_errors_total", Help: "Commits that failed."}),
+		fixToPublish: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "depot_fix_to_publish_seconds",
+			Help: "From a GPS fix received to its route:update published (stored first).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		feedCycle: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "depot_feed_cycle_seconds",
+			Help: "One route-feed cycle: fetch, validate, apply, commit.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}),
+		feedErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "depot_feed_errors_total", Help: "Route-feed cycles that failed."}),
+	}
+	reg.MustRegister(x.commit, x.commitSize, x.commitErrors, x.fixToPublish, x.feedCycle, x.feedErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	counter := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	}
+	s := &m.depot.Stats
+	counter("depot_fixes_accepted_total", "GPS fixes accepted.", func() float64 { return float64(s.FixesAccepted.Load()) })
+	counter("depot_fixes_late_total", "Fixes older than the driver's newest (filed, position kept).", func() float64 { return float64(s.FixesLate.Load()) })
+	counter("depot_events_total", "Events stored and published.", func() float64 { return float64(s.Events.Load()) })
+	counter("depot_mqtt_deliveries_total", "Messages the broker sent to clients.", func() float64 { return float64(m.broker.MessagesSent()) })
+	reg.MustRegister(&labelled{
+		desc: prometheus.NewDesc("depot_fixes_refused_total", "Publishes refused, by reason.", []string{"reason"}, nil),
+		vals: func() map[string]float64 {
+			out := map[string]float64{}
+			for k, v := range m.ingest.refusedCounts() {
+				out[k] = float64(v)
+			}
+			out["rate_limited"] = float64(m.broker.Stats.RateLimited.Load())
+			return out
+		}, counter: true,
+	}, &labelled{
+		desc: prometheus.NewDesc("depot_mqtt_refused_total", "MQTT refusals, by kind.", []string{"kind"}, nil),
+		vals: func() map[string]float64 {
+			st := &m.broker.Stats
+			return map[string]float64{"connect": float64(st.ConnectRefused.Load()), "publish": float64(st.PublishDenied.Load()),
+				"read": float64(st.ReadDenied.Load())}
+		}, counter: true,
+	}, &labelled{
+		desc: prometheus.NewDesc("depot_mqtt_clients", "Connected MQTT clients, by role.", []string{"role"}, nil),
+		vals: func() map[string]float64 {
+			out := map[string]float64{"driver": 0, "dispatcher": 0, "admin": 0}
+			for k, v := range m.broker.CountByRole() {
+				out[k] = float64(v)
+			}
+			return out
+		},
+	})
+	return x
+}
+
+func (x *metrics) Commit(took time.Duration, records int, err error) {
+	x.commit.Observe(took.Seconds())
+	x.commitSize.Observe(float64(records))
+	if err != nil {
+		x.commitErrors.Inc()
+	}
+}
+func (x *metrics) FixToPublish(took time.Duration) { x.fixToPublish.Observe(took.Seconds()) }
+func (x *metrics) FeedCycle(took time.Duration, err error) {
+	x.feedCycle.Observe(took.Seconds())
+	if err != nil {
+		x.feedErrors.Inc()
+	}
+}
+
+func (x *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(x.reg, promhttp.HandlerOpts{Registry: x.reg})
+}
+
+// labelled is a collector of values read at scrape time under one label.
+type labelled struct {
+	desc    *prometheus.Desc
+	vals    func() map[string]float64
+	counter bool
+}
+
+func (l *labelled) Describe(ch chan<- *prometheus.Desc) { ch <- l.desc }
+func (l *labelled) Collect(ch chan<- prometheus.Metric) {
+	t := prometheus.GaugeValue
+	if l.counter {
+		t = prometheus.CounterValue
+	}
+	for k, v := range l.vals() {
+		ch <- prometheus.MustNewConstMetric(l.desc, t, v, k)
+	}
+}
