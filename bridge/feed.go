@@ -23,7 +23,9 @@ type RouteSource interface {
 const (
 	FeedTimeout  = 10 * time.Second
 	maxFeedBytes = 8 << 20
-	maxFeedRoute = 1000
+	// MaxFeedRoutes bounds one feed document (a depot has 25–35 routes;
+	// the benchmark's feeds have one per simulated handheld).
+	MaxFeedRoutes = 5000
 )
 
 // ErrFeed wraps every feed failure: unreachable, slow, or malformed.
@@ -37,8 +39,8 @@ func ParseSnapshots(data []byte) ([]RouteSnapshot, error) {
 	if err := json.Unmarshal(data, &snaps); err != nil {
 		return nil, fmt.Errorf("%w: malformed JSON: %v", ErrFeed, err)
 	}
-	if len(snaps) > maxFeedRoute {
-		return nil, fmt.Errorf("%w: %d routes, limit %d", ErrFeed, len(snaps), maxFeedRoute)
+	if len(snaps) > MaxFeedRoutes {
+		return nil, fmt.Errorf("%w: %d routes, limit %d", ErrFeed, len(snaps), MaxFeedRoutes)
 	}
 	seen := make(map[string]bool, len(snaps))
 	for i, s := range snaps {

@@ -5,6 +5,7 @@
 //	depot sim [flags]       simulated handhelds publishing GPS to a running depot
 //	depot user add|list     manage dispatchers and admins of a running depot
 //	depot device add|revoke|list  manage handheld credentials of a running depot
+//	depot bench [feed]      load-test a running depot
 //	depot backup            back up a running depot now
 //	depot restore           restore a stopped depot's store from a backup
 //	depot version           print the version
@@ -37,6 +38,7 @@ Usage:
   depot user add|list     manage dispatchers and admins of a running depot
   depot device add|revoke|list
                           manage handheld credentials of a running depot
+  depot bench [feed]      load-test a running depot: fix → dashboard latency
   depot backup            back up a running depot now (into <data>/backups)
   depot restore           with the depot stopped: restore the newest backup
   depot version           print the version
@@ -84,6 +86,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runDevice(ctx, args, stdout, stderr)
 	case "backup":
 		return runBackup(ctx, args, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args, stdout, stderr)
 	case "restore":
 		return runRestore(args, stdout, stderr)
 	case "version":
