@@ -56,3 +56,16 @@ type nopPub struct{}
 
 func (nopPub) Publish(string, []byte, bool, byte) error                 { return nil }
 func (nopPub) PublishExpiring(string, []byte, bool, byte, uint32) error { return nil }
+
+// BenchmarkACL is the check mochi makes on every publish, subscribe and
+// delivery.
+func BenchmarkACL(b *testing.B) {
+	drv := Identity{RoleDriver, "D17"}
+	disp := Identity{RoleDispatcher, "ana"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !drv.Allowed("DEMO1", "depot/DEMO1/drivers/D17/gps", true) || !disp.Allowed("DEMO1", "depot/DEMO1/events", false) {
+			b.Fatal("denied")
+		}
+	}
+}

@@ -58,3 +58,30 @@ func BenchmarkDurableFix(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHistoryRouteDay reads one route-day: 30,000 fixes (a fix every
+// ~1.2 s for 10 hours), the target of GET /api/v1/routes/{id}/history.
+func BenchmarkHistoryRouteDay(b *testing.B) {
+	db := mustOpen(b, b.TempDir())
+	start := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	for c := 0; c < 30; c++ {
+		var batch bridge.Batch
+		for i := range 1000 {
+			k := c*1000 + i
+			batch.Fixes = append(batch.Fixes, bridge.HistoryFix{RouteID: "R1",
+				Fix: bridge.Fix{DriverID: "D1", Lat: 38.5, Lng: -121.5, TS: start.Add(time.Duration(k) * 1200 * time.Millisecond).UnixMilli(), Acc: 5, Spd: 8, Hdg: 90, Batt: 80}})
+			batch.Fixes = append(batch.Fixes, bridge.HistoryFix{RouteID: "R2", // a neighbour in the same bucket
+				Fix: bridge.Fix{DriverID: "D2", Lat: 38.5, Lng: -121.5, TS: start.Add(time.Duration(k) * 1200 * time.Millisecond).UnixMilli()}})
+		}
+		if err := db.Commit(&batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		h, err := db.History("R1", start, start.Add(24*time.Hour))
+		if err != nil || len(h) != 30000 {
+			b.Fatal(len(h), err)
+		}
+	}
+}

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -145,4 +150,46 @@ func neighbours(b *testing.B, scenario string) (p50, p99 float64, n int) {
 	}
 	slices.Sort(lat)
 	return lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
+}
+
+// BenchmarkEndToEnd is the nats-server-style matrix: handhelds publishing
+// QoS 1 fixes at 5 Hz through the whole appliance (auth, ACL, storage,
+// domain) to dashboards over MQTT-over-WebSocket, load generator in the
+// same process. Reports fixes/s, deliveries/s and fix→dashboard p50/p99.
+//
+//	go test -run '^$' -bench EndToEnd ./cmd/depot
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, drivers := range []int{35, 200} {
+		for _, dashboards := range []int{1, 10} {
+			b.Run(fmt.Sprintf("drivers=%d/dashboards=%d", drivers, dashboards), func(b *testing.B) {
+				for b.Loop() {
+					var feed bytes.Buffer
+					if err := benchFeed([]string{"--drivers", strconv.Itoa(drivers)}, &feed, io.Discard); err != nil {
+						b.Fatal(err)
+					}
+					dir := b.TempDir()
+					writeFile(b, dir+"/feed.json", feed.String())
+					a := startApp(b, dir, func(c *ServeConfig) { c.LogLevel = "error" })
+					b.Setenv("DEPOT_ADMIN_PASSWORD", adminPassword)
+					c := benchConfig{drivers: drivers, dashboards: dashboards, qos: 1, rate: 5, duration: 3 * time.Second,
+						prefix: "BD", depot: "DEMO1", log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+					tgt, err := applianceTarget(context.Background(), a.HTTPAddr(), a.MQTTAddr(), c)
+					if err != nil {
+						b.Fatal(err)
+					}
+					r, err := benchRun(context.Background(), tgt, c)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if r.Lost != 0 {
+						b.Fatalf("%d deliveries lost", r.Lost)
+					}
+					b.ReportMetric(r.FixesPerS, "fixes/s")
+					b.ReportMetric(r.DeliveriesPerS, "deliveries/s")
+					b.ReportMetric(r.P50, "p50_ms")
+					b.ReportMetric(r.P99, "p99_ms")
+				}
+			})
+		}
+	}
 }
