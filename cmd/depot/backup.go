@@ -83,22 +83,10 @@ func (m *Main) backupNow() (string, error) {
 	return name, nil
 }
 
-// backups runs backupNow every BackupInterval.
-func (m *Main) backups(ctx context.Context) {
-	if m.Config.BackupInterval <= 0 {
-		return
-	}
-	t := time.NewTicker(m.Config.BackupInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := m.backupNow(); err != nil {
-			m.Log.Error("scheduled backup failed", "err", err)
-		}
+// scheduledBackup runs every BackupInterval.
+func (m *Main) scheduledBackup() {
+	if _, err := m.backupNow(); err != nil {
+		m.Log.Error("scheduled backup failed", "err", err)
 	}
 }
 

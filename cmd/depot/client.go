@@ -47,7 +47,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 		return err
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20)) // a big depot's route list is megabytes
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
 		_ = json.Unmarshal(data, &e)

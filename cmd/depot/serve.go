@@ -305,10 +305,13 @@ func (m *Main) Run(ctx context.Context) error {
 	} else {
 		m.Log.Warn("no route feed: start with --cortex-url or --demo to see routes")
 	}
-	m.goRun(func() { m.heartbeat(rctx) })
-	m.goRun(func() { m.tick(rctx) })
-	m.goRun(func() { m.retention(rctx) })
-	m.goRun(func() { m.backups(rctx) })
+	m.goRun(func() { every(rctx, 5*time.Second, true, m.heartbeat) })
+	m.goRun(func() { every(rctx, time.Second, false, m.tick) })
+	lastMerge := time.Now()
+	m.goRun(func() { every(rctx, time.Hour, true, func() { m.retention(&lastMerge) }) })
+	if c.BackupInterval > 0 {
+		m.goRun(func() { every(rctx, c.BackupInterval, false, m.scheduledBackup) })
+	}
 	if demo != nil {
 		tokens, err := m.demoAccounts(demo)
 		if err != nil {
@@ -444,78 +447,68 @@ func (m *Main) health() map[string]any {
 	}
 }
 
-// heartbeat emits system:status and the retained heartbeat every 5 s.
-func (m *Main) heartbeat(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
+// every runs fn every d until ctx ends; first says whether it also runs
+// once at once.
+func every(ctx context.Context, d time.Duration, first bool, fn func()) {
+	if first {
+		fn()
+	}
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
-		byRole := m.broker.CountByRole()
-		_, err := m.depot.Heartbeat(map[string]any{
-			"connections": map[string]int{"handhelds": byRole[bridge.RoleDriver],
-				"dashboards": byRole[bridge.RoleDispatcher] + byRole[bridge.RoleAdmin]},
-			"mqttRefused": map[string]int64{"connect": m.broker.Stats.ConnectRefused.Load(),
-				"publish": m.broker.Stats.PublishDenied.Load(), "read": m.broker.Stats.ReadDenied.Load()},
-			"uptimeS": int64(time.Since(m.started).Seconds()), "version": Version,
-		})
-		if err != nil && !errors.Is(err, bridge.ErrClosed) {
-			m.Log.Warn("heartbeat", "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		fn()
 	}
 }
 
-// retention prunes the event log and GPS history hourly, in small
+// heartbeat emits system:status and the retained heartbeat (every 5 s).
+func (m *Main) heartbeat() {
+	byRole := m.broker.CountByRole()
+	_, err := m.depot.Heartbeat(map[string]any{
+		"connections": map[string]int{"handhelds": byRole[bridge.RoleDriver],
+			"dashboards": byRole[bridge.RoleDispatcher] + byRole[bridge.RoleAdmin]},
+		"mqttRefused": map[string]int64{"connect": m.broker.Stats.ConnectRefused.Load(),
+			"publish": m.broker.Stats.PublishDenied.Load(), "read": m.broker.Stats.ReadDenied.Load()},
+		"uptimeS": int64(time.Since(m.started).Seconds()), "version": Version,
+	})
+	if err != nil && !errors.Is(err, bridge.ErrClosed) {
+		m.Log.Warn("heartbeat", "err", err)
+	}
+}
+
+// retention prunes the event log and GPS history (hourly), in small
 // transactions, and compacts the store once a night.
-func (m *Main) retention(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	lastMerge := time.Now()
-	for {
-		n, err := m.store.PruneEvents(time.Now().Add(-m.Config.EventRetention), 500)
-		if err != nil {
-			m.Log.Warn("event retention", "err", err)
-		} else if n > 0 {
-			m.Log.Info("event retention", "pruned", n)
-		}
-		n, err = m.store.PruneHistory(time.Now().Add(-m.Config.HistoryKeep), 500)
-		if err != nil {
-			m.Log.Warn("history retention", "err", err)
-		} else if n > 0 {
-			m.Log.Info("history retention", "pruned", n)
-		}
-		if now := time.Now(); m.Config.MergeHour == now.Hour() && now.Sub(lastMerge) > 20*time.Hour {
-			lastMerge = now
-			if err := m.store.Merge(); err != nil {
-				m.Log.Warn("nightly compaction", "err", err)
-			} else {
-				m.Log.Info("nightly compaction done", "took", time.Since(now).Round(time.Millisecond))
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+func (m *Main) retention(lastMerge *time.Time) {
+	n, err := m.store.PruneEvents(time.Now().Add(-m.Config.EventRetention), 500)
+	if err != nil {
+		m.Log.Warn("event retention", "err", err)
+	} else if n > 0 {
+		m.Log.Info("event retention", "pruned", n)
+	}
+	n, err = m.store.PruneHistory(time.Now().Add(-m.Config.HistoryKeep), 500)
+	if err != nil {
+		m.Log.Warn("history retention", "err", err)
+	} else if n > 0 {
+		m.Log.Info("history retention", "pruned", n)
+	}
+	if now := time.Now(); m.Config.MergeHour == now.Hour() && now.Sub(*lastMerge) > 20*time.Hour {
+		*lastMerge = now
+		if err := m.store.Merge(); err != nil {
+			m.Log.Warn("nightly compaction", "err", err)
+		} else {
+			m.Log.Info("nightly compaction done", "took", time.Since(now).Round(time.Millisecond))
 		}
 	}
 }
 
-// tick runs the depot's timers (offer expiry, silent drivers) every second.
-func (m *Main) tick(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := m.depot.Tick(); err != nil && !errors.Is(err, bridge.ErrClosed) {
-			m.Log.Warn("tick", "err", err)
-		}
+// tick runs the depot's timers (offer expiry, silent drivers; every second).
+func (m *Main) tick() {
+	if err := m.depot.Tick(); err != nil && !errors.Is(err, bridge.ErrClosed) {
+		m.Log.Warn("tick", "err", err)
 	}
 }
 
