@@ -4,6 +4,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -30,7 +31,7 @@ func (s *Server) mountDashboard() {
 		Filesystem: http.FS(sub),
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
-			return p == "/mqtt" || len(p) >= 4 && p[:4] == "/api" || p == "/healthz" || p == "/readyz" || p == "/metrics"
+			return p == "/mqtt" || len(p) >= 4 && p[:4] == "/api" || p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/debug/")
 		},
 	}))
 }

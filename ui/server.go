@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
@@ -133,6 +134,18 @@ func New(cfg Config) *Server {
 	api.DELETE("/devices/:driverId", s.revokeDevice, admin)
 	api.POST("/admin/backup", s.backup, admin)
 	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
+	// Profiles of the running appliance, for admins only:
+	// curl -H "Authorization: Bearer $TOKEN" …/debug/pprof/profile?seconds=10 > cpu.prof
+	dbg := e.Group("/debug/pprof", s.bearer, admin)
+	dbg.GET("/", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+	dbg.GET("/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
+	dbg.GET("/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+	dbg.GET("/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
+	dbg.GET("/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+	dbg.GET("/:name", func(c echo.Context) error {
+		pprof.Handler(c.Param("name")).ServeHTTP(c.Response(), c.Request())
+		return nil
+	})
 	s.mountDashboard()
 	return s
 }

@@ -265,6 +265,8 @@ func TestHTTPRoles(t *testing.T) {
 		{"POST", "/api/v1/devices", map[string]string{"driverId": "D7", "name": "x"}, 401, 403, 201},
 		{"DELETE", "/api/v1/devices/D7", nil, 401, 403, 204},
 		{"GET", "/healthz", nil, 200, 200, 200},
+		{"GET", "/debug/pprof/heap", nil, 401, 403, 200},
+		{"GET", "/debug/pprof/goroutine", nil, 401, 403, 200},
 	}
 	for _, c := range cases {
 		for _, who := range []struct {
