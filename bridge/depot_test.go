@@ -87,13 +87,22 @@ func (p *memPub) events(t *testing.T) []Envelope {
 	defer p.mu.Unlock()
 	var out []Envelope
 	for _, m := range p.msgs {
-		if m.topic == "depot/T/events" {
-			var e Envelope
-			if err := json.Unmarshal(m.payload, &e); err != nil {
+		if m.topic != "depot/T/events" {
+			continue
+		}
+		if m.payload[0] == '[' { // a batch
+			var es []Envelope
+			if err := json.Unmarshal(m.payload, &es); err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, e)
+			out = append(out, es...)
+			continue
 		}
+		var e Envelope
+		if err := json.Unmarshal(m.payload, &e); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
 	}
 	return out
 }
