@@ -112,18 +112,20 @@ type Config struct {
 	PublishRate    float64       // per-client publishes per second; 20
 	PublishBurst   int           // per-client burst; 60
 	MaxKeepAlive   uint16        // seconds; a client asking for 0 or more gets this; 120
+	MaxSubs        int           // subscriptions per client; 100
 }
 
 // Server is the embedded broker.
 type Server struct {
 	Stats Stats
 
-	limits sync.Map // client id -> *rate.Limiter
-	cfg    Config
-	mq     *mqtt.Server
-	ws     *wsListener
-	ln     net.Listener
-	once   sync.Once
+	limits  sync.Map // client id -> *limit
+	pending sync.Map // client id -> *pendingSubs: the filters of a SUBSCRIBE being checked
+	cfg     Config
+	mq      *mqtt.Server
+	ws      *wsListener
+	ln      net.Listener
+	once    sync.Once
 }
 
 // New builds a broker; Start binds it.
@@ -154,6 +156,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxKeepAlive == 0 {
 		cfg.MaxKeepAlive = 120
+	}
+	if cfg.MaxSubs == 0 {
+		cfg.MaxSubs = 100
 	}
 	return &Server{cfg: cfg}
 }

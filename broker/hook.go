@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"errors"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -21,7 +22,7 @@ func (h *hook) ID() string { return "depot" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
-		mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
+		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnSubscribed}, []byte{b})
 }
 
 // OnConnect authenticates. mochi's OnConnectAuthenticate can only answer
@@ -69,7 +70,59 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // must exist: with no hook providing it, mochi refuses everyone.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool { return true }
 
+// pendingSubs are the filters of one SUBSCRIBE while mochi checks them one
+// by one, and how many of them were let through so far.
+type pendingSubs struct {
+	mu      sync.Mutex
+	filters map[string]bool
+	granted int
+}
+
+// OnSubscribe notes the filters about to be checked, so that OnACLCheck can
+// tell a subscription from a delivery and hold each client to MaxSubs
+// (mochi has no such cap).
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	p := &pendingSubs{filters: make(map[string]bool, len(pk.Filters))}
+	for _, f := range pk.Filters {
+		p.filters[f.Filter] = true
+	}
+	h.srv.pending.Store(cl.ID, p)
+	return pk
+}
+
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	h.srv.pending.Delete(cl.ID)
+}
+
+// overSubs reports whether a read check of topic is a new subscription
+// beyond the client's cap.
+func (h *hook) overSubs(cl *mqtt.Client, topic string) bool {
+	v, ok := h.srv.pending.Load(cl.ID)
+	if !ok {
+		return false
+	}
+	p := v.(*pendingSubs)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.filters[topic] {
+		return false // a delivery
+	}
+	if _, had := cl.State.Subscriptions.Get(topic); had {
+		return false // a renewal
+	}
+	if cl.State.Subscriptions.Len()+p.granted >= h.srv.cfg.MaxSubs {
+		return true
+	}
+	p.granted++
+	return false
+}
+
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if !write && h.overSubs(cl, topic) {
+		h.srv.Stats.ReadDenied.Add(1)
+		h.srv.cfg.Log.Info("subscription over the client's cap refused", "client", cl.ID, "filter", topic, "max", h.srv.cfg.MaxSubs)
+		return false
+	}
 	ok := h.srv.cfg.Auth.Allow(string(cl.Properties.Username), topic, write)
 	if !ok {
 		if write {
@@ -152,6 +205,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if !cl.IsTakenOver() {
 		h.srv.limits.Delete(cl.ID)
+		h.srv.pending.Delete(cl.ID)
 	}
 	if o := h.srv.cfg.Observer; o != nil && !cl.Net.Inline && !cl.IsTakenOver() && len(cl.Properties.Username) > 0 {
 		o.SessionEnded(string(cl.Properties.Username))

@@ -275,3 +275,25 @@ func TestDiskTrouble(t *testing.T) {
 		t.Fatalf("%d events stored, last seq %d", len(evs), a.depot.LastSeq())
 	}
 }
+
+// TestSubscriptionCap: a client may hold at most 100 subscriptions; more
+// are refused (SUBACK 0x87), and deliveries to the ones it has go on.
+func TestSubscriptionCap(t *testing.T) {
+	a := startApp(t, "", nil)
+	s, code, err := connectV5(tcpDialer(a.MQTTAddr()), "dash-ana-many", "ana", a.disp)
+	if err != nil || code != 0 {
+		t.Fatalf("connect: %v 0x%02x", err, code)
+	}
+	defer s.close()
+	for i := range 100 {
+		if c := s.subscribe(fmt.Sprintf("depot/DEMO1/x/%d", i)); c != 1 {
+			t.Fatalf("subscription %d: SUBACK 0x%02x", i, c)
+		}
+	}
+	if c := s.subscribe("depot/DEMO1/events"); c != 0x87 {
+		t.Fatalf("subscription 101: SUBACK 0x%02x, want 0x87", c)
+	}
+	if c := s.subscribe("depot/DEMO1/x/7"); c != 1 {
+		t.Fatalf("renewing a subscription it has: SUBACK 0x%02x", c)
+	}
+}
