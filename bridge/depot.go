@@ -501,9 +501,41 @@ func eventsMessage(evs []StoredEvent) []byte {
 	return append(b, ']')
 }
 
-// maxPending bounds what a failing disk keeps in memory for a later
-// commit; beyond it the oldest is dropped (and logged).
-const maxPending = 100_000
+// maxPending bounds the events a failing disk keeps in memory for a later
+// commit (about ten minutes of a busy depot, a few MB): more would not fit
+// the one transaction that writes them when the disk is back. Beyond it the
+// oldest are dropped from the log (and logged).
+const maxPending = 20_000
+
+// compactPending keeps what a failed commit must still write: its events,
+// and the newest state of each route, driver, rescue, offer and assignment.
+func compactPending(b *Batch) Batch {
+	out := Batch{Events: b.Events}
+	if n := len(out.Events) - maxPending; n > 0 {
+		out.Events = out.Events[n:]
+	}
+	out.Routes = lastBy(b.Routes, func(r RouteStatus) string { return r.RouteID })
+	out.Latest = lastBy(b.Latest, func(f Fix) string { return f.DriverID })
+	out.Rescues = lastBy(b.Rescues, func(r Rescue) string { return r.RescueID })
+	out.Offers = lastBy(b.Offers, func(o Offer) string { return o.VTOID })
+	out.Assignments = lastBy(b.Assignments, func(a Assignment) string { return a.RouteID })
+	return out
+}
+
+// lastBy keeps the last element of each key, in order.
+func lastBy[T any](xs []T, key func(T) string) []T {
+	last := make(map[string]int, len(xs))
+	for i, x := range xs {
+		last[key(x)] = i
+	}
+	out := make([]T, 0, len(last))
+	for i, x := range xs {
+		if last[key(x)] == i {
+			out = append(out, x)
+		}
+	}
+	return out
+}
 
 // StoreHealth says whether the last commit succeeded.
 type StoreHealth struct {
@@ -562,12 +594,10 @@ func (d *Depot) pipeline() {
 		if err != nil {
 			d.Stats.CommitErrors.Add(1)
 			d.Log.Error("commit failed; events kept for the next commit", "err", err, "fixes", len(b.Fixes), "events", len(b.Events))
-			pending = Batch{Latest: b.Latest, Routes: b.Routes, Events: b.Events, Rescues: b.Rescues,
-				Offers: b.Offers, Assignments: b.Assignments}
-			if n := len(pending.Events) - maxPending; n > 0 {
+			if n := len(b.Events) - maxPending; n > 0 {
 				d.Log.Error("disk failing too long: dropping the oldest pending events from the log", "dropped", n)
-				pending.Events = pending.Events[n:]
 			}
+			pending = compactPending(&b)
 		} else {
 			pending = Batch{}
 		}

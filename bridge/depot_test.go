@@ -514,3 +514,19 @@ func TestFailingDiskHealsWithoutAHole(t *testing.T) {
 		t.Fatalf("stored %v, published %d", seqs, len(pub.events(t)))
 	}
 }
+
+func TestPendingStaysBounded(t *testing.T) {
+	var b Batch
+	for i := range maxPending + 500 {
+		b.Events = append(b.Events, StoredEvent{Seq: uint64(i + 1)})
+		b.Routes = append(b.Routes, RouteStatus{RouteID: "R1", CompletedStops: i})
+		b.Latest = append(b.Latest, Fix{DriverID: "D1", TS: int64(i)})
+	}
+	p := compactPending(&b)
+	if len(p.Events) != maxPending || p.Events[0].Seq != 501 {
+		t.Fatalf("%d events from seq %d", len(p.Events), p.Events[0].Seq)
+	}
+	if len(p.Routes) != 1 || p.Routes[0].CompletedStops != maxPending+499 || len(p.Latest) != 1 {
+		t.Fatalf("routes %d (%+v), latest %d", len(p.Routes), p.Routes, len(p.Latest))
+	}
+}
