@@ -8,6 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/storage"
 )
 
 // BenchmarkNeighbours measures what one bad client costs the others: ten
@@ -191,5 +195,116 @@ func BenchmarkEndToEnd(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkReconnectStorm: N handhelds connect at once, all cut off, and
+// all reconnect at once (the depot came back). Reports how long until all
+// are back, and how many were refused.
+//
+//	go test -run '^$' -bench ReconnectStorm -benchtime 1x ./cmd/depot
+func BenchmarkReconnectStorm(b *testing.B) {
+	const n = 2000
+	a := startApp(b, "", func(c *ServeConfig) { c.LogLevel = "error" })
+	tokens := make([]string, n)
+	for i := range n {
+		tok, err := a.accounts.CreateDevice(fmt.Sprintf("S%d", i), "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = tok
+	}
+	storm := func() (time.Duration, int, []net.Conn) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var conns []net.Conn
+		refused := 0
+		start := time.Now()
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("S%d", i)
+				c, err := net.Dial("tcp", a.MQTTAddr())
+				if err == nil {
+					_, code, herr := mqttHandshake(c, "drv-"+id, id, tokens[i])
+					if herr == nil && code == 0 {
+						mu.Lock()
+						conns = append(conns, c)
+						mu.Unlock()
+						return
+					}
+				}
+				mu.Lock()
+				refused++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		return time.Since(start), refused, conns
+	}
+	_, refused, conns := storm()
+	if refused > 0 {
+		b.Fatalf("%d refused on first connect", refused)
+	}
+	for b.Loop() {
+		for _, c := range conns { // the depot's network drops everyone
+			c.Close()
+		}
+		var took time.Duration
+		took, refused, conns = storm()
+		b.ReportMetric(took.Seconds(), "s_all_back")
+		b.ReportMetric(float64(refused), "refused")
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// BenchmarkColdStart fills a store with DEPOT_COLDSTART_FIXES fixes
+// (default 1,000,000; the README's figure uses 10,000,000) over 30 routes,
+// then times `serve` from start to ready.
+//
+//	DEPOT_COLDSTART_FIXES=10000000 go test -run '^$' -bench ColdStart -benchtime 1x -timeout 30m ./cmd/depot
+func BenchmarkColdStart(b *testing.B) {
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("DEPOT_COLDSTART_FIXES")); err == nil && v > 0 {
+		n = v
+	}
+	dir := b.TempDir()
+	db, err := storage.Open(dbDir(filepath.Join(dir, "data")), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var routes []bridge.RouteStatus
+	for r := range 30 {
+		routes = append(routes, bridge.RouteStatus{RouteID: fmt.Sprintf("R%d", r+1), DriverID: fmt.Sprintf("D%d", r+1), TotalStops: 150})
+	}
+	if err := db.Commit(&bridge.Batch{Routes: routes}); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now().Add(-20 * time.Hour).UnixMilli()
+	for i := 0; i < n; i += 2000 {
+		var batch bridge.Batch
+		for k := i; k < min(n, i+2000); k++ {
+			r := k % 30
+			batch.Fixes = append(batch.Fixes, bridge.HistoryFix{RouteID: routes[r].RouteID, Fix: bridge.Fix{
+				DriverID: routes[r].DriverID, Lat: 38.5, Lng: -121.5, TS: start + int64(k), Acc: 5, Spd: 8, Hdg: 90, Batt: 80}})
+		}
+		if err := db.Commit(&batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	db.Close()
+	var ms runtime.MemStats
+	for b.Loop() {
+		t0 := time.Now()
+		a := startApp(b, dir, func(c *ServeConfig) { c.CortexURL, c.LogLevel = "", "error" })
+		took := time.Since(t0)
+		runtime.ReadMemStats(&ms)
+		a.Close()
+		b.ReportMetric(took.Seconds(), "s_to_ready")
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap_MB")
+		b.ReportMetric(float64(n), "fixes")
 	}
 }
