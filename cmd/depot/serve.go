@@ -87,7 +87,7 @@ func NewMain(out io.Writer) *Main {
 		DemoRoutes: 30, DemoRate: time.Second, CortexInterval: 30 * time.Second, LogLevel: "info",
 		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30, EventRetention: 30 * 24 * time.Hour,
 		PublishRate: 20, PublishBurst: 60, BackupInterval: 24 * time.Hour, BackupKeep: 7,
-		HistoryKeep: 90 * 24 * time.Hour, MergeHour: 3,
+		HistoryKeep: 7 * 24 * time.Hour, MergeHour: 3, // see README: memory and start time grow with history
 	}}
 }
 
