@@ -351,6 +351,7 @@ func TestLoginThrottle(t *testing.T) {
 			t.Fatalf("attempt %d: HTTP %d", i, resp.StatusCode)
 		}
 	}
+	t.Logf("first 429 at attempt %d", first429)
 	if first429 == 0 || first429 >= 40 {
 		t.Fatalf("first 429 at attempt %d", first429)
 	}
