@@ -45,9 +45,11 @@ const (
 	bOffers  = "offers"
 	bAssign  = "assignments"
 	bMQTT    = "mqtt"
+	// bGPSBlocks holds closed route-minutes of history (blocks.go).
+	bGPSBlocks = "gpsblk"
 )
 
-var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices, bRescues, bOffers, bAssign, bMQTT}
+var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices, bRescues, bOffers, bAssign, bMQTT, bGPSBlocks}
 
 // ErrNotFound is returned when a requested item does not exist.
 var ErrNotFound = bridge.ErrNotFound
@@ -272,29 +274,47 @@ func (s *DB) LoadState() (bridge.State, error) {
 }
 
 // History returns the fixes filed under routeID with device time in
-// [from, to], oldest first, at most MaxHistory of them.
+// [from, to], oldest first, at most MaxHistory of them: the closed minutes
+// from their blocks, the rest from the single records.
 func (s *DB) History(routeID string, from, to time.Time) ([]bridge.Fix, error) {
+	f0, t0 := max(from.UnixMilli(), 0), max(to.UnixMilli(), 0)
 	p := routeKeyPrefix(routeID)
-	lo := binary.BigEndian.AppendUint64(append([]byte(nil), p...), uint64(max(from.UnixMilli(), 0)))
-	hi := binary.BigEndian.AppendUint64(append([]byte(nil), p...), uint64(max(to.UnixMilli(), 0)))
-	hi = append(hi, 0xff)
+	lo := binary.BigEndian.AppendUint64(append([]byte(nil), p...), uint64(f0))
+	hi := append(binary.BigEndian.AppendUint64(append([]byte(nil), p...), uint64(t0)), 0xff)
 	var out []bridge.Fix
 	err := s.db.View(func(tx *nutsdb.Tx) error {
-		vals, err := tx.RangeScan(bGPS, lo, hi)
-		if err != nil {
-			if notFound(err) {
-				return nil
-			}
+		blocks, err := tx.RangeScan(bGPSBlocks, blockKey(routeID, f0/blockMinute*blockMinute), blockKey(routeID, t0))
+		if err != nil && !notFound(err) {
 			return err
 		}
-		if len(vals) > MaxHistory {
-			vals = vals[:MaxHistory]
+		for _, b := range blocks {
+			_, fs, err := decodeBlock(b)
+			if err != nil {
+				return err
+			}
+			for _, f := range fs {
+				if f.TS >= f0 && f.TS <= t0 {
+					out = append(out, f)
+				}
+			}
 		}
-		out, err = decodeAll[bridge.Fix](vals)
-		return err
+		vals, err := tx.RangeScan(bGPS, lo, hi)
+		if err != nil && !notFound(err) {
+			return err
+		}
+		single, err := decodeAll[bridge.Fix](vals)
+		if err != nil {
+			return err
+		}
+		out = append(out, single...)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read history of %s: %w", routeID, err)
+	}
+	out = sortFixes(out)
+	if len(out) > MaxHistory {
+		out = out[:MaxHistory]
 	}
 	return out, nil
 }
@@ -425,6 +445,13 @@ func (s *DB) PruneHistory(before time.Time, chunk int) (int, error) {
 		prefixes = append(prefixes, append([]byte("d/"+f.DriverID), 0))
 	}
 	total := 0
+	for _, r := range st.Routes {
+		n, err := s.pruneBlocks(r.RouteID, before, chunk)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
 	for _, p := range prefixes {
 		for {
 			n, more, err := s.pruneHistoryChunk(p, before, chunk)

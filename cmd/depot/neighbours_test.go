@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -295,6 +296,12 @@ func BenchmarkColdStart(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	if _, err := db.CompactHistory(time.Now()); err != nil { // as the appliance does every minute
+		b.Fatal(err)
+	}
+	if err := db.Merge(); err != nil { // and the nightly compaction
+		b.Fatal(err)
+	}
 	db.Close()
 	var ms runtime.MemStats
 	for b.Loop() {
@@ -306,5 +313,40 @@ func BenchmarkColdStart(b *testing.B) {
 		b.ReportMetric(took.Seconds(), "s_to_ready")
 		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap_MB")
 		b.ReportMetric(float64(n), "fixes")
+	}
+}
+
+// BenchmarkHistoryAPI: GET /api/v1/routes/{id}/history for one route-day
+// (30,000 fixes), through the real HTTP server, JSON included.
+func BenchmarkHistoryAPI(b *testing.B) {
+	a := startApp(b, "", func(c *ServeConfig) { c.LogLevel = "error" })
+	start := time.Now().Add(-11 * time.Hour).Truncate(time.Minute)
+	for c := 0; c < 30; c++ {
+		var batch bridge.Batch
+		for i := range 1000 {
+			k := c*1000 + i
+			batch.Fixes = append(batch.Fixes, bridge.HistoryFix{RouteID: "R1", Fix: bridge.Fix{DriverID: "D1", Lat: 38.5, Lng: -121.5,
+				TS: start.Add(time.Duration(k) * 1200 * time.Millisecond).UnixMilli(), Acc: 5, Spd: 8.2, Hdg: 90, Batt: 80}})
+		}
+		if err := a.store.Commit(&batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := a.store.CompactHistory(time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	url := fmt.Sprintf("http://%s/api/v1/routes/R1/history?from=%d&to=%d", a.HTTPAddr(), start.UnixMilli(), time.Now().UnixMilli())
+	for b.Loop() {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+a.disp)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || n < 30000*50 {
+			b.Fatalf("HTTP %d, %d bytes", resp.StatusCode, n)
+		}
 	}
 }

@@ -307,6 +307,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.goRun(func() { every(rctx, 5*time.Second, true, m.heartbeat) })
 	m.goRun(func() { every(rctx, time.Second, false, m.tick) })
+	m.goRun(func() { every(rctx, time.Minute, false, m.foldHistory) })
 	lastMerge := time.Now()
 	m.goRun(func() { every(rctx, time.Hour, true, func() { m.retention(&lastMerge) }) })
 	if c.BackupInterval > 0 {
@@ -502,6 +503,14 @@ func (m *Main) retention(lastMerge *time.Time) {
 		} else {
 			m.Log.Info("nightly compaction done", "took", time.Since(now).Round(time.Millisecond))
 		}
+	}
+}
+
+// foldHistory turns each route's closed minutes of history into one record
+// (every minute; a fix's minute is closed two minutes after it ended).
+func (m *Main) foldHistory() {
+	if _, err := m.store.CompactHistory(time.Now().Add(-2 * time.Minute)); err != nil {
+		m.Log.Warn("fold history", "err", err)
 	}
 }
 

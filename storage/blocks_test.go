@@ -1,0 +1,83 @@
+package storage
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+)
+
+func TestCompactHistory(t *testing.T) {
+	dir := t.TempDir()
+	db := mustOpen(t, dir)
+	m0 := t0.Truncate(time.Minute)
+	b := bridge.Batch{Routes: []bridge.RouteStatus{{RouteID: "R1"}, {RouteID: "R2"}}}
+	for i := range 300 { // five minutes, a fix every second
+		at := m0.Add(time.Duration(i) * time.Second)
+		f := bridge.Fix{DriverID: "D1", Lat: 38 + float64(i)/1e4, Lng: -121, TS: at.UnixMilli(), Acc: 4.7, Spd: 8.2, Hdg: 271.3, Batt: 81, Recv: at.UnixMilli() + 3}
+		b.Fixes = append(b.Fixes, bridge.HistoryFix{RouteID: "R1", Fix: f}, bridge.HistoryFix{RouteID: "R2", Fix: fix("D2", at, 2)})
+	}
+	if err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	window := func(r string) []bridge.Fix {
+		h, err := db.History(r, m0.Add(-time.Hour), m0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	before := window("R1")
+	n, err := db.CompactHistory(m0.Add(3*time.Minute + 30*time.Second)) // folds minutes 0–2
+	if err != nil || n != 2*180 {
+		t.Fatalf("folded %d, %v", n, err)
+	}
+	after := window("R1")
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("history changed by folding: %d vs %d fixes", len(before), len(after))
+	}
+	// A window inside a folded minute, and across the boundary.
+	h, _ := db.History("R1", m0.Add(70*time.Second), m0.Add(190*time.Second))
+	if len(h) != 121 || h[0].TS != m0.Add(70*time.Second).UnixMilli() {
+		t.Fatalf("window: %d fixes from %v", len(h), h[0].Time())
+	}
+	// A redelivered fix of a folded minute: no double, and folded again later.
+	late := before[30]
+	if err := db.Commit(&bridge.Batch{Fixes: []bridge.HistoryFix{{RouteID: "R1", Fix: late}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := window("R1"); len(got) != 300 {
+		t.Fatalf("%d fixes after a redelivery", len(got))
+	}
+	if n, _ := db.CompactHistory(m0.Add(3 * time.Minute)); n != 1 {
+		t.Fatalf("refolded %d", n)
+	}
+	db.Close()
+	db = mustOpen(t, dir)
+	if got := window("R1"); !reflect.DeepEqual(got, before) {
+		t.Fatalf("after reopen: %d fixes", len(got))
+	}
+	// Retention removes whole old blocks and single records alike.
+	n, err = db.PruneHistory(m0.Add(2*time.Minute), 2)
+	if err != nil || n != 2*120 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	if got := window("R1"); len(got) != 180 || got[0].TS != m0.Add(2*time.Minute).UnixMilli() {
+		t.Fatalf("after pruning: %d fixes", len(got))
+	}
+}
+
+func FuzzDecodeBlock(f *testing.F) {
+	f.Add(encodeBlock(60000, []bridge.Fix{{DriverID: "D1", TS: 60001, Lat: 1, Lng: 2}}))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, fs, err := decodeBlock(b)
+		if err != nil {
+			return
+		}
+		if _, again, err := decodeBlock(encodeBlock(m, fs)); err != nil || len(again) != len(fs) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
