@@ -33,7 +33,7 @@ var buildOnce struct {
 }
 
 // depotBinary builds the binary once per test run.
-func depotBinary(t *testing.T) string {
+func depotBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "depot-bin")
@@ -56,7 +56,7 @@ func depotBinary(t *testing.T) string {
 var listening = regexp.MustCompile(`msg=listening http=(\S+) mqtt=(\S+)`)
 
 // startProc runs `depot serve` on data and waits for its listening line.
-func startProc(t *testing.T, data, feed string) *proc {
+func startProc(t testing.TB, data, feed string) *proc {
 	t.Helper()
 	cmd := exec.Command(depotBinary(t), "serve", "--data", data, "--http-addr", "127.0.0.1:0",
 		"--mqtt-addr", "127.0.0.1:0", "--cortex-url", "file://"+feed, "--log-level", "info",
