@@ -88,18 +88,18 @@ func sortFixes(fs []bridge.Fix) []bridge.Fix {
 // time before before into per-minute blocks, one small transaction per
 // route-minute. It returns how many fixes it folded.
 func (s *DB) CompactHistory(before time.Time) (int, error) {
-	st, err := s.LoadState()
+	routes, err := s.keys(bRoutes)
 	if err != nil {
 		return 0, err
 	}
 	cut := before.UnixMilli() / blockMinute * blockMinute // whole minutes only
 	total := 0
-	for _, r := range st.Routes {
+	for _, r := range routes {
 		for {
-			n, err := s.compactOne(r.RouteID, cut)
+			n, err := s.compactOne(r, cut)
 			total += n
 			if err != nil {
-				return total, fmt.Errorf("compact history of %s: %w", r.RouteID, err)
+				return total, fmt.Errorf("compact history of %s: %w", r, err)
 			}
 			if n == 0 {
 				break

@@ -433,20 +433,24 @@ func (s *DB) Merge() error {
 // route (and driver by driver for fixes filed under no route), at most
 // chunk per transaction so live traffic never waits long.
 func (s *DB) PruneHistory(before time.Time, chunk int) (int, error) {
-	st, err := s.LoadState()
+	routes, err := s.keys(bRoutes)
+	if err != nil {
+		return 0, err
+	}
+	drivers, err := s.keys(bGPSLast)
 	if err != nil {
 		return 0, err
 	}
 	var prefixes [][]byte
-	for _, r := range st.Routes {
-		prefixes = append(prefixes, routeKeyPrefix(r.RouteID))
+	for _, r := range routes {
+		prefixes = append(prefixes, routeKeyPrefix(r))
 	}
-	for _, f := range st.Latest {
-		prefixes = append(prefixes, append([]byte("d/"+f.DriverID), 0))
+	for _, d := range drivers {
+		prefixes = append(prefixes, append([]byte("d/"+d), 0))
 	}
 	total := 0
-	for _, r := range st.Routes {
-		n, err := s.pruneBlocks(r.RouteID, before, chunk)
+	for _, r := range routes {
+		n, err := s.pruneBlocks(r, before, chunk)
 		total += n
 		if err != nil {
 			return total, err
@@ -495,4 +499,23 @@ func (s *DB) pruneHistoryChunk(prefix []byte, before time.Time, chunk int) (n in
 		return nil
 	})
 	return n, more, err
+}
+
+// keys lists a bucket's keys. nutsdb holds keys in memory, so this reads
+// nothing from disk (unlike GetValues).
+func (s *DB) keys(bucket string) (out []string, err error) {
+	err = s.db.View(func(tx *nutsdb.Tx) error {
+		ks, err := tx.GetKeys(bucket)
+		if err != nil {
+			if notFound(err) {
+				return nil
+			}
+			return err
+		}
+		for _, k := range ks {
+			out = append(out, string(k))
+		}
+		return nil
+	})
+	return out, err
 }
