@@ -184,7 +184,6 @@ func (t Topics) Events() string { return "depot/" + t.Depot + "/events" }
 func (t Topics) RouteState(route string) string {
 	return "depot/" + t.Depot + "/routes/" + route + "/state"
 }
-func (t Topics) RouteStates() string { return "depot/" + t.Depot + "/routes/+/state" }
 func (t Topics) Driver(driver, kind string) string {
 	return "depot/" + t.Depot + "/drivers/" + driver + "/" + kind
 }

@@ -113,13 +113,6 @@ func (d *Depot) Tick() error {
 	})
 }
 
-// Presence returns each known driver's presence.
-func (d *Depot) Presence() map[string]presence {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.presenceMapLocked()
-}
-
 func (d *Depot) presenceMapLocked() map[string]presence {
 	out := make(map[string]presence, len(d.presence))
 	for k, p := range d.presence {

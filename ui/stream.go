@@ -69,13 +69,6 @@ func (h *Hub) CutAll() {
 	}
 }
 
-// Count is the number of SSE clients.
-func (h *Hub) Count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.subs)
-}
-
 // sseKeepAlive is how often an idle stream gets a comment, so proxies that
 // cut idle connections leave it alone.
 const sseKeepAlive = 15 * time.Second

@@ -140,6 +140,20 @@ func (a *testApp) getJSON(t *testing.T, path string, v any) int {
 	return a.request(t, "GET", path, a.disp, nil, v)
 }
 
+// getRaw GETs path as dispatcher ana and returns the status and body.
+func (a *testApp) getRaw(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+a.HTTPAddr()+path, nil)
+	req.Header.Set("Authorization", "Bearer "+a.disp)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
 // request sends a JSON request with a bearer token ("" for none) and decodes
 // a 2xx answer into v.
 func (a *testApp) request(t *testing.T, method, path, token string, in, v any) int {
@@ -375,16 +389,9 @@ func TestFixReachesDashboardAndHistory(t *testing.T) {
 		t.Fatalf("%d route updates in %d events", updates, len(evs))
 	}
 	for _, f := range []string{"geojson", "gpx", "csv"} {
-		req, _ := http.NewRequest("GET", "http://"+a.HTTPAddr()+"/api/v1/routes/R1/history?format="+f, nil)
-		req.Header.Set("Authorization", "Bearer "+a.disp)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !bytes.Contains(body, []byte("38.6012")) {
-			t.Fatalf("format %s: HTTP %d %s", f, resp.StatusCode, body)
+		code, body := a.getRaw(t, "/api/v1/routes/R1/history?format="+f)
+		if code != 200 || !bytes.Contains(body, []byte("38.6012")) {
+			t.Fatalf("format %s: HTTP %d %s", f, code, body)
 		}
 	}
 }
@@ -565,16 +572,9 @@ func TestAPIErrors(t *testing.T) {
 		"/api/v1/config":                              200,
 		"/":                                           200,
 	} {
-		req, _ := http.NewRequest("GET", "http://"+a.HTTPAddr()+path, nil)
-		req.Header.Set("Authorization", "Bearer "+a.disp)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("GET %s: %d, want %d (%s)", path, resp.StatusCode, want, body)
+		code, body := a.getRaw(t, path)
+		if code != want {
+			t.Errorf("GET %s: %d, want %d (%s)", path, code, want, body)
 		}
 		if want >= 400 && !bytes.Contains(body, []byte(`"error"`)) {
 			t.Errorf("GET %s: error body %s", path, body)
