@@ -80,6 +80,11 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 	// transaction; every 2 h by default it would compete with live commits
 	// all day. The appliance merges once a night instead (Merge).
 	opts.MergeInterval = 0
+	// The default TTL manager is a time wheel that ticks every 10 ms,
+	// waking the process 100 times a second forever (a quarter of an idle
+	// appliance's CPU). The store sets no TTLs; a heap sleeps until the
+	// next expiry, which is never.
+	opts.ExpiredDeleteType = nutsdb.TimeHeap
 	ndb, err := nutsdb.Open(opts)
 	if err != nil {
 		if strings.Contains(err.Error(), "crc") {
