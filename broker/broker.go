@@ -108,7 +108,7 @@ type Config struct {
 	MaxPacketSize  uint32        // 64 KiB
 	SessionExpiry  uint32        // cap on session expiry, seconds; 7 days
 	MaxClients     int64         // 20,000
-	WritesPending  int           // per-client outbound queue; 1024
+	WritesPending  int           // per-client outbound queue; 256
 	PublishRate    float64       // per-client publishes per second; 20
 	PublishBurst   int           // per-client burst; 60
 	MaxKeepAlive   uint16        // seconds; a client asking for 0 or more gets this; 120
@@ -146,7 +146,9 @@ func New(cfg Config) *Server {
 		cfg.MaxClients = 20000
 	}
 	if cfg.WritesPending == 0 {
-		cfg.WritesPending = 1024
+		// Events of one commit go out as one message, so 256 messages are
+		// seconds of a saturated depot for a dashboard that stalls.
+		cfg.WritesPending = 256
 	}
 	if cfg.PublishRate == 0 {
 		cfg.PublishRate = 20
@@ -179,11 +181,14 @@ func (s *Server) Start() error {
 	caps.MaximumClients = s.cfg.MaxClients
 	caps.MaximumQos = 1 // QoS 2 buys nothing for GPS or alerts and costs a round trip
 	s.mq = mqtt.New(&mqtt.Options{
-		InlineClient:             true,
-		Capabilities:             caps,
-		Logger:                   s.cfg.Log,
+		InlineClient: true,
+		Capabilities: caps,
+		Logger:       s.cfg.Log,
+		// Per connection mochi preallocates the outbound queue (8 bytes a
+		// slot) and the read buffer; at 5,000 handhelds that is memory, and
+		// a handheld's messages are a few hundred bytes.
 		ClientNetWriteBufferSize: 4096,
-		ClientNetReadBufferSize:  4096,
+		ClientNetReadBufferSize:  2048,
 		SysTopicResendInterval:   10,
 	})
 	if err := s.mq.AddHook(&hook{srv: s}, nil); err != nil {
