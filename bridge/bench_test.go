@@ -22,7 +22,7 @@ func BenchmarkDiff(b *testing.B) {
 	c.CurrentLat, c.CurrentLng, c.LastUpdated = 38.6, -121.4, t0.Add(time.Second)
 	b.ReportAllocs()
 	for b.Loop() {
-		if Diff(a, c) == nil {
+		if Diff(a, c).Empty() {
 			b.Fatal("no delta")
 		}
 	}

@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -337,7 +336,7 @@ func (d *Depot) act(fn func(b *Batch) error) error {
 // something changed, a route:update event with the next seq.
 func (d *Depot) changeLocked(b *Batch, old, cur RouteStatus) error {
 	delta := Diff(old, cur)
-	if delta == nil {
+	if delta.Empty() {
 		return nil
 	}
 	if _, _, err := d.emitLocked(b, EventRouteUpdate, PriorityNormal, delta); err != nil {
@@ -564,7 +563,20 @@ func (d *Depot) pipeline() {
 	defer close(d.pipeDone)
 	var waiters []chan error
 	var pending Batch
-	for first := range d.jobs {
+	st := stateThrottle{last: map[string]published{}, dirty: map[string]RouteStatus{}}
+	defer st.flush(d)
+	for {
+		var first *job
+		select {
+		case j, ok := <-d.jobs:
+			if !ok {
+				return
+			}
+			first = j
+		case <-st.due():
+			st.flush(d)
+			continue
+		}
 		var b Batch
 		b.append(&pending)
 		b.append(&first.b)
@@ -617,7 +629,7 @@ func (d *Depot) pipeline() {
 			}
 		}
 		d.Stats.Events.Add(int64(len(fresh)))
-		d.publishStates(freshRoutes)
+		st.publish(d, freshRoutes)
 		for _, m := range freshMsgs {
 			if perr := d.Pub.PublishExpiring(m.Topic, m.Payload, m.Retain, 1, m.Expiry); perr != nil {
 				d.Log.Warn("publish", "topic", m.Topic, "err", perr)
@@ -638,21 +650,79 @@ func (d *Depot) pipeline() {
 	}
 }
 
-// publishStates publishes the newest status of each route in rs, retained.
-func (d *Depot) publishStates(rs []RouteStatus) {
-	last := make(map[string]int, len(rs))
+// stateMinInterval is how often at most a route's retained state is
+// republished for a move alone. Events carry every fix; the retained state
+// is for late subscribers, and at 10 fixes/s per handheld republishing it
+// for each was a tenth of the appliance's CPU.
+const stateMinInterval = time.Second
+
+type published struct {
+	at time.Time
+	r  RouteStatus
+}
+
+// stateThrottle publishes route states for the pipeline: at once when
+// anything but the position changed, at most once per stateMinInterval
+// when only the position did, and never staler than that.
+type stateThrottle struct {
+	last  map[string]published
+	dirty map[string]RouteStatus
+	timer *time.Timer
+}
+
+func (st *stateThrottle) publish(d *Depot, rs []RouteStatus) {
+	now := time.Now()
+	newest := make(map[string]int, len(rs))
 	for i, r := range rs {
-		last[r.RouteID] = i
+		newest[r.RouteID] = i
 	}
 	for i, r := range rs {
-		if last[r.RouteID] == i { // a later entry supersedes earlier ones
-			d.publishState(r)
+		if newest[r.RouteID] != i {
+			continue // a later entry supersedes this one
 		}
+		p, ok := st.last[r.RouteID]
+		if ok && now.Sub(p.at) < stateMinInterval && movedOnly(p.r, r) {
+			st.dirty[r.RouteID] = r
+			if st.timer == nil {
+				st.timer = time.NewTimer(stateMinInterval)
+			}
+			continue
+		}
+		delete(st.dirty, r.RouteID)
+		st.last[r.RouteID] = published{now, r}
+		d.publishState(r)
 	}
 }
 
+// due fires when deferred states are to be published (never when none are).
+func (st *stateThrottle) due() <-chan time.Time {
+	if st.timer == nil {
+		return nil
+	}
+	return st.timer.C
+}
+
+func (st *stateThrottle) flush(d *Depot) {
+	now := time.Now()
+	for id, r := range st.dirty {
+		st.last[id] = published{now, r}
+		d.publishState(r)
+	}
+	clear(st.dirty)
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+	}
+}
+
+// movedOnly reports whether b differs from a in position and time alone.
+func movedOnly(a, b RouteStatus) bool {
+	a.CurrentLat, a.CurrentLng, a.LastUpdated = b.CurrentLat, b.CurrentLng, b.LastUpdated
+	return a == b
+}
+
 func (d *Depot) publishState(r RouteStatus) {
-	raw, err := json.Marshal(r)
+	raw, err := r.AppendJSON(make([]byte, 0, 384))
 	if err == nil {
 		err = d.Pub.Publish(d.Topics.RouteState(r.RouteID), raw, true, 1)
 	}

@@ -140,13 +140,13 @@ func payload(t *testing.T, e Envelope) map[string]any {
 
 func TestDiff(t *testing.T) {
 	a := snap("R1", "D1", 10, 1).Status()
-	if d := Diff(a, a); d != nil {
-		t.Fatalf("no change gave %v", d)
+	if d := Diff(a, a); !d.Empty() || d.Map() != nil {
+		t.Fatalf("no change gave %v", d.Map())
 	}
 	b := a
 	b.CompletedStops, b.BehindSchedule, b.StatusColor = 11, 6, Red
-	d := Diff(a, b)
-	want := Delta{"routeId": "R1", "completedStops": 11, "behindSchedule": 6, "statusColor": Red}
+	d := Diff(a, b).Map()
+	want := map[string]any{"routeId": "R1", "completedStops": 11, "behindSchedule": 6, "statusColor": Red}
 	if len(d) != len(want) {
 		t.Fatalf("Diff = %v, want %v", d, want)
 	}
@@ -155,7 +155,7 @@ func TestDiff(t *testing.T) {
 			t.Fatalf("Diff[%s] = %v, want %v", k, d[k], v)
 		}
 	}
-	if n := len(Diff(RouteStatus{}, a)); n != 14 { // every field (performanceTier included) + routeId
+	if n := len(Diff(RouteStatus{}, a).Map()); n != 14 { // every field (performanceTier included) + routeId
 		t.Fatalf("first sight gave %d fields", n)
 	}
 }
@@ -528,5 +528,67 @@ func TestPendingStaysBounded(t *testing.T) {
 	}
 	if len(p.Routes) != 1 || p.Routes[0].CompletedStops != maxPending+499 || len(p.Latest) != 1 {
 		t.Fatalf("routes %d (%+v), latest %d", len(p.Routes), p.Routes, len(p.Latest))
+	}
+}
+
+// states returns the retained route states of route published so far.
+func (p *memPub) states(t *testing.T, route string) []RouteStatus {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []RouteStatus
+	for _, m := range p.msgs {
+		if m.topic == "depot/T/routes/"+route+"/state" {
+			if !m.retain {
+				t.Fatalf("route state not retained")
+			}
+			var r RouteStatus
+			if err := json.Unmarshal(m.payload, &r); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestRetainedStateThrottle(t *testing.T) {
+	d, pub, _ := newDepot(t, &memStore{})
+	if _, err := d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 10, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(pub.states(t, "R1")); n != 1 {
+		t.Fatalf("feed: %d states, want 1", n)
+	}
+	// A burst of moves: every one is an event, the state follows within a
+	// second with the newest position, and is not republished per fix.
+	start := time.Now()
+	lat := func(i int) float64 { return 38.6 + float64(i)/100 }
+	for i := range 10 {
+		if err := d.IngestFix(Fix{DriverID: "D1", Lat: lat(i), Lng: -121.4, TS: t0.Add(time.Duration(i+1) * time.Second).UnixMilli()}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(pub.updates(t)); n != 11 {
+		t.Fatalf("%d route:update events, want 11 (feed + 10 fixes)", n)
+	}
+	var st []RouteStatus
+	for st = pub.states(t, "R1"); len(st) < 2 || st[len(st)-1].CurrentLat != lat(9); st = pub.states(t, "R1") {
+		if time.Since(start) > 3*time.Second {
+			t.Fatalf("newest position not in the retained state: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(st) > 4 {
+		t.Fatalf("%d states for 10 moves within a second or so, want them coalesced", len(st))
+	}
+	// Anything but a move is published at once.
+	s := snap("R1", "D1", 11, 0)
+	s.LastUpdated = t0.Add(time.Minute)
+	if _, err := d.ApplySnapshots([]RouteSnapshot{s}); err != nil {
+		t.Fatal(err)
+	}
+	if st := pub.states(t, "R1"); st[len(st)-1].CompletedStops != 11 {
+		t.Fatalf("stop count change not published at once: %+v", st[len(st)-1])
 	}
 }

@@ -30,15 +30,29 @@ type Envelope struct {
 	Payload   json.RawMessage `json:"payload"`
 }
 
+// jsonAppender is a payload that encodes itself without reflection.
+type jsonAppender interface {
+	AppendJSON(b []byte) ([]byte, error)
+}
+
 // newEnvelope encodes payload and stamps the envelope; the id is derived
 // from the seq so it is unique per depot and stable across restarts.
 func newEnvelope(seq uint64, typ, prio string, at time.Time, payload any) (Envelope, []byte, error) {
-	p, err := json.Marshal(payload)
+	var p []byte
+	var err error
+	if a, ok := payload.(jsonAppender); ok {
+		p, err = a.AppendJSON(make([]byte, 0, 256))
+	} else {
+		p, err = json.Marshal(payload)
+	}
 	if err != nil {
 		return Envelope{}, nil, err
 	}
 	e := Envelope{Seq: seq, ID: "evt_" + strconv.FormatUint(seq, 10), Type: typ, Priority: prio,
 		Timestamp: at.UTC().Truncate(time.Millisecond), Payload: p}
-	raw, err := json.Marshal(e)
-	return e, raw, err
+	if !jsonTime(e.Timestamp) {
+		raw, err := json.Marshal(e)
+		return e, raw, err
+	}
+	return e, appendEnvelope(make([]byte, 0, len(p)+128), e), nil
 }

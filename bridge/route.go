@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"strconv"
 	"time"
 )
 
@@ -80,34 +81,125 @@ func (s RouteSnapshot) Status() RouteStatus {
 }
 
 // Delta is the payload of a route:update event: routeId plus only the fields
-// that changed, keyed by their JSON names.
-type Delta map[string]any
+// that changed. It encodes itself (keys in sorted order, as a JSON object
+// from a map would have them), so the hot path builds no map and boxes no
+// value.
+type Delta struct {
+	Route   RouteStatus // the new status
+	changed uint16      // one bit per field, in deltaFields order
+}
 
-// Diff returns the delta from old to cur, or nil when nothing changed. A zero
-// old (a route seen for the first time) yields every field.
+// deltaFields are the JSON names of the route status fields a delta may
+// carry, in sorted order; routeId is always carried.
+var deltaFields = [...]string{"behindSchedule", "completedPackages", "completedStops",
+	"currentLat", "currentLng", "driverId", "driverName", "lastUpdated",
+	"performanceTier", "routeCode", "statusColor", "totalPackages", "totalStops"}
+
+// Diff returns the delta from old to cur; it is Empty when nothing changed.
+// A zero old (a route seen for the first time) yields every field.
 func Diff(old, cur RouteStatus) Delta {
-	d := Delta{}
-	add := func(name string, changed bool, v any) {
+	d := Delta{Route: cur}
+	for i, changed := range [len(deltaFields)]bool{
+		old.BehindSchedule != cur.BehindSchedule,
+		old.CompletedPackages != cur.CompletedPackages,
+		old.CompletedStops != cur.CompletedStops,
+		old.CurrentLat != cur.CurrentLat,
+		old.CurrentLng != cur.CurrentLng,
+		old.DriverID != cur.DriverID,
+		old.DriverName != cur.DriverName,
+		!old.LastUpdated.Equal(cur.LastUpdated),
+		old.PerformanceTier != cur.PerformanceTier,
+		old.RouteCode != cur.RouteCode,
+		old.StatusColor != cur.StatusColor,
+		old.TotalPackages != cur.TotalPackages,
+		old.TotalStops != cur.TotalStops,
+	} {
 		if changed {
-			d[name] = v
+			d.changed |= 1 << i
 		}
 	}
-	add("routeCode", old.RouteCode != cur.RouteCode, cur.RouteCode)
-	add("driverId", old.DriverID != cur.DriverID, cur.DriverID)
-	add("driverName", old.DriverName != cur.DriverName, cur.DriverName)
-	add("performanceTier", old.PerformanceTier != cur.PerformanceTier, cur.PerformanceTier)
-	add("completedStops", old.CompletedStops != cur.CompletedStops, cur.CompletedStops)
-	add("totalStops", old.TotalStops != cur.TotalStops, cur.TotalStops)
-	add("completedPackages", old.CompletedPackages != cur.CompletedPackages, cur.CompletedPackages)
-	add("totalPackages", old.TotalPackages != cur.TotalPackages, cur.TotalPackages)
-	add("currentLat", old.CurrentLat != cur.CurrentLat, cur.CurrentLat)
-	add("currentLng", old.CurrentLng != cur.CurrentLng, cur.CurrentLng)
-	add("behindSchedule", old.BehindSchedule != cur.BehindSchedule, cur.BehindSchedule)
-	add("statusColor", old.StatusColor != cur.StatusColor, cur.StatusColor)
-	add("lastUpdated", !old.LastUpdated.Equal(cur.LastUpdated), cur.LastUpdated)
-	if len(d) == 0 {
-		return nil
-	}
-	d["routeId"] = cur.RouteID
 	return d
 }
+
+// field returns field i of deltaFields.
+func (r *RouteStatus) field(i int) any {
+	switch deltaFields[i] {
+	case "behindSchedule":
+		return r.BehindSchedule
+	case "completedPackages":
+		return r.CompletedPackages
+	case "completedStops":
+		return r.CompletedStops
+	case "currentLat":
+		return r.CurrentLat
+	case "currentLng":
+		return r.CurrentLng
+	case "driverId":
+		return r.DriverID
+	case "driverName":
+		return r.DriverName
+	case "lastUpdated":
+		return r.LastUpdated
+	case "performanceTier":
+		return r.PerformanceTier
+	case "routeCode":
+		return r.RouteCode
+	case "statusColor":
+		return r.StatusColor
+	case "totalPackages":
+		return r.TotalPackages
+	}
+	return r.TotalStops
+}
+
+// appendField appends field i of deltaFields as JSON.
+func (r *RouteStatus) appendField(b []byte, i int) []byte {
+	switch deltaFields[i] {
+	case "behindSchedule":
+		return strconv.AppendInt(b, int64(r.BehindSchedule), 10)
+	case "completedPackages":
+		return strconv.AppendInt(b, int64(r.CompletedPackages), 10)
+	case "completedStops":
+		return strconv.AppendInt(b, int64(r.CompletedStops), 10)
+	case "currentLat":
+		return appendJSONFloat(b, r.CurrentLat)
+	case "currentLng":
+		return appendJSONFloat(b, r.CurrentLng)
+	case "driverId":
+		return appendJSONString(b, r.DriverID)
+	case "driverName":
+		return appendJSONString(b, r.DriverName)
+	case "lastUpdated":
+		return appendJSONTime(b, r.LastUpdated)
+	case "performanceTier":
+		return appendJSONString(b, r.PerformanceTier)
+	case "routeCode":
+		return appendJSONString(b, r.RouteCode)
+	case "statusColor":
+		return appendJSONString(b, r.StatusColor)
+	case "totalPackages":
+		return strconv.AppendInt(b, int64(r.TotalPackages), 10)
+	}
+	return strconv.AppendInt(b, int64(r.TotalStops), 10)
+}
+
+// Empty reports whether nothing changed.
+func (d Delta) Empty() bool { return d.changed == 0 }
+
+// Map is the delta as a map of JSON names to values, routeId included
+// (nil when empty).
+func (d Delta) Map() map[string]any {
+	if d.Empty() {
+		return nil
+	}
+	m := map[string]any{"routeId": d.Route.RouteID}
+	for i, name := range deltaFields {
+		if d.changed&(1<<i) != 0 {
+			m[name] = d.Route.field(i)
+		}
+	}
+	return m
+}
+
+// MarshalJSON encodes the delta as its Map would be.
+func (d Delta) MarshalJSON() ([]byte, error) { return d.AppendJSON(nil) }

@@ -148,7 +148,7 @@ func (s *DB) Commit(b *bridge.Batch) error {
 	}
 	return s.db.Update(func(tx *nutsdb.Tx) error {
 		for _, h := range b.Fixes {
-			v, err := json.Marshal(h.Fix)
+			v, err := h.Fix.AppendJSON(make([]byte, 0, 160))
 			if err != nil {
 				return err
 			}
@@ -158,14 +158,14 @@ func (s *DB) Commit(b *bridge.Batch) error {
 		}
 		for _, i := range latest {
 			f := b.Latest[i]
-			v, _ := json.Marshal(f)
+			v, _ := f.AppendJSON(make([]byte, 0, 160))
 			if err := tx.Put(bGPSLast, []byte(f.DriverID), v, nutsdb.Persistent); err != nil {
 				return fmt.Errorf("put latest: %w", err)
 			}
 		}
 		for _, i := range routes {
 			r := b.Routes[i]
-			v, _ := json.Marshal(r)
+			v, _ := r.AppendJSON(make([]byte, 0, 384))
 			if err := tx.Put(bRoutes, []byte(r.RouteID), v, nutsdb.Persistent); err != nil {
 				return fmt.Errorf("put route: %w", err)
 			}
