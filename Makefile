@@ -40,11 +40,13 @@ vet:
 unit: ui
 	$(GO) test -race -count=1 -timeout 8m ./...
 
-# Short fuzz runs of every parser of outside input.
+# Short fuzz runs of every parser of outside input, and of the encoders
+# that write outside strings into events.
 fuzz: ui
 	$(GO) test -run='^$$' -fuzz='^FuzzParseFix$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzParseDriverTopic$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSnapshots$$' -fuzztime=$(FUZZTIME) ./bridge
+	$(GO) test -run='^$$' -fuzz='^FuzzJSONEncoding$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBlock$$' -fuzztime=$(FUZZTIME) ./storage
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./ui/auth
 	$(GO) test -run='^$$' -fuzz='^FuzzAuthenticateMQTT$$' -fuzztime=$(FUZZTIME) ./ui/auth
