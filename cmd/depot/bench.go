@@ -89,7 +89,7 @@ type benchTarget struct {
 	gpsTopic  func(driver string) string
 	subscribe string
 	keys      func(payload []byte, out []fixKey) []fixKey // appends the fixes a message carries
-	metrics   string                        // http://…/metrics of the appliance, or ""
+	metrics   string                                      // http://…/metrics of the appliance, or ""
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -420,7 +420,6 @@ func baselineTarget(c benchConfig) (*benchTarget, func(), error) {
 			}
 			return out
 		},
-
 	}, func() { srv.Close() }, nil
 }
 
