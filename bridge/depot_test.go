@@ -27,7 +27,10 @@ func (m *memStore) Commit(b *Batch) error {
 	if m.fail != nil {
 		return m.fail
 	}
-	m.batches = append(m.batches, *b)
+	// The pipeline reuses its batch: keep a copy.
+	var c Batch
+	c.append(b)
+	m.batches = append(m.batches, c)
 	return nil
 }
 func (m *memStore) all() (b Batch) {
@@ -590,5 +593,35 @@ func TestRetainedStateThrottle(t *testing.T) {
 	}
 	if st := pub.states(t, "R1"); st[len(st)-1].CompletedStops != 11 {
 		t.Fatalf("stop count change not published at once: %+v", st[len(st)-1])
+	}
+}
+
+// A move is stored as the driver's newest fix, not as a route record; a
+// restart puts it back on the route.
+func TestMovesSurviveRestart(t *testing.T) {
+	st := &memStore{}
+	d, _, _ := newDepot(t, st)
+	if _, err := d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 10, 0), snap("R2", "D2", 10, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.IngestFix(Fix{DriverID: "D1", Lat: 38.7, Lng: -121.3, TS: t0.Add(time.Minute).UnixMilli()}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.IngestFix(Fix{DriverID: "D2", Lat: 38.1, Lng: -121.1, TS: t0.Add(-time.Minute).UnixMilli()}, true); err != nil {
+		t.Fatal(err) // older than the feed's position: history only
+	}
+	d.Close()
+	all := st.all()
+	if n := len(all.Routes); n != 2 {
+		t.Fatalf("%d route records for 2 feed routes and a move, want 2", n)
+	}
+	st2 := &memStore{state: State{Routes: all.Routes, Latest: all.Latest, LastSeq: all.Events[len(all.Events)-1].Seq}}
+	d2, _, _ := newDepot(t, st2)
+	r1, _ := d2.Route("R1")
+	if r1.CurrentLat != 38.7 || r1.CurrentLng != -121.3 || !r1.LastUpdated.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("R1 after restart: %+v", r1)
+	}
+	if r2, _ := d2.Route("R2"); r2.CurrentLat != 38.5 || !r2.LastUpdated.Equal(t0) {
+		t.Fatalf("R2 took an older fix's position: %+v", r2)
 	}
 }
