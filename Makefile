@@ -48,6 +48,7 @@ fuzz: ui
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSnapshots$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONEncoding$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBlock$$' -fuzztime=$(FUZZTIME) ./storage
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEventBlock$$' -fuzztime=$(FUZZTIME) ./storage
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./ui/auth
 	$(GO) test -run='^$$' -fuzz='^FuzzAuthenticateMQTT$$' -fuzztime=$(FUZZTIME) ./ui/auth
 	$(GO) test -run='^$$' -fuzz='^FuzzLoginBody$$' -fuzztime=$(FUZZTIME) ./cmd/depot

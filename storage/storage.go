@@ -39,17 +39,19 @@ const (
 	bGPS     = "gps"
 	bGPSLast = "gps_last"
 	bEvents  = "events"
-	bUsers   = "users"
-	bDevices = "devices"
-	bRescues = "rescues"
-	bOffers  = "offers"
-	bAssign  = "assignments"
-	bMQTT    = "mqtt"
+	// bEventBlocks holds folded events (evblocks.go).
+	bEventBlocks = "evblk"
+	bUsers       = "users"
+	bDevices     = "devices"
+	bRescues     = "rescues"
+	bOffers      = "offers"
+	bAssign      = "assignments"
+	bMQTT        = "mqtt"
 	// bGPSBlocks holds closed route-minutes of history (blocks.go).
 	bGPSBlocks = "gpsblk"
 )
 
-var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices, bRescues, bOffers, bAssign, bMQTT, bGPSBlocks}
+var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices, bRescues, bOffers, bAssign, bMQTT, bGPSBlocks, bEventBlocks}
 
 // ErrNotFound is returned when a requested item does not exist.
 var ErrNotFound = bridge.ErrNotFound
@@ -273,6 +275,11 @@ func (s *DB) LoadState() (bridge.State, error) {
 		if len(k) == 8 {
 			st.LastSeq = binary.BigEndian.Uint64(k)
 		}
+		folded, err := lastBlockSeq(tx)
+		if err != nil {
+			return fmt.Errorf("read last seq: %w", err)
+		}
+		st.LastSeq = max(st.LastSeq, folded)
 		return nil
 	})
 	return st, err
@@ -335,19 +342,9 @@ func (s *DB) EventsAfter(after uint64, limit int) ([]json.RawMessage, error) {
 		hi = math.MaxUint64
 	}
 	var out []json.RawMessage
-	err := s.db.View(func(tx *nutsdb.Tx) error {
-		vals, err := tx.RangeScan(bEvents, be64(after+1), be64(hi))
-		if err != nil {
-			if notFound(err) {
-				return nil
-			}
-			return err
-		}
-		out = make([]json.RawMessage, len(vals))
-		for i, v := range vals {
-			out[i] = json.RawMessage(v)
-		}
-		return nil
+	err := s.db.View(func(tx *nutsdb.Tx) (err error) {
+		out, err = eventsIn(tx, after+1, hi)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read events after %d: %w", after, err)
@@ -359,7 +356,10 @@ func (s *DB) EventsAfter(after uint64, limit int) ([]json.RawMessage, error) {
 // chunk per transaction so live traffic never waits long for the lock;
 // it stops at the first newer event. It returns how many it deleted.
 func (s *DB) PruneEvents(before time.Time, chunk int) (int, error) {
-	total := 0
+	total, err := s.pruneEventBlocks(before, max(1, chunk/eventBlockMax))
+	if err != nil {
+		return total, err
+	}
 	for {
 		n, more, err := s.pruneChunk(before, chunk)
 		total += n
@@ -370,11 +370,15 @@ func (s *DB) PruneEvents(before time.Time, chunk int) (int, error) {
 }
 
 func (s *DB) pruneChunk(before time.Time, chunk int) (n int, more bool, err error) {
-	first, err := s.OldestSeq()
-	if err != nil || first == 0 {
-		return 0, false, err
-	}
 	err = s.db.Update(func(tx *nutsdb.Tx) error {
+		k, err := tx.GetMinKey(bEvents)
+		if err != nil || len(k) != 8 {
+			if err == nil || notFound(err) {
+				return nil
+			}
+			return err
+		}
+		first := binary.BigEndian.Uint64(k)
 		vals, err := tx.RangeScan(bEvents, be64(first), be64(first+uint64(chunk)-1))
 		if err != nil {
 			if notFound(err) {
@@ -408,15 +412,16 @@ func (s *DB) pruneChunk(before time.Time, chunk int) (n int, more bool, err erro
 func (s *DB) OldestSeq() (uint64, error) {
 	var seq uint64
 	err := s.db.View(func(tx *nutsdb.Tx) error {
-		k, err := tx.GetMinKey(bEvents)
-		if err != nil {
-			if notFound(err) {
+		// Blocks hold the oldest events when there are any.
+		for _, b := range []string{bEventBlocks, bEvents} {
+			k, err := tx.GetMinKey(b)
+			if err != nil && !notFound(err) {
+				return err
+			}
+			if len(k) == 8 {
+				seq = binary.BigEndian.Uint64(k)
 				return nil
 			}
-			return err
-		}
-		if len(k) == 8 {
-			seq = binary.BigEndian.Uint64(k)
 		}
 		return nil
 	})

@@ -507,10 +507,14 @@ func (m *Main) retention(lastMerge *time.Time) {
 }
 
 // foldHistory turns each route's closed minutes of history into one record
-// (every minute; a fix's minute is closed two minutes after it ended).
+// (every minute; a fix's minute is closed two minutes after it ended), and
+// the event log's single records into blocks.
 func (m *Main) foldHistory() {
 	if _, err := m.store.CompactHistory(time.Now().Add(-2 * time.Minute)); err != nil {
 		m.Log.Warn("fold history", "err", err)
+	}
+	if _, err := m.store.CompactEvents(); err != nil {
+		m.Log.Warn("fold events", "err", err)
 	}
 }
 
