@@ -586,31 +586,25 @@ func (d *Depot) StoreHealth() StoreHealth {
 // next commit that succeeds, so the event log has no hole once the disk
 // is back. Fixes are not kept: their senders were refused and resend.
 func (d *Depot) pipeline() {
-	defer close(d.pipeDone)
-	var waiters []chan error
+	// Two stages: this goroutine commits while the publisher publishes the
+	// previous commit, so a commit's disk wait and the next one's fan-out
+	// overlap. Two batches go round between them and are reused: at 10,000
+	// fixes/s fresh batches' growing slices were a tenth of the
+	// allocations. Nothing keeps a batch's slices (compactPending copies).
+	pubs, free := make(chan *committed, 1), make(chan *committed, 2)
+	free <- &committed{}
+	free <- &committed{}
+	pubDone := make(chan struct{})
+	go func() { defer close(pubDone); d.publisher(pubs, free) }()
+	defer func() { close(pubs); <-pubDone; close(d.pipeDone) }()
 	var pending Batch
-	st := stateThrottle{last: map[string]published{}, dirty: map[string]RouteStatus{}}
-	defer st.flush(d)
-	// One batch is reused from commit to commit: at 10,000 fixes/s its
-	// growing slices were a tenth of the allocations. Nothing keeps them
-	// past an iteration (compactPending copies).
-	var b Batch
-	for {
-		var first *job
-		select {
-		case j, ok := <-d.jobs:
-			if !ok {
-				return
-			}
-			first = j
-		case <-st.due():
-			st.flush(d)
-			continue
-		}
+	for first := range d.jobs {
+		c := <-free
+		b := &c.b
 		b.reset()
 		b.append(&pending)
 		b.append(&first.b)
-		waiters = append(waiters[:0], first.done)
+		c.waiters = append(c.waiters[:0], first.done)
 	drain:
 		for b.size() < maxBatch {
 			select {
@@ -619,26 +613,27 @@ func (d *Depot) pipeline() {
 					break drain
 				}
 				b.append(&j.b)
-				waiters = append(waiters, j.done)
+				c.waiters = append(c.waiters, j.done)
 			default:
 				break drain
 			}
 		}
 		cstart := time.Now()
-		err := d.Store.Commit(&b)
+		err := d.Store.Commit(b)
 		d.Stats.Commits.Add(1)
 		if d.Metrics != nil {
 			d.Metrics.Commit(time.Since(cstart), b.size(), err)
 		}
-		fresh := b.Events[len(pending.Events):] // the pending ones were published already
-		freshMsgs := b.Messages[len(pending.Messages):]
+		c.fresh = b.Events[len(pending.Events):] // the pending ones were published already
+		c.msgs = b.Messages[len(pending.Messages):]
+		c.err = err
 		if err != nil {
 			d.Stats.CommitErrors.Add(1)
 			d.Log.Error("commit failed; events kept for the next commit", "err", err, "fixes", len(b.Fixes), "events", len(b.Events))
 			if n := len(b.Events) - maxPending; n > 0 {
 				d.Log.Error("disk failing too long: dropping the oldest pending events from the log", "dropped", n)
 			}
-			pending = compactPending(&b)
+			pending = compactPending(b)
 		} else {
 			pending = Batch{}
 		}
@@ -648,34 +643,65 @@ func (d *Depot) pipeline() {
 			d.storeHealth.Error = err.Error()
 		}
 		d.storeMu.Unlock()
+		pubs <- c
+	}
+}
+
+// committed is a commit's outcome on its way to the publisher.
+type committed struct {
+	b       Batch
+	fresh   []StoredEvent // events not published before
+	msgs    []Message
+	waiters []chan error
+	err     error
+}
+
+// publisher publishes each commit's events, route states and messages in
+// commit order, then answers the commit's waiters (so a caller whose work
+// returned finds it published).
+func (d *Depot) publisher(pubs <-chan *committed, free chan<- *committed) {
+	st := stateThrottle{last: map[string]published{}, dirty: map[string]RouteStatus{}}
+	defer st.flush(d)
+	for {
+		var c *committed
+		select {
+		case c = <-pubs:
+			if c == nil {
+				return
+			}
+		case <-st.due():
+			st.flush(d)
+			continue
+		}
 		// One message per commit: under load a delivery carries a batch of
 		// envelopes (a JSON array, in seq order) instead of one, since a
 		// broker's cost is per message, not per byte (DESIGN.md §4).
-		for i := 0; i < len(fresh); i += maxEventsPerMessage {
-			chunk := fresh[i:min(len(fresh), i+maxEventsPerMessage)]
+		for i := 0; i < len(c.fresh); i += maxEventsPerMessage {
+			chunk := c.fresh[i:min(len(c.fresh), i+maxEventsPerMessage)]
 			if perr := d.Pub.Publish(d.Topics.Events(), eventsMessage(chunk), false, 1); perr != nil {
 				d.Log.Warn("publish events", "first", chunk[0].Seq, "n", len(chunk), "err", perr)
 			}
 		}
-		d.Stats.Events.Add(int64(len(fresh)))
-		st.publish(d, b.States)
-		for _, m := range freshMsgs {
+		d.Stats.Events.Add(int64(len(c.fresh)))
+		st.publish(d, c.b.States)
+		for _, m := range c.msgs {
 			if perr := d.Pub.PublishExpiring(m.Topic, m.Payload, m.Retain, 1, m.Expiry); perr != nil {
 				d.Log.Warn("publish", "topic", m.Topic, "err", perr)
 			}
 		}
 		now := time.Now()
-		d.lat.add(b.fixRecv, now)
+		d.lat.add(c.b.fixRecv, now)
 		if d.Metrics != nil {
-			for _, r := range b.fixRecv {
+			for _, r := range c.b.fixRecv {
 				d.Metrics.FixToPublish(now.Sub(time.UnixMilli(r)))
 			}
 		}
-		for _, w := range waiters {
+		for _, w := range c.waiters {
 			if w != nil {
-				w <- err
+				w <- c.err
 			}
 		}
+		free <- c
 	}
 }
 
