@@ -8,7 +8,7 @@ GO      ?= go
 UI_SRC  := $(wildcard ui/web/src/*) ui/web/build.mjs ui/web/package-lock.json
 FUZZTIME ?= 10s
 
-.PHONY: all build ui run test deps vet unit fuzz fuzz-long soak bench clean
+.PHONY: all build ui run test deps vet unit fuzz fuzz-long soak bench bench-load clean
 
 all: build
 
@@ -73,3 +73,11 @@ soak: ui
 # Go micro-benchmarks of the hot paths (not part of `make test`).
 bench: ui
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+# Every load of the README's Performance table, three runs each, against a
+# fresh appliance on this machine (about 20 minutes; one JSON line per run).
+bench-load: build
+	for i in 1 2 3; do scripts/bench-load.sh 35 1 10 20s --json --baseline; done
+	for i in 1 2 3; do scripts/bench-load.sh 1000 10 10 20s --json --baseline; done
+	for r in 2 4 6 8; do scripts/bench-load.sh 1000 $$r 10 20s --json --baseline; done
+	for i in 1 2 3; do scripts/bench-load.sh 5000 0 1 40s --json; done
