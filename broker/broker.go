@@ -320,10 +320,41 @@ func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
 		if s.mq != nil {
+			s.quiesce(5 * time.Second)
 			err = s.mq.Close()
 		}
 	})
 	return err
+}
+
+// quiesce stops new connections and disconnects every client, waiting up to
+// d for their sessions to end, before mochi's Close runs. mochi v2.7.9's
+// Clients.GetByListener (called by Close) takes the clients' read lock
+// twice; a client removing itself between the two (a handheld going away
+// during shutdown) waits for the write lock, the second read lock waits
+// behind it, and shutdown hangs for ever (seen in TestReconnectStorm).
+// With no client left and no listener accepting, nobody writes that map.
+func (s *Server) quiesce(d time.Duration) {
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	if s.ws != nil {
+		s.ws.mu.Lock()
+		s.ws.closed = true
+		s.ws.mu.Unlock()
+	}
+	for _, cl := range s.mq.Clients.GetAll() {
+		if !cl.Net.Inline {
+			_ = s.mq.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.mq.Listeners.ClientsWg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		s.cfg.Log.Warn("broker shutdown: clients still connected after the wait", "after", d)
+	}
 }
 
 // deadlineListener gives every accepted connection a read deadline, so a
