@@ -136,17 +136,19 @@ func neighbours(b *testing.B, scenario string) (p50, p99 float64, n int) {
 	var lat []float64
 	sub.mu.Lock()
 	for i, p := range sub.msgs["depot/DEMO1/events"] {
-		var e bridge.Envelope
-		if json.Unmarshal(p, &e) != nil || e.Type != bridge.EventRouteUpdate {
-			continue
+		for _, raw := range splitEnvelopes(p) { // one envelope, or a commit's batch of them
+			var e bridge.Envelope
+			if json.Unmarshal(raw, &e) != nil || e.Type != bridge.EventRouteUpdate {
+				continue
+			}
+			var d struct {
+				LastUpdated time.Time `json:"lastUpdated"`
+			}
+			if json.Unmarshal(e.Payload, &d) != nil || d.LastUpdated.IsZero() {
+				continue
+			}
+			lat = append(lat, float64(sub.at["depot/DEMO1/events"][i].Sub(d.LastUpdated).Microseconds())/1000)
 		}
-		var d struct {
-			LastUpdated time.Time `json:"lastUpdated"`
-		}
-		if json.Unmarshal(e.Payload, &d) != nil || d.LastUpdated.IsZero() {
-			continue
-		}
-		lat = append(lat, float64(sub.at["depot/DEMO1/events"][i].Sub(d.LastUpdated).Microseconds())/1000)
 	}
 	sub.mu.Unlock()
 	if len(lat) < 200 {
