@@ -22,15 +22,17 @@ import (
 // value with its own pread, so one record per route-minute instead of one
 // per fix divides memory, start-up time and history reads by ~60.
 //
-//	gpsblk  routeID + 0x00 + be64(minute start, Unix ms) -> block
+//	gpsblk  owner + 0x00 + be64(minute start, Unix ms) -> block
+//	        (owner: the route id, or "d/" + driver id for fixes filed under
+//	        a driver on no route; ids cannot contain '/')
 //	block   be64(minute start) then fixes: ts i64, lat f64, lng f64,
 //	        acc f64, spd f64, hdg f64, batt f64, recv i64, len u8, driver
 //	        (float64 throughout: a handheld's 8.2 must read back as 8.2)
 
 const blockMinute = int64(time.Minute / time.Millisecond)
 
-func blockKey(routeID string, minute int64) []byte {
-	return binary.BigEndian.AppendUint64(append([]byte(routeID), 0), uint64(minute))
+func blockKey(owner string, minute int64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(owner), 0), uint64(minute))
 }
 
 func encodeBlock(minute int64, fixes []bridge.Fix) []byte {
@@ -84,22 +86,60 @@ func sortFixes(fs []bridge.Fix) []bridge.Fix {
 	return slices.CompactFunc(fs, func(a, b bridge.Fix) bool { return a.TS == b.TS && a.DriverID == b.DriverID })
 }
 
-// CompactHistory folds the single fix records of every route with device
-// time before before into per-minute blocks, one small transaction per
-// route-minute. It returns how many fixes it folded.
-func (s *DB) CompactHistory(before time.Time) (int, error) {
+// historyOwner is whose fixes a block holds: a route, or a driver on none.
+type historyOwner struct{ routeID, driverID string }
+
+func (o historyOwner) block() string {
+	if o.routeID != "" {
+		return o.routeID
+	}
+	return "d/" + o.driverID
+}
+
+func (o historyOwner) singlePrefix() []byte {
+	if o.routeID != "" {
+		return routeKeyPrefix(o.routeID)
+	}
+	return driverKeyPrefix(o.driverID)
+}
+
+// owners lists every route and every driver that may have history.
+func (s *DB) owners() ([]historyOwner, error) {
 	routes, err := s.keys(bRoutes)
+	if err != nil {
+		return nil, err
+	}
+	drivers, err := s.keys(bGPSLast)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]historyOwner, 0, len(routes)+len(drivers))
+	for _, r := range routes {
+		out = append(out, historyOwner{routeID: r})
+	}
+	for _, d := range drivers {
+		out = append(out, historyOwner{driverID: d})
+	}
+	return out, nil
+}
+
+// CompactHistory folds the single fix records with device time before
+// before into per-minute blocks, one small transaction per route-minute
+// (and driver-minute, for fixes filed under a driver on no route). It
+// returns how many fixes it folded.
+func (s *DB) CompactHistory(before time.Time) (int, error) {
+	owners, err := s.owners()
 	if err != nil {
 		return 0, err
 	}
 	cut := before.UnixMilli() / blockMinute * blockMinute // whole minutes only
 	total := 0
-	for _, r := range routes {
+	for _, o := range owners {
 		for {
-			n, err := s.compactOne(r, cut)
+			n, err := s.compactOne(o, cut)
 			total += n
 			if err != nil {
-				return total, fmt.Errorf("compact history of %s: %w", r, err)
+				return total, fmt.Errorf("compact history of %s: %w", o.block(), err)
 			}
 			if n == 0 {
 				break
@@ -109,12 +149,12 @@ func (s *DB) CompactHistory(before time.Time) (int, error) {
 	return total, nil
 }
 
-// compactOne folds the oldest minute of routeID's single records, if it
-// is before cut.
-func (s *DB) compactOne(routeID string, cut int64) (int, error) {
+// compactOne folds the oldest minute of o's single records, if it is
+// before cut.
+func (s *DB) compactOne(o historyOwner, cut int64) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *nutsdb.Tx) error {
-		vals, err := tx.PrefixScan(bGPS, routeKeyPrefix(routeID), 0, 2000)
+		vals, err := tx.PrefixScan(bGPS, o.singlePrefix(), 0, 2000)
 		if err != nil {
 			if notFound(err) {
 				return nil
@@ -141,12 +181,12 @@ func (s *DB) compactOne(routeID string, cut int64) (int, error) {
 			return nil
 		}
 		for _, f := range fixes {
-			if err := tx.Delete(bGPS, historyKey(bridge.HistoryFix{RouteID: routeID, Fix: f})); err != nil {
+			if err := tx.Delete(bGPS, historyKey(bridge.HistoryFix{RouteID: o.routeID, Fix: f})); err != nil {
 				return err
 			}
 		}
 		n = len(fixes)
-		key := blockKey(routeID, minute)
+		key := blockKey(o.block(), minute)
 		if old, err := tx.Get(bGPSBlocks, key); err == nil {
 			_, prev, err := decodeBlock(old)
 			if err != nil {
@@ -161,15 +201,15 @@ func (s *DB) compactOne(routeID string, cut int64) (int, error) {
 	return n, err
 }
 
-// pruneBlocks deletes routeID's blocks of minutes that ended before before,
+// pruneBlocks deletes owner's blocks of minutes that ended before before,
 // chunk blocks per transaction, and returns how many fixes went with them.
-func (s *DB) pruneBlocks(routeID string, before time.Time, chunk int) (int, error) {
+func (s *DB) pruneBlocks(owner string, before time.Time, chunk int) (int, error) {
 	cut := before.UnixMilli()
 	total := 0
 	for {
 		n, more := 0, false
 		err := s.db.Update(func(tx *nutsdb.Tx) error {
-			vals, err := tx.PrefixScan(bGPSBlocks, append([]byte(routeID), 0), 0, chunk)
+			vals, err := tx.PrefixScan(bGPSBlocks, append([]byte(owner), 0), 0, chunk)
 			if err != nil {
 				if notFound(err) {
 					return nil
@@ -185,7 +225,7 @@ func (s *DB) pruneBlocks(routeID string, before time.Time, chunk int) (int, erro
 				if minute+blockMinute > cut {
 					return nil
 				}
-				if err := tx.Delete(bGPSBlocks, blockKey(routeID, minute)); err != nil {
+				if err := tx.Delete(bGPSBlocks, blockKey(owner, minute)); err != nil {
 					return err
 				}
 				n += len(fs)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/nutsdb/nutsdb"
 )
 
 func TestCompactHistory(t *testing.T) {
@@ -80,4 +81,33 @@ func FuzzDecodeBlock(f *testing.F) {
 			t.Fatalf("round trip: %v", err)
 		}
 	})
+}
+
+// Fixes filed under a driver on no route are folded and pruned too: one
+// record per fix would otherwise stay in memory for the whole retention.
+func TestCompactDriverHistory(t *testing.T) {
+	db := mustOpen(t, t.TempDir())
+	m0 := t0.Truncate(time.Minute)
+	b := bridge.Batch{Latest: []bridge.Fix{fix("D9", m0, 1)}}
+	for i := range 180 {
+		b.Fixes = append(b.Fixes, bridge.HistoryFix{Fix: fix("D9", m0.Add(time.Duration(i)*time.Second), 1)})
+	}
+	if err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.CompactHistory(m0.Add(2 * time.Minute)); err != nil || n != 120 {
+		t.Fatalf("folded %d, %v", n, err)
+	}
+	var blocks int
+	db.db.View(func(tx *nutsdb.Tx) error {
+		vals, _ := tx.PrefixScan(bGPSBlocks, []byte("d/D9\x00"), 0, 100)
+		blocks = len(vals)
+		return nil
+	})
+	if blocks != 2 {
+		t.Fatalf("%d driver blocks, want 2", blocks)
+	}
+	if n, err := db.PruneHistory(m0.Add(150*time.Second), 10); err != nil || n != 150 {
+		t.Fatalf("pruned %d, %v (want two folded minutes and 30 single fixes)", n, err)
+	}
 }

@@ -126,12 +126,14 @@ func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 func routeKeyPrefix(routeID string) []byte { return append([]byte("r/"+routeID), 0) }
 
+func driverKeyPrefix(driverID string) []byte { return append([]byte("d/"+driverID), 0) }
+
 func historyKey(h bridge.HistoryFix) []byte {
 	var k []byte
 	if h.RouteID != "" {
 		k = routeKeyPrefix(h.RouteID)
 	} else {
-		k = append([]byte("d/"+h.Fix.DriverID), 0)
+		k = driverKeyPrefix(h.Fix.DriverID)
 	}
 	k = binary.BigEndian.AppendUint64(k, uint64(h.Fix.TS))
 	return append(k, h.Fix.DriverID...)
@@ -443,32 +445,19 @@ func (s *DB) Merge() error {
 // route (and driver by driver for fixes filed under no route), at most
 // chunk per transaction so live traffic never waits long.
 func (s *DB) PruneHistory(before time.Time, chunk int) (int, error) {
-	routes, err := s.keys(bRoutes)
+	owners, err := s.owners()
 	if err != nil {
 		return 0, err
-	}
-	drivers, err := s.keys(bGPSLast)
-	if err != nil {
-		return 0, err
-	}
-	var prefixes [][]byte
-	for _, r := range routes {
-		prefixes = append(prefixes, routeKeyPrefix(r))
-	}
-	for _, d := range drivers {
-		prefixes = append(prefixes, append([]byte("d/"+d), 0))
 	}
 	total := 0
-	for _, r := range routes {
-		n, err := s.pruneBlocks(r, before, chunk)
+	for _, o := range owners {
+		n, err := s.pruneBlocks(o.block(), before, chunk)
 		total += n
 		if err != nil {
 			return total, err
 		}
-	}
-	for _, p := range prefixes {
 		for {
-			n, more, err := s.pruneHistoryChunk(p, before, chunk)
+			n, more, err := s.pruneHistoryChunk(o.singlePrefix(), before, chunk)
 			total += n
 			if err != nil {
 				return total, err
