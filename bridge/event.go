@@ -38,18 +38,25 @@ type jsonAppender interface {
 // newEnvelope encodes payload and stamps the envelope; the id is derived
 // from the seq so it is unique per depot and stable across restarts.
 func newEnvelope(seq uint64, typ, prio string, at time.Time, payload any) (Envelope, []byte, error) {
-	var p []byte
-	var err error
-	if a, ok := payload.(jsonAppender); ok {
-		p, err = a.AppendJSON(make([]byte, 0, 256))
-	} else {
-		p, err = json.Marshal(payload)
+	e := Envelope{Seq: seq, ID: "evt_" + strconv.FormatUint(seq, 10), Type: typ, Priority: prio,
+		Timestamp: at.UTC().Truncate(time.Millisecond)}
+	if a, ok := payload.(jsonAppender); ok && jsonTime(e.Timestamp) {
+		// The payload is written in place, after the envelope's other fields.
+		raw := appendEnvelope(make([]byte, 0, 384), e)
+		raw = raw[:len(raw)-len("null}")]
+		start := len(raw)
+		raw, err := a.AppendJSON(raw)
+		if err != nil {
+			return Envelope{}, nil, err
+		}
+		e.Payload = raw[start:len(raw):len(raw)]
+		return e, append(raw, '}'), nil
 	}
+	p, err := json.Marshal(payload)
 	if err != nil {
 		return Envelope{}, nil, err
 	}
-	e := Envelope{Seq: seq, ID: "evt_" + strconv.FormatUint(seq, 10), Type: typ, Priority: prio,
-		Timestamp: at.UTC().Truncate(time.Millisecond), Payload: p}
+	e.Payload = p
 	if !jsonTime(e.Timestamp) {
 		raw, err := json.Marshal(e)
 		return e, raw, err
