@@ -3,6 +3,7 @@ package ui
 import (
 	"encoding/csv"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -29,10 +30,16 @@ func parseTime(v string, def time.Time) (time.Time, error) {
 	if v == "" {
 		return def, nil
 	}
-	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return time.UnixMilli(ms), nil
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if ms, perr := strconv.ParseInt(v, 10, 64); perr == nil {
+		t, err = time.UnixMilli(ms), nil
 	}
-	return time.Parse(time.RFC3339Nano, v)
+	// History starts in 1970 (keys are unsigned Unix ms) and JSON times end
+	// in 9999: beyond either the answer could not be written.
+	if err == nil && (t.Before(time.Unix(0, 0)) || t.Year() > 9999) {
+		err = errors.New("out of range")
+	}
+	return t, err
 }
 
 // history serves a route's GPS track: ?from=&to= (RFC 3339 or Unix ms;
