@@ -92,14 +92,10 @@ func (s *DB) CompactEvents() (int, error) {
 func (s *DB) compactEventsOnce() (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *nutsdb.Tx) error {
-		k, err := tx.GetMinKey(bEvents)
-		if err != nil || len(k) != 8 {
-			if err == nil || notFound(err) {
-				return nil
-			}
+		first, err := edgeSeq(tx, bEvents, false)
+		if err != nil || first == 0 {
 			return err
 		}
-		first := binary.BigEndian.Uint64(k)
 		vals, err := tx.RangeScan(bEvents, be64(first), be64(first+eventBlockMax-1))
 		if err != nil {
 			if notFound(err) {
@@ -165,16 +161,30 @@ func eventsIn(tx *nutsdb.Tx, lo, hi uint64) ([]json.RawMessage, error) {
 	return out, nil
 }
 
-// lastBlockSeq is the newest seq held in a block (0: no blocks).
-func lastBlockSeq(tx *nutsdb.Tx) (uint64, error) {
-	k, err := tx.GetMaxKey(bEventBlocks)
-	if err != nil || len(k) != 8 {
-		if err == nil || notFound(err) {
-			return 0, nil
-		}
+// edgeSeq is the smallest (or with last, the largest) seq key of bucket;
+// 0 when it is empty (seqs start at 1).
+func edgeSeq(tx *nutsdb.Tx, bucket string, last bool) (uint64, error) {
+	get := tx.GetMinKey
+	if last {
+		get = tx.GetMaxKey
+	}
+	k, err := get(bucket)
+	if err != nil && !notFound(err) {
 		return 0, err
 	}
-	v, err := tx.Get(bEventBlocks, k)
+	if len(k) != 8 {
+		return 0, nil
+	}
+	return binary.BigEndian.Uint64(k), nil
+}
+
+// lastBlockSeq is the newest seq held in a block (0: no blocks).
+func lastBlockSeq(tx *nutsdb.Tx) (uint64, error) {
+	last, err := edgeSeq(tx, bEventBlocks, true)
+	if err != nil || last == 0 {
+		return 0, err
+	}
+	v, err := tx.Get(bEventBlocks, be64(last))
 	if err != nil {
 		return 0, err
 	}
@@ -193,14 +203,10 @@ func (s *DB) pruneEventBlocks(before time.Time, chunk int) (int, error) {
 	for {
 		n, more := 0, false
 		err := s.db.Update(func(tx *nutsdb.Tx) error {
-			k, err := tx.GetMinKey(bEventBlocks)
-			if err != nil || len(k) != 8 {
-				if err == nil || notFound(err) {
-					return nil
-				}
+			first, err := edgeSeq(tx, bEventBlocks, false)
+			if err != nil || first == 0 {
 				return err
 			}
-			first := binary.BigEndian.Uint64(k)
 			vals, err := tx.RangeScan(bEventBlocks, be64(first), be64(first+uint64(chunk)*eventBlockMax))
 			if err != nil {
 				return err

@@ -270,18 +270,15 @@ func (s *DB) LoadState() (bridge.State, error) {
 		if st.Assignments, err = allValues[bridge.Assignment](tx, bAssign); err != nil {
 			return err
 		}
-		k, err := tx.GetMaxKey(bEvents)
-		if err != nil && !notFound(err) {
+		single, err := edgeSeq(tx, bEvents, true)
+		if err != nil {
 			return fmt.Errorf("read last seq: %w", err)
-		}
-		if len(k) == 8 {
-			st.LastSeq = binary.BigEndian.Uint64(k)
 		}
 		folded, err := lastBlockSeq(tx)
 		if err != nil {
 			return fmt.Errorf("read last seq: %w", err)
 		}
-		st.LastSeq = max(st.LastSeq, folded)
+		st.LastSeq = max(single, folded)
 		return nil
 	})
 	return st, err
@@ -373,14 +370,10 @@ func (s *DB) PruneEvents(before time.Time, chunk int) (int, error) {
 
 func (s *DB) pruneChunk(before time.Time, chunk int) (n int, more bool, err error) {
 	err = s.db.Update(func(tx *nutsdb.Tx) error {
-		k, err := tx.GetMinKey(bEvents)
-		if err != nil || len(k) != 8 {
-			if err == nil || notFound(err) {
-				return nil
-			}
+		first, err := edgeSeq(tx, bEvents, false)
+		if err != nil || first == 0 {
 			return err
 		}
-		first := binary.BigEndian.Uint64(k)
 		vals, err := tx.RangeScan(bEvents, be64(first), be64(first+uint64(chunk)-1))
 		if err != nil {
 			if notFound(err) {
@@ -416,13 +409,9 @@ func (s *DB) OldestSeq() (uint64, error) {
 	err := s.db.View(func(tx *nutsdb.Tx) error {
 		// Blocks hold the oldest events when there are any.
 		for _, b := range []string{bEventBlocks, bEvents} {
-			k, err := tx.GetMinKey(b)
-			if err != nil && !notFound(err) {
+			var err error
+			if seq, err = edgeSeq(tx, b, false); err != nil || seq != 0 {
 				return err
-			}
-			if len(k) == 8 {
-				seq = binary.BigEndian.Uint64(k)
-				return nil
 			}
 		}
 		return nil
