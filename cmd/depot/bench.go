@@ -341,31 +341,19 @@ func splitEnvelopes(p []byte) [][]byte {
 
 // jsonField returns the raw value of the first string field named key in
 // obj (without quotes; nil when absent).
-func jsonField(obj []byte, key string) []byte {
-	pat := make([]byte, 0, len(key)+4)
-	pat = append(append(append(pat, '"'), key...), `":"`...)
-	i := bytes.Index(obj, pat)
-	if i < 0 {
-		return nil
-	}
-	v := obj[i+len(pat):]
-	end := bytes.IndexByte(v, '"')
-	if end < 0 {
-		return nil
-	}
-	return v[:end]
-}
+func jsonField(obj []byte, key string) []byte { return jsonValue(obj, `"`+key+`":"`, `"`) }
 
 // jsonNumber returns the raw value of the first number field named key.
-func jsonNumber(obj []byte, key string) []byte {
-	pat := make([]byte, 0, len(key)+3)
-	pat = append(append(append(pat, '"'), key...), `":`...)
-	i := bytes.Index(obj, pat)
+func jsonNumber(obj []byte, key string) []byte { return jsonValue(obj, `"`+key+`":`, ",}") }
+
+// jsonValue returns what follows the first pat in obj up to any of ends.
+func jsonValue(obj []byte, pat, ends string) []byte {
+	i := bytes.Index(obj, []byte(pat))
 	if i < 0 {
 		return nil
 	}
 	v := obj[i+len(pat):]
-	end := bytes.IndexAny(v, ",}")
+	end := bytes.IndexAny(v, ends)
 	if end < 0 {
 		return nil
 	}
