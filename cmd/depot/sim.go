@@ -162,7 +162,12 @@ func runHandheld(ctx context.Context, c simConfig, u *url.URL, driver string, se
 	// A refused credential will not get better by retrying.
 	ctx, cancelRefused := context.WithCancel(ctx)
 	defer cancelRefused()
-	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+	// The connection outlives the run's deadline until the handheld's last
+	// fix is acknowledged and it disconnects (autopaho closes it with its
+	// context).
+	connCtx, stopConn := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConn()
+	cm, err := autopaho.NewConnection(connCtx, autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
 		TlsCfg:                        c.TLS,
 		KeepAlive:                     30,
@@ -178,6 +183,7 @@ func runHandheld(ctx context.Context, c simConfig, u *url.URL, driver string, se
 			if errors.As(err, &ce) && (ce.ReasonCode == 0x86 || ce.ReasonCode == 0x87) {
 				c.Log.Warn("handheld credential refused; giving up", "driver", driver, "reason", ce.ReasonCode)
 				cancelRefused()
+				stopConn()
 			}
 		},
 	})
@@ -219,7 +225,9 @@ func runHandheld(ctx context.Context, c simConfig, u *url.URL, driver string, se
 			"hdg": rng.IntN(360), "batt": int(batt),
 		})
 		c.Stats.sent.Add(1)
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// A fix sent before the run ends is waited for, not abandoned (and
+		// counted as failed) when the run's time is up mid-flight.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		_, err := cm.Publish(pctx, &paho.Publish{Topic: topic, QoS: c.QoS, Payload: payload})
 		cancel()
 		if err != nil {
