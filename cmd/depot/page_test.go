@@ -291,7 +291,8 @@ func TestRenewToken(t *testing.T) {
 }
 
 // TestBrowserRenewsToken: the page trades its token for a fresh one and
-// moves its MQTT session to it without a gap (one client id per session); a renewal the depot refuses with 401 signs
+// moves its MQTT session to it without a gap ("dash-<user>:<random>"
+// client ids, one per session); a renewal the depot refuses with 401 signs
 // the screen out. The scheduled renewal (at 80 % of the lifetime, 30 s for
 // the shortest --token-ttl of 1m) is not waited for here: renewNow runs
 // the same code.
@@ -305,7 +306,7 @@ func TestBrowserRenewsToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(before["client"], "dash-ana-") {
+	if !strings.HasPrefix(before["client"], "dash-ana:") {
 		t.Fatalf("client id %q", before["client"])
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(window.__depot.renewNow(), true)`)); err != nil {
@@ -313,7 +314,7 @@ func TestBrowserRenewsToken(t *testing.T) {
 	}
 	waitJS(t, ctx, "a new token and a new session", fmt.Sprintf(`window.__depot.renewals === 1 &&
 		JSON.parse(sessionStorage.getItem('depot.auth')).token !== %q &&
-		window.__depot.clientId !== %q && window.__depot.clientId.startsWith('dash-ana-') &&
+		window.__depot.clientId !== %q && window.__depot.clientId.startsWith('dash-ana:') &&
 		window.__depot.conn === 'live' && window.__depot.transport === 'ws'`, before["token"], before["client"]))
 	writeFile(t, a.feed, feedJSON(77, 2))
 	waitJS(t, ctx, "a change after the switch", `(() => { const r = document.querySelector('#routes tr[data-route="R1"]');

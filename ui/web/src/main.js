@@ -469,7 +469,9 @@ function connect(cfg, mode = 'main') {
     connectTimeout: 10000,
     username: auth.username,
     password: auth.token,
-    clientId: `dash-${auth.username}-${Math.random().toString(16).slice(2, 10)}`,
+    // "dash-<username>:<random>": the broker binds "dash-<username>" and
+    // what follows a ':' to this user (a username may contain '-').
+    clientId: `dash-${auth.username}:${Math.random().toString(16).slice(2, 10)}`,
   });
   const retry = () => {
     if (retrying) return; // one retry at a time; each failed attempt closes again
