@@ -93,6 +93,7 @@ func New(cfg Config) *Server {
 	e.Server.IdleTimeout = 120 * time.Second
 	e.Server.ErrorLog = slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug)
 	e.Use(middleware.Recover())
+	e.Use(securityHeaders(cfg.MapTiles, cfg.Log))
 	e.Use(middleware.BodyLimit("1M"))
 
 	e.GET("/healthz", s.healthz)
@@ -109,6 +110,7 @@ func New(cfg Config) *Server {
 	api := e.Group("/api/v1", s.bearer)
 	read := role(bridge.RoleDispatcher, bridge.RoleAdmin)
 	admin := role(bridge.RoleAdmin)
+	api.POST("/auth/renew", s.renew, read)
 	api.GET("/config", s.config, read)
 	api.GET("/routes", s.routes, read)
 	api.GET("/routes/:id", s.route, read)

@@ -104,6 +104,9 @@ func TestBrowserDashboardLive(t *testing.T) {
 	waitJS(t, ctx, "the login overlay gone", `getComputedStyle(document.getElementById('login')).display === 'none' &&
 		document.elementFromPoint(innerWidth / 4, innerHeight / 2).closest('#routes, .routes') !== null`)
 	waitJS(t, ctx, "live", `document.querySelector('#conn .label').textContent === 'live · ws'`)
+	// Under the page's Content-Security-Policy nothing it needs is refused:
+	// script, styles, the map, the MQTT WebSocket and MQTT.js's timer worker.
+	waitJS(t, ctx, "no CSP refusals", `window.__depot.csp.length === 0`)
 	if s := rowText(t, ctx, "R1"); !strings.Contains(s, "CX01") || !strings.Contains(s, "BEHIND") || !strings.Contains(s, "Ana Silva") {
 		t.Fatalf("R1 row: %q", s)
 	}

@@ -28,15 +28,14 @@ const state = {
   heartbeat: null,
   events: 0,
   gaps: 0,             // events applied out of seq order: must stay 0
+  dropped: 0,          // live envelopes refused: malformed, or a seq the log does not have
   map: null,
 };
 window.__depot = state; // for tests and for curious operators in the console
-
-const SHAPES = { RED: '▲', YELLOW: '◆', GREEN: '●' };
-const WORDS = { RED: 'RESCUE', YELLOW: 'BEHIND', GREEN: 'ON TIME' };
-const RANK = { RED: 0, YELLOW: 1, GREEN: 2 };
-const COLORS = { RED: '#ff4d5e', YELLOW: '#ffc233', GREEN: '#2fd39a' };
-const PRESENCE = { online: ['●', 'online'], offline: ['○', 'offline'], silent: ['◌', 'silent'] };
+state.csp = []; // what the Content-Security-Policy refused here: should stay empty
+document.addEventListener('securitypolicyviolation', (e) => {
+  if (state.csp.length < 20) state.csp.push(`${e.effectiveDirective} ${String(e.blockedURI).slice(0, 100)}`);
+});
 
 function serverNow() { return Date.now() + state.clockOffset; }
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
@@ -60,7 +59,7 @@ function loadAuth() {
 }
 let auth = loadAuth();
 let mqttClient = null;
-let expiryTimer = 0;
+let renewTimer = 0;
 
 function showLogin(msg) {
   $('login').hidden = false;
@@ -76,7 +75,7 @@ function showLogin(msg) {
 function logout(msg) {
   auth = null;
   sessionStorage.removeItem(AUTH_KEY);
-  clearTimeout(expiryTimer);
+  clearTimeout(renewTimer);
   if (mqttClient) { mqttClient.removeAllListeners('close'); mqttClient.end(true); mqttClient = null; }
   stopFallback();
   setConn('offline');
@@ -112,6 +111,54 @@ $('login-form').addEventListener('submit', async (ev) => {
 });
 $('logout').addEventListener('click', () => logout('Signed out.'));
 
+// ---- token renewal ----
+// A login token lasts a shift, and the broker ends an MQTT session whose
+// token expires. So the page trades its token for a fresh one well before
+// that (at 80 % of what is left, or 10 minutes before expiry if that is
+// sooner, never sooner than half-way), then reconnects with it. Only the
+// depot saying 401 (revoked, expired, user gone) signs the screen out; an
+// unreachable depot is asked again.
+function scheduleRenew() {
+  clearTimeout(renewTimer);
+  if (!auth) return;
+  const left = Date.parse(auth.expiresAt) - serverNow();
+  const wait = Math.max(left / 2, Math.min(left * 0.8, left - 10 * 60000));
+  renewTimer = setTimeout(() => renew(0), Math.max(1000, Math.min(wait, 2 ** 31 - 1)));
+}
+
+state.renewNow = () => renew(0); // for tests, and for an operator who wants a fresh token now
+
+async function renew(attempt) {
+  if (!auth) return;
+  let r = null;
+  try {
+    r = await fetch('api/v1/auth/renew', { method: 'POST', cache: 'no-store', headers: { Authorization: 'Bearer ' + auth.token } });
+  } catch { /* the depot cannot be reached */ }
+  if (!auth) return;
+  if (r && r.status === 401) {
+    logout('Your session has ended. Please sign in again.');
+    return;
+  }
+  const body = r && r.ok ? await r.json().catch(() => null) : null;
+  if (!isObj(body) || typeof body.token !== 'string' || Number.isNaN(Date.parse(body.expiresAt))) {
+    renewTimer = setTimeout(() => renew(attempt + 1), backoff(attempt));
+    return;
+  }
+  auth = { token: body.token, expiresAt: body.expiresAt, role: body.role, username: auth.username };
+  sessionStorage.setItem(AUTH_KEY, JSON.stringify(auth));
+  state.renewals = (state.renewals || 0) + 1;
+  scheduleRenew();
+  // The transports pick the new token up: MQTT by a second session that
+  // replaces the first once it is up (catch-up by seq covers the switch),
+  // SSE by reopening from lastSeq; polling reads auth on every request.
+  if (transport === 'ws' && mqttClient && state.cfg) {
+    mqttClient.options.password = auth.token;
+    if (mqttClient.connected) connect(state.cfg, 'handover');
+  } else if (transport === 'sse' && es) {
+    es.close(); es = null; startSSE();
+  }
+}
+
 // api calls the REST API with the token; a 401 means it expired or was revoked.
 async function api(path, method = 'GET', body) {
   const r = await fetch(path, {
@@ -145,19 +192,40 @@ async function loadConfig() {
 }
 
 // ---- the event stream, in seq order ----
-let pending = [];     // live events waiting for a catch-up to finish
+// Envelopes reach the page from the network, and not every path to the
+// events topic is the depot's own. So lastSeq only ever comes from the API
+// or from an envelope applied in order; a live envelope whose seq jumps is
+// a gap to fill from the log, never a new position. Whatever still does not
+// follow after the log was read is dropped: a seq the log does not have is
+// not the depot's.
+const TYPES = new Set(['route:update', 'rescue:alert', 'rescue:updated', 'vto:offer', 'vto:accepted', 'vto:declined',
+  'vto:expired', 'vto:confirmed', 'route:reassigned', 'driver:presence', 'system:status']);
+const MAX_JUMP = 10000;    // past the log's end: no depot publishes that many during one read of the log
+const MAX_PENDING = 5000;  // beyond this, live events wait for the log instead of memory
+const PENDING_ROUNDS = 3;  // catch-ups a queued event may wait for the events before it
+let pending = [];          // {env, rounds}: live events waiting for a catch-up to finish
 let catchingUp = null;
+let pendingTimer = 0;
+
+function isObj(v) { return v !== null && typeof v === 'object' && !Array.isArray(v); }
+
+function validEnvelope(env) {
+  return isObj(env) && Number.isSafeInteger(env.seq) && env.seq > 0 &&
+    typeof env.type === 'string' && TYPES.has(env.type) && isObj(env.payload);
+}
 
 // loadState replaces everything with the server's snapshot.
 async function loadState() {
   const s = await api('api/v1/state');
-  state.routes = new Map(s.routes.map((r) => [r.routeId, r]));
-  state.rescues = new Map(s.rescues.map((r) => [r.rescueId, r]));
-  state.offers = new Map(s.offers.map((o) => [o.vtoId, o]));
-  state.presence = new Map(Object.entries(s.presence || {}));
+  if (!isObj(s) || !Number.isSafeInteger(s.seq)) throw new Error('state: unexpected answer');
+  const list = (v) => (Array.isArray(v) ? v.filter(isObj) : []);
+  state.routes = new Map(list(s.routes).filter((r) => isID(r.routeId)).map((r) => [r.routeId, cleanRoute(r)]));
+  state.rescues = new Map(list(s.rescues).filter((r) => isID(r.rescueId)).map((r) => [r.rescueId, r]));
+  state.offers = new Map(list(s.offers).filter((o) => isID(o.vtoId)).map((o) => [o.vtoId, cleanOffer(o)]));
+  state.presence = new Map(Object.entries(isObj(s.presence) ? s.presence : {}).filter(([, v]) => isObj(v)));
   state.lastSeq = s.seq;
   state.synced = true;
-  if (s.feed) onFeed(s.feed);
+  if (isObj(s.feed)) onFeed(s.feed);
   markAll();
 }
 
@@ -166,6 +234,7 @@ async function loadState() {
 // for very long reloads the snapshot instead of replaying.
 function catchUp() {
   if (catchingUp) return catchingUp;
+  clearTimeout(pendingTimer); pendingTimer = 0;
   catchingUp = (async () => {
     try {
       if (!state.synced) {
@@ -181,26 +250,44 @@ function catchUp() {
             await loadState(); // away longer than the log keeps: start again
             break;
           }
-          evs.forEach(applyInOrder);
+          if (!Array.isArray(evs)) throw new Error('events: unexpected answer');
+          evs.forEach((env) => applyInOrder(env));
           if (evs.length < 1000) break;
         }
       }
-      const q = pending.sort((a, b) => a.seq - b.seq);
-      pending = [];
-      q.forEach(applyInOrder);
+      drainPending();
     } finally {
       catchingUp = null;
     }
-    if (pending.length) catchUp(); // a gap opened while we caught up
   })();
   return catchingUp;
 }
 
+// drainPending applies the queued live events that now follow lastSeq.
+// One far past the log's end is dropped at once; one behind a hole the log
+// did not fill yet (the store writes a moment after publishing) waits a few
+// rounds, then is dropped too: the log delivers it when it is real.
+function drainPending() {
+  const q = pending.sort((a, b) => a.env.seq - b.env.seq);
+  pending = [];
+  for (const p of q) {
+    const seq = p.env.seq;
+    if (seq <= state.lastSeq) continue;
+    if (seq === state.lastSeq + 1) { applyInOrder(p.env); continue; }
+    if (seq > state.lastSeq + MAX_JUMP || ++p.rounds >= PENDING_ROUNDS) { state.dropped++; continue; }
+    pending.push(p);
+  }
+  if (pending.length && !pendingTimer) {
+    pendingTimer = setTimeout(() => { pendingTimer = 0; catchUp().catch(() => {}); }, 1000);
+  }
+}
+
 function onLive(env) {
-  lastEventAt = Date.now();
-  if (!env || typeof env.seq !== 'number' || env.seq <= state.lastSeq) return; // seen already
+  if (!validEnvelope(env)) { state.dropped++; return; }
+  if (env.seq <= state.lastSeq) return; // seen already
   if (catchingUp || !state.synced || env.seq !== state.lastSeq + 1) {
-    pending.push(env);
+    if (pending.length < MAX_PENDING) pending.push({ env, rounds: 0 });
+    else state.dropped++;
     catchUp().catch(() => {});
     return;
   }
@@ -209,47 +296,92 @@ function onLive(env) {
   if (!Number.isNaN(ts)) state.lastDelay = Math.max(0, serverNow() - ts);
 }
 
+// applyInOrder takes the next envelope, live (checked by the caller to be
+// lastSeq + 1) or from the log (which may skip a seq; counted as a gap). A
+// log entry of a type this page does not know still moves lastSeq on.
 function applyInOrder(env) {
-  if (env.seq <= state.lastSeq) return;
+  if (!isObj(env) || !Number.isSafeInteger(env.seq) || env.seq <= state.lastSeq) return;
   if (env.seq !== state.lastSeq + 1) state.gaps++;
   state.lastSeq = env.seq;
   state.events++;
-  apply(env);
+  lastEventAt = Date.now();
+  if (!validEnvelope(env)) return;
+  try {
+    apply(env);
+  } catch (e) {
+    console.warn('event', env.seq, env.type, e); // one odd payload must not stop the stream
+  }
+}
+
+// ---- what the network may say, checked ----
+const STATUS = new Set(['RED', 'YELLOW', 'GREEN']);
+const OFFER_STATES = new Set(['open', 'accepted', 'declined', 'expired', 'confirmed']);
+const ROUTE_TEXT = ['routeId', 'routeCode', 'driverId', 'driverName', 'performanceTier', 'lastUpdated'];
+const ROUTE_NUM = ['completedStops', 'totalStops', 'completedPackages', 'totalPackages', 'currentLat', 'currentLng', 'behindSchedule'];
+const has = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+
+function isID(v) { return typeof v === 'string' && v !== ''; }
+// num is a finite number or null (shown as —).
+function num(v) { return typeof v === 'number' && Number.isFinite(v) ? v : null; }
+function showNum(v) { const n = num(v); return n == null ? '—' : String(n); }
+// text is what a name or id shows: a string, else nothing.
+function text(v) { return typeof v === 'string' ? v : ''; }
+// statusOf is a route's colour, or UNKNOWN (neutral) for anything else.
+function statusOf(c) { return STATUS.has(c) ? c : 'UNKNOWN'; }
+
+// cleanRoute copies only the route fields the page knows, each of its type
+// (a wrong type becomes null), into into: a delta never adds a key of its
+// own choosing, such as __proto__.
+function cleanRoute(p, into = {}) {
+  for (const k of ROUTE_TEXT) if (has(p, k)) into[k] = typeof p[k] === 'string' ? p[k] : null;
+  for (const k of ROUTE_NUM) if (has(p, k)) into[k] = num(p[k]);
+  if (has(p, 'statusColor')) into.statusColor = STATUS.has(p.statusColor) ? p.statusColor : null;
+  return into;
+}
+
+function cleanOffer(o) {
+  return { vtoId: o.vtoId, routeCode: text(o.routeCode), driverName: text(o.driverName), reason: text(o.reason),
+    state: text(o.state), offeredAt: text(o.offeredAt), expiresAt: text(o.expiresAt) };
 }
 
 function apply(env) {
-  const p = env.payload || {};
+  const p = env.payload;
   switch (env.type) {
     case 'route:update': {
-      const cur = state.routes.get(p.routeId) || { routeId: p.routeId };
-      state.routes.set(p.routeId, Object.assign(cur, p));
+      if (!isID(p.routeId)) return;
+      state.routes.set(p.routeId, cleanRoute(p, state.routes.get(p.routeId) || { routeId: p.routeId }));
       mark(p.routeId);
       break;
     }
-    case 'rescue:alert':
-      state.rescues.set(p.rescueId, { rescueId: p.rescueId, routeId: p.struggleRoute.routeId, state: 'open',
-        seq: env.seq, alert: p, createdAt: env.timestamp });
+    case 'rescue:alert': {
+      if (!isID(p.rescueId)) return;
+      const sr = isObj(p.struggleRoute) ? p.struggleRoute : {};
+      state.rescues.set(p.rescueId, { rescueId: p.rescueId, routeId: text(sr.routeId), state: 'open',
+        seq: env.seq, alert: p, createdAt: text(env.timestamp) });
       alarm(p);
       renderRescues();
       break;
+    }
     case 'rescue:updated': {
       const r = state.rescues.get(p.rescueId);
       if (r && p.state === 'resolved') state.rescues.delete(p.rescueId);
-      else if (r) r.state = p.state;
+      else if (r) r.state = text(p.state);
       renderRescues();
       break;
     }
     case 'vto:offer':
-      state.offers.set(p.vtoId, p);
+      if (!isID(p.vtoId)) return;
+      state.offers.set(p.vtoId, cleanOffer(p));
       renderOffers();
       break;
     case 'vto:accepted': case 'vto:declined': case 'vto:expired': case 'vto:confirmed': {
       const o = state.offers.get(p.vtoId);
-      if (o) { o.state = p.state; renderOffers(); }
+      if (o) { o.state = text(p.state); renderOffers(); }
       break;
     }
     case 'driver:presence':
-      state.presence.set(p.driverId, { state: p.state, since: p.since });
+      if (!isID(p.driverId)) return;
+      state.presence.set(p.driverId, { state: text(p.state), since: text(p.since) });
       for (const r of state.routes.values()) if (r.driverId === p.driverId) mark(r.routeId);
       break;
     case 'system:status':
@@ -287,7 +419,7 @@ function fallBack(cfg) {
 function probeWS(cfg) {
   probeTimer = 0;
   if (!auth || transport === 'ws') return;
-  connect(cfg, true);
+  connect(cfg, 'probe');
 }
 
 function startSSE() {
@@ -319,7 +451,11 @@ function startPolling() {
 }
 
 // ---- MQTT ----
-function connect(cfg, probe = false) {
+// connect opens an MQTT session. mode 'main' is the page's session; a
+// 'probe' tries the WebSocket again from a fallback, a 'handover' opens a
+// session with a renewed token. Either replaces the main session once
+// connected, and goes away quietly if it cannot connect.
+function connect(cfg, mode = 'main') {
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
   const events = `depot/${cfg.depot}/events`;
   let attempt = 0;
@@ -333,7 +469,9 @@ function connect(cfg, probe = false) {
     connectTimeout: 10000,
     username: auth.username,
     password: auth.token,
-    clientId: `dash-${auth.username}-${Math.random().toString(16).slice(2, 10)}`,
+    // "dash-<username>:<random>": the broker binds "dash-<username>" and
+    // what follows a ':' to this user (a username may contain '-').
+    clientId: `dash-${auth.username}:${Math.random().toString(16).slice(2, 10)}`,
   });
   const retry = () => {
     if (retrying) return; // one retry at a time; each failed attempt closes again
@@ -342,7 +480,10 @@ function connect(cfg, probe = false) {
     setConn(navigator.onLine === false || attempt > 6 ? 'offline' : 'reconnecting');
     setTimeout(() => {
       retrying = false;
-      if (auth && (client === mqttClient || !mqttClient) && !client.connected) client.reconnect();
+      if (auth && (client === mqttClient || !mqttClient) && !client.connected) {
+        client.options.password = auth.token; // renewed meanwhile, perhaps
+        client.reconnect();
+      }
     }, wait);
   };
   let up = false;
@@ -351,6 +492,7 @@ function connect(cfg, probe = false) {
     attempt = 0; failures = 0;
     if (mqttClient && mqttClient !== client) { mqttClient.removeAllListeners('close'); mqttClient.end(true); }
     mqttClient = client;
+    state.clientId = client.options.clientId;
     stopFallback();
     transport = 'ws';
     lastEventAt = Date.now();
@@ -360,9 +502,9 @@ function connect(cfg, probe = false) {
   client.on('close', () => {
     if (!up) failures++;
     up = false;
-    if (probe && mqttClient !== client) { // a probe that failed: stay on the fallback
+    if (mode !== 'main' && mqttClient !== client) { // a probe or handover that failed: keep what runs
       client.removeAllListeners('close'); client.end(true);
-      if (auth) probeTimer = setTimeout(() => probeWS(cfg), 30000);
+      if (mode === 'probe' && auth) probeTimer = setTimeout(() => probeWS(cfg), 30000);
       return;
     }
     if (failures >= 2) { // the WebSocket cannot be opened here
@@ -394,6 +536,24 @@ function setConn(s) {
   el.title = s === 'live' ? `Live over ${transport === 'ws' ? 'MQTT over WebSocket' : transport === 'sse' ? 'Server-Sent Events (fallback)' : 'polling (fallback)'}` : '';
 }
 
+// ---- building the page ----
+// The page never turns data into markup: every value from the network
+// becomes a text node or passes a check first (a colour is one of three, a
+// count a finite number). el is the one way elements are made.
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'className') e.className = v;
+    else if (k === 'dataset') Object.assign(e.dataset, v);
+    else if (k === 'onclick') e.onclick = v;
+    else if (/^(on|style$|src$|href$)/i.test(k)) throw new Error('el: attribute ' + k + ' is not set this way');
+    else e.setAttribute(k, v);
+  }
+  e.append(...children.flat().filter((c) => c != null && c !== false).map((c) => (c instanceof Node ? c : String(c))));
+  return e;
+}
+
 // ---- alarms ----
 function askNotify() {
   if ('Notification' in window && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
@@ -412,7 +572,8 @@ function beep() {
 }
 
 function alarm(p) {
-  const txt = `${p.struggleRoute.routeCode} (${p.struggleRoute.driverName}) is ${p.struggleRoute.behindSchedule} stops behind`;
+  const sr = isObj(p.struggleRoute) ? p.struggleRoute : {};
+  const txt = `${text(sr.routeCode)} (${text(sr.driverName)}) is ${showNum(sr.behindSchedule)} stops behind`;
   if ('Notification' in window && Notification.permission === 'granted') {
     try { new Notification('Rescue needed', { body: txt, tag: p.rescueId, requireInteraction: true }); } catch { /* ignore */ }
   }
@@ -421,41 +582,41 @@ function alarm(p) {
 // Acknowledging is per screen (sessionStorage): it silences the banner
 // here; resolving closes the rescue for everyone.
 const ACK_KEY = 'depot.acked';
-const acked = new Set(JSON.parse(sessionStorage.getItem(ACK_KEY) || '[]'));
+const acked = new Set((() => { try { const a = JSON.parse(sessionStorage.getItem(ACK_KEY)); return Array.isArray(a) ? a : []; } catch { return []; } })());
 function ack(id) {
   acked.add(id);
   sessionStorage.setItem(ACK_KEY, JSON.stringify([...acked]));
   renderRescues();
 }
 
+// Ids go into API paths encoded: an id from the network must not turn a
+// click on Resolve into a request for another path.
+const enc = encodeURIComponent;
+
 function renderRescues() {
   const box = $('rescues');
-  const list = [...state.rescues.values()].sort((a, b) => b.seq - a.seq);
-  box.innerHTML = '';
+  const list = [...state.rescues.values()].sort((a, b) => (num(b.seq) ?? 0) - (num(a.seq) ?? 0));
   let loud = false;
-  for (const r of list) {
-    const p = r.alert || {};
-    const sr = p.struggleRoute || { routeCode: r.routeId };
-    const rd = p.rescueDriver;
-    const eta = p.estimatedArrival ? new Date(p.estimatedArrival).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+  box.replaceChildren(...list.map((r) => {
+    const p = isObj(r.alert) ? r.alert : {};
+    const sr = isObj(p.struggleRoute) ? p.struggleRoute : { routeCode: r.routeId };
+    const rd = isObj(p.rescueDriver) ? p.rescueDriver : null;
+    const at = Date.parse(p.estimatedArrival);
+    const eta = Number.isNaN(at) ? '' : new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    const tl = isObj(p.transferLocation) ? text(p.transferLocation.address) : '';
     const isAcked = acked.has(r.rescueId);
     loud = loud || !isAcked;
-    const div = document.createElement('div');
-    div.className = 'rescue' + (isAcked ? ' acked' : '');
-    div.dataset.rescue = r.rescueId;
-    div.innerHTML =
-      `<span class="big">▲ RESCUE ${esc(sr.routeCode)}</span>` +
-      `<span class="grow">${esc(sr.driverName || '')} is <b>${sr.behindSchedule ?? '?'}</b> stops behind. ` +
-      (rd ? `Send <b>${esc(rd.driverName)}</b> (${esc(rd.performanceTier)}, ${rd.distanceKm} km${eta ? ', ETA ' + eta : ''})` : '<b>No rescuer available.</b>') +
-      (p.transferLocation && p.transferLocation.address ? ` to ${esc(p.transferLocation.address)}` : '') +
-      ` · ${esc(r.state)}</span>` +
-      (isAcked ? '' : '<button class="primary" data-act="ack">Acknowledge</button>') +
-      '<button data-act="resolve">Resolve</button>';
-    div.querySelector('[data-act="resolve"]').onclick = () => api(`api/v1/rescues/${r.rescueId}/resolve`, 'POST').catch((e) => alert(e.message));
-    const a = div.querySelector('[data-act="ack"]');
-    if (a) a.onclick = () => ack(r.rescueId);
-    box.appendChild(div);
-  }
+    return el('div', { className: 'rescue' + (isAcked ? ' acked' : ''), dataset: { rescue: r.rescueId } },
+      el('span', { className: 'big' }, `▲ RESCUE ${text(sr.routeCode)}`),
+      el('span', { className: 'grow' },
+        `${text(sr.driverName)} is `, el('b', null, showNum(sr.behindSchedule)), ' stops behind. ',
+        rd ? ['Send ', el('b', null, text(rd.driverName)),
+          ` (${text(rd.performanceTier)}, ${showNum(rd.distanceKm)} km${eta ? ', ETA ' + eta : ''})`] : el('b', null, 'No rescuer available.'),
+        tl ? ` to ${tl}` : '', ` · ${text(r.state)}`),
+      isAcked ? null : el('button', { className: 'primary', dataset: { act: 'ack' }, onclick: () => ack(r.rescueId) }, 'Acknowledge'),
+      el('button', { dataset: { act: 'resolve' },
+        onclick: () => api(`api/v1/rescues/${enc(r.rescueId)}/resolve`, 'POST').catch((e) => alert(e.message)) }, 'Resolve'));
+  }));
   clearInterval(beepTimer);
   if (loud) { beep(); beepTimer = setInterval(beep, 10000); }
 }
@@ -463,30 +624,32 @@ function renderRescues() {
 // ---- VTO ----
 function renderOffers() {
   const ul = $('offers');
-  const list = [...state.offers.values()].sort((a, b) => Date.parse(b.offeredAt) - Date.parse(a.offeredAt));
-  if (!list.length) { ul.innerHTML = '<li class="muted">No offers.</li>'; return; }
-  ul.innerHTML = list.map((o) =>
-    `<li data-vto="${esc(o.vtoId)}"><span><b>${esc(o.routeCode)}</b> ${esc(o.driverName)}` +
-    `${o.reason ? ` <span class="muted">· ${esc(o.reason)}</span>` : ''}</span>` +
-    (o.state === 'open' ? `<span class="countdown" data-expires="${Date.parse(o.expiresAt)}"></span>` :
-      `<span class="st st-${esc(o.state)}">${esc(o.state)}</span>`) + '</li>').join('');
+  const list = [...state.offers.values()].sort((a, b) => (Date.parse(b.offeredAt) || 0) - (Date.parse(a.offeredAt) || 0));
+  if (!list.length) { ul.replaceChildren(el('li', { className: 'muted' }, 'No offers.')); return; }
+  ul.replaceChildren(...list.map((o) => el('li', { dataset: { vto: o.vtoId } },
+    el('span', null, el('b', null, o.routeCode), ' ', o.driverName, o.reason ? [' ', el('span', { className: 'muted' }, `· ${o.reason}`)] : null),
+    o.state === 'open'
+      ? el('span', { className: 'countdown', dataset: { expires: String(Date.parse(o.expiresAt)) } })
+      : el('span', { className: 'st' + (OFFER_STATES.has(o.state) ? ' st-' + o.state : '') }, o.state))));
   updateCountdowns();
 }
 
 // Countdowns run on the server's clock (corrected by the offset measured
 // at start), not the browser's.
 function updateCountdowns() {
-  document.querySelectorAll('.countdown').forEach((el) => {
-    const left = Math.max(0, Math.round((Number(el.dataset.expires) - serverNow()) / 1000));
-    el.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
+  document.querySelectorAll('.countdown').forEach((c) => {
+    const exp = Number(c.dataset.expires);
+    if (!Number.isFinite(exp)) { c.textContent = '—'; return; }
+    const left = Math.max(0, Math.round((exp - serverNow()) / 1000));
+    c.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
   });
 }
 
 // ---- dialogs for row actions ----
-function ask({ title, text, label, value = '', ok }) {
+function ask({ title, text: body, label, value = '', ok }) {
   const d = $('dlg');
   $('dlg-title').textContent = title;
-  $('dlg-text').textContent = text || '';
+  $('dlg-text').textContent = body || '';
   $('dlg-label').hidden = !label;
   $('dlg-label-text').textContent = label || '';
   $('dlg-input').value = value;
@@ -512,10 +675,16 @@ function offerVTO(r) {
 
 function reassign(r) {
   ask({ title: `Reassign ${r.routeCode}`, text: `Now driven by ${r.driverName || r.driverId}.`, label: 'New driver id',
-    ok: (to) => api(`api/v1/routes/${r.routeId}/reassign`, 'POST', { toDriverId: to }) });
+    ok: (to) => api(`api/v1/routes/${enc(r.routeId)}/reassign`, 'POST', { toDriverId: to }) });
 }
 
 // ---- rendering ----
+const SHAPES = { RED: '▲', YELLOW: '◆', GREEN: '●', UNKNOWN: '?' };
+const WORDS = { RED: 'RESCUE', YELLOW: 'BEHIND', GREEN: 'ON TIME', UNKNOWN: 'UNKNOWN' };
+const RANK = { RED: 0, YELLOW: 1, GREEN: 2, UNKNOWN: 3 };
+const COLORS = { RED: '#ff4d5e', YELLOW: '#ffc233', GREEN: '#2fd39a', UNKNOWN: '#93a3bf' };
+const PRESENCE = { online: '●', offline: '○', silent: '◌' };
+
 const dirty = new Set();
 let frame = 0;
 function mark(id) {
@@ -532,12 +701,15 @@ function markAll() {
 
 function sorted() {
   return [...state.routes.values()].sort((a, b) =>
-    (RANK[a.statusColor] ?? 3) - (RANK[b.statusColor] ?? 3) ||
-    (b.behindSchedule || 0) - (a.behindSchedule || 0) ||
+    RANK[statusOf(a.statusColor)] - RANK[statusOf(b.statusColor)] ||
+    (num(b.behindSchedule) ?? 0) - (num(a.behindSchedule) ?? 0) ||
     prog(a.completedStops, a.totalStops) - prog(b.completedStops, b.totalStops) ||
-    String(a.routeCode).localeCompare(String(b.routeCode)));
+    text(a.routeCode).localeCompare(text(b.routeCode)));
 }
-function prog(done, total) { return total > 0 ? done / total : 0; }
+function prog(done, total) {
+  const d = num(done) ?? 0; const t = num(total) ?? 0;
+  return t > 0 ? Math.min(1, Math.max(0, d / t)) : 0;
+}
 
 const rows = new Map(); // routeId -> <tr>
 function render() {
@@ -548,8 +720,7 @@ function render() {
   list.forEach((r, i) => {
     let tr = rows.get(r.routeId);
     if (!tr) {
-      tr = document.createElement('tr');
-      tr.dataset.route = r.routeId;
+      tr = el('tr', { dataset: { route: r.routeId } });
       rows.set(r.routeId, tr);
     }
     if (dirty.has(r.routeId) || !tr.firstChild) {
@@ -571,33 +742,36 @@ function render() {
   }
 }
 
-function esc(s) { return String(s ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`); }
-
 function bar(done, total) {
-  const pct = Math.round(prog(done, total) * 100);
-  return `<div class="prog"><div class="track"><div class="fill" style="width:${pct}%"></div></div>` +
-    `<span class="txt">${done ?? 0}/${total ?? 0}</span></div>`;
+  const fill = el('div', { className: 'fill' });
+  fill.style.width = `${Math.round(prog(done, total) * 100)}%`; // CSSOM, which a CSP without 'unsafe-inline' allows
+  return el('div', { className: 'prog' }, el('div', { className: 'track' }, fill),
+    el('span', { className: 'txt' }, `${showNum(done)}/${showNum(total)}`));
 }
 
 function fillRow(tr, r) {
-  const c = r.statusColor || 'GREEN';
+  const c = statusOf(r.statusColor);
   const pr = state.presence.get(r.driverId);
+  const ps = pr && has(PRESENCE, pr.state) ? pr.state : 'unknown';
   tr.className = 's-' + c;
-  tr.innerHTML =
-    `<td><span class="status ${c}"><span class="shape">${SHAPES[c] || '?'}</span>${WORDS[c] || c}</span></td>` +
-    `<td><span class="code">${esc(r.routeCode || r.routeId)}</span></td>` +
-    `<td>${esc(r.driverName || r.driverId)}${r.performanceTier ? `<span class="tier">${esc(r.performanceTier)}</span>` : ''}` +
-    (pr ? `<span class="presence ${esc(pr.state)}" title="${esc(pr.state)} since ${esc(pr.since)}">` +
-      `${(PRESENCE[pr.state] || ['?'])[0]} <span class="word">${esc(pr.state)}</span></span>` : '') + '</td>' +
-    `<td class="num behind">${r.behindSchedule ?? 0}</td>` +
-    `<td>${bar(r.completedStops, r.totalStops)}</td>` +
-    `<td>${bar(r.completedPackages, r.totalPackages)}</td>` +
-    `<td class="num age" data-ts="${Date.parse(r.lastUpdated) || ''}"></td>` +
-    '<td class="num"><button class="rowbtn" data-act="vto" title="Offer voluntary time off">VTO</button>' +
-    '<button class="rowbtn" data-act="reassign" title="Move this route to another driver">Reassign</button></td>';
-  tr.querySelector('[data-act="vto"]').onclick = () => offerVTO(state.routes.get(r.routeId));
-  tr.querySelector('[data-act="reassign"]').onclick = () => reassign(state.routes.get(r.routeId));
-  updateAge(tr.querySelector('.age'));
+  const age = el('td', { className: 'num age', dataset: { ts: String(Date.parse(r.lastUpdated) || '') } });
+  tr.replaceChildren(
+    el('td', null, el('span', { className: `status ${c}` }, el('span', { className: 'shape' }, SHAPES[c]), WORDS[c])),
+    el('td', null, el('span', { className: 'code' }, text(r.routeCode) || text(r.routeId))),
+    el('td', null, text(r.driverName) || text(r.driverId),
+      r.performanceTier ? el('span', { className: 'tier' }, text(r.performanceTier)) : null,
+      pr ? el('span', { className: `presence ${ps}`, title: `${text(pr.state)} since ${text(pr.since)}` },
+        `${PRESENCE[ps] || '?'} `, el('span', { className: 'word' }, text(pr.state))) : null),
+    el('td', { className: 'num behind' }, showNum(r.behindSchedule)),
+    el('td', null, bar(r.completedStops, r.totalStops)),
+    el('td', null, bar(r.completedPackages, r.totalPackages)),
+    age,
+    el('td', { className: 'num' },
+      el('button', { className: 'rowbtn', dataset: { act: 'vto' }, title: 'Offer voluntary time off',
+        onclick: () => offerVTO(state.routes.get(r.routeId)) }, 'VTO'),
+      el('button', { className: 'rowbtn', dataset: { act: 'reassign' }, title: 'Move this route to another driver',
+        onclick: () => reassign(state.routes.get(r.routeId)) }, 'Reassign')));
+  updateAge(age);
 }
 
 function ago(ms) {
@@ -618,18 +792,19 @@ function updateAge(td) {
 
 function renderSummary(list) {
   const n = { RED: 0, YELLOW: 0, GREEN: 0 };
-  for (const r of list) n[r.statusColor] = (n[r.statusColor] || 0) + 1;
-  $('summary').innerHTML = ['RED', 'YELLOW', 'GREEN'].map((c) =>
-    `<span class="pill status ${c}" data-count="${c}"><span class="shape">${SHAPES[c]}</span>${n[c]} ${WORDS[c]}</span>`).join('') +
-    `<span class="pill">${list.length} routes</span>`;
+  for (const r of list) if (STATUS.has(r.statusColor)) n[r.statusColor]++;
+  $('summary').replaceChildren(...['RED', 'YELLOW', 'GREEN'].map((c) =>
+    el('span', { className: `pill status ${c}`, dataset: { count: c } }, el('span', { className: 'shape' }, SHAPES[c]), `${n[c]} ${WORDS[c]}`)),
+  el('span', { className: 'pill' }, `${list.length} routes`));
 }
 
 function onFeed(feed) {
   state.feed = feed;
   const b = $('feed-banner');
-  if (feed && !feed.ok && feed.error) {
-    const since = feed.lastSuccess ? ' Last good data ' + ago(Date.parse(feed.lastSuccess)) + ' ago.' : '';
-    b.textContent = `⚠ Route feed unavailable — showing the last good state.${since} (${feed.error})`;
+  if (isObj(feed) && feed.ok !== true && feed.error) {
+    const last = Date.parse(feed.lastSuccess);
+    const since = Number.isNaN(last) ? '' : ' Last good data ' + ago(last) + ' ago.';
+    b.textContent = `⚠ Route feed unavailable — showing the last good state.${since} (${text(feed.error)})`;
     b.hidden = false;
   } else {
     b.hidden = true;
@@ -639,16 +814,18 @@ function onFeed(feed) {
 function onHeartbeat(h) {
   state.heartbeat = h;
   onFeed(h.feed);
-  const c = h.connections || {};
-  const lat = h.latencyMs || {};
-  $('status').innerHTML =
-    `<span>handhelds <b>${c.handhelds ?? '–'}</b></span><span>dashboards <b>${c.dashboards ?? '–'}</b></span>` +
-    `<span><b>${h.fixesPerS ?? 0}</b> fixes/s</span><span><b>${h.eventsPerS ?? 0}</b> events/s</span>` +
-    `<span>fix→publish p50 <b>${lat.p50 ?? 0}</b> ms · p99 <b>${lat.p99 ?? 0}</b> ms</span>` +
-    `<span>refused <b>${h.fixesRefused ?? 0}</b></span>` +
-    `<span>feed <b>${h.feed && h.feed.ok ? 'ok' : 'DOWN'}</b></span>` +
-    `<span>up <b>${Math.floor((h.uptimeS || 0) / 3600)}h${String(Math.floor(((h.uptimeS || 0) % 3600) / 60)).padStart(2, '0')}</b></span>` +
-    `<span>v${esc(h.version || '')}</span>`;
+  const c = isObj(h.connections) ? h.connections : {};
+  const lat = isObj(h.latencyMs) ? h.latencyMs : {};
+  const up = num(h.uptimeS) ?? 0;
+  const item = (...parts) => el('span', null, ...parts);
+  $('status').replaceChildren(
+    item('handhelds ', el('b', null, showNum(c.handhelds))), item('dashboards ', el('b', null, showNum(c.dashboards))),
+    item(el('b', null, showNum(h.fixesPerS)), ' fixes/s'), item(el('b', null, showNum(h.eventsPerS)), ' events/s'),
+    item('fix→publish p50 ', el('b', null, showNum(lat.p50)), ' ms · p99 ', el('b', null, showNum(lat.p99)), ' ms'),
+    item('refused ', el('b', null, showNum(h.fixesRefused))),
+    item('feed ', el('b', null, isObj(h.feed) && h.feed.ok === true ? 'ok' : 'DOWN')),
+    item('up ', el('b', null, `${Math.floor(up / 3600)}h${String(Math.floor((up % 3600) / 60)).padStart(2, '0')}`)),
+    item(`v${text(h.version)}`));
 }
 
 function tick() {
@@ -657,8 +834,9 @@ function tick() {
   $('delay').textContent = d == null ? 'delay –' : d < 1 ? 'delay <1 ms' : `delay ${Math.round(d)} ms`;
   document.querySelectorAll('td.age').forEach(updateAge);
   updateCountdowns();
-  // The server publishes system:status every 5 s: 20 s of silence on a
-  // "live" stream means a half-open connection. Drop it and reconnect.
+  // The server publishes system:status every 5 s: 20 s without an event
+  // applied on a "live" stream means a half-open connection (or a stream
+  // of envelopes that are not the depot's). Drop it and reconnect.
   if (auth && state.conn === 'live' && Date.now() - lastEventAt > 20000) {
     lastEventAt = Date.now();
     if (transport === 'ws' && mqttClient) mqttClient.stream.destroy();
@@ -709,32 +887,35 @@ function fitAll() {
 }
 
 function placeMarker(r) {
-  if (!map || typeof r.currentLat !== 'number' || (r.currentLat === 0 && r.currentLng === 0)) return;
-  const color = COLORS[r.statusColor] || '#93a3bf';
+  const lat = num(r.currentLat); const lng = num(r.currentLng);
+  if (!map || lat == null || lng == null || (lat === 0 && lng === 0)) return;
+  const c = statusOf(r.statusColor);
   let m = markers.get(r.routeId);
   if (!m) {
-    m = L.circleMarker([r.currentLat, r.currentLng], { radius: 8, weight: 2, color: '#0b1220', fillOpacity: 1 })
+    m = L.circleMarker([lat, lng], { radius: 8, weight: 2, color: '#0b1220', fillOpacity: 1 })
       .bindTooltip('', { permanent: true, direction: 'right', className: 'lbl', offset: [6, 0] });
     m.addTo(layer);
     markers.set(r.routeId, m);
   }
-  m.setLatLng([r.currentLat, r.currentLng]);
-  m.setStyle({ fillColor: color, radius: r.statusColor === 'RED' ? 11 : 8 });
-  m.setTooltipContent(`<span style="color:${color}">${r.statusColor === 'GREEN' ? '' : SHAPES[r.statusColor] || ''}</span>${esc(r.routeCode || r.routeId)}`);
+  m.setLatLng([lat, lng]);
+  m.setStyle({ fillColor: COLORS[c], radius: c === 'RED' ? 11 : 8 });
+  const shape = el('span', null, c === 'GREEN' ? '' : SHAPES[c]);
+  shape.style.color = COLORS[c];
+  // An element, not a string: Leaflet would parse a string as markup.
+  m.setTooltipContent(el('span', null, shape, text(r.routeCode) || text(r.routeId)));
 }
 
 // ---- start ----
 async function start() {
   $('logout').hidden = false;
   $('who').textContent = `(${auth.username})`;
-  clearTimeout(expiryTimer);
-  expiryTimer = setTimeout(() => logout('Your shift token expired. Please sign in again.'),
-    Math.max(0, Date.parse(auth.expiresAt) - Date.now()));
+  scheduleRenew();
   let cfg;
   try { cfg = await loadConfig(); } catch { return; }
   state.cfg = cfg;
-  $('depot').textContent = cfg.depot;
-  document.title = `${cfg.depot} · Depot Command Central`;
+  scheduleRenew(); // again, now on the server's clock
+  $('depot').textContent = text(cfg.depot);
+  document.title = `${text(cfg.depot)} · Depot Command Central`;
   if (!map) {
     try { initMap(cfg); } catch (e) { console.error('map', e); }
   }

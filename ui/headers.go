@@ -1,0 +1,100 @@
+package ui
+
+import (
+	"log/slog"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// securityHeaders sets the browser-side rules on every answer. The
+// Content-Security-Policy lets the dashboard run only its own script and
+// styles, so markup that reaches the page from the network cannot run even
+// if a rendering bug inserts it; the rest keeps the page out of frames, its
+// URLs out of Referer headers and API answers out of caches.
+//
+// connect-src names ws:// and wss:// of the host the browser asked for:
+// not every browser counts a WebSocket to the same host as 'self'.
+// worker-src allows blob: because MQTT.js runs its keepalive timers in a
+// worker made from a blob (so that a background tab keeps its session);
+// only script already running in the page can make one.
+func securityHeaders(mapTiles string, log *slog.Logger) echo.MiddlewareFunc {
+	img := "img-src 'self' data:"
+	if o, ok := tileOrigin(mapTiles); ok {
+		if o != "" {
+			img += " " + o
+		}
+	} else {
+		log.Warn("map tiles: cannot tell the tile server's origin from the template; tiles will be refused by the page's Content-Security-Policy", "template", clipForLog(mapTiles, 200))
+	}
+	head := "default-src 'self'; script-src 'self'; style-src 'self'; " + img +
+		"; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; connect-src 'self'"
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			h := c.Response().Header()
+			csp := head
+			if host := c.Request().Host; validHost(host) {
+				csp += " ws://" + host + " wss://" + host
+			}
+			h.Set("Content-Security-Policy", csp)
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Referrer-Policy", "no-referrer")
+			h.Set("X-Frame-Options", "DENY")
+			if p := c.Request().URL.Path; strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz" {
+				h.Set("Cache-Control", "no-store")
+			}
+			return next(c)
+		}
+	}
+}
+
+// validHost is a Host header that can go into a policy as it is: a name or
+// address and a port, nothing that could end a directive or add a source.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for _, r := range h {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == ':', r == '[', r == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// tileOrigin is the CSP source of a Leaflet tile URL template:
+// "https://{s}.tile.example.org/{z}/{x}/{y}.png" gives
+// "https://*.tile.example.org". "" with ok for no template or one on this
+// host; !ok for a template whose origin cannot be told.
+func tileOrigin(tmpl string) (origin string, ok bool) {
+	if tmpl == "" || strings.HasPrefix(tmpl, "/") && !strings.HasPrefix(tmpl, "//") {
+		return "", true
+	}
+	scheme, rest, found := strings.Cut(tmpl, "://")
+	if !found || (scheme != "http" && scheme != "https") {
+		return "", false
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if i := strings.IndexAny(host, "?#@"); i >= 0 || host == "" {
+		return "", false
+	}
+	// A placeholder may stand for the leftmost label only ({s} for the
+	// subdomains a-b-c): CSP has a wildcard for that and for nothing else.
+	if first, after, ok := strings.Cut(host, "."); ok && strings.HasPrefix(first, "{") && strings.HasSuffix(first, "}") {
+		host = "*." + after
+	}
+	if strings.ContainsAny(strings.TrimPrefix(host, "*."), "{}*") || !validHost(strings.TrimPrefix(host, "*.")) {
+		return "", false
+	}
+	return scheme + "://" + host, true
+}
+
+// clipForLog shortens s for a log line.
+func clipForLog(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
