@@ -17,7 +17,7 @@ import (
 //go:embed all:dist
 var dist embed.FS
 
-const notBuilt = `<!doctype html><title>Depot</title><body style="font:18px sans-serif;padding:2em">
+const notBuilt = `<!doctype html><title>Depot</title><body>
 <h1>Dashboard not built</h1><p>This binary was built without the dashboard assets.
 Run <code>make</code> (which runs <code>make ui</code>) and rebuild.</p>`
 
