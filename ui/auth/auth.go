@@ -463,4 +463,3 @@ func (a *Accounts) DeviceValid(driverID string) bool {
 	_, ok := a.devices[driverID]
 	return ok
 }
-

@@ -2,11 +2,11 @@ package auth
 
 import (
 	"context"
-	"runtime"
-	"strconv"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
