@@ -47,6 +47,19 @@ func (s *DB) Users() (us []bridge.User, err error) {
 	return us, err
 }
 
+// DeleteUser removes a user; ErrNotFound if there was none.
+func (s *DB) DeleteUser(username string) error {
+	return s.db.Update(func(tx *nutsdb.Tx) error {
+		if _, err := tx.Get(bUsers, []byte(username)); err != nil {
+			if notFound(err) {
+				return ErrNotFound
+			}
+			return err
+		}
+		return tx.Delete(bUsers, []byte(username))
+	})
+}
+
 // PutDevice creates or replaces the credential of a driver's handheld.
 func (s *DB) PutDevice(d bridge.Device) error {
 	if err := s.put(bDevices, d.DriverID, d); err != nil {

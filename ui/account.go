@@ -36,6 +36,17 @@ func (s *Server) bearer(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// isAdmin reports whether the request carries a valid admin's token, for
+// the endpoints that answer everyone but show more to admins.
+func (s *Server) isAdmin(c echo.Context) bool {
+	tok, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+	if !ok || tok == "" || s.cfg.Accounts == nil {
+		return false
+	}
+	cl, err := s.cfg.Accounts.Verify(tok)
+	return err == nil && cl.Role == bridge.RoleAdmin
+}
+
 // bearerOrQuery is bearer for the SSE stream, which also takes the token as
 // ?access_token=: a browser's EventSource cannot send headers.
 func (s *Server) bearerOrQuery(next echo.HandlerFunc) echo.HandlerFunc {
@@ -112,9 +123,16 @@ func (s *Server) login(c echo.Context) error {
 		s.cfg.Log.Warn("login throttled", "user", req.Username, "remote", addr)
 		return echo.NewHTTPError(http.StatusTooManyRequests, "too many login attempts; try again later")
 	}
-	tok, cl, err := s.cfg.Accounts.Login(req.Username, req.Password)
+	tok, cl, err := s.cfg.Accounts.LoginContext(c.Request().Context(), req.Username, req.Password)
+	if errors.Is(err, auth.ErrBusy) {
+		c.Response().Header().Set("Retry-After", "1")
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "too many logins at once; try again in a moment")
+	}
+	if err != nil && c.Request().Context().Err() != nil {
+		return nil // the client went away while waiting for a hashing slot
+	}
 	if errors.Is(err, auth.ErrBadCredentials) {
-		s.throttle.Failed(req.Username, now)
+		s.throttle.Failed(addr, req.Username, now)
 		s.cfg.Log.Warn("login failed", "user", req.Username, "remote", addr) // never the password
 		return echo.NewHTTPError(http.StatusUnauthorized, "wrong username or password")
 	}
@@ -132,7 +150,7 @@ func accountError(err error) error {
 	switch {
 	case errors.Is(err, auth.ErrInvalid):
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
-	case errors.Is(err, auth.ErrExists):
+	case errors.Is(err, auth.ErrExists), errors.Is(err, auth.ErrLastAdmin):
 		return echo.NewHTTPError(http.StatusConflict, err.Error())
 	case errors.Is(err, bridge.ErrNotFound):
 		return echo.NewHTTPError(http.StatusNotFound, "not found")
@@ -172,6 +190,22 @@ func (s *Server) listUsers(c echo.Context) error {
 		out[i] = userView{u.Username, u.Role, u.Created}
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// deleteUser removes a user; her tokens stop working at once and her live
+// MQTT sessions are ended. An admin cannot delete herself (no lock-out by a
+// slip of the hand), nor the last admin.
+func (s *Server) deleteUser(c echo.Context) error {
+	name := c.Param("username")
+	by := c.Get(claimsKey).(*auth.Claims).Subject
+	if name == by {
+		return echo.NewHTTPError(http.StatusConflict, "you cannot delete yourself; ask another admin")
+	}
+	if err := s.cfg.Accounts.DeleteUser(name); err != nil {
+		return accountError(err)
+	}
+	s.cfg.Log.Info("user deleted", "user", name, "by", by)
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (s *Server) createDevice(c echo.Context) error {

@@ -64,6 +64,18 @@ type Config struct {
 	Health   func() map[string]any
 	Log      *slog.Logger
 	Now      func() time.Time
+
+	// ReadTimeout bounds how long a request may take to send its body;
+	// 30 s when zero.
+	ReadTimeout time.Duration
+	// MaxConns and MaxConnsPerIP cap the open connections in total and
+	// per peer address (4096 and 256 when zero).
+	MaxConns, MaxConnsPerIP int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed; none: the peer address is the client's.
+	TrustedProxies []*net.IPNet
+	// Pprof mounts /debug/pprof (admins only).
+	Pprof bool
 }
 
 // Server is the HTTP side of the appliance.
@@ -85,8 +97,18 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
 	s := &Server{cfg: cfg, e: echo.New(), done: make(chan struct{}), throttle: auth.NewThrottle()}
 	e := s.e
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	e.Server.ReadHeaderTimeout = 10 * time.Second
@@ -95,6 +117,7 @@ func New(cfg Config) *Server {
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders(cfg.MapTiles, cfg.Log))
 	e.Use(middleware.BodyLimit("1M"))
+	e.Use(s.bodyDeadline)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -131,13 +154,24 @@ func New(cfg Config) *Server {
 	api.POST("/routes/:id/reassign", s.reassign, read)
 	api.POST("/users", s.createUser, admin)
 	api.GET("/users", s.listUsers, admin)
+	api.DELETE("/users/:username", s.deleteUser, admin)
 	api.POST("/devices", s.createDevice, admin)
 	api.GET("/devices", s.listDevices, admin)
 	api.DELETE("/devices/:driverId", s.revokeDevice, admin)
 	api.POST("/admin/backup", s.backup, admin)
 	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
-	// Profiles of the running appliance, for admins only:
-	// curl -H "Authorization: Bearer $TOKEN" …/debug/pprof/profile?seconds=10 > cpu.prof
+	if cfg.Pprof {
+		s.mountPprof(admin)
+	}
+	s.mountDashboard()
+	return s
+}
+
+// mountPprof serves profiles of the running appliance, for admins only and
+// only with --pprof (its cmdline shows the flags):
+// curl -H "Authorization: Bearer $TOKEN" …/debug/pprof/profile?seconds=10 > cpu.prof
+func (s *Server) mountPprof(admin echo.MiddlewareFunc) {
+	e := s.e
 	dbg := e.Group("/debug/pprof", s.bearer, admin)
 	dbg.GET("/", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
 	dbg.GET("/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
@@ -148,8 +182,6 @@ func New(cfg Config) *Server {
 		pprof.Handler(c.Param("name")).ServeHTTP(c.Response(), c.Request())
 		return nil
 	})
-	s.mountDashboard()
-	return s
 }
 
 // Events is where the depot's published events go for SSE clients.
@@ -164,6 +196,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", s.cfg.Addr, err)
 	}
+	ln = newLimitListener(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP)
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS)
 	}
@@ -237,7 +270,23 @@ func (s *Server) healthz(c echo.Context) error {
 		h = s.cfg.Health()
 	}
 	h["http"] = s.Addr()
+	if !s.isAdmin(c) {
+		h = publicHealth(h)
+	}
 	return c.JSON(http.StatusOK, h)
+}
+
+// publicHealth is what /healthz shows without an admin's token: the status
+// and where the appliance listens (tools read the bound addresses), nothing
+// about the feed, the store or the traffic.
+func publicHealth(h map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range []string{"status", "depot", "version", "mqtt", "http"} {
+		if v, ok := h[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func (s *Server) backup(c echo.Context) error {

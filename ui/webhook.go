@@ -22,13 +22,23 @@ import (
 //	X-Payroll-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + raw body)>
 //
 // A call older or newer than webhookWindow is refused, and so is a
-// signature seen before (a replay).
+// signature that has already succeeded (a replay). A call that failed (an
+// offer not known or not accepted yet) does not use up its signature, so
+// the payroll system can retry the same call.
 const webhookWindow = 5 * time.Minute
 
-// replays remembers the signatures of the last webhookWindow.
+// replays remembers the signatures of the last webhookWindow: held while
+// their call runs (so two copies cannot both succeed), kept when it
+// succeeded, forgotten when it failed.
 type replays struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
+}
+
+func (r *replays) forget(sig string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.seen, sig)
 }
 
 func (r *replays) firstTime(sig string, now time.Time) bool {
@@ -58,7 +68,7 @@ func SignPayroll(secret []byte, ts int64, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-func (s *Server) payroll(c echo.Context) error {
+func (s *Server) payroll(c echo.Context) (err error) {
 	if s.cfg.PayrollSecret == "" {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "payroll webhook not configured (--payroll-secret)")
 	}
@@ -83,6 +93,11 @@ func (s *Server) payroll(c echo.Context) error {
 	if !s.replays.firstTime(sig, now) {
 		return echo.NewHTTPError(http.StatusConflict, "replayed call")
 	}
+	defer func() {
+		if err != nil {
+			s.replays.forget(sig)
+		}
+	}()
 	var req struct {
 		VTOID      string `json:"vtoId"`
 		PayrollRef string `json:"payrollRef"`

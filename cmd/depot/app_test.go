@@ -442,7 +442,7 @@ func TestMalformedFixesAreRefused(t *testing.T) {
 		t.Fatalf("history holds %d fixes: %+v", len(h.Fixes), h.Fixes)
 	}
 	var health map[string]any
-	if code := a.getJSON(t, "/healthz", &health); code != 200 {
+	if code := a.request(t, "GET", "/healthz", a.admin, nil, &health); code != 200 {
 		t.Fatalf("healthz %d", code)
 	}
 	refused := health["fixes"].(map[string]any)["refused"].(map[string]any)
@@ -491,7 +491,7 @@ func TestFeedChangeReachesSubscribers(t *testing.T) {
 	writeFile(t, a.feed, `[{"routeId":`)
 	checkFor(t, 5*time.Second, func() error {
 		var h map[string]any
-		a.getJSON(t, "/healthz", &h)
+		a.request(t, "GET", "/healthz", a.admin, nil, &h)
 		if f := h["feed"].(map[string]any); f["ok"] != false || f["error"] == "" {
 			return fmt.Errorf("feed health %v", f)
 		}

@@ -216,7 +216,7 @@ func TestMQTTActionMatrix(t *testing.T) {
 		}
 	}
 	var h map[string]any
-	a.getJSON(t, "/healthz", &h)
+	a.request(t, "GET", "/healthz", a.admin, nil, &h) // the counters are for admins
 	if r := h["mqttRefused"].(map[string]any); r["publish"].(float64) == 0 || r["read"].(float64) == 0 {
 		t.Fatalf("refusals not counted: %v", r)
 	}
@@ -247,7 +247,7 @@ func TestRevokedDeviceIsCutOff(t *testing.T) {
 
 // TestHTTPRoles: every /api/v1 route needs a token; roles per route.
 func TestHTTPRoles(t *testing.T) {
-	a := startApp(t, "", nil)
+	a := startApp(t, "", func(c *ServeConfig) { c.Pprof = true })
 	cases := []struct {
 		method, path string
 		body         any

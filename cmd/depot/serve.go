@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -51,12 +52,23 @@ type ServeConfig struct {
 	HistoryKeep    time.Duration
 	MergeHour      int
 	AdminPassword  string // DEPOT_ADMIN_PASSWORD only: a flag would show in ps
+	TrustedProxies string
+	Pprof          bool
+
+	PayrollSecretFile     string
+	CortexCredentialsFile string
 
 	bcryptCost int                             // tests only; 0 = bcrypt's default
 	clock      func() time.Time                // tests only: the depot's and the API's clock
 	wrapStore  func(bridge.Store) bridge.Store // tests only: fault injection
 	noWS       bool                            // tests only: /mqtt refuses the upgrade, as a proxy that strips it would
 	noSSE      bool                            // tests only: /api/v1/stream is cut too
+	logTo      io.Writer                       // tests only: the log goes here instead of Out
+
+	warnings    []string     // found while reading the configuration; logged by Run
+	trusted     []*net.IPNet // --trusted-proxies, parsed
+	payrollFrom string       // the --payroll-secret-file PayrollSecret was read from
+	feedHeader  http.Header  // from --cortex-credentials-file
 }
 
 // Main is the running appliance. Tests build one with NewMain, set Config,
@@ -120,7 +132,15 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&c.BackupKeep, "backup-keep", c.BackupKeep, "how many backups to keep")
 	fs.Float64Var(&c.PublishRate, "mqtt-publish-rate", c.PublishRate, "publishes per second allowed to one MQTT client (token bucket)")
 	fs.IntVar(&c.PublishBurst, "mqtt-publish-burst", c.PublishBurst, "burst of publishes allowed to one MQTT client")
-	fs.StringVar(&c.PayrollSecret, "payroll-secret", c.PayrollSecret, "HMAC-SHA256 secret of the payroll webhook (unset: webhook off)")
+	fs.StringVar(&c.PayrollSecret, "payroll-secret", c.PayrollSecret, "HMAC-SHA256 secret of the payroll webhook (unset: webhook off); shows in ps: prefer --payroll-secret-file or DEPOT_PAYROLL_SECRET")
+	fs.StringVar(&c.PayrollSecretFile, "payroll-secret-file", c.PayrollSecretFile, "file holding the payroll webhook's secret (trailing newline ignored; mode 600)")
+	fs.StringVar(&c.CortexCredentialsFile, "cortex-credentials-file", c.CortexCredentialsFile,
+		"file with the route feed's credentials, so --cortex-url carries none (mode 600): a line \"user:password\" (HTTP Basic)\n"+
+			"or header lines \"Name: value\" such as \"Authorization: Bearer …\" or \"X-Api-Key: …\"")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies,
+		"comma-separated CIDR ranges (or addresses) of reverse proxies whose X-Forwarded-For names the client;\n"+
+			"unset: the peer address is the client's, whatever the headers say")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof (admins only); off by default")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: depot serve [flags]\n\n")
 		fs.PrintDefaults()
@@ -134,6 +154,12 @@ func (m *Main) ParseFlags(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "payroll-secret" })
+	if given {
+		c.warnings = append(c.warnings, "--payroll-secret on the command line shows in ps to every user of the machine; "+
+			"use --payroll-secret-file or DEPOT_PAYROLL_SECRET")
+	}
 	if err := envFlags(fs); err != nil {
 		return err
 	}
@@ -141,6 +167,14 @@ func (m *Main) ParseFlags(args []string) error {
 }
 
 func (c *ServeConfig) validate() error {
+	if err := c.loadSecretFiles(); err != nil {
+		return err
+	}
+	trusted, err := ui.ParseTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	c.trusted = trusted
 	switch {
 	case !bridge.ValidID(c.Depot):
 		return fmt.Errorf("--depot %q: want 1-64 letters, digits, '-', '_' or '.'", c.Depot)
@@ -187,11 +221,18 @@ func (m *Main) Run(ctx context.Context) error {
 	c := m.Config
 	m.started = time.Now()
 	if m.Log == nil {
-		l, err := newLogger(m.Out, c.LogLevel)
+		out := m.Out
+		if c.logTo != nil {
+			out = c.logTo
+		}
+		l, err := newLogger(out, c.LogLevel)
 		if err != nil {
 			return err
 		}
 		m.Log = l
+	}
+	for _, w := range c.warnings {
+		m.Log.Warn(w)
 	}
 	var tlsCfg *tls.Config
 	if c.TLSCert != "" {
@@ -279,6 +320,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return nil
 		},
 		MQTT: mqttWS, Health: m.health, Log: m.Log.With("part", "http"),
+		TrustedProxies: c.trusted, Pprof: c.Pprof,
 	})
 	if err := m.web.Start(); err != nil {
 		return err
@@ -295,6 +337,9 @@ func (m *Main) Run(ctx context.Context) error {
 	switch {
 	case c.CortexURL != "":
 		src, _ = bridge.NewSource(c.CortexURL)
+		if hs, ok := src.(*bridge.HTTPSource); ok {
+			hs.Header = c.feedHeader
+		}
 	case c.Demo:
 		demo = bridge.NewDemo(time.Now(), c.DemoRoutes, 1)
 		src = demo

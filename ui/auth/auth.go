@@ -6,6 +6,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
@@ -29,6 +31,10 @@ var (
 	ErrNotAuthorized  = errors.New("not authorized")
 	ErrExists         = errors.New("already exists")
 	ErrInvalid        = errors.New("invalid request")
+	// ErrBusy: too many logins are waiting for a password check.
+	ErrBusy = errors.New("too many logins at once")
+	// ErrLastAdmin: the depot would be left without an admin.
+	ErrLastAdmin = errors.New("the last admin cannot be deleted")
 )
 
 // MinPasswordLen is the shortest password a user may have.
@@ -37,6 +43,7 @@ const MinPasswordLen = 8
 // Store is where accounts live (storage.DB).
 type Store interface {
 	PutUser(bridge.User) error
+	DeleteUser(username string) error
 	User(username string) (bridge.User, error)
 	Users() ([]bridge.User, error)
 	PutDevice(bridge.Device) error
@@ -65,9 +72,20 @@ type Accounts struct {
 	// Cost is the bcrypt cost; bcrypt.DefaultCost (10) when zero. Tests
 	// lower it: hashing is deliberately slow.
 	Cost int
+	// MaxHashing bounds the bcrypt compares running at once (2 when zero)
+	// and MaxHashQueue the logins waiting for one (32 when zero; over it a
+	// login gets ErrBusy at once). A flood of logins then costs at most
+	// MaxHashing cores and cannot starve the broker or the dashboards.
+	MaxHashing, MaxHashQueue int
+
+	compareHook func() // tests: called while a compare holds its slot
+	hashSlots   chan struct{}
+	hashWait    atomic.Int32
 
 	mu      sync.RWMutex
+	userMu  sync.Mutex
 	devices map[string][]byte // driver id -> token hash; every handheld CONNECT reads it
+	users   map[string]string // username -> role; every token check reads it
 	dummy   []byte            // bcrypt hash compared for unknown users, so timing tells nothing
 }
 
@@ -96,6 +114,21 @@ func (a *Accounts) Open() error {
 	for _, d := range ds {
 		a.devices[d.DriverID] = d.TokenHash
 	}
+	us, err := a.Store.Users()
+	if err != nil {
+		return fmt.Errorf("load users: %w", err)
+	}
+	a.users = make(map[string]string, len(us))
+	for _, u := range us {
+		a.users[u.Username] = u.Role
+	}
+	if a.MaxHashing <= 0 {
+		a.MaxHashing = 2
+	}
+	if a.MaxHashQueue <= 0 {
+		a.MaxHashQueue = 32
+	}
+	a.hashSlots = make(chan struct{}, a.MaxHashing)
 	a.dummy, _ = bcrypt.GenerateFromPassword([]byte("not a password"), a.Cost)
 	return nil
 }
@@ -185,7 +218,50 @@ func (a *Accounts) CreateUser(username, password, role string) error {
 	if err != nil {
 		return err
 	}
-	return a.Store.PutUser(bridge.User{Username: username, Role: role, Hash: h, Created: a.Now().UTC()})
+	return a.putUser(bridge.User{Username: username, Role: role, Hash: h, Created: a.Now().UTC()})
+}
+
+// putUser stores u and makes its tokens valid (with its role only).
+func (a *Accounts) putUser(u bridge.User) error {
+	if err := a.Store.PutUser(u); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.users[u.Username] = u.Role
+	a.mu.Unlock()
+	return nil
+}
+
+// DeleteUser removes a user: her tokens stop working at once and her live
+// sessions are ended. The last admin cannot be deleted.
+func (a *Accounts) DeleteUser(username string) error {
+	a.userMu.Lock() // one deletion at a time, so two cannot remove the last two admins
+	defer a.userMu.Unlock()
+	a.mu.RLock()
+	role, ok := a.users[username]
+	admins := 0
+	for _, r := range a.users {
+		if r == bridge.RoleAdmin {
+			admins++
+		}
+	}
+	a.mu.RUnlock()
+	if !ok {
+		return fmt.Errorf("%w: user %s", bridge.ErrNotFound, username)
+	}
+	if role == bridge.RoleAdmin && admins <= 1 {
+		return ErrLastAdmin
+	}
+	if err := a.Store.DeleteUser(username); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	delete(a.users, username)
+	a.mu.Unlock()
+	if a.OnRevoke != nil {
+		a.OnRevoke(bridge.Identity{Role: role, Subject: username})
+	}
+	return nil
 }
 
 // SetPassword replaces a user's password (used for the demo dispatcher).
@@ -197,11 +273,17 @@ func (a *Accounts) SetPassword(username, password, role string) error {
 	if err != nil {
 		return err
 	}
-	return a.Store.PutUser(bridge.User{Username: username, Role: role, Hash: h, Created: a.Now().UTC()})
+	return a.putUser(bridge.User{Username: username, Role: role, Hash: h, Created: a.Now().UTC()})
 }
 
 // Login checks a username and password and returns a signed token.
 func (a *Accounts) Login(username, password string) (token string, claims *Claims, err error) {
+	return a.LoginContext(context.Background(), username, password)
+}
+
+// LoginContext is Login for a request: it waits for a hashing slot no
+// longer than ctx, and gives ErrBusy at once when too many are waiting.
+func (a *Accounts) LoginContext(ctx context.Context, username, password string) (token string, claims *Claims, err error) {
 	u, err := a.Store.User(username)
 	if err != nil && !errors.Is(err, bridge.ErrNotFound) {
 		return "", nil, err
@@ -210,11 +292,40 @@ func (a *Accounts) Login(username, password string) (token string, claims *Claim
 	if err != nil {
 		hash = a.dummy
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil {
+	if err := a.acquireHashing(ctx); err != nil {
+		return "", nil, err
+	}
+	if a.compareHook != nil {
+		a.compareHook()
+	}
+	bad := bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil
+	<-a.hashSlots
+	if bad || err != nil {
 		return "", nil, ErrBadCredentials
 	}
 	return a.Issue(u.Username, u.Role)
 }
+
+func (a *Accounts) acquireHashing(ctx context.Context) error {
+	select {
+	case a.hashSlots <- struct{}{}:
+		return nil
+	default:
+	}
+	if int(a.hashWait.Add(1)) > a.MaxHashQueue {
+		a.hashWait.Add(-1)
+		return ErrBusy
+	}
+	defer a.hashWait.Add(-1)
+	select {
+	case a.hashSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *Accounts) hashWaiting() int { return int(a.hashWait.Load()) }
 
 // Issue signs a token for subject with role.
 func (a *Accounts) Issue(subject, role string) (string, *Claims, error) {
@@ -227,7 +338,8 @@ func (a *Accounts) Issue(subject, role string) (string, *Claims, error) {
 	return s, c, err
 }
 
-// Verify checks a token's signature, expiry, depot and role.
+// Verify checks a token's signature, expiry, depot and role, and that its
+// user still exists with that role.
 func (a *Accounts) Verify(token string) (*Claims, error) {
 	c := &Claims{}
 	_, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return a.Key, nil },
@@ -238,6 +350,14 @@ func (a *Accounts) Verify(token string) (*Claims, error) {
 	}
 	if c.Depot != a.Depot || !bridge.ValidUserRole(c.Role) || !bridge.ValidID(c.Subject) {
 		return nil, fmt.Errorf("%w: token not for this depot", ErrBadCredentials)
+	}
+	// A token is good only while its user exists with the role it names: a
+	// deleted (or re-roled) user's tokens stop at once, not at expiry.
+	a.mu.RLock()
+	role, ok := a.users[c.Subject]
+	a.mu.RUnlock()
+	if !ok || role != c.Role {
+		return nil, fmt.Errorf("%w: token of a user that no longer exists with role %s", ErrBadCredentials, c.Role)
 	}
 	return c, nil
 }

@@ -1,9 +1,12 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +52,15 @@ func (m *memStore) DeleteDevice(id string) error {
 	delete(m.devices, id)
 	return nil
 }
+func (m *memStore) DeleteUser(n string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.users[n]; !ok {
+		return bridge.ErrNotFound
+	}
+	delete(m.users, n)
+	return nil
+}
 func (m *memStore) Devices() (out []bridge.Device, _ error) {
 	for _, d := range m.devices {
 		out = append(out, d)
@@ -74,6 +86,9 @@ func newAccounts(t testing.TB) (*Accounts, *clock, *[]bridge.Identity) {
 
 func TestTokens(t *testing.T) {
 	a, clk, _ := newAccounts(t)
+	if err := a.CreateUser("ana", "ana-secret-1", bridge.RoleDispatcher); err != nil {
+		t.Fatal(err)
+	}
 	tok, c, err := a.Issue("ana", bridge.RoleDispatcher)
 	if err != nil || c.ExpiresAt.Sub(clk.t) != 12*time.Hour {
 		t.Fatalf("Issue: %v %+v", err, c)
@@ -211,24 +226,197 @@ func TestThrottle(t *testing.T) {
 	if ok, _ := th.Allow("1.2.3.4", "uz", now.Add(3*time.Second)); !ok {
 		t.Fatal("not refilled after 3 s")
 	}
-	// One user, many addresses: 5 failures, then locked for 30 s.
+	// One user, many addresses: each address may fail 5 times for ana
+	// before it is locked out for her; 20 failures in all lock out every
+	// address that has failed for her, but not a clean one.
+	th = NewThrottle()
 	for i := range 5 {
-		addr := "10.0.0." + string(rune('1'+i))
-		if ok, _ := th.Allow(addr, "ana", now); !ok {
+		if ok, _ := th.Allow("10.0.0.1", "ana", now); !ok {
 			t.Fatalf("failure %d refused", i)
 		}
-		th.Failed("ana", now)
+		th.Failed("10.0.0.1", "ana", now)
 	}
-	if ok, wait := th.Allow("10.0.0.9", "ana", now); ok || wait < 29*time.Second {
-		t.Fatalf("6th failure for ana: %v %s", ok, wait)
+	if ok, wait := th.Allow("10.0.0.1", "ana", now); ok || wait < 29*time.Second {
+		t.Fatalf("6th failure for ana from one address: %v %s", ok, wait)
 	}
-	if ok, _ := th.Allow("10.0.0.9", "ana", now.Add(31*time.Second)); !ok {
-		t.Fatal("user not unlocked after 30 s")
+	if ok, _ := th.Allow("10.0.0.1", "ana", now.Add(31*time.Second)); !ok {
+		t.Fatal("address not unlocked for ana after 30 s")
+	}
+	for i := 2; i <= 5; i++ {
+		addr := "10.0.0." + strconv.Itoa(i)
+		for range 5 {
+			th.Allow(addr, "ana", now)
+			th.Failed(addr, "ana", now)
+		}
+	}
+	// ana's budget is spent: an address that has failed for her once is
+	// out, a clean one may still try.
+	if ok, _ := th.Allow("10.0.0.6", "ana", now); !ok {
+		t.Fatal("a clean address is locked out by others' failures")
+	}
+	th.Failed("10.0.0.6", "ana", now)
+	if ok, wait := th.Allow("10.0.0.6", "ana", now); ok || wait <= 0 {
+		t.Fatalf("with ana's budget spent, an address that failed once may try again: %v %s", ok, wait)
+	}
+	if ok, _ := th.Allow("10.0.0.77", "ana", now); !ok {
+		t.Fatal("a clean address is locked out by others' failures")
+	}
+}
+
+// TestThrottleOtherAddress: 20 wrong passwords for ana from one address do
+// not stop her from another.
+func TestThrottleOtherAddress(t *testing.T) {
+	th := NewThrottle()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for range 20 {
+		if ok, _ := th.Allow("192.0.2.1", "ana", now); ok {
+			th.Failed("192.0.2.1", "ana", now)
+		}
+	}
+	if ok, wait := th.Allow("192.0.2.2", "ana", now); !ok {
+		t.Fatalf("ana from another address: refused for %s", wait)
+	}
+}
+
+// TestHashingBounded: however many logins arrive at once, at most
+// MaxHashing bcrypt compares run at a time.
+func TestHashingBounded(t *testing.T) {
+	a, _, _ := newAccounts(t)
+	if err := a.CreateUser("ana", "ana-secret-1", bridge.RoleDispatcher); err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	var mu sync.Mutex
+	inFlight, most, entered := 0, 0, 0
+	gate := make(chan struct{})
+	a.compareHook = func() {
+		mu.Lock()
+		inFlight++
+		entered++
+		most = max(most, inFlight)
+		mu.Unlock()
+		<-gate
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := a.LoginContext(context.Background(), "ana", "ana-secret-1"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	// Let them through one at a time: each release admits one more, so
+	// any compare that ran outside the bound is seen in most.
+	for released := 0; released < n; released++ {
+		for {
+			mu.Lock()
+			e := entered
+			mu.Unlock()
+			if e > released {
+				break
+			}
+			runtime.Gosched()
+		}
+		gate <- struct{}{}
+	}
+	wg.Wait()
+	if most > 2 {
+		t.Fatalf("%d compares at once, bound 2", most)
+	}
+}
+
+// TestHashingQueueFull: over the queue limit a login is refused at once
+// with ErrBusy rather than waiting.
+func TestHashingQueueFull(t *testing.T) {
+	a, _, _ := newAccounts(t)
+	a.CreateUser("ana", "ana-secret-1", bridge.RoleDispatcher)
+	a.MaxHashing, a.MaxHashQueue = 1, 1
+	if err := a.Open(); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	entered := 0
+	a.compareHook = func() { mu.Lock(); entered++; mu.Unlock(); <-gate }
+	done := make(chan error, 3)
+	go func() { _, _, err := a.LoginContext(context.Background(), "ana", "ana-secret-1"); done <- err }()
+	for {
+		mu.Lock()
+		e := entered
+		mu.Unlock()
+		if e == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	// One waits in the queue; it gives up when its request does.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _, _, err := a.LoginContext(ctx, "ana", "ana-secret-1"); done <- err }()
+	for a.hashWaiting() != 1 {
+		runtime.Gosched()
+	}
+	if _, _, err := a.LoginContext(context.Background(), "ana", "ana-secret-1"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("over the queue limit: %v, want ErrBusy", err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v", err)
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeletedUserTokens: a deleted user's tokens stop working at once and
+// her sessions are ended; a token whose role no longer matches fails too.
+func TestDeletedUserTokens(t *testing.T) {
+	a, _, revoked := newAccounts(t)
+	a.CreateUser("admin", "admin-secret-1", bridge.RoleAdmin)
+	a.CreateUser("ana", "ana-secret-1", bridge.RoleDispatcher)
+	tok, _, err := a.Login("ana", "ana-secret-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	ghost, _, _ := a.Issue("ghost", bridge.RoleDispatcher)
+	if _, err := a.Verify(ghost); err == nil {
+		t.Fatal("token of a user that does not exist accepted")
+	}
+	promoted, _, _ := a.Issue("ana", bridge.RoleAdmin)
+	if _, err := a.Verify(promoted); err == nil {
+		t.Fatal("token with a role the user does not have accepted")
+	}
+	if err := a.DeleteUser("ana"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(tok); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("deleted user's token: %v", err)
+	}
+	if _, err := a.AuthenticateMQTT([]byte("ana"), []byte(tok), "dash-ana-1"); err == nil {
+		t.Fatal("deleted user's token accepted over MQTT")
+	}
+	if len(*revoked) != 1 || (*revoked)[0] != (bridge.Identity{Role: bridge.RoleDispatcher, Subject: "ana"}) {
+		t.Fatalf("revoked %v", *revoked)
+	}
+	if err := a.DeleteUser("ana"); !errors.Is(err, bridge.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	if err := a.DeleteUser("admin"); !errors.Is(err, ErrLastAdmin) {
+		t.Fatalf("delete the last admin: %v", err)
 	}
 }
 
 func FuzzVerify(f *testing.F) {
 	a, _, _ := newAccounts(f)
+	a.CreateUser("ana", "ana-secret-1", bridge.RoleDispatcher)
 	tok, _, _ := a.Issue("ana", bridge.RoleDispatcher)
 	f.Add(tok)
 	f.Add("a.b.c")
