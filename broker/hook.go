@@ -260,4 +260,3 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	}
 }
 
-// limit is one client's publish budget and its budget of refusals.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -57,6 +58,8 @@ type ServeConfig struct {
 	wrapStore  func(bridge.Store) bridge.Store // tests only: fault injection
 	noWS       bool                            // tests only: /mqtt refuses the upgrade, as a proxy that strips it would
 	noSSE      bool                            // tests only: /api/v1/stream is cut too
+
+	wrapMQTTListener func(net.Listener) net.Listener // tests only: accept faults
 }
 
 // Main is the running appliance. Tests build one with NewMain, set Config,
@@ -78,6 +81,10 @@ type Main struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	closed   bool
+
+	// httpConnCap is the HTTP connection cap the open files limit allows
+	// (for ui.Config.MaxConns).
+	httpConnCap int
 }
 
 // NewMain returns a Main with the default configuration, logging to out.
@@ -234,7 +241,12 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.ingest = &ingest{id: c.Depot, log: m.Log.With("part", "ingest")}
 	m.sessions = &sessions{log: m.Log.With("part", "presence"), count: map[string]int{}}
+	// The caps follow the open files limit, so the process refuses a
+	// client before the kernel refuses it a file.
+	mqttCap, httpCap := connCaps(raiseFileLimit(m.Log))
+	m.httpConnCap = httpCap
 	m.broker = broker.New(broker.Config{
+		MaxClients: int64(mqttCap), WrapListener: c.wrapMQTTListener,
 		TCPAddr: c.MQTTAddr, TLS: tlsCfg, Log: m.Log.With("part", "broker"),
 		AllowedOrigins: splitList(c.AllowedOrigins),
 		Auth:           mqttAuth{accounts: m.accounts, depot: c.Depot},
@@ -278,7 +290,7 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 			return nil
 		},
-		MQTT: mqttWS, Health: m.health, Log: m.Log.With("part", "http"),
+		MQTT: mqttWS, Health: m.health, Log: m.Log.With("part", "http"), Live: m.broker.Err,
 	})
 	if err := m.web.Start(); err != nil {
 		return err

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// faultyListener fails Accept with queued errors before it passes through.
+type faultyListener struct {
+	net.Listener
+	mu   sync.Mutex
+	errs []error
+}
+
+func (l *faultyListener) inject(errs ...error) {
+	l.mu.Lock()
+	l.errs = append(l.errs, errs...)
+	l.mu.Unlock()
+}
+
+func (l *faultyListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if len(l.errs) > 0 {
+		err := l.errs[0]
+		l.errs = l.errs[1:]
+		l.mu.Unlock()
+		return nil, err
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+// TestMQTTListenerSurvivesEMFILE: after "too many open files" on accept,
+// handhelds still connect; a listener that fails for good turns /healthz
+// and /readyz to 503.
+func TestMQTTListenerSurvivesEMFILE(t *testing.T) {
+	var fl *faultyListener
+	a := startApp(t, "", func(c *ServeConfig) {
+		c.wrapMQTTListener = func(ln net.Listener) net.Listener { fl = &faultyListener{Listener: ln}; return fl }
+	})
+	a.driver(t, "D1")
+	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	fl.inject(emfile, emfile, emfile, emfile, emfile)
+	for i := range 3 {
+		c, code, err := mqttConnect(a.MQTTAddr(), "drv-D2", "D2", a.tokens["D2"])
+		if err != nil || code != 0 {
+			t.Fatalf("connect %d after EMFILE: 0x%02x %v", i, code, err)
+		}
+		_ = c.Disconnect(&paho.Disconnect{})
+	}
+	if code, body := a.getRaw(t, "/healthz"); code != 200 {
+		t.Fatalf("healthz after passing errors: %d %s", code, body)
+	}
+	fl.inject(errors.New("listener broken for good"))
+	if c, _, err := mqttConnect(a.MQTTAddr(), "drv-D2", "D2", a.tokens["D2"]); err == nil {
+		_ = c.Disconnect(&paho.Disconnect{}) // accepted before the failure
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		checkFor(t, 5*time.Second, func() error {
+			if code, body := a.getRaw(t, path); code != 503 {
+				return fmt.Errorf("%s: %d %s", path, code, body)
+			}
+			return nil
+		})
+	}
+}
+
+// TestPublishLimitSurvivesReconnect: the budget belongs to the credential,
+// so reconnecting does not refill it.
+func TestPublishLimitSurvivesReconnect(t *testing.T) {
+	const rate, burst = 1.0, 5
+	a := startApp(t, "", func(c *ServeConfig) { c.PublishRate, c.PublishBurst = rate, burst })
+	base := time.Now().Add(-time.Minute)
+	accepted, n := 0, 0
+	start := time.Now()
+	for range 4 {
+		c, code, err := mqttConnect(a.MQTTAddr(), "drv-D1", "D1", a.tokens["D1"])
+		if err != nil || code != 0 {
+			t.Fatalf("connect: 0x%02x %v", code, err)
+		}
+		for range 10 {
+			n++
+			code, err := publish(c, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6, -121.4, base.Add(time.Duration(n)*time.Second)))
+			if err == nil && code == 0 {
+				accepted++
+			}
+			if err != nil && code == 0 {
+				break // cut off
+			}
+		}
+		_ = c.Disconnect(&paho.Disconnect{})
+	}
+	elapsed := time.Since(start).Seconds()
+	if max := burst + int(rate*elapsed) + 1; accepted > max {
+		t.Fatalf("%d of %d fixes accepted in %.1fs over 4 connections; the budget allows %d", accepted, n, elapsed, max)
+	}
+}
+
+// TestRefusedPublishesCount: publishes the ACL refuses use up the budget
+// and the strikes too, so a client flooding a topic it may not write is
+// cut off.
+func TestRefusedPublishesCount(t *testing.T) {
+	a := startApp(t, "", func(c *ServeConfig) { c.PublishRate, c.PublishBurst = 1, 5 })
+	c, code, err := mqttConnect(a.MQTTAddr(), "drv-D1", "D1", a.tokens["D1"])
+	if err != nil || code != 0 {
+		t.Fatalf("connect: 0x%02x %v", code, err)
+	}
+	defer c.Disconnect(&paho.Disconnect{})
+	refused := 0
+	checkFor(t, 10*time.Second, func() error {
+		code, err := publish(c, "depot/DEMO1/drivers/D2/gps", 1, fixJSON(38.6, -121.4, time.Now()))
+		if err != nil && code == 0 {
+			return nil // disconnected
+		}
+		refused++
+		return fmt.Errorf("still connected after %d refused publishes (last 0x%02x)", refused, code)
+	})
+	if a.broker.Stats.RateLimited.Load() == 0 {
+		t.Fatal("not counted as rate limited")
+	}
+}
+
+// TestTopicAliases: MQTT 5 topic aliases work, and stay inside the ACL.
+func TestTopicAliases(t *testing.T) {
+	a := startApp(t, "", nil)
+	c := a.driver(t, "D1")
+	own, other := "depot/DEMO1/drivers/D1/gps", "depot/DEMO1/drivers/D2/gps"
+	base := time.Now().Add(-time.Minute)
+	pub := func(topic string, alias uint16, i int) byte {
+		t.Helper()
+		r, err := c.Publish(t.Context(), &paho.Publish{Topic: topic, QoS: 1, Payload: fixJSON(38.6, -121.4, base.Add(time.Duration(i)*time.Second)),
+			Properties: &paho.PublishProperties{TopicAlias: &alias}})
+		if r == nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		return r.ReasonCode
+	}
+	steps := []struct {
+		topic string
+		alias uint16
+		want  byte
+	}{
+		{own, 1, 0},      // sets alias 1
+		{"", 1, 0},       // uses it
+		{other, 1, 0x87}, // cannot point it elsewhere
+		{"", 1, 0},       // still the driver's own
+		{other, 2, 0x87}, // an alias first used with another driver's topic
+		{"", 2, 0x87},    // is never set
+	}
+	for i, s := range steps {
+		if got := pub(s.topic, s.alias, i+1); got != s.want {
+			t.Fatalf("step %d (%q alias %d): 0x%02x, want 0x%02x", i, s.topic, s.alias, got, s.want)
+		}
+	}
+	var h historyResp
+	a.getJSON(t, "/api/v1/routes/R1/history", &h)
+	if len(h.Fixes) != 3 {
+		t.Fatalf("%d fixes stored for D1, want 3", len(h.Fixes))
+	}
+	a.getJSON(t, "/api/v1/routes/R2/history", &h)
+	if len(h.Fixes) != 0 {
+		t.Fatalf("%d fixes stored for D2 by D1", len(h.Fixes))
+	}
+}
