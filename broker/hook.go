@@ -259,4 +259,3 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		o.SessionEnded(string(cl.Properties.Username))
 	}
 }
-
