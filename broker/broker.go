@@ -114,6 +114,7 @@ type Config struct {
 	MaxSubs        int           // subscriptions per client; 100
 	TopicAliases   uint16        // MQTT 5 topic aliases a client may set; 16
 	LogEvery       time.Duration // a repeated log line is summarised once per; 10s
+	MaxInflight    uint16        // unacknowledged QoS 1 messages kept per client; 256
 
 	// WrapListener, when set, wraps the bound TCP listener (tests inject
 	// accept errors with it).
@@ -174,6 +175,9 @@ func New(cfg Config) *Server {
 	if cfg.TopicAliases == 0 {
 		cfg.TopicAliases = 16
 	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = 256
+	}
 	if cfg.LogEvery == 0 {
 		cfg.LogEvery = 10 * time.Second
 	}
@@ -203,6 +207,11 @@ func (s *Server) Start() error {
 	// mochi's default lets a client hold 65,535 aliases of up to a packet's
 	// size each.
 	caps.TopicAliasMaximum = s.cfg.TopicAliases
+	// A client that stops acknowledging (a dashboard tab that stopped
+	// reading) gets its QoS 1 messages kept as inflights, each stored with
+	// its session, up to this many: mochi's default is 8,192, and a
+	// handheld never needs more than a few offers and alerts.
+	caps.MaximumInflight = s.cfg.MaxInflight
 	s.mq = mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
@@ -314,6 +323,19 @@ func (s *Server) Subscribe(filter string, id int, fn func(topic string, payload 
 	return s.mq.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		fn(pk.TopicName, pk.Payload)
 	})
+}
+
+// Inflight is how many QoS 1 messages to client id await its
+// acknowledgement (-1: no such client).
+func (s *Server) Inflight(id string) int {
+	if s.mq == nil {
+		return -1
+	}
+	cl, ok := s.mq.Clients.Get(id)
+	if !ok {
+		return -1
+	}
+	return cl.State.Inflight.Len()
 }
 
 // MessagesSent is how many messages the broker has sent to clients.

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -168,5 +172,74 @@ func TestTopicAliases(t *testing.T) {
 	a.getJSON(t, "/api/v1/routes/R2/history", &h)
 	if len(h.Fixes) != 0 {
 		t.Fatalf("%d fixes stored for D2 by D1", len(h.Fixes))
+	}
+}
+
+// TestStalledDashboardIsBounded: a WebSocket dashboard that subscribes at
+// QoS 1 and then never reads holds a bounded number of inflight messages
+// (mochi's default would keep 8,192, each stored with the session), and a
+// dashboard that reads still gets every message.
+func TestStalledDashboardIsBounded(t *testing.T) {
+	a := startApp(t, "", nil)
+	conn, err := wsDialer(a.HTTPAddr(), "")()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	s := &v3session{conn: conn, r: bufio.NewReader(conn)}
+	const stuckID = "dash-ana-stalled"
+	body := mqttString(nil, "MQTT")
+	body = append(body, 5, 0x02|0x80|0x40, 0, 60, 0) // v5, clean start, user, password; keepalive 60; no properties
+	body = mqttString(body, stuckID)
+	body = mqttString(body, "ana")
+	body = mqttString(body, a.disp)
+	if _, err := conn.Write(packet(0x10, body)); err != nil {
+		t.Fatal(err)
+	}
+	if typ, b, err := s.read(); err != nil || typ != 2 || len(b) < 2 || b[1] != 0 {
+		t.Fatalf("CONNACK: type %d % x %v", typ, b, err)
+	}
+	sub := binary.BigEndian.AppendUint16(nil, 1)
+	sub = append(sub, 0) // no properties
+	sub = mqttString(sub, "depot/DEMO1/#")
+	sub = append(sub, 1)
+	if _, err := conn.Write(packet(0x82, sub)); err != nil {
+		t.Fatal(err)
+	}
+	if typ, b, err := s.read(); err != nil || typ != 9 || len(b) < 4 || b[3] != 1 {
+		t.Fatalf("SUBACK: type %d % x %v", typ, b, err)
+	}
+	// From here on the stalled dashboard reads nothing.
+	reader := a.subscribeWS(t, "depot/DEMO1/#")
+	const n = 5000
+	pad := strings.Repeat("x", 400)
+	got := func() int {
+		reader.mu.Lock()
+		defer reader.mu.Unlock()
+		k := 0
+		for _, p := range reader.msgs["depot/DEMO1/events"] {
+			if bytes.HasPrefix(p, []byte(`{"marker":`)) {
+				k++
+			}
+		}
+		return k
+	}
+	// In steps a reading dashboard keeps up with (a burst beyond its
+	// outbound queue is dropped by design).
+	for i := 0; i < n; i += 100 {
+		for j := i; j < i+100; j++ {
+			if err := a.broker.Publish("depot/DEMO1/events", fmt.Appendf(nil, `{"marker":%d,"pad":%q}`, j, pad), false, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkFor(t, 10*time.Second, func() error {
+			if k := got(); k < i+100 {
+				return fmt.Errorf("the reading dashboard got %d of %d", k, i+100)
+			}
+			return nil
+		})
+	}
+	if inf := a.broker.Inflight(stuckID); inf < 0 || inf > 256 {
+		t.Fatalf("the stalled dashboard holds %d inflight messages", inf)
 	}
 }
