@@ -605,6 +605,7 @@ func (d *Depot) pipeline() {
 	go func() { defer close(pubDone); d.publisher(pubs, free) }()
 	defer func() { close(pubs); <-pubDone; close(d.pipeDone) }()
 	var pending Batch
+	var fails storeFailures
 	for first := range d.jobs {
 		c := <-free
 		b := &c.b
@@ -636,12 +637,10 @@ func (d *Depot) pipeline() {
 		c.err = err
 		if err != nil {
 			d.Stats.CommitErrors.Add(1)
-			d.Log.Error("commit failed; events kept for the next commit", "err", err, "fixes", len(b.Fixes), "events", len(b.Events))
-			if n := len(b.Events) - maxPending; n > 0 {
-				d.Log.Error("disk failing too long: dropping the oldest pending events from the log", "dropped", n)
-			}
+			fails.failed(d.Log, err, len(b.Fixes), len(b.Events), max(0, len(b.Events)-maxPending), time.Now())
 			pending = compactPending(b)
 		} else {
+			fails.ok(d.Log)
 			pending = Batch{}
 		}
 		d.storeMu.Lock()

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -113,6 +112,13 @@ type Config struct {
 	PublishBurst   int           // per-client burst; 60
 	MaxKeepAlive   uint16        // seconds; a client asking for 0 or more gets this; 120
 	MaxSubs        int           // subscriptions per client; 100
+	TopicAliases   uint16        // MQTT 5 topic aliases a client may set; 16
+	LogEvery       time.Duration // a repeated log line is summarised once per; 10s
+	MaxInflight    uint16        // unacknowledged QoS 1 messages kept per client; 256
+
+	// WrapListener, when set, wraps the bound TCP listener (tests inject
+	// accept errors with it).
+	WrapListener func(net.Listener) net.Listener
 }
 
 // Server is the embedded broker.
@@ -124,8 +130,12 @@ type Server struct {
 	cfg     Config
 	mq      *mqtt.Server
 	ws      *wsListener
-	ln      net.Listener
+	ln      *acceptRetry
+	tcp     *tcpListener
 	once    sync.Once
+	failed  atomic.Pointer[error] // the TCP listener stopped for good
+	buckets buckets               // publish budgets by identity
+	logs    *LogSummary
 }
 
 // New builds a broker; Start binds it.
@@ -162,7 +172,21 @@ func New(cfg Config) *Server {
 	if cfg.MaxSubs == 0 {
 		cfg.MaxSubs = 100
 	}
-	return &Server{cfg: cfg}
+	if cfg.TopicAliases == 0 {
+		cfg.TopicAliases = 16
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = 256
+	}
+	if cfg.LogEvery == 0 {
+		cfg.LogEvery = 10 * time.Second
+	}
+	// Everything the broker and mochi log goes through the summary: most
+	// of it is about clients, and any client, authenticated or not, can
+	// make a line repeat as fast as it can send packets.
+	logs := SummarizeLog(cfg.Log.Handler(), cfg.LogEvery)
+	cfg.Log = slog.New(logs.Handler())
+	return &Server{cfg: cfg, logs: logs}
 }
 
 // Start creates the broker and binds its listeners. It returns once they
@@ -180,6 +204,14 @@ func (s *Server) Start() error {
 	caps.MaximumClientWritesPending = int32(s.cfg.WritesPending)
 	caps.MaximumClients = s.cfg.MaxClients
 	caps.MaximumQos = 1 // QoS 2 buys nothing for GPS or alerts and costs a round trip
+	// mochi's default lets a client hold 65,535 aliases of up to a packet's
+	// size each.
+	caps.TopicAliasMaximum = s.cfg.TopicAliases
+	// A client that stops acknowledging (a dashboard tab that stopped
+	// reading) gets its QoS 1 messages kept as inflights, each stored with
+	// its session, up to this many: mochi's default is 8,192, and a
+	// handheld never needs more than a few offers and alerts.
+	caps.MaximumInflight = s.cfg.MaxInflight
 	s.mq = mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Capabilities: caps,
@@ -204,11 +236,15 @@ func (s *Server) Start() error {
 		if err != nil {
 			return fmt.Errorf("mqtt listen %s: %w", s.cfg.TCPAddr, err)
 		}
+		if s.cfg.WrapListener != nil {
+			ln = s.cfg.WrapListener(ln)
+		}
 		if s.cfg.TLS != nil {
 			ln = tls.NewListener(ln, s.cfg.TLS)
 		}
-		s.ln = ln
-		if err := s.mq.AddListener(listeners.NewNet("tcp", &deadlineListener{Listener: ln, d: s.cfg.ConnectTimeout})); err != nil {
+		s.ln = newAcceptRetry(ln, s.cfg.Log, func(err error) { s.failed.Store(&err) })
+		s.tcp = newTCPListener("tcp", &deadlineListener{Listener: s.ln, d: s.cfg.ConnectTimeout})
+		if err := s.mq.AddListener(s.tcp); err != nil {
 			ln.Close()
 			return fmt.Errorf("add tcp listener: %w", err)
 		}
@@ -226,6 +262,16 @@ func (s *Server) Addr() string {
 		return ""
 	}
 	return s.ln.Addr().String()
+}
+
+// Err says why the broker no longer accepts MQTT over TCP (nil: it does).
+// Accept errors that pass (out of file descriptors) are retried and do not
+// count.
+func (s *Server) Err() error {
+	if p := s.failed.Load(); p != nil {
+		return fmt.Errorf("mqtt listener stopped: %w", *p)
+	}
+	return nil
 }
 
 // WebSocket is the MQTT-over-WebSocket endpoint, to be mounted at /mqtt.
@@ -279,6 +325,19 @@ func (s *Server) Subscribe(filter string, id int, fn func(topic string, payload 
 	})
 }
 
+// Inflight is how many QoS 1 messages to client id await its
+// acknowledgement (-1: no such client).
+func (s *Server) Inflight(id string) int {
+	if s.mq == nil {
+		return -1
+	}
+	cl, ok := s.mq.Clients.Get(id)
+	if !ok {
+		return -1
+	}
+	return cl.State.Inflight.Len()
+}
+
 // MessagesSent is how many messages the broker has sent to clients.
 func (s *Server) MessagesSent() int64 {
 	if s.mq == nil {
@@ -323,6 +382,7 @@ func (s *Server) Close() error {
 			s.quiesce(5 * time.Second)
 			err = s.mq.Close()
 		}
+		s.logs.Flush()
 	})
 	return err
 }
@@ -348,11 +408,16 @@ func (s *Server) quiesce(d time.Duration) {
 			_ = s.mq.DisconnectClient(cl, packets.ErrServerShuttingDown)
 		}
 	}
+	until := time.After(d)
+	if s.tcp != nil && !s.tcp.wait(until) {
+		s.cfg.Log.Warn("broker shutdown: clients still connected after the wait", "after", d)
+		return
+	}
 	done := make(chan struct{})
 	go func() { s.mq.Listeners.ClientsWg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(d):
+	case <-until:
 		s.cfg.Log.Warn("broker shutdown: clients still connected after the wait", "after", d)
 	}
 }

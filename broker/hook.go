@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -22,7 +23,8 @@ func (h *hook) ID() string { return "depot" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
-		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnSubscribed}, []byte{b})
+		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnSubscribed,
+		mqtt.OnPacketRead, mqtt.OnPacketEncode}, []byte{b})
 }
 
 // OnConnect authenticates. mochi's OnConnectAuthenticate can only answer
@@ -120,7 +122,7 @@ func (h *hook) overSubs(cl *mqtt.Client, topic string) bool {
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if !write && h.overSubs(cl, topic) {
 		h.srv.Stats.ReadDenied.Add(1)
-		h.srv.cfg.Log.Info("subscription over the client's cap refused", "client", cl.ID, "filter", topic, "max", h.srv.cfg.MaxSubs)
+		h.srv.cfg.Log.Info("mqtt subscription over the client's cap refused", "client", cl.ID, "filter", topic, "max", h.srv.cfg.MaxSubs)
 		return false
 	}
 	ok := h.srv.cfg.Auth.Allow(string(cl.Properties.Username), topic, write)
@@ -130,7 +132,11 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		} else {
 			h.srv.Stats.ReadDenied.Add(1)
 		}
-		h.srv.cfg.Log.Debug("acl denied", "client", cl.ID, "identity", string(cl.Properties.Username), "topic", topic, "write", write)
+		msg := "mqtt subscribe denied"
+		if write {
+			msg = "mqtt publish denied"
+		}
+		h.srv.cfg.Log.Info(msg, "client", cl.ID, "identity", string(cl.Properties.Username), "topic", topic)
 	}
 	return ok
 }
@@ -145,29 +151,6 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	if l, ok := h.srv.limits.Load(cl.ID); ok && !l.(*limit).rate.Allow() {
-		// A flooding client is slowed at its own expense: MQTT 5 senders
-		// hear 0x96 for a QoS 1 publish; a 3.1.1 sender cannot be told,
-		// so it is disconnected rather than left resending. One that goes
-		// on flooding after its refusals used up a second burst is cut
-		// off: refusing costs a read, a parse and an ACL check per packet,
-		// which its neighbours would pay for.
-		h.srv.Stats.RateLimited.Add(1)
-		if !l.(*limit).strikes.Allow() {
-			h.srv.cfg.Log.Info("disconnecting a flooding client", "client", cl.ID, "remote", cl.Net.Remote)
-			_ = h.srv.mq.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
-			return pk, packets.ErrRejectPacket
-		}
-		switch {
-		case cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0:
-			return pk, packets.ErrMessageRateTooHigh
-		case pk.FixedHeader.Qos > 0:
-			h.srv.cfg.Log.Info("disconnecting a flooding client", "client", cl.ID, "remote", cl.Net.Remote)
-			_ = h.srv.mq.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
-			return pk, packets.ErrRejectPacket
-		}
-		return pk, packets.CodeSuccessIgnore
-	}
 	if h.srv.cfg.Ingest == nil {
 		return pk, nil
 	}
@@ -178,13 +161,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	v5qos := cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0
 	var r *Refused
 	if errors.As(err, &r) {
-		h.srv.cfg.Log.Debug("publish refused", "client", cl.ID, "topic", pk.TopicName, "reason", r.Reason)
+		h.srv.cfg.Log.Info("mqtt publish refused", "client", cl.ID, "topic", pk.TopicName, "reason", r.Reason)
 		if v5qos {
 			return pk, packets.Code{Code: r.Code, Reason: r.Reason}
 		}
 		return pk, packets.CodeSuccessIgnore
 	}
-	h.srv.cfg.Log.Warn("publish not stored", "client", cl.ID, "topic", pk.TopicName, "err", err)
+	h.srv.cfg.Log.Warn("mqtt publish not stored", "client", cl.ID, "topic", pk.TopicName, "err", err)
 	switch {
 	case v5qos:
 		return pk, packets.ErrUnspecifiedError
@@ -192,6 +175,71 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, packets.CodeSuccessIgnore
+}
+
+// dropTopic is where a publish refused in OnPacketRead is sent to vanish:
+// mochi drops a client's publish to a $SYS topic silently, before any
+// other check or acknowledgement (processPublish, IsValidFilter). An error
+// from OnPacketRead would instead end the client's connection.
+const dropTopic = "$SYS/depot/dropped"
+
+// OnPacketRead runs for every packet a client sends, before mochi's own
+// checks. For a PUBLISH it does two things mochi does too late:
+//
+// It charges the sender's budget. mochi checks the ACL before OnPublish,
+// so a publish the ACL refuses never reached a limit there, and a client
+// could send refused publishes as fast as the broker could parse them. Here
+// every publish counts, allowed or not. Over the budget: an MQTT 5 QoS 1
+// sender hears 0x96; a 3.1.1 QoS 1 sender cannot be told, so it is
+// disconnected rather than left resending; QoS 0 is dropped. A client that
+// goes on after its refusals used up a second burst is cut off: refusing
+// costs a read, a parse and an ACL check per packet, which its neighbours
+// would pay for.
+//
+// It resolves an MQTT 5 topic alias, so the ACL sees the topic and not the
+// empty name of an aliased publish. An alias is only ever recorded by mochi
+// after its topic passed the ACL, so it cannot lead anywhere the client may
+// not write.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
+		return pk, nil
+	}
+	if a := pk.Properties.TopicAlias; a > 0 && a <= h.srv.cfg.TopicAliases && pk.TopicName == "" {
+		pk.TopicName = cl.State.TopicAliases.Inbound.Set(a, "")
+	}
+	l := h.srv.buckets.get(string(cl.Properties.Username), h.srv.cfg.PublishRate, h.srv.cfg.PublishBurst, time.Now())
+	if l.rate.Allow() {
+		return pk, nil
+	}
+	h.srv.Stats.RateLimited.Add(1)
+	v5 := cl.Properties.ProtocolVersion == 5
+	if !l.strikes.Allow() || (pk.FixedHeader.Qos > 0 && !v5) {
+		h.srv.cfg.Log.Info("mqtt disconnecting a flooding client", "client", cl.ID, "identity", string(cl.Properties.Username), "remote", cl.Net.Remote)
+		_ = h.srv.mq.DisconnectClient(cl, packets.ErrMessageRateTooHigh)
+		return pk, packets.ErrRejectPacket // ends the client's read loop
+	}
+	h.srv.cfg.Log.Info("mqtt publish rate limited", "client", cl.ID, "identity", string(cl.Properties.Username))
+	if pk.FixedHeader.Qos > 0 {
+		if err := cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Puback},
+			PacketID:    pk.PacketID, ReasonCode: packets.ErrMessageRateTooHigh.Code,
+		}); err != nil {
+			return pk, packets.ErrRejectPacket
+		}
+	}
+	pk.TopicName = dropTopic
+	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false
+	return pk, nil
+}
+
+// OnPacketEncode tells MQTT 5 clients how many topic aliases they may set:
+// mochi enforces its maximum but does not put it in the CONNACK, and a
+// client told nothing may not use aliases at all.
+func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == 0 && cl.Properties.ProtocolVersion == 5 {
+		pk.Properties.TopicAliasMaximum = h.srv.cfg.TopicAliases
+	}
+	return pk
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
@@ -211,6 +259,3 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		o.SessionEnded(string(cl.Properties.Username))
 	}
 }
-
-// limit is one client's publish budget and its budget of refusals.
-type limit struct{ rate, strikes *rate.Limiter }

@@ -55,6 +55,9 @@ type Config struct {
 	Metrics http.Handler
 	// Ready says why the appliance is not fully ready (nil: it is).
 	Ready func() error
+	// Live says why the appliance is broken for good (nil: it is not):
+	// /healthz and /readyz answer 503 then, so a supervisor restarts it.
+	Live func() error
 	// Backup writes a backup of the store now and returns its file.
 	Backup func() (string, error)
 	// NoStream answers /api/v1/stream with 502, as a proxy that cuts
@@ -264,7 +267,21 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 }
 
+// notLive answers 503 when Config.Live reports the appliance broken.
+func (s *Server) notLive(c echo.Context) (bool, error) {
+	if s.cfg.Live == nil {
+		return false, nil
+	}
+	if err := s.cfg.Live(); err != nil {
+		return true, c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "down", "error": err.Error()})
+	}
+	return false, nil
+}
+
 func (s *Server) healthz(c echo.Context) error {
+	if down, err := s.notLive(c); down {
+		return err
+	}
 	h := map[string]any{"status": "ok"}
 	if s.cfg.Health != nil {
 		h = s.cfg.Health()
@@ -303,6 +320,9 @@ func (s *Server) backup(c echo.Context) error {
 // readyz is /healthz with a verdict: 503 while the store cannot write
 // (live delivery goes on, QoS 1 fixes are refused).
 func (s *Server) readyz(c echo.Context) error {
+	if down, err := s.notLive(c); down {
+		return err
+	}
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(); err != nil {
 			return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "degraded", "error": err.Error(), "http": s.Addr()})

@@ -65,6 +65,8 @@ type ServeConfig struct {
 	noSSE      bool                            // tests only: /api/v1/stream is cut too
 	logTo      io.Writer                       // tests only: the log goes here instead of Out
 
+	wrapMQTTListener func(net.Listener) net.Listener // tests only: accept faults
+
 	warnings    []string     // found while reading the configuration; logged by Run
 	trusted     []*net.IPNet // --trusted-proxies, parsed
 	payrollFrom string       // the --payroll-secret-file PayrollSecret was read from
@@ -90,6 +92,10 @@ type Main struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	closed   bool
+
+	// httpConnCap is the HTTP connection cap the open files limit allows
+	// (for ui.Config.MaxConns).
+	httpConnCap int
 }
 
 // NewMain returns a Main with the default configuration, logging to out.
@@ -275,7 +281,12 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.ingest = &ingest{id: c.Depot, log: m.Log.With("part", "ingest")}
 	m.sessions = &sessions{log: m.Log.With("part", "presence"), count: map[string]int{}}
+	// The caps follow the open files limit, so the process refuses a
+	// client before the kernel refuses it a file.
+	mqttCap, httpCap := connCaps(raiseFileLimit(m.Log))
+	m.httpConnCap = httpCap
 	m.broker = broker.New(broker.Config{
+		MaxClients: int64(mqttCap), WrapListener: c.wrapMQTTListener,
 		TCPAddr: c.MQTTAddr, TLS: tlsCfg, Log: m.Log.With("part", "broker"),
 		AllowedOrigins: splitList(c.AllowedOrigins),
 		Auth:           mqttAuth{accounts: m.accounts, depot: c.Depot},
@@ -319,8 +330,8 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 			return nil
 		},
-		MQTT: mqttWS, Health: m.health, Log: m.Log.With("part", "http"),
-		TrustedProxies: c.trusted, Pprof: c.Pprof,
+		MQTT: mqttWS, Health: m.health, Log: m.Log.With("part", "http"), Live: m.broker.Err,
+		TrustedProxies: c.trusted, Pprof: c.Pprof, MaxConns: m.httpConnCap,
 	})
 	if err := m.web.Start(); err != nil {
 		return err
