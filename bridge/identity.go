@@ -1,7 +1,13 @@
 package bridge
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -9,7 +15,7 @@ import (
 // ErrNotFound is returned by stores for an item that does not exist.
 var ErrNotFound = errors.New("not found")
 
-// Roles (DESIGN.md §6).
+// Roles (docs/design.md §6).
 const (
 	RoleDriver     = "driver"
 	RoleDispatcher = "dispatcher"
@@ -60,19 +66,134 @@ func ParseIdentity(s string) (Identity, bool) {
 
 // ClientIDAllowed binds MQTT client ids to identities, so that nobody can
 // take over another's session by reusing its client id (a takeover inherits
-// subscriptions without an ACL check, LIBRARIES.md §1). Drivers use
-// "drv-<driverId>" (or "drv-<driverId>-<anything>"), users
-// "dash-<username>" (or "dash-<username>-<anything>").
+// subscriptions and queued messages without an ACL check, docs/libraries.md
+// §1). A client id names exactly one identity, whatever characters ids
+// contain: drivers use "drv-<driverId>" and users "dash-<username>",
+// optionally followed by ":<anything without a colon>" (a dashboard tab's
+// random part). The subject is what lies between the prefix and the last
+// ':', or all of it when there is none; so "drv-X1:b" is driver X1's, and a
+// driver whose id holds a ':' uses "drv-<id>:" (see ClientID).
 func (i Identity) ClientIDAllowed(clientID string) bool {
-	prefix := "dash-"
-	if i.Role == RoleDriver {
-		prefix = "drv-"
+	sub, ok := strings.CutPrefix(clientID, i.clientPrefix())
+	if !ok {
+		return false
 	}
-	own := prefix + i.Subject
-	return clientID == own || strings.HasPrefix(clientID, own+"-")
+	if k := strings.LastIndexByte(sub, ':'); k >= 0 {
+		sub = sub[:k]
+	}
+	return sub != "" && sub == i.Subject
 }
 
-// Allowed is the topic ACL of DESIGN.md §6 for depot. For a read, topic may
+// ClientID is the identity's own client id, the one a handheld is told to
+// use when it is provisioned.
+func (i Identity) ClientID() string {
+	id := i.clientPrefix() + i.Subject
+	if strings.ContainsRune(i.Subject, ':') {
+		id += ":"
+	}
+	return id
+}
+
+func (i Identity) clientPrefix() string {
+	if i.Role == RoleDriver {
+		return "drv-"
+	}
+	return "dash-"
+}
+
+// Publication is a message a client asks the broker to carry: a PUBLISH,
+// or the Last Will of a CONNECT (Will), which the broker sends for the
+// client later, when it may no longer be there to be asked.
+type Publication struct {
+	Topic   string
+	Payload []byte
+	QoS     byte
+	Retain  bool
+	Will    bool
+}
+
+// MayPublish is the one rule for what a client may have the broker carry,
+// beyond the topic ACL: every path into the broker (publish, will, retained
+// message, alias) passes it. It returns whether the message may be
+// retained, or an error wrapping ErrForbidden (not the identity's to write)
+// or ErrInvalid (not what the topic carries).
+//
+//   - The topic must pass Allowed for a write.
+//   - A will may only be a driver's own presence saying offline.
+//   - A presence message must be a presence (ParsePresence), retained or not.
+//   - Only presence is retained: a retained fix (OwnTracks retains its
+//     locations) or reply would hand the driver's last position to whoever
+//     subscribes later, and would let each handheld keep bytes on the box
+//     for ever. A driver's retained bytes are so bounded by one presence of
+//     at most MaxPresenceBytes.
+func (i Identity) MayPublish(depot string, p Publication) (retain bool, err error) {
+	if !i.Allowed(depot, p.Topic, true) {
+		return false, fmt.Errorf("%w: %s may not publish to %s", ErrForbidden, i, quoteClip(p.Topic))
+	}
+	kind := p.Topic[strings.LastIndexByte(p.Topic, '/')+1:]
+	if kind != KindPresence {
+		if p.Will {
+			return false, fmt.Errorf("%w: a will may only be the driver's own presence", ErrForbidden)
+		}
+		return false, nil
+	}
+	state, err := ParsePresence(p.Payload)
+	if err != nil {
+		return false, err
+	}
+	if p.Will && state != PresenceOffline {
+		return false, fmt.Errorf("%w: a will may only say %q", ErrInvalid, PresenceOffline)
+	}
+	return p.Retain, nil
+}
+
+// MaxPresenceBytes bounds a presence payload.
+const MaxPresenceBytes = 128
+
+// ParsePresence checks a presence payload from a handheld and returns its
+// state: {"state":"online"|"offline","ts":<Unix ms>} with ts optional and
+// nothing else, or the bare word (an LWT is often just "offline"), in at most
+// MaxPresenceBytes. Dashboards read it from a retained topic, so nothing
+// else is let through.
+func ParsePresence(payload []byte) (string, error) {
+	if len(payload) > MaxPresenceBytes {
+		return "", fmt.Errorf("%w: presence is %d bytes, at most %d", ErrInvalid, len(payload), MaxPresenceBytes)
+	}
+	switch s := string(payload); s {
+	case PresenceOnline, PresenceOffline:
+		return s, nil
+	}
+	var v struct {
+		State *string  `json:"state"`
+		TS    *float64 `json:"ts"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return "", fmt.Errorf("%w: presence is not {\"state\":\"online\"|\"offline\",\"ts\":…} or a bare state", ErrInvalid)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", fmt.Errorf("%w: presence has trailing data", ErrInvalid)
+	}
+	if v.State == nil || (*v.State != PresenceOnline && *v.State != PresenceOffline) {
+		return "", fmt.Errorf("%w: presence state must be %q or %q", ErrInvalid, PresenceOnline, PresenceOffline)
+	}
+	if v.TS != nil && (*v.TS < 0 || *v.TS != math.Trunc(*v.TS) || *v.TS > 1<<53) {
+		return "", fmt.Errorf("%w: presence ts must be Unix milliseconds", ErrInvalid)
+	}
+	return *v.State, nil
+}
+
+// quoteClip quotes a value from the network for an error message, cut to
+// 64 bytes.
+func quoteClip(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// Allowed is the topic ACL of docs/design.md §6 for depot. For a read, topic may
 // be a subscription filter or the topic of a delivery.
 //
 //   - a driver publishes only its own gps, presence and reply topics and

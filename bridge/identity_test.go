@@ -1,6 +1,10 @@
 package bridge
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+)
 
 func TestACL(t *testing.T) {
 	drv := Identity{RoleDriver, "D1"}
@@ -52,15 +56,170 @@ func TestACL(t *testing.T) {
 
 func TestClientIDBinding(t *testing.T) {
 	drv := Identity{RoleDriver, "D1"}
-	for id, want := range map[string]bool{"drv-D1": true, "drv-D1-phone": true, "drv-D10": false, "drv-D2": false, "dash-D1": false, "": false} {
+	for id, want := range map[string]bool{"drv-D1": true, "drv-D1:phone": true, "drv-D1:": true, "drv-D1-phone": false,
+		"drv-D10": false, "drv-D2": false, "dash-D1": false, "drv-": false, "drv-:x": false, "": false} {
 		if got := drv.ClientIDAllowed(id); got != want {
 			t.Errorf("driver D1 client id %q: %v", id, got)
 		}
 	}
 	disp := Identity{RoleDispatcher, "ana"}
-	for id, want := range map[string]bool{"dash-ana": true, "dash-ana-3f2a": true, "dash-anabel": false, "drv-ana": false} {
+	for id, want := range map[string]bool{"dash-ana": true, "dash-ana:3f2a": true, "dash-ana-3f2a": false, "dash-anabel": false, "drv-ana": false} {
 		if got := disp.ClientIDAllowed(id); got != want {
 			t.Errorf("dispatcher ana client id %q: %v", id, got)
+		}
+	}
+}
+
+// TestClientIDNeverShared is defect 4 of issue 10: with "drv-<id>-*", driver
+// X1 could connect as "drv-X1-b", the client id of driver X1-b, and resume
+// its session. Ids that are prefixes of each other, with every separator in
+// them, must never share a client id.
+func TestClientIDNeverShared(t *testing.T) {
+	subjects := []string{"X1", "X1-b", "X1:b", "X1-b:c", "X1:", ":X1", "ana", "ana-x", "ana:x", "a", "a:", "a::"}
+	var ids []Identity
+	for _, s := range subjects {
+		ids = append(ids, Identity{RoleDriver, s}, Identity{RoleDispatcher, s})
+	}
+	suffixes := []string{"", ":", ":b", "-b", ":b:c", "-b:c", ":x", "-x", "::"}
+	for _, owner := range ids {
+		own := owner.ClientID()
+		if !owner.ClientIDAllowed(own) {
+			t.Errorf("%s may not use its own client id %q", owner, own)
+		}
+		for _, base := range []string{"drv-", "dash-"} {
+			for _, s := range subjects {
+				for _, suf := range suffixes {
+					cid := base + s + suf
+					var holders []string
+					for _, id := range ids {
+						if id.ClientIDAllowed(cid) {
+							holders = append(holders, id.String())
+						}
+					}
+					// dispatcher and admin share "dash-", but a username is one user
+					if len(holders) > 1 {
+						t.Fatalf("client id %q is valid for %v", cid, holders)
+					}
+				}
+			}
+		}
+	}
+}
+
+// FuzzClientID: no client id is valid for two identities.
+func FuzzClientID(f *testing.F) {
+	for _, s := range [][2]string{{"X1", "drv-X1-b"}, {"X1-b", "drv-X1:b"}, {"ana", "dash-ana:x"}, {"a:b", "drv-a:b:"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, subject, cid string) {
+		for _, role := range []string{RoleDriver, RoleDispatcher} {
+			id := Identity{role, subject}
+			if subject != "" && !id.ClientIDAllowed(id.ClientID()) {
+				t.Fatalf("%s refused its own client id %q", id, id.ClientID())
+			}
+			if !id.ClientIDAllowed(cid) {
+				continue
+			}
+			// cid names exactly this subject: any other subject is refused.
+			for _, other := range []string{subject + "-", subject + ":", strings.TrimSuffix(subject, ":"), "x" + subject, subject[:len(subject)/2]} {
+				if other != subject && (Identity{role, other}).ClientIDAllowed(cid) {
+					t.Fatalf("client id %q valid for %q and %q", cid, subject, other)
+				}
+			}
+		}
+	})
+}
+
+func TestParsePresence(t *testing.T) {
+	for in, want := range map[string]string{
+		"offline": PresenceOffline, "online": PresenceOnline,
+		`{"state":"offline"}`: PresenceOffline, `{"state":"online","ts":1764150000123}`: PresenceOnline,
+		` {"ts":0,"state":"offline"} `:          PresenceOffline,
+		"":                                      "",
+		"Offline":                               "",
+		"silent":                                "",
+		`{"state":"busy"}`:                      "",
+		`{"state":"offline","x":1}`:             "",
+		`{"state":"offline","ts":"1"}`:          "",
+		`{"state":"offline","ts":-1}`:           "",
+		`{"state":"offline","ts":1.5}`:          "",
+		`{"state":"offline"}{"state":"online"}`: "",
+		`{"state":"offline"} x`:                 "",
+		`{}`:                                    "",
+		`null`:                                  "",
+		`["offline"]`:                           "",
+		`{"state":"offline","ts":1}` + strings.Repeat(" ", MaxPresenceBytes): "",
+		`{"state":"RED\"><img src=x onerror=alert(1)>"}`:                     "",
+	} {
+		got, err := ParsePresence([]byte(in))
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("ParsePresence(%q) = %q, %v; want %q", in, got, err, want)
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParsePresence(%q): %v is not ErrInvalid", in, err)
+		}
+	}
+}
+
+// FuzzPresencePayload: a presence that passes is small, one of two states,
+// and says the same when parsed again; nothing panics.
+func FuzzPresencePayload(f *testing.F) {
+	for _, s := range []string{"offline", "online", `{"state":"offline","ts":1}`, `{"state":"online"}`, `{"state":"x"}`, "\x00", `{"state":"offline","ts":1e300}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := ParsePresence(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("%q: %v", b, err)
+			}
+			return
+		}
+		if len(b) > MaxPresenceBytes || (st != PresenceOnline && st != PresenceOffline) {
+			t.Fatalf("%q accepted as %q", b, st)
+		}
+		drv := Identity{RoleDriver, "D1"}
+		retain, err := drv.MayPublish("X", Publication{Topic: "depot/X/drivers/D1/presence", Payload: b, Retain: true})
+		if err != nil || !retain {
+			t.Fatalf("%q: valid presence refused: %v", b, err)
+		}
+	})
+}
+
+func TestMayPublish(t *testing.T) {
+	drv := Identity{RoleDriver, "D1"}
+	disp := Identity{RoleDispatcher, "ana"}
+	const own = "depot/X/drivers/D1/presence"
+	tests := []struct {
+		name   string
+		who    Identity
+		p      Publication
+		retain bool
+		err    error
+	}{
+		{"own presence will", drv, Publication{Topic: own, Payload: []byte("offline"), QoS: 1, Retain: true, Will: true}, true, nil},
+		{"own presence will, json", drv, Publication{Topic: own, Payload: []byte(`{"state":"offline","ts":5}`), Will: true}, false, nil},
+		{"will saying online", drv, Publication{Topic: own, Payload: []byte("online"), Will: true}, false, ErrInvalid},
+		{"will on the events topic", drv, Publication{Topic: "depot/X/events", Payload: []byte(`{"seq":1}`), Retain: true, Will: true}, false, ErrForbidden},
+		{"will on another driver's inbox", drv, Publication{Topic: "depot/X/drivers/D2/inbox", Payload: []byte("{}"), Will: true}, false, ErrForbidden},
+		{"will on another driver's presence", drv, Publication{Topic: "depot/X/drivers/D2/presence", Payload: []byte("offline"), Will: true}, false, ErrForbidden},
+		{"will on own gps", drv, Publication{Topic: "depot/X/drivers/D1/gps", Payload: []byte(`{"lat":1,"lng":2,"ts":3}`), Will: true}, false, ErrForbidden},
+		{"will on a route state", drv, Publication{Topic: "depot/X/routes/R1/state", Payload: []byte("{}"), Retain: true, Will: true}, false, ErrForbidden},
+		{"will on the heartbeat", drv, Publication{Topic: "depot/X/system/heartbeat", Payload: []byte("{}"), Will: true}, false, ErrForbidden},
+		{"will of a dispatcher", disp, Publication{Topic: "depot/X/events", Payload: []byte("x"), Will: true}, false, ErrForbidden},
+		{"will outside the depot", drv, Publication{Topic: "elsewhere", Payload: []byte("offline"), Will: true}, false, ErrForbidden},
+		{"huge will", drv, Publication{Topic: own, Payload: make([]byte, 60<<10), Retain: true, Will: true}, false, ErrInvalid},
+		{"retained presence", drv, Publication{Topic: own, Payload: []byte(`{"state":"online","ts":5}`), Retain: true}, true, nil},
+		{"retained junk presence", drv, Publication{Topic: own, Payload: []byte(`<b>x</b>`), Retain: true}, false, ErrInvalid},
+		{"presence not retained", drv, Publication{Topic: own, Payload: []byte("online")}, false, nil},
+		{"retained gps is not retained", drv, Publication{Topic: "depot/X/drivers/D1/gps", Payload: []byte(`{"lat":1}`), Retain: true}, false, nil},
+		{"retained reply is not retained", drv, Publication{Topic: "depot/X/drivers/D1/reply", Payload: []byte(`{}`), Retain: true}, false, nil},
+		{"dispatcher publish", disp, Publication{Topic: "depot/X/events", Payload: []byte("x")}, false, ErrForbidden},
+	}
+	for _, tt := range tests {
+		retain, err := tt.who.MayPublish("X", tt.p)
+		if retain != tt.retain || !errors.Is(err, tt.err) || (tt.err == nil) != (err == nil) {
+			t.Errorf("%s: retain %v, err %v; want %v, %v", tt.name, retain, err, tt.retain, tt.err)
 		}
 	}
 }
