@@ -26,16 +26,40 @@ import (
 
 // Authenticator decides who may connect and what each client may do. It is
 // asked on CONNECT, on SUBSCRIBE, on PUBLISH and on every delivery, so Allow
-// must be cheap.
+// and Publish must be cheap.
 type Authenticator interface {
-	// Authenticate checks a CONNECT and returns the identity to record on
-	// the session, or an error to refuse it: one wrapping ErrNotAuthorized
-	// (anonymous, a client id that is not the identity's) is answered with
-	// CONNACK 0x87 (3.1.1: 5), any other with 0x86 (3.1.1: 4).
-	Authenticate(c Connect) (identity string, err error)
+	// Authenticate checks a CONNECT and returns the session to record, or
+	// an error to refuse it: one wrapping ErrNotAuthorized (anonymous, a
+	// client id that is not the identity's) is answered with CONNACK 0x87
+	// (3.1.1: 5), any other with 0x86 (3.1.1: 4).
+	Authenticate(c Connect) (Session, error)
 	// Allow reports whether identity may publish (write) to or receive from
 	// topic.
 	Allow(identity, topic string, write bool) bool
+	// Publish judges a message beyond its topic: every PUBLISH after the
+	// ACL, and a Last Will both at CONNECT and when it is sent (mochi sends
+	// wills with no ACL check of its own). It says whether the message may
+	// be kept as the topic's retained message; an error (best a *Refused,
+	// for its reason code) refuses it, and a will refused at CONNECT
+	// refuses the connection.
+	Publish(identity string, m Message) (retain bool, err error)
+}
+
+// Session is an accepted CONNECT: who it is, and when its credential ends
+// (zero: not before it is revoked). At Expires the session is ended with
+// DISCONNECT 0xA0 (maximum connect time).
+type Session struct {
+	Identity string
+	Expires  time.Time
+}
+
+// Message is a publish or a will, as the Authenticator sees it.
+type Message struct {
+	Topic   string
+	Payload []byte
+	QoS     byte
+	Retain  bool
+	Will    bool
 }
 
 // Connect is what a client presents on CONNECT.
@@ -108,8 +132,8 @@ type Config struct {
 	SessionExpiry  uint32        // cap on session expiry, seconds; 7 days
 	MaxClients     int64         // 20,000
 	WritesPending  int           // per-client outbound queue; 256
-	PublishRate    float64       // per-client publishes per second; 20
-	PublishBurst   int           // per-client burst; 60
+	PublishRate    float64       // per-identity publishes per second; 20
+	PublishBurst   int           // per-identity burst; 60
 	MaxKeepAlive   uint16        // seconds; a client asking for 0 or more gets this; 120
 	MaxSubs        int           // subscriptions per client; 100
 	TopicAliases   uint16        // MQTT 5 topic aliases a client may set; 16
@@ -125,7 +149,7 @@ type Config struct {
 type Server struct {
 	Stats Stats
 
-	limits  sync.Map // client id -> *limit
+	expiry  sync.Map // *mqtt.Client -> *time.Timer: ends a session when its token does
 	pending sync.Map // client id -> *pendingSubs: the filters of a SUBSCRIBE being checked
 	cfg     Config
 	mq      *mqtt.Server
@@ -196,7 +220,7 @@ func (s *Server) Start() error {
 		return errors.New("broker: no Authenticator configured")
 	}
 	// Start from mochi's defaults and set deliberately what matters here
-	// (LIBRARIES.md §1): a zero Capabilities would refuse every client.
+	// (docs/libraries.md §1): a zero Capabilities would refuse every client.
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = s.cfg.MaxPacketSize
 	caps.MaximumMessageExpiryInterval = 0 // mochi's 24h default would drop retained route states
@@ -424,7 +448,7 @@ func (s *Server) quiesce(d time.Duration) {
 
 // deadlineListener gives every accepted connection a read deadline, so a
 // client that connects and sends no CONNECT is dropped (mochi reads CONNECT
-// with no deadline; LIBRARIES.md §1). mochi replaces the deadline with the
+// with no deadline; docs/libraries.md §1). mochi replaces the deadline with the
 // keepalive one after CONNECT.
 type deadlineListener struct {
 	net.Listener

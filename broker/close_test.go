@@ -13,8 +13,11 @@ import (
 
 type anyone struct{}
 
-func (anyone) Authenticate(c Connect) (string, error)        { return "driver:" + c.ClientID, nil }
-func (anyone) Allow(identity, topic string, write bool) bool { return true }
+func (anyone) Authenticate(c Connect) (Session, error) {
+	return Session{Identity: "driver:" + c.ClientID}, nil
+}
+func (anyone) Allow(identity, topic string, write bool) bool            { return true }
+func (anyone) Publish(identity string, m Message) (retain bool, e error) { return m.Retain, nil }
 
 // TestCloseWhileClientsChurn: shutting down while clients come and go
 // returns. mochi v2.7.9's Close takes its clients' read lock twice, and a

@@ -3,17 +3,17 @@ package broker
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"golang.org/x/time/rate"
 )
 
 // hook connects mochi's callbacks to the Authenticator and Ingestor. It is
 // the only authentication and ACL hook: mochi ORs these across hooks, so an
-// allow-all hook beside it would open everything (LIBRARIES.md §1).
+// allow-all hook beside it would open everything (docs/libraries.md §1).
 type hook struct {
 	mqtt.HookBase
 	srv *Server
@@ -23,32 +23,42 @@ func (h *hook) ID() string { return "depot" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
-		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribe, mqtt.OnSubscribed,
+		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnWill, mqtt.OnSubscribe, mqtt.OnSubscribed,
 		mqtt.OnPacketRead, mqtt.OnPacketEncode}, []byte{b})
 }
 
-// OnConnect authenticates. mochi's OnConnectAuthenticate can only answer
-// 0x86, so refusals are sent from here with the exact code: 0x87/5 for
-// anonymous or a client id bound to someone else, 0x86/4 for a bad, expired,
-// revoked or borrowed credential. The identity replaces the client's
-// Username, which persists with the session, so ACL checks on restored
-// sessions use it too.
+// OnConnect authenticates, and judges the Last Will before the client can
+// leave it behind. mochi's OnConnectAuthenticate can only answer 0x86, so
+// refusals are sent from here with the exact code: 0x87/5 for anonymous, a
+// client id bound to someone else or a will the identity may not leave;
+// 0x86/4 for a bad, expired, revoked or borrowed credential. The identity
+// replaces the client's Username, which persists with the session, so ACL
+// checks on restored sessions use it too.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	id, err := h.srv.cfg.Auth.Authenticate(Connect{
+	sess, err := h.srv.cfg.Auth.Authenticate(Connect{
 		ClientID: cl.ID, Username: pk.Connect.Username, Password: pk.Connect.Password,
 		Listener: cl.Net.Listener, Remote: cl.Net.Remote,
 	})
+	if err == nil && pk.Connect.WillFlag {
+		// mochi publishes a will with no ACL check and no OnPublish: this
+		// is the only place to ask, while the client can still be told.
+		if _, werr := h.srv.cfg.Auth.Publish(sess.Identity, Message{
+			Topic: pk.Connect.WillTopic, Payload: pk.Connect.WillPayload,
+			QoS: pk.Connect.WillQos, Retain: pk.Connect.WillRetain, Will: true,
+		}); werr != nil {
+			err = fmt.Errorf("%w: will on %q refused: %v", ErrNotAuthorized, pk.Connect.WillTopic, werr)
+		}
+	}
 	if err == nil {
-		cl.Properties.Username = []byte(id)
+		cl.Properties.Username = []byte(sess.Identity)
 		// A client that asks for no keepalive, or a very long one, gets
 		// the server's: a dead handheld is found within 1.5× of it.
 		if max := h.srv.cfg.MaxKeepAlive; cl.State.Keepalive == 0 || cl.State.Keepalive > max {
 			cl.State.Keepalive, cl.State.ServerKeepalive = max, true
 		}
-		h.srv.limits.Store(cl.ID, &limit{
-			rate:    rate.NewLimiter(rate.Limit(h.srv.cfg.PublishRate), h.srv.cfg.PublishBurst),
-			strikes: rate.NewLimiter(rate.Limit(h.srv.cfg.PublishRate), h.srv.cfg.PublishBurst),
-		})
+		if !sess.Expires.IsZero() {
+			h.endAt(cl, sess.Expires)
+		}
 		return nil
 	}
 	h.srv.Stats.ConnectRefused.Add(1)
@@ -65,6 +75,40 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	_ = h.srv.mq.SendConnack(cl, code, false, nil)
 	return code
+}
+
+// endAt ends cl's session when its credential (a login token) expires: a
+// token is refused at CONNECT once expired, and a session opened with it
+// must not outlive it. MQTT 5 clients hear 0xA0 (maximum connect time); the
+// page renews its token before then and moves to a new session.
+func (h *hook) endAt(cl *mqtt.Client, t time.Time) {
+	timer := time.AfterFunc(time.Until(t), func() {
+		h.srv.expiry.Delete(cl)
+		if cl.Closed() {
+			return
+		}
+		h.srv.cfg.Log.Info("mqtt session ended: its token expired", "client", cl.ID, "identity", string(cl.Properties.Username))
+		_ = h.srv.mq.DisconnectClient(cl, packets.ErrMaxConnectTime)
+	})
+	h.srv.expiry.Store(cl, timer)
+}
+
+// OnWill judges a will again when it is about to be sent: the credential
+// may have been revoked since CONNECT, or the session restored from disk
+// from before the rule. mochi sends whatever OnWill returns and ignores an
+// error, so a refused will is emptied: no topic, nothing retained, which
+// reaches no subscriber.
+func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	retain, err := h.srv.cfg.Auth.Publish(string(cl.Properties.Username), Message{
+		Topic: will.TopicName, Payload: will.Payload, QoS: will.Qos, Retain: will.Retain, Will: true,
+	})
+	if err != nil {
+		h.srv.Stats.PublishDenied.Add(1)
+		h.srv.cfg.Log.Info("mqtt will refused", "client", cl.ID, "identity", string(cl.Properties.Username), "topic", will.TopicName, "err", err)
+		return mqtt.Will{}, nil
+	}
+	will.Retain = retain
+	return will, nil
 }
 
 // OnConnectAuthenticate runs only after OnConnect accepted the client (mochi
@@ -141,22 +185,37 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return ok
 }
 
-// OnPublish runs before the PUBACK, on the client's own read goroutine.
-// A refused message is never delivered: v5 QoS 1 senders get the reason
-// code; v3 and QoS 0 senders are acknowledged and the message dropped, since
-// resending a bad fix can never succeed. A failure that is not the message's
-// fault (the store) leaves a v3 QoS 1 message unacknowledged so the handheld
-// sends it again.
+// OnPublish runs before the PUBACK, on the client's own read goroutine,
+// after the ACL. It asks the Authenticator whether the message may be
+// carried and retained (only a driver's own presence is kept: a retained
+// fix or reply is carried with its retain flag cleared), then hands it to
+// the Ingestor. A refused message is never delivered: v5 QoS 1 senders get
+// the reason code; v3 and QoS 0 senders are acknowledged and the message
+// dropped, since resending a bad fix can never succeed. A failure that is
+// not the message's fault (the store) leaves a v3 QoS 1 message
+// unacknowledged so the handheld sends it again.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline {
+	if cl.Net.Inline || pk.TopicName == dropTopic {
 		return pk, nil
 	}
-	if h.srv.cfg.Ingest == nil {
-		return pk, nil
-	}
-	err := h.srv.cfg.Ingest.Ingest(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos)
+	retain, err := h.srv.cfg.Auth.Publish(string(cl.Properties.Username), Message{
+		Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain,
+	})
 	if err == nil {
-		return pk, nil
+		pk.FixedHeader.Retain = retain
+		if h.srv.cfg.Ingest == nil {
+			return pk, nil
+		}
+		err = h.srv.cfg.Ingest.Ingest(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos)
+		if err == nil {
+			return pk, nil
+		}
+	} else {
+		h.srv.Stats.PublishDenied.Add(1)
+		var r *Refused
+		if !errors.As(err, &r) {
+			err = &Refused{Code: CodeNotAuthorized, Reason: err.Error()}
+		}
 	}
 	v5qos := cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0
 	var r *Refused
@@ -251,8 +310,10 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 // OnDisconnect ignores a session that was taken over: its client id lives
 // on in the new connection.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if t, ok := h.srv.expiry.LoadAndDelete(cl); ok {
+		t.(*time.Timer).Stop()
+	}
 	if !cl.IsTakenOver() {
-		h.srv.limits.Delete(cl.ID)
 		h.srv.pending.Delete(cl.ID)
 	}
 	if o := h.srv.cfg.Observer; o != nil && !cl.Net.Inline && !cl.IsTakenOver() && len(cl.Properties.Username) > 0 {

@@ -35,10 +35,13 @@ func (l *lockedBuffer) String() string {
 
 type nobody struct{}
 
-func (nobody) Authenticate(c Connect) (string, error) {
-	return "", fmt.Errorf("%w: anonymous client %s", ErrNotAuthorized, c.ClientID)
+func (nobody) Authenticate(c Connect) (Session, error) {
+	return Session{}, fmt.Errorf("%w: anonymous client %s", ErrNotAuthorized, c.ClientID)
 }
 func (nobody) Allow(identity, topic string, write bool) bool { return false }
+func (nobody) Publish(identity string, m Message) (bool, error) {
+	return false, &Refused{Code: CodeNotAuthorized, Reason: "nobody"}
+}
 
 // mqttConnectV3 sends a 3.1.1 CONNECT with clientID and waits for the
 // CONNACK return code.

@@ -19,7 +19,7 @@ import (
 // wsListener is a mochi listener that owns no port: the web server mounts it
 // as an http.Handler at /mqtt, so the dashboard, API and MQTT share one
 // origin. mochi's own WebSocket listener insists on its own http.Server and
-// accepts any origin (LIBRARIES.md §1).
+// accepts any origin (docs/libraries.md §1).
 type wsListener struct {
 	id       string
 	log      *slog.Logger
