@@ -51,6 +51,9 @@ fuzz: ui
 	$(GO) test -run='^$$' -fuzz='^FuzzParseDriverTopic$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSnapshots$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONEncoding$$' -fuzztime=$(FUZZTIME) ./bridge
+	$(GO) test -run='^$$' -fuzz='^FuzzPresencePayload$$' -fuzztime=$(FUZZTIME) ./bridge
+	$(GO) test -run='^$$' -fuzz='^FuzzClientID$$' -fuzztime=$(FUZZTIME) ./bridge
+	$(GO) test -run='^$$' -fuzz='^FuzzTrustedProxies$$' -fuzztime=$(FUZZTIME) ./ui
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBlock$$' -fuzztime=$(FUZZTIME) ./storage
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEventBlock$$' -fuzztime=$(FUZZTIME) ./storage
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./ui/auth
@@ -58,6 +61,7 @@ fuzz: ui
 	$(GO) test -run='^$$' -fuzz='^FuzzLoginBody$$' -fuzztime=$(FUZZTIME) ./cmd/depot
 	$(GO) test -run='^$$' -fuzz='^FuzzRawMQTT$$' -fuzztime=$(FUZZTIME) ./cmd/depot
 	$(GO) test -run='^$$' -fuzz='^FuzzAPI$$' -fuzztime=$(FUZZTIME) ./cmd/depot
+	$(GO) test -run='^$$' -fuzz='^FuzzWill$$' -fuzztime=$(FUZZTIME) ./cmd/depot
 
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=5m

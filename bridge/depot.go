@@ -117,7 +117,7 @@ type Metrics interface {
 // ErrClosed is returned for work submitted after Close.
 var ErrClosed = errors.New("depot closed")
 
-// maxBatch bounds one commit so a transaction stays short (LIBRARIES.md §3).
+// maxBatch bounds one commit so a transaction stays short (docs/libraries.md §3).
 const maxBatch = 2000
 
 type job struct {
@@ -681,7 +681,7 @@ func (d *Depot) publisher(pubs <-chan *committed, free chan<- *committed) {
 		}
 		// One message per commit: under load a delivery carries a batch of
 		// envelopes (a JSON array, in seq order) instead of one, since a
-		// broker's cost is per message, not per byte (DESIGN.md §4).
+		// broker's cost is per message, not per byte (docs/design.md §4).
 		for i := 0; i < len(c.fresh); i += maxEventsPerMessage {
 			chunk := c.fresh[i:min(len(c.fresh), i+maxEventsPerMessage)]
 			if perr := d.Pub.Publish(d.Topics.Events(), eventsMessage(chunk), false, 1); perr != nil {

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Event types of the dispatch work (DESIGN.md §4). rescue:updated is ours:
+// Event types of the dispatch work (docs/design.md §4). rescue:updated is ours:
 // the design names the resolve and ack actions but no event for them.
 const (
 	EventRescueAlert    = "rescue:alert"
@@ -122,7 +122,7 @@ type RescueDriver struct {
 	DistanceKm      float64 `json:"distanceKm"`
 }
 
-// RescueAlert is the rescue:alert payload (DESIGN.md §4).
+// RescueAlert is the rescue:alert payload (docs/design.md §4).
 type RescueAlert struct {
 	RescueID         string        `json:"rescueId"`
 	StruggleRoute    RescueRoute   `json:"struggleRoute"`

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Event types (DESIGN.md §4).
+// Event types (docs/design.md §4).
 const (
 	EventRouteUpdate  = "route:update"
 	EventSystemStatus = "system:status"

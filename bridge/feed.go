@@ -32,7 +32,7 @@ const (
 // ErrFeed wraps every feed failure: unreachable, slow, or malformed.
 var ErrFeed = errors.New("route feed")
 
-// ParseSnapshots decodes and checks a feed document (DESIGN.md §2). It
+// ParseSnapshots decodes and checks a feed document (docs/design.md §2). It
 // refuses the whole document when any entry is invalid, so a half-broken
 // feed never replaces a good state.
 func ParseSnapshots(data []byte) ([]RouteSnapshot, error) {

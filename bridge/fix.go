@@ -74,7 +74,7 @@ type wireFix struct {
 	Batt *float64 `json:"batt"`
 }
 
-// ParseFix decodes and validates a GPS payload (DESIGN.md §3) received at now.
+// ParseFix decodes and validates a GPS payload (docs/design.md §3) received at now.
 // Every error wraps one of the Err* reasons above.
 func ParseFix(driverID string, payload []byte, now time.Time) (Fix, error) {
 	if len(payload) > MaxFixPayload {
@@ -151,7 +151,7 @@ func ValidID(s string) bool {
 	return true
 }
 
-// Driver topic kinds (DESIGN.md §3).
+// Driver topic kinds (docs/design.md §3).
 const (
 	KindGPS      = "gps"
 	KindPresence = "presence"
@@ -177,7 +177,7 @@ func ParseDriverTopic(depot, topic string) (driver, kind string, err error) {
 	return "", "", ErrBadTopic
 }
 
-// Topics of one depot (DESIGN.md §3).
+// Topics of one depot (docs/design.md §3).
 type Topics struct{ Depot string }
 
 func (t Topics) Events() string { return "depot/" + t.Depot + "/events" }

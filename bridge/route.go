@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Status colours of a route (DESIGN.md §4).
+// Status colours of a route (docs/design.md §4).
 const (
 	Green  = "GREEN"
 	Yellow = "YELLOW"

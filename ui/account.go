@@ -223,7 +223,7 @@ func (s *Server) createDevice(c echo.Context) error {
 	s.cfg.Log.Info("device credential issued", "driver", req.DriverID, "by", c.Get(claimsKey).(*auth.Claims).Subject)
 	return c.JSON(http.StatusCreated, map[string]string{
 		"driverId": req.DriverID, "token": tok,
-		"mqttUsername": req.DriverID, "mqttClientId": "drv-" + req.DriverID,
+		"mqttUsername": req.DriverID, "mqttClientId": bridge.Identity{Role: bridge.RoleDriver, Subject: req.DriverID}.ClientID(),
 	})
 }
 

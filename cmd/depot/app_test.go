@@ -270,7 +270,7 @@ func (a *testApp) subscribeWS(t testing.TB, filters ...string) *wsSubscriber {
 			}()
 		},
 		ClientConfig: paho.ClientConfig{
-			ClientID: fmt.Sprintf("dash-ana-%d", time.Now().UnixNano()),
+			ClientID: fmt.Sprintf("dash-ana:%d", time.Now().UnixNano()),
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 				now := time.Now()
 				s.mu.Lock()

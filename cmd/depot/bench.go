@@ -272,7 +272,7 @@ func applianceTarget(ctx context.Context, httpAddr, mqttAddr string, c benchConf
 			return d, tokens[i-1], "drv-" + d
 		},
 		dashAuth: func(i int) (string, string, string) {
-			return "admin", api.token, fmt.Sprintf("dash-admin-bench%d", i)
+			return "admin", api.token, fmt.Sprintf("dash-admin:bench%d", i)
 		},
 		gpsTopic:  func(d string) string { return "depot/" + c.depot + "/drivers/" + d + "/gps" },
 		subscribe: "depot/" + c.depot + "/events",

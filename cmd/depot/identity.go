@@ -16,15 +16,36 @@ type mqttAuth struct {
 	depot    string
 }
 
-func (m mqttAuth) Authenticate(c broker.Connect) (string, error) {
-	id, err := m.accounts.AuthenticateMQTT(c.Username, c.Password, c.ClientID)
+func (m mqttAuth) Authenticate(c broker.Connect) (broker.Session, error) {
+	id, expires, err := m.accounts.AuthenticateMQTT(c.Username, c.Password, c.ClientID)
 	if errors.Is(err, auth.ErrNotAuthorized) {
-		return "", fmt.Errorf("%w: %v", broker.ErrNotAuthorized, err)
+		return broker.Session{}, fmt.Errorf("%w: %v", broker.ErrNotAuthorized, err)
 	}
 	if err != nil {
-		return "", err
+		return broker.Session{}, err
 	}
-	return id.String(), nil
+	return broker.Session{Identity: id.String(), Expires: expires}, nil
+}
+
+// Publish applies bridge.Identity.MayPublish, the one rule for every path a
+// client's message takes (publish, will, retained, alias), after the same
+// validity check as Allow: a will of a credential revoked since CONNECT is
+// not sent.
+func (m mqttAuth) Publish(identity string, msg broker.Message) (bool, error) {
+	if !m.Allow(identity, msg.Topic, true) {
+		return false, &broker.Refused{Code: broker.CodeNotAuthorized, Reason: "not authorized"}
+	}
+	id, _ := bridge.ParseIdentity(identity) // Allow parsed it
+	retain, err := id.MayPublish(m.depot, bridge.Publication{
+		Topic: msg.Topic, Payload: msg.Payload, QoS: msg.QoS, Retain: msg.Retain, Will: msg.Will,
+	})
+	switch {
+	case err == nil:
+		return retain, nil
+	case errors.Is(err, bridge.ErrInvalid):
+		return false, &broker.Refused{Code: broker.CodePayloadFormat, Reason: err.Error()}
+	}
+	return false, &broker.Refused{Code: broker.CodeNotAuthorized, Reason: err.Error()}
 }
 
 // Allow runs on every publish, subscribe and delivery: a map lookup and a

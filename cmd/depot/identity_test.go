@@ -90,9 +90,9 @@ func TestMQTTConnectMatrix(t *testing.T) {
 		v5, v3             byte
 	}{
 		{"driver", "drv-D1", "D1", a.tokens["D1"], 0, 0},
-		{"driver, suffixed client id", "drv-D1-phone", "D1", a.tokens["D1"], 0, 0},
-		{"dispatcher", "dash-ana-1", "ana", a.disp, 0, 0},
-		{"admin", "dash-admin-1", "admin", a.admin, 0, 0},
+		{"driver, suffixed client id", "drv-D1:phone", "D1", a.tokens["D1"], 0, 0},
+		{"dispatcher", "dash-ana:1", "ana", a.disp, 0, 0},
+		{"admin", "dash-admin:1", "admin", a.admin, 0, 0},
 		{"anonymous", "drv-D1", "", "", 0x87, 5},
 		{"no password", "drv-D1", "D1", "", 0x86, 4},
 		{"wrong device token", "drv-D1", "D1", "not-the-token", 0x86, 4},
@@ -102,11 +102,11 @@ func TestMQTTConnectMatrix(t *testing.T) {
 		{"D1 with D2's client id", "drv-D2", "D1", a.tokens["D1"], 0x87, 5},
 		{"driver with a dashboard client id", "dash-D1", "D1", a.tokens["D1"], 0x87, 5},
 		{"dispatcher with a driver client id", "drv-D1", "ana", a.disp, 0x87, 5},
-		{"dispatcher token under another name", "dash-admin-1", "admin", a.disp, 0x86, 4},
-		{"expired token", "dash-ana-1", "ana", expiredToken(t, a, "ana", bridge.RoleDispatcher), 0x86, 4},
-		{"tampered token", "dash-ana-1", "ana", tamper(t, a.disp), 0x86, 4},
-		{"token of another depot", "dash-ana-1", "ana", foreign, 0x86, 4},
-		{"user password instead of token", "dash-ana-1", "ana", anaPassword, 0x86, 4},
+		{"dispatcher token under another name", "dash-admin:1", "admin", a.disp, 0x86, 4},
+		{"expired token", "dash-ana:1", "ana", expiredToken(t, a, "ana", bridge.RoleDispatcher), 0x86, 4},
+		{"tampered token", "dash-ana:1", "ana", tamper(t, a.disp), 0x86, 4},
+		{"token of another depot", "dash-ana:1", "ana", foreign, 0x86, 4},
+		{"user password instead of token", "dash-ana:1", "ana", anaPassword, 0x86, 4},
 	}
 	transports := map[string]dialer{"tcp": tcpDialer(a.MQTTAddr()), "ws": wsDialer(a.HTTPAddr(), "")}
 	for tname, d := range transports {
@@ -161,7 +161,7 @@ func TestMQTTActionMatrix(t *testing.T) {
 			{"another driver's gps", true, "depot/DEMO1/drivers/D2/gps", false},
 			{"an event", true, "depot/DEMO1/events", false},
 		}},
-		{"dash-ana-1", "ana", a.disp, []action{
+		{"dash-ana:1", "ana", a.disp, []action{
 			{"the whole depot", false, "depot/DEMO1/#", true},
 			{"the events", false, "depot/DEMO1/events", true},
 			{"route states", false, "depot/DEMO1/routes/+/state", true},
@@ -171,7 +171,7 @@ func TestMQTTActionMatrix(t *testing.T) {
 			{"publish an event", true, "depot/DEMO1/events", false},
 			{"publish as a driver", true, "depot/DEMO1/drivers/D1/gps", false},
 		}},
-		{"dash-admin-1", "admin", a.admin, []action{
+		{"dash-admin:1", "admin", a.admin, []action{
 			{"the whole depot", false, "depot/DEMO1/#", true},
 			{"$SYS", false, "$SYS/#", true},
 			{"another depot", false, "depot/OTHER/#", false},
@@ -380,7 +380,7 @@ func TestOriginCheck(t *testing.T) {
 		"http://evil.example":         false,
 		"https://wall.depot.example.": false,
 	} {
-		_, code, err := connectV5(wsDialer(a.HTTPAddr(), origin), "dash-ana-o", "ana", a.disp)
+		_, code, err := connectV5(wsDialer(a.HTTPAddr(), origin), "dash-ana:o", "ana", a.disp)
 		if ok && (err != nil || code != 0) {
 			t.Errorf("origin %q refused: %v 0x%02x", origin, err, code)
 		}

@@ -201,7 +201,7 @@ func TestStalledDashboardIsBounded(t *testing.T) {
 	}
 	defer conn.Close()
 	s := &v3session{conn: conn, r: bufio.NewReader(conn)}
-	const stuckID = "dash-ana-stalled"
+	const stuckID = "dash-ana:stalled"
 	body := mqttString(nil, "MQTT")
 	body = append(body, 5, 0x02|0x80|0x40, 0, 60, 0) // v5, clean start, user, password; keepalive 60; no properties
 	body = mqttString(body, stuckID)

@@ -95,7 +95,7 @@ func neighbours(b *testing.B, scenario string) (p50, p99 float64, n int) {
 		conn.(*net.TCPConn).SetReadBuffer(4096)
 		body := mqttString(nil, "MQTT")
 		body = append(body, 4, 0xC2, 0, 60)
-		body = mqttString(body, "dash-ana-slow")
+		body = mqttString(body, "dash-ana:slow")
 		body = mqttString(body, "ana")
 		body = mqttString(body, a.disp)
 		conn.Write(packet(0x10, body))

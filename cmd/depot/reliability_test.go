@@ -280,7 +280,7 @@ func TestDiskTrouble(t *testing.T) {
 // are refused (SUBACK 0x87), and deliveries to the ones it has go on.
 func TestSubscriptionCap(t *testing.T) {
 	a := startApp(t, "", nil)
-	s, code, err := connectV5(tcpDialer(a.MQTTAddr()), "dash-ana-many", "ana", a.disp)
+	s, code, err := connectV5(tcpDialer(a.MQTTAddr()), "dash-ana:many", "ana", a.disp)
 	if err != nil || code != 0 {
 		t.Fatalf("connect: %v 0x%02x", err, code)
 	}

@@ -136,8 +136,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&c.MergeHour, "merge-hour", c.MergeHour, "local hour (0-23) of the nightly store compaction; -1: never")
 	fs.DurationVar(&c.BackupInterval, "backup-interval", c.BackupInterval, "how often the store is backed up to <data>/backups (0: never)")
 	fs.IntVar(&c.BackupKeep, "backup-keep", c.BackupKeep, "how many backups to keep")
-	fs.Float64Var(&c.PublishRate, "mqtt-publish-rate", c.PublishRate, "publishes per second allowed to one MQTT client (token bucket)")
-	fs.IntVar(&c.PublishBurst, "mqtt-publish-burst", c.PublishBurst, "burst of publishes allowed to one MQTT client")
+	fs.Float64Var(&c.PublishRate, "mqtt-publish-rate", c.PublishRate, "publishes per second allowed to one MQTT identity, across its connections and reconnects (token bucket; refused publishes count)")
+	fs.IntVar(&c.PublishBurst, "mqtt-publish-burst", c.PublishBurst, "burst of publishes allowed to one MQTT identity")
 	fs.StringVar(&c.PayrollSecret, "payroll-secret", c.PayrollSecret, "HMAC-SHA256 secret of the payroll webhook (unset: webhook off); shows in ps: prefer --payroll-secret-file or DEPOT_PAYROLL_SECRET")
 	fs.StringVar(&c.PayrollSecretFile, "payroll-secret-file", c.PayrollSecretFile, "file holding the payroll webhook's secret (trailing newline ignored; mode 600)")
 	fs.StringVar(&c.CortexCredentialsFile, "cortex-credentials-file", c.CortexCredentialsFile,

@@ -102,7 +102,7 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, code, err = mqttHandshake(&wsNetConn{Conn: ws.UnderlyingConn(), c: ws}, "dash-ana-t", "ana", a.disp)
+	c, code, err = mqttHandshake(&wsNetConn{Conn: ws.UnderlyingConn(), c: ws}, "dash-ana:t", "ana", a.disp)
 	if err != nil || code != 0 {
 		t.Fatalf("wss connect: 0x%02x %v", code, err)
 	}

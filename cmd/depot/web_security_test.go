@@ -332,7 +332,7 @@ func TestWebhookRetryAfterFailure(t *testing.T) {
 // HTTP and MQTT and her live MQTT session is ended.
 func TestDeleteUser(t *testing.T) {
 	a := startApp(t, "", nil)
-	c, code, err := mqttConnect(a.MQTTAddr(), "dash-ana-1", "ana", a.disp)
+	c, code, err := mqttConnect(a.MQTTAddr(), "dash-ana:1", "ana", a.disp)
 	if err != nil || code != 0 {
 		t.Fatalf("ana's dashboard: 0x%02x %v", code, err)
 	}
@@ -352,7 +352,7 @@ func TestDeleteUser(t *testing.T) {
 	if code := a.request(t, "GET", "/api/v1/routes", a.disp, nil, nil); code != 401 {
 		t.Fatalf("deleted user's token: HTTP %d", code)
 	}
-	if _, code, _ := mqttConnect(a.MQTTAddr(), "dash-ana-2", "ana", a.disp); code == 0 {
+	if _, code, _ := mqttConnect(a.MQTTAddr(), "dash-ana:2", "ana", a.disp); code == 0 {
 		t.Fatal("deleted user's token opened an MQTT session")
 	}
 	checkFor(t, 5*time.Second, func() error {

@@ -427,33 +427,35 @@ func looksLikeJWT(p []byte) bool {
 // and device token; a dashboard its username and login token. Anonymous
 // clients and client ids bound to someone else get ErrNotAuthorized; wrong,
 // expired, tampered, revoked or borrowed credentials ErrBadCredentials.
-func (a *Accounts) AuthenticateMQTT(username, password []byte, clientID string) (bridge.Identity, error) {
+// expires is when a login token runs out (the session must end then); a
+// device credential has none (it lasts until revoked).
+func (a *Accounts) AuthenticateMQTT(username, password []byte, clientID string) (id bridge.Identity, expires time.Time, err error) {
 	if len(username) == 0 {
-		return bridge.Identity{}, fmt.Errorf("%w: anonymous", ErrNotAuthorized)
+		return id, expires, fmt.Errorf("%w: anonymous", ErrNotAuthorized)
 	}
-	var id bridge.Identity
 	if looksLikeJWT(password) {
 		c, err := a.Verify(string(password))
 		if err != nil {
-			return id, err
+			return id, expires, err
 		}
 		if c.Subject != string(username) {
-			return id, fmt.Errorf("%w: token of %q used as %q", ErrBadCredentials, c.Subject, username)
+			return id, expires, fmt.Errorf("%w: token of %q used as %q", ErrBadCredentials, c.Subject, username)
 		}
 		id = bridge.Identity{Role: c.Role, Subject: c.Subject}
+		expires = c.ExpiresAt.Time // required by Verify
 	} else {
 		a.mu.RLock()
 		want, ok := a.devices[string(username)]
 		a.mu.RUnlock()
 		if !ok || subtle.ConstantTimeCompare(want, tokenHash(string(password))) != 1 {
-			return id, fmt.Errorf("%w: device %q", ErrBadCredentials, username)
+			return id, expires, fmt.Errorf("%w: device %q", ErrBadCredentials, username)
 		}
 		id = bridge.Identity{Role: bridge.RoleDriver, Subject: string(username)}
 	}
 	if !id.ClientIDAllowed(clientID) {
-		return id, fmt.Errorf("%w: client id %q is not bound to %s", ErrNotAuthorized, clientID, id)
+		return id, expires, fmt.Errorf("%w: client id %q is not bound to %s (use %q or %q)", ErrNotAuthorized, clientID, id, id.ClientID(), id.ClientID()+":<anything>")
 	}
-	return id, nil
+	return id, expires, nil
 }
 
 // DeviceValid reports whether driverID has a credential now.

@@ -161,21 +161,21 @@ func TestDevices(t *testing.T) {
 	if strings.Contains(string(d.TokenHash), tok) || len(d.TokenHash) != 32 {
 		t.Fatal("device token not stored as a hash")
 	}
-	id, err := a.AuthenticateMQTT([]byte("D1"), []byte(tok), "drv-D1")
-	if err != nil || id != (bridge.Identity{Role: bridge.RoleDriver, Subject: "D1"}) {
-		t.Fatalf("AuthenticateMQTT: %v %v", id, err)
+	id, exp, err := a.AuthenticateMQTT([]byte("D1"), []byte(tok), "drv-D1")
+	if err != nil || id != (bridge.Identity{Role: bridge.RoleDriver, Subject: "D1"}) || !exp.IsZero() {
+		t.Fatalf("AuthenticateMQTT: %v %v %v", id, exp, err)
 	}
 	tok2, _ := a.CreateDevice("D1", "new phone")
 	if len(*revoked) != 1 {
 		t.Fatal("reissue did not end the old session")
 	}
-	if _, err := a.AuthenticateMQTT([]byte("D1"), []byte(tok), "drv-D1"); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := a.AuthenticateMQTT([]byte("D1"), []byte(tok), "drv-D1"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("old token after reissue: %v", err)
 	}
 	if err := a.RevokeDevice("D1"); err != nil || len(*revoked) != 2 || a.DeviceValid("D1") {
 		t.Fatalf("revoke: %v %v", err, *revoked)
 	}
-	if _, err := a.AuthenticateMQTT([]byte("D1"), []byte(tok2), "drv-D1"); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := a.AuthenticateMQTT([]byte("D1"), []byte(tok2), "drv-D1"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("revoked token: %v", err)
 	}
 	if err := a.RevokeDevice("D1"); !errors.Is(err, bridge.ErrNotFound) {
@@ -400,7 +400,7 @@ func TestDeletedUserTokens(t *testing.T) {
 	if _, err := a.Verify(tok); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("deleted user's token: %v", err)
 	}
-	if _, err := a.AuthenticateMQTT([]byte("ana"), []byte(tok), "dash-ana-1"); err == nil {
+	if _, _, err := a.AuthenticateMQTT([]byte("ana"), []byte(tok), "dash-ana:1"); err == nil {
 		t.Fatal("deleted user's token accepted over MQTT")
 	}
 	if len(*revoked) != 1 || (*revoked)[0] != (bridge.Identity{Role: bridge.RoleDispatcher, Subject: "ana"}) {
@@ -440,9 +440,32 @@ func FuzzAuthenticateMQTT(f *testing.F) {
 	f.Add([]byte("D1"), []byte("x.y.z"), "drv-D1")
 	f.Fuzz(func(t *testing.T, user, pass []byte, clientID string) {
 		// Workers issue their own D1 token; any accepted pair must be D1's.
-		id, err := a.AuthenticateMQTT(user, pass, clientID)
+		id, _, err := a.AuthenticateMQTT(user, pass, clientID)
 		if err == nil && (string(user) != "D1" || id.Subject != "D1" || !id.ClientIDAllowed(clientID)) {
 			t.Fatalf("accepted %q/%q as %q", user, pass, clientID)
 		}
 	})
+}
+
+// TestAuthenticateMQTTTokenExpiry: a session opened with a login token is
+// told when the token runs out, so the broker can end it then.
+func TestAuthenticateMQTTTokenExpiry(t *testing.T) {
+	a, _, _ := newAccounts(t)
+	if err := a.CreateUser("ana", "ana-secret-1", bridge.RoleDispatcher); err != nil {
+		t.Fatal(err)
+	}
+	tok, claims, err := a.Issue("ana", bridge.RoleDispatcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, exp, err := a.AuthenticateMQTT([]byte("ana"), []byte(tok), "dash-ana:tab1")
+	if err != nil || id.Subject != "ana" {
+		t.Fatalf("AuthenticateMQTT: %v %v", id, err)
+	}
+	if want := claims.ExpiresAt.Time; exp.IsZero() || exp.Unix() != want.Unix() {
+		t.Fatalf("session expires %v, token %v", exp, want)
+	}
+	if _, _, err := a.AuthenticateMQTT([]byte("ana"), []byte(tok), "dash-ana-tab1"); !errors.Is(err, ErrNotAuthorized) {
+		t.Fatalf("client id of user ana-tab1 accepted for ana: %v", err)
+	}
 }

@@ -1,0 +1,358 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/ui/auth"
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// connectWithWill sends a CONNECT (3.1.1 or 5, clean) carrying a Last Will
+// and returns the open connection and the CONNACK code (3.1.1 return code
+// or MQTT 5 reason code).
+func connectWithWill(t *testing.T, addr string, v5 bool, clientID, user, pass, willTopic string, willPayload []byte, retain bool) (net.Conn, byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	level := byte(4)
+	if v5 {
+		level = 5
+	}
+	flags := byte(0x02 | 0x04 | 0x08 | 0x80 | 0x40) // clean, will, will QoS 1, user, password
+	if retain {
+		flags |= 0x20
+	}
+	body := mqttString(nil, "MQTT")
+	body = append(body, level, flags, 0, 30)
+	if v5 {
+		body = append(body, 0) // connect properties
+	}
+	body = mqttString(body, clientID)
+	if v5 {
+		body = append(body, 0) // will properties
+	}
+	body = mqttString(body, willTopic)
+	body = binary.BigEndian.AppendUint16(body, uint16(len(willPayload)))
+	body = append(body, willPayload...)
+	body = mqttString(body, user)
+	body = mqttString(body, pass)
+	if _, err := conn.Write(packet(0x10, body)); err != nil {
+		t.Fatal(err)
+	}
+	s := &v3session{conn: conn, r: bufio.NewReader(conn)}
+	typ, b, err := s.read()
+	if err != nil || typ != 2 || len(b) < 2 {
+		t.Fatalf("no CONNACK: type %d, %v", typ, err)
+	}
+	return conn, b[1]
+}
+
+// TestWillOutsideOwnPresenceIsRefused is defect 1 of issue 10 (critical):
+// mochi sends a Last Will with no ACL check, so a handheld could leave a
+// will on the events topic (a forged envelope with markup and a huge seq),
+// another driver's inbox, a route state or the heartbeat, retained, 60 KB,
+// and kill its connection. Every such CONNECT is now refused with 0x87 (3.1.1:
+// 5), so nothing reaches a dashboard or the store.
+func TestWillOutsideOwnPresenceIsRefused(t *testing.T) {
+	a := startApp(t, "", nil)
+	dash := a.subscribeWS(t, "depot/DEMO1/#")
+	forged := []byte(`{"seq":1000000000000,"type":"route:update","payload":{"routeId":"R1","statusColor":"RED\"><img src=x onerror=alert(1)>"}}`)
+	wills := []struct {
+		name, topic string
+		payload     []byte
+	}{
+		{"events", "depot/DEMO1/events", forged},
+		{"another driver's inbox", "depot/DEMO1/drivers/D2/inbox", []byte(`{"seq":1,"type":"rescue:alert"}`)},
+		{"another driver's presence", "depot/DEMO1/drivers/D2/presence", []byte("offline")},
+		{"a route state", "depot/DEMO1/routes/R1/state", []byte(`{"routeId":"R1","statusColor":"GREEN"}`)},
+		{"the heartbeat", "depot/DEMO1/system/heartbeat", []byte(`{"status":"ok"}`)},
+		{"own gps", "depot/DEMO1/drivers/D1/gps", fixJSON(38.58, -121.49, time.Now())},
+		{"own reply", "depot/DEMO1/drivers/D1/reply", []byte(`{"ref":"x","action":"accept"}`)},
+		{"any topic", "anything/at/all", []byte("x")},
+		{"own presence, 60 KB", "depot/DEMO1/drivers/D1/presence", bytes.Repeat([]byte("x"), 60<<10)},
+		{"own presence, markup", "depot/DEMO1/drivers/D1/presence", []byte(`{"state":"<img src=x onerror=alert(1)>"}`)},
+		{"own presence saying online", "depot/DEMO1/drivers/D1/presence", []byte("online")},
+	}
+	for _, w := range wills {
+		for _, v5 := range []bool{true, false} {
+			want := byte(5)
+			if v5 {
+				want = 0x87
+			}
+			conn, code := connectWithWill(t, a.MQTTAddr(), v5, "drv-D1", "D1", a.tokens["D1"], w.topic, w.payload, true)
+			conn.Close()
+			if code != want {
+				t.Errorf("will on %s (v5 %v): CONNACK 0x%02x, want 0x%02x", w.name, v5, code, want)
+			}
+		}
+	}
+	// A will that is allowed, sent after the refused ones, arrives: once it
+	// has, nothing of the refused ones can still be on its way.
+	conn, code := connectWithWill(t, a.MQTTAddr(), true, "drv-D2", "D2", a.tokens["D2"], "depot/DEMO1/drivers/D2/presence", []byte("offline"), true)
+	if code != 0 {
+		t.Fatalf("D2's own presence will refused: 0x%02x", code)
+	}
+	conn.Close()
+	checkFor(t, 10*time.Second, func() error {
+		dash.mu.Lock()
+		defer dash.mu.Unlock()
+		for _, p := range dash.msgs["depot/DEMO1/drivers/D2/presence"] {
+			if string(p) == "offline" {
+				return nil
+			}
+		}
+		return fmt.Errorf("D2's will not seen")
+	})
+	dash.mu.Lock()
+	defer dash.mu.Unlock()
+	for topic, msgs := range dash.msgs {
+		for _, p := range msgs {
+			if bytes.Contains(p, []byte("onerror")) || bytes.Contains(p, []byte("1000000000000")) || len(p) >= 60<<10 ||
+				strings.HasPrefix(topic, "anything") || topic == "depot/DEMO1/drivers/D2/inbox" {
+				t.Errorf("a refused will reached the dashboard on %s: %.80q", topic, p)
+			}
+		}
+	}
+	var evs []bridge.Envelope
+	a.request(t, "GET", "/api/v1/events?after=0&limit=1000", a.disp, nil, &evs)
+	for _, e := range evs {
+		if e.Seq >= 1000000000000 || bytes.Contains(e.Payload, []byte("onerror")) {
+			t.Errorf("a refused will reached the event log: %+v", e)
+		}
+	}
+}
+
+// TestOwnPresenceWillIsAccepted: the will every handheld should leave, its
+// own presence saying offline (bare or as JSON), retained, is accepted and
+// delivered over both protocol versions.
+func TestOwnPresenceWillIsAccepted(t *testing.T) {
+	a := startApp(t, "", nil)
+	dash := a.subscribeWS(t, "depot/DEMO1/drivers/+/presence")
+	for i, w := range []struct {
+		v5      bool
+		payload string
+	}{{true, "offline"}, {false, "offline"}, {true, `{"state":"offline","ts":1764150000123}`}, {false, `{"state":"offline"}`}} {
+		conn, code := connectWithWill(t, a.MQTTAddr(), w.v5, "drv-D1:w"+fmt.Sprint(i), "D1", a.tokens["D1"], "depot/DEMO1/drivers/D1/presence", []byte(w.payload), true)
+		if code != 0 {
+			t.Fatalf("own presence will %q (v5 %v) refused: 0x%02x", w.payload, w.v5, code)
+		}
+		conn.Close() // no DISCONNECT: the will is due
+		checkFor(t, 10*time.Second, func() error {
+			dash.mu.Lock()
+			defer dash.mu.Unlock()
+			for _, p := range dash.msgs["depot/DEMO1/drivers/D1/presence"] {
+				if string(p) == w.payload {
+					return nil
+				}
+			}
+			return fmt.Errorf("will %q not delivered", w.payload)
+		})
+	}
+}
+
+// TestClientIDOfAnotherDriverIsRefused is defect 4 of issue 10: with
+// "drv-<id>-*" as the rule, driver X1 connecting as "drv-X1-b" resumed the
+// persistent session of driver X1-b and got its queued messages (likewise
+// "dash-ana-…" and a user ana-x). A client id now names one identity only.
+func TestClientIDOfAnotherDriverIsRefused(t *testing.T) {
+	a := startApp(t, "", nil)
+	for _, d := range []string{"X1", "X1-b"} {
+		tok, err := a.accounts.CreateDevice(d, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.tokens[d] = tok
+	}
+	if err := a.accounts.CreateUser("ana-x", anaPassword, bridge.RoleDispatcher); err != nil {
+		t.Fatal(err)
+	}
+	// X1-b's handheld has a persistent session with its inbox subscribed.
+	h := &handheld{t: t, a: a, driver: "X1-b"}
+	h.connect(true)
+	h.drop()
+
+	for _, p := range protocols {
+		for _, tc := range []struct {
+			clientID, user, pass string
+			ok                   bool
+		}{
+			{"drv-X1-b", "X1", a.tokens["X1"], false},
+			{"drv-X1-b:1", "X1", a.tokens["X1"], false},
+			{"drv-X1:b", "X1", a.tokens["X1"], true},
+			{"drv-X1:b", "X1-b", a.tokens["X1-b"], false},
+			{"dash-ana-x", "ana", a.disp, false},
+			{"dash-ana-x:tab", "ana", a.disp, false},
+			{"dash-ana:x", "ana", a.disp, true},
+		} {
+			s, code, err := p.connect(tcpDialer(a.MQTTAddr()), tc.clientID, tc.user, tc.pass)
+			if err != nil {
+				t.Fatalf("%s %s as %s: %v", p.name, tc.user, tc.clientID, err)
+			}
+			if s != nil {
+				s.close()
+			}
+			want := byte(0)
+			if !tc.ok {
+				want = p.code(0x87, 5)
+			}
+			if code != want {
+				t.Errorf("%s: %s as %q: 0x%02x, want 0x%02x", p.name, tc.user, tc.clientID, code, want)
+			}
+		}
+	}
+	// X1-b's own session is still its own.
+	h.connect(false)
+	h.drop()
+}
+
+// TestRetainedOnlyOwnPresence: a handheld's retained message is kept only
+// for its own presence in the presence schema. A retained fix (OwnTracks
+// retains locations) is stored as a fix but not retained, so nobody who
+// subscribes later reads the driver's last position from the broker; a
+// retained presence that is not a presence is refused (0x99).
+func TestRetainedOnlyOwnPresence(t *testing.T) {
+	a := startApp(t, "", nil)
+	c := a.driver(t, "D1")
+	pub := func(topic string, payload []byte) byte {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: true, Payload: payload})
+		if r == nil {
+			t.Fatalf("publish %s: %v", topic, err)
+		}
+		return r.ReasonCode
+	}
+	if code := pub("depot/DEMO1/drivers/D1/gps", fixJSON(38.58, -121.49, time.Now())); code != 0 {
+		t.Fatalf("retained fix: 0x%02x", code)
+	}
+	if code := pub("depot/DEMO1/drivers/D1/reply", []byte(`{"ref":"nope","action":"ack"}`)); code == 0 {
+		t.Fatalf("reply to nothing accepted")
+	}
+	if code := pub("depot/DEMO1/drivers/D1/presence", []byte(`{"state":"online","html":"<b>x</b>"}`)); code != 0x99 {
+		t.Fatalf("retained junk presence: 0x%02x, want 0x99", code)
+	}
+	if code := pub("depot/DEMO1/drivers/D1/presence", bytes.Repeat([]byte(" "), 10<<10)); code != 0x99 {
+		t.Fatalf("retained 10 KB presence: 0x%02x, want 0x99", code)
+	}
+	if code := pub("depot/DEMO1/drivers/D1/presence", []byte(`{"state":"online","ts":1764150000123}`)); code != 0 {
+		t.Fatalf("retained presence: 0x%02x", code)
+	}
+	// A dashboard that subscribes now gets what is retained: one topic
+	// after the other, so that the presence (always retained) arriving
+	// means the fix would have arrived before it.
+	dash := a.subscribeWS(t, "depot/DEMO1/drivers/D1/gps", "depot/DEMO1/drivers/D1/reply")
+	late := a.subscribeWS(t, "depot/DEMO1/drivers/D1/presence")
+	checkFor(t, 10*time.Second, func() error {
+		late.mu.Lock()
+		defer late.mu.Unlock()
+		if len(late.msgs["depot/DEMO1/drivers/D1/presence"]) == 0 {
+			return fmt.Errorf("no retained presence")
+		}
+		return nil
+	})
+	late.mu.Lock()
+	for _, p := range late.msgs["depot/DEMO1/drivers/D1/presence"] {
+		if _, err := bridge.ParsePresence(p); err != nil {
+			t.Errorf("retained presence %q: %v", p, err)
+		}
+	}
+	late.mu.Unlock()
+	// The second subscriber connected after the first had its SUBACK; a
+	// retained message is sent before the SUBACK returns to the caller's
+	// wait, so by now the first has all it will get.
+	dash.mu.Lock()
+	defer dash.mu.Unlock()
+	if n := len(dash.msgs["depot/DEMO1/drivers/D1/gps"]) + len(dash.msgs["depot/DEMO1/drivers/D1/reply"]); n != 0 {
+		t.Errorf("a handheld's fix or reply was retained: %q", dash.msgs)
+	}
+}
+
+// TestLoginTokenSessionEndsAtExpiry: a dashboard's MQTT session opened with
+// a login token is ended when the token expires (DISCONNECT 0xA0, maximum
+// connect time), as a new CONNECT with it would be refused.
+func TestLoginTokenSessionEndsAtExpiry(t *testing.T) {
+	a := startApp(t, "", nil)
+	c := &auth.Claims{Role: bridge.RoleDispatcher, Depot: "DEMO1", RegisteredClaims: jwt.RegisteredClaims{Subject: "ana", Issuer: "depot",
+		IssuedAt: jwt.NewNumericDate(time.Now()), ExpiresAt: jwt.NewNumericDate(time.Now().Add(2 * time.Second))}}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.accounts.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", a.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var reason = -1
+	pc := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn), ClientID: "dash-ana:exp",
+		OnServerDisconnect: func(d *paho.Disconnect) { mu.Lock(); reason = int(d.ReasonCode); mu.Unlock() }})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ca, err := pc.Connect(ctx, &paho.Connect{ClientID: "dash-ana:exp", KeepAlive: 30, CleanStart: true,
+		Username: "ana", UsernameFlag: true, Password: []byte(tok), PasswordFlag: true})
+	if err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("connect: %v %+v", err, ca)
+	}
+	defer pc.Disconnect(&paho.Disconnect{})
+	checkFor(t, 15*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if reason != 0xA0 {
+			return fmt.Errorf("no DISCONNECT 0xA0 (reason %d)", reason)
+		}
+		return nil
+	})
+}
+
+// FuzzWill sends CONNECTs whose Last Will has any topic and payload to the
+// real broker: a CONNECT is accepted only when the will passes the rule
+// (the driver's own presence, saying offline), and the appliance goes on
+// serving.
+func FuzzWill(f *testing.F) {
+	for _, s := range []struct {
+		topic, payload string
+	}{
+		{"depot/DEMO1/drivers/D1/presence", "offline"},
+		{"depot/DEMO1/drivers/D1/presence", `{"state":"offline","ts":1}`},
+		{"depot/DEMO1/events", `{"seq":1000000000000}`},
+		{"depot/DEMO1/drivers/D1/gps", `{"lat":1,"lng":2,"ts":3}`},
+		{"depot/DEMO1/drivers/D1/presence/", "offline"},
+		{"depot/DEMO1/drivers/D1/+", "offline"},
+	} {
+		f.Add(true, s.topic, []byte(s.payload))
+		f.Add(false, s.topic, []byte(s.payload))
+	}
+	a := startApp(f, "", nil)
+	drv := bridge.Identity{Role: bridge.RoleDriver, Subject: "D1"}
+	ts := time.Now()
+	f.Fuzz(func(t *testing.T, v5 bool, topic string, payload []byte) {
+		if len(topic) > 1024 || len(payload) > 8<<10 {
+			return
+		}
+		conn, code := connectWithWill(t, a.MQTTAddr(), v5, "drv-D1", "D1", a.tokens["D1"], topic, payload, true)
+		conn.Close()
+		if _, err := drv.MayPublish("DEMO1", bridge.Publication{Topic: topic, Payload: payload, QoS: 1, Retain: true, Will: true}); code == 0 && err != nil {
+			t.Fatalf("will %q %q accepted: the rule says %v", topic, payload, err)
+		}
+		ts = ts.Add(time.Millisecond)
+		c := a.driver(t, "D2")
+		if code, err := publish(c, "depot/DEMO1/drivers/D2/gps", 1, fixJSON(38.6, -121.4, ts)); err != nil || code != 0 {
+			t.Fatalf("after a will on %q the appliance stopped serving: 0x%02x %v", topic, code, err)
+		}
+	})
+}
