@@ -16,7 +16,7 @@ type anyone struct{}
 func (anyone) Authenticate(c Connect) (Session, error) {
 	return Session{Identity: "driver:" + c.ClientID}, nil
 }
-func (anyone) Allow(identity, topic string, write bool) bool            { return true }
+func (anyone) Allow(identity, topic string, write bool) bool             { return true }
 func (anyone) Publish(identity string, m Message) (retain bool, e error) { return m.Retain, nil }
 
 // TestCloseWhileClientsChurn: shutting down while clients come and go
