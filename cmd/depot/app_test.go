@@ -297,6 +297,23 @@ func (a *testApp) subscribeWS(t testing.TB, filters ...string) *wsSubscriber {
 	return s
 }
 
+// waitFor waits until a message has arrived on topic and returns a copy
+// of what arrived there.
+func (s *wsSubscriber) waitFor(t testing.TB, topic string, d time.Duration) [][]byte {
+	t.Helper()
+	var got [][]byte
+	checkFor(t, d, func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.msgs[topic]) == 0 {
+			return fmt.Errorf("nothing on %s", topic)
+		}
+		got = append([][]byte(nil), s.msgs[topic]...)
+		return nil
+	})
+	return got
+}
+
 // events returns every envelope received on topic, flattening batches.
 func (s *wsSubscriber) events(topic string) []bridge.Envelope {
 	s.mu.Lock()
@@ -546,15 +563,7 @@ func TestHealthzAndRestart(t *testing.T) {
 		t.Fatalf("%d events after restart, had %d", len(evs), seq)
 	}
 	// The retained route state is served again after a restart.
-	sub := b.subscribeWS(t, "depot/DEMO1/routes/+/state")
-	checkFor(t, 5*time.Second, func() error {
-		sub.mu.Lock()
-		defer sub.mu.Unlock()
-		if len(sub.msgs["depot/DEMO1/routes/R1/state"]) == 0 {
-			return fmt.Errorf("no retained state")
-		}
-		return nil
-	})
+	b.subscribeWS(t, "depot/DEMO1/routes/+/state").waitFor(t, "depot/DEMO1/routes/R1/state", 5*time.Second)
 }
 
 func TestAPIErrors(t *testing.T) {
