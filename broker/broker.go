@@ -140,6 +140,11 @@ type Config struct {
 	LogEvery       time.Duration // a repeated log line is summarised once per; 10s
 	MaxInflight    uint16        // unacknowledged QoS 1 messages kept per client; 256
 
+	// KeepRetained, when set, judges each retained message read back from
+	// Sessions at start (clientID is its publisher's); false deletes it.
+	// Messages stored before a stricter rule are so held to today's.
+	KeepRetained func(clientID string, m Message) bool
+
 	// WrapListener, when set, wraps the bound TCP listener (tests inject
 	// accept errors with it).
 	WrapListener func(net.Listener) net.Listener

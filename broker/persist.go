@@ -217,8 +217,30 @@ func (h *persistHook) StoredClients() ([]storage.Client, error) {
 func (h *persistHook) StoredSubscriptions() ([]storage.Subscription, error) {
 	return scan[storage.Subscription](h, storage.SubscriptionKey)
 }
+
+// StoredRetainedMessages passes each stored retained message through
+// Config.KeepRetained before mochi serves it again: a message kept by an
+// older version (a will on any topic, a 60 KB junk presence) would
+// otherwise outlive the rule that now refuses it, and be read by every
+// dashboard after each restart. What the rule refuses is deleted.
 func (h *persistHook) StoredRetainedMessages() ([]storage.Message, error) {
-	return scan[storage.Message](h, storage.RetainedKey)
+	all, err := scan[storage.Message](h, storage.RetainedKey)
+	keep := h.srv.cfg.KeepRetained
+	if err != nil || keep == nil {
+		return all, err
+	}
+	kept := all[:0]
+	for _, m := range all {
+		if keep(m.Client, Message{Topic: m.TopicName, Payload: m.Payload, QoS: m.FixedHeader.Qos, Retain: true}) {
+			kept = append(kept, m)
+			continue
+		}
+		h.del(m.ID)
+	}
+	if n := len(all) - len(kept); n > 0 {
+		h.Log.Warn("dropped stored retained messages the publish rule refuses", "count", n, "kept", len(kept))
+	}
+	return kept, nil
 }
 func (h *persistHook) StoredInflightMessages() ([]storage.Message, error) {
 	return scan[storage.Message](h, storage.InflightKey)

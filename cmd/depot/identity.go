@@ -48,6 +48,24 @@ func (m mqttAuth) Publish(identity string, msg broker.Message) (bool, error) {
 	return false, &broker.Refused{Code: broker.CodeNotAuthorized, Reason: err.Error()}
 }
 
+// KeepStoredRetained is the same rule for a retained message read back
+// from the store at start: it stays only if the driver whose topic it is
+// published it from its own client id and would be allowed to retain it
+// today. Only drivers retain anything (their presence), so the topic names
+// the only identity that could have.
+func (m mqttAuth) KeepStoredRetained(clientID string, msg broker.Message) bool {
+	driver, _, err := bridge.ParseDriverTopic(m.depot, msg.Topic)
+	if err != nil {
+		return false
+	}
+	id := bridge.Identity{Role: bridge.RoleDriver, Subject: driver}
+	if !id.ClientIDAllowed(clientID) {
+		return false
+	}
+	retain, err := id.MayPublish(m.depot, bridge.Publication{Topic: msg.Topic, Payload: msg.Payload, QoS: msg.QoS, Retain: true})
+	return err == nil && retain
+}
+
 // Allow runs on every publish, subscribe and delivery: a map lookup and a
 // few string compares. A driver whose credential was revoked loses its
 // rights at once, even on a session restored from disk.

@@ -285,11 +285,13 @@ func (m *Main) Run(ctx context.Context) error {
 	// client before the kernel refuses it a file.
 	mqttCap, httpCap := connCaps(raiseFileLimit(m.Log))
 	m.httpConnCap = httpCap
+	mauth := mqttAuth{accounts: m.accounts, depot: c.Depot}
 	m.broker = broker.New(broker.Config{
 		MaxClients: int64(mqttCap), WrapListener: c.wrapMQTTListener,
 		TCPAddr: c.MQTTAddr, TLS: tlsCfg, Log: m.Log.With("part", "broker"),
 		AllowedOrigins: splitList(c.AllowedOrigins),
-		Auth:           mqttAuth{accounts: m.accounts, depot: c.Depot},
+		Auth:           mauth,
+		KeepRetained:   mauth.KeepStoredRetained,
 		Ingest:         m.ingest,
 		Observer:       m.sessions,
 		Sessions:       store,

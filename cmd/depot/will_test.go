@@ -7,16 +7,20 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/storage"
 	"github.com/depotcc/depot/ui/auth"
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/golang-jwt/jwt/v5"
+	mstorage "github.com/mochi-mqtt/server/v2/hooks/storage"
+	mpackets "github.com/mochi-mqtt/server/v2/packets"
 )
 
 // connectWithWill sends a CONNECT (3.1.1 or 5, clean) carrying a Last Will
@@ -264,23 +268,23 @@ func TestRetainedOnlyOwnPresence(t *testing.T) {
 	if code := pub("depot/DEMO1/drivers/D1/presence", []byte(`{"state":"online","ts":1764150000123}`)); code != 0 {
 		t.Fatalf("retained presence: 0x%02x", code)
 	}
-	// A dashboard that subscribes now gets what is retained: one topic
-	// after the other, so that the presence (always retained) arriving
-	// means the fix would have arrived before it.
-	dash := a.subscribeWS(t, "depot/DEMO1/drivers/D1/gps", "depot/DEMO1/drivers/D1/reply")
-	late := a.subscribeWS(t, "depot/DEMO1/drivers/D1/presence")
-	for _, p := range late.waitFor(t, "depot/DEMO1/drivers/D1/presence", 10*time.Second) {
+	// A dashboard that subscribes now gets what is retained. mochi sends
+	// the retained messages of one SUBSCRIBE filter by filter, in order
+	// (after the SUBACK), so once the presence (the last filter) has come,
+	// a retained fix or reply would have come before it.
+	const presence = "depot/DEMO1/drivers/D1/presence"
+	dash := a.subscribeWS(t, "depot/DEMO1/drivers/D1/gps", "depot/DEMO1/drivers/D1/reply", presence)
+	for _, p := range dash.waitFor(t, presence, 10*time.Second) {
 		if _, err := bridge.ParsePresence(p); err != nil {
 			t.Errorf("retained presence %q: %v", p, err)
 		}
 	}
-	// The second subscriber connected after the first had its SUBACK; a
-	// retained message is sent before the SUBACK returns to the caller's
-	// wait, so by now the first has all it will get.
 	dash.mu.Lock()
 	defer dash.mu.Unlock()
-	if n := len(dash.msgs["depot/DEMO1/drivers/D1/gps"]) + len(dash.msgs["depot/DEMO1/drivers/D1/reply"]); n != 0 {
-		t.Errorf("a handheld's fix or reply was retained: %q", dash.msgs)
+	for topic := range dash.msgs {
+		if topic != presence {
+			t.Errorf("a handheld's message on %s was retained", topic)
+		}
 	}
 }
 
@@ -362,4 +366,80 @@ func FuzzWill(f *testing.F) {
 			t.Fatalf("after a will on %q the appliance stopped serving: 0x%02x %v", topic, code, err)
 		}
 	})
+}
+
+// TestStoredRetainedHeldToTheRule: retained messages an older version
+// stored (a will on the events topic, another driver's presence, a
+// retained fix, a junk presence) are dropped from the store at the next
+// start instead of being served to every dashboard for ever; a driver's
+// own valid presence stays.
+func TestStoredRetainedHeldToTheRule(t *testing.T) {
+	dir := t.TempDir()
+	a := startApp(t, dir, nil)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := storage.Open(dbDir(filepath.Join(dir, "data")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(client, topic, payload string) {
+		t.Helper()
+		m := mstorage.Message{ID: mstorage.RetainedKey + "_" + topic, T: mstorage.RetainedKey, Client: client, Origin: client,
+			TopicName: topic, Payload: []byte(payload), Created: time.Now().Unix()}
+		m.FixedHeader.Type, m.FixedHeader.Qos, m.FixedHeader.Retain = mpackets.Publish, 1, true
+		b, err := m.MarshalBinary()
+		if err == nil {
+			err = db.PutSession(m.ID, b)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const good = "depot/DEMO1/drivers/D1/presence"
+	bad := []string{"depot/DEMO1/events", "depot/DEMO1/drivers/D2/presence", "depot/DEMO1/drivers/D1/gps", "depot/DEMO1/drivers/D3/presence"}
+	put("drv-D1", good, `{"state":"online","ts":1764150000123}`)
+	put("drv-D1", bad[0], `{"seq":1000000000000,"type":"route:update","payload":{"routeId":"R1","statusColor":"<img src=x onerror=alert(1)>"}}`)
+	put("drv-D1", bad[1], "offline")
+	put("drv-D1", bad[2], `{"lat":38.5,"lng":-121.4,"ts":1764150000123}`)
+	put("drv-D3", bad[3], strings.Repeat("x", 60<<10))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := startApp(t, dir, func(c *ServeConfig) { c.CortexURL = "" })
+	// mochi sends the retained messages of one SUBSCRIBE filter by filter,
+	// in order, so once the last filter's has come the others' would have.
+	sub := b.subscribeWS(t, append(bad, good)...)
+	sub.waitFor(t, good, 10*time.Second)
+	sub.mu.Lock()
+	for topic := range sub.msgs {
+		if topic != good {
+			t.Errorf("a stored retained message the rule refuses was served on %s", topic)
+		}
+	}
+	sub.mu.Unlock()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = storage.Open(dbDir(filepath.Join(dir, "data")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	recs, err := db.ScanSessions(mstorage.RetainedKey + "_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var topics []string
+	for _, r := range recs {
+		var m mstorage.Message
+		if err := m.UnmarshalBinary(r); err != nil {
+			t.Fatal(err)
+		}
+		topics = append(topics, m.TopicName)
+	}
+	if len(topics) != 1 || topics[0] != good {
+		t.Fatalf("stored retained topics after a start: %q, want only %s", topics, good)
+	}
 }
