@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/ui"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
@@ -76,6 +77,10 @@ type benchConfig struct {
 	prefix, depot            string
 	log                      *slog.Logger
 }
+
+// maxBenchDashboards keeps one bench, all from one address, under the
+// depot's per-address HTTP connection cap.
+const maxBenchDashboards = ui.DefaultMaxConnsPerIP - 8
 
 // benchTarget is what a load runs against: how handhelds and dashboards
 // connect, where fixes go, and how a dashboard message names the fix it
@@ -132,8 +137,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch {
 	case c.drivers < 1 || c.drivers > 20000:
 		return fmt.Errorf("--drivers %d: want 1-20000", c.drivers)
-	case c.dashboards < 0 || c.dashboards > 1000:
-		return fmt.Errorf("--dashboards %d: want 0-1000", c.dashboards)
+	case c.dashboards < 0 || c.dashboards > maxBenchDashboards:
+		return fmt.Errorf("--dashboards %d: want 0-%d (the depot takes at most %d HTTP connections from one address, and the bench needs a few besides its dashboards)",
+			c.dashboards, maxBenchDashboards, ui.DefaultMaxConnsPerIP)
 	case c.rate < 0 || c.rate > 1000:
 		return fmt.Errorf("--rate %v: want [0, 1000]", c.rate)
 	case c.qos != 0 && c.qos != 1:

@@ -78,3 +78,14 @@ func FuzzSplitEnvelopes(f *testing.F) {
 		}
 	})
 }
+
+// TestBenchDashboardsUnderTheAddressCap: a bench runs all its dashboards
+// from one address, so it refuses more than the depot's per-address HTTP
+// cap would let in, with a reason, instead of reporting refused
+// connections as a slow depot.
+func TestBenchDashboardsUnderTheAddressCap(t *testing.T) {
+	err := runBench(context.Background(), []string{"--drivers", "3", "--dashboards", "300"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "from one address") {
+		t.Fatalf("--dashboards 300: %v", err)
+	}
+}
