@@ -118,7 +118,8 @@ func (s *Server) login(c echo.Context) error {
 	}
 	now := s.cfg.Now()
 	addr := c.RealIP()
-	if ok, wait := s.throttle.Allow(addr, req.Username, now); !ok {
+	key := addrKey(addr)
+	if ok, wait := s.throttle.Allow(key, req.Username, now); !ok {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		s.cfg.Log.Warn("login throttled", "user", req.Username, "remote", addr)
 		return echo.NewHTTPError(http.StatusTooManyRequests, "too many login attempts; try again later")
@@ -132,7 +133,7 @@ func (s *Server) login(c echo.Context) error {
 		return nil // the client went away while waiting for a hashing slot
 	}
 	if errors.Is(err, auth.ErrBadCredentials) {
-		s.throttle.Failed(addr, req.Username, now)
+		s.throttle.Failed(key, req.Username, now)
 		s.cfg.Log.Warn("login failed", "user", req.Username, "remote", addr) // never the password
 		return echo.NewHTTPError(http.StatusUnauthorized, "wrong username or password")
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,24 @@ func peerIP(a net.Addr) string {
 	return h
 }
 
+// addrKey is the unit a per-address limit counts: an IPv4 address, or the
+// /64 of an IPv6 one. A single IPv6 host customarily holds a whole /64, so
+// counting its addresses one by one would give it 2^64 budgets.
+func addrKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+
 // Accept returns the next connection within the caps; the ones over them
 // are closed here and never reach the server.
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -58,7 +77,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ip := peerIP(c.RemoteAddr())
+		ip := addrKey(peerIP(c.RemoteAddr()))
 		l.mu.Lock()
 		ok := l.total < l.max && l.byIP[ip] < l.perIP
 		if ok {

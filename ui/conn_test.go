@@ -197,3 +197,23 @@ func FuzzTrustedProxies(f *testing.F) {
 		t.Fatalf("client %q is neither the peer %s nor in %q", got, peer, xff)
 	})
 }
+
+// TestAddrKey: per-address limits count an IPv4 address, or an IPv6 /64
+// (a v4-mapped address counts as the IPv4 one).
+func TestAddrKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.7":          "203.0.113.7",
+		"::ffff:203.0.113.7":   "203.0.113.7",
+		"2001:db8:1:2::1":      "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::9": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":      "2001:db8:1:3::/64",
+		"fe80::1%eth0":         "fe80::/64",
+		"::1":                  "::/64",
+		"not an address":       "not an address",
+		"":                     "",
+	} {
+		if got := addrKey(in); got != want {
+			t.Errorf("addrKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

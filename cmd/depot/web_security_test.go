@@ -87,6 +87,29 @@ func TestLoginTrustedProxy(t *testing.T) {
 	}
 }
 
+// TestLoginThrottleCountsIPv6Prefixes: an IPv6 host holds a whole /64, so
+// guesses from many of its addresses share one budget, while another /64
+// still logs in.
+func TestLoginThrottleCountsIPv6Prefixes(t *testing.T) {
+	a := startApp(t, "", func(c *ServeConfig) { c.TrustedProxies = "127.0.0.1/32" })
+	throttled := 0
+	for i := 1; i <= 20; i++ {
+		switch code := a.login(t, "ana", "guess-"+strconv.Itoa(i), fmt.Sprintf("2001:db8:1:2::%x", i)); code {
+		case 401:
+		case 429:
+			throttled++
+		default:
+			t.Fatalf("guess %d: HTTP %d", i, code)
+		}
+	}
+	if throttled == 0 {
+		t.Fatal("20 wrong passwords from 20 addresses of one /64 were not throttled")
+	}
+	if code := a.login(t, "ana", anaPassword, "2001:db8:1:3::1"); code != 200 {
+		t.Fatalf("ana's right password from another /64: HTTP %d", code)
+	}
+}
+
 // syncBuffer is a log sink the appliance's goroutines may write at once.
 type syncBuffer struct {
 	mu sync.Mutex
