@@ -191,9 +191,39 @@ type Depot struct {
 	storeMu     sync.Mutex
 	storeHealth StoreHealth
 
-	jobs     chan *job
-	pipeDone chan struct{}
+	// jobs carries work to the pipeline. A caller takes one of slots
+	// before it takes mu and gives it back if it sends nothing; the
+	// pipeline gives one back per job it receives. So jobs never holds
+	// more than its capacity and the send under mu never blocks: when the
+	// disk stalls and the queue fills, writers wait for a slot outside mu
+	// and readers go on.
+	jobs        chan *job
+	slots       chan struct{}
+	quit        chan struct{} // closed by Close: nobody waits for a slot any more
+	pipeDone    chan struct{}
+	commitStart atomic.Int64 // unix ns when the commit on disk began; 0 between commits
 }
+
+// queueLen is how many jobs may wait for the disk.
+const queueLen = 4096
+
+// stallAfter is how long a commit may take before the store counts as
+// stalled (not ready).
+const stallAfter = 2 * time.Second
+
+// reserve takes a queue slot, waiting while the queue is full; it returns
+// ErrClosed once the depot is closing.
+func (d *Depot) reserve() error {
+	select {
+	case d.slots <- struct{}{}:
+		return nil
+	case <-d.quit:
+		return ErrClosed
+	}
+}
+
+// unreserve gives back a slot taken by reserve that carried no job.
+func (d *Depot) unreserve() { <-d.slots }
 
 // Open loads the stored state and starts the commit pipeline.
 func (d *Depot) Open() error {
@@ -252,8 +282,8 @@ func (d *Depot) Open() error {
 		d.driverNames[r.DriverID] = r.DriverName
 	}
 	d.storeHealth = StoreHealth{OK: true}
-	d.jobs = make(chan *job, 4096)
-	d.pipeDone = make(chan struct{})
+	d.jobs, d.slots = make(chan *job, queueLen), make(chan struct{}, queueLen)
+	d.quit, d.pipeDone = make(chan struct{}), make(chan struct{})
 	go d.pipeline()
 	return nil
 }
@@ -267,6 +297,7 @@ func (d *Depot) Close() {
 		return
 	}
 	d.closed = true
+	close(d.quit)
 	close(d.jobs)
 	d.mu.Unlock()
 	<-d.pipeDone
@@ -294,9 +325,13 @@ func (d *Depot) IngestFix(f Fix, wait bool) error {
 		j = jobPool.Get().(*job)
 		defer func() { j.b.reset(); jobPool.Put(j) }()
 	}
+	if err := d.reserve(); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
+		d.unreserve()
 		return ErrClosed
 	}
 	routeID := d.byDriver[f.DriverID]
@@ -313,6 +348,7 @@ func (d *Depot) IngestFix(f Fix, wait bool) error {
 			n := len(j.b.Events)
 			if err := d.changeLocked(&j.b, r, cur); err != nil {
 				d.mu.Unlock()
+				d.unreserve()
 				return err
 			}
 			if len(j.b.Events) > n {
@@ -346,17 +382,23 @@ func (d *Depot) emitLocked(b *Batch, typ, prio string, payload any) (Envelope, [
 // before it changes anything: an error leaves no trace.
 func (d *Depot) act(fn func(b *Batch) error) error {
 	j := &job{done: make(chan error, 1)}
+	if err := d.reserve(); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
+		d.unreserve()
 		return ErrClosed
 	}
 	if err := fn(&j.b); err != nil {
 		d.mu.Unlock()
+		d.unreserve()
 		return err
 	}
 	if j.b.size() == 0 && len(j.b.Assignments) == 0 {
 		d.mu.Unlock()
+		d.unreserve()
 		return nil
 	}
 	d.jobs <- j
@@ -396,9 +438,13 @@ func (d *Depot) changeLocked(b *Batch, old, cur RouteStatus) error {
 // its position. Routes absent from the feed are kept as they were.
 func (d *Depot) ApplySnapshots(snaps []RouteSnapshot) (int, error) {
 	j := &job{done: make(chan error, 1)}
+	if err := d.reserve(); err != nil {
+		return 0, err
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
+		d.unreserve()
 		return 0, ErrClosed
 	}
 	changed := 0
@@ -420,6 +466,7 @@ func (d *Depot) ApplySnapshots(snaps []RouteSnapshot) (int, error) {
 		n := len(j.b.Routes)
 		if err := d.changeLocked(&j.b, old, cur); err != nil {
 			d.mu.Unlock()
+			d.unreserve()
 			return changed, err
 		}
 		if len(j.b.Routes) > n {
@@ -432,11 +479,13 @@ func (d *Depot) ApplySnapshots(snaps []RouteSnapshot) (int, error) {
 	for _, c := range changes {
 		if err := d.checkRescueLocked(&j.b, c.old, c.cur); err != nil {
 			d.mu.Unlock()
+			d.unreserve()
 			return changed, err
 		}
 	}
 	if j.b.size() == 0 && len(j.b.Assignments) == 0 {
 		d.mu.Unlock()
+		d.unreserve()
 		return 0, nil
 	}
 	d.jobs <- j
@@ -574,13 +623,26 @@ type StoreHealth struct {
 	OK      bool   `json:"ok"`
 	Error   string `json:"error,omitempty"`
 	Pending int    `json:"pending"` // events and records waiting for the disk
+	Queued  int    `json:"queued"`  // jobs waiting for the pipeline (at most 4096)
 }
 
-// Store reports the store's health as of the last commit.
+// StoreHealth reports the store's health as of the last commit, or as
+// stalled when the commit on disk has taken longer than stallAfter. It
+// never waits for the disk.
 func (d *Depot) StoreHealth() StoreHealth {
 	d.storeMu.Lock()
-	defer d.storeMu.Unlock()
-	return d.storeHealth
+	h := d.storeHealth
+	d.storeMu.Unlock()
+	if d.slots != nil {
+		h.Queued = len(d.slots)
+	}
+	if start := d.commitStart.Load(); start != 0 {
+		if wait := time.Since(time.Unix(0, start)); wait > stallAfter {
+			h.OK = false
+			h.Error = fmt.Sprintf("the disk has not finished a write for %s", wait.Round(time.Second))
+		}
+	}
+	return h
 }
 
 // pipeline is the single goroutine that commits and then publishes. Whatever
@@ -607,6 +669,7 @@ func (d *Depot) pipeline() {
 	var pending Batch
 	var fails storeFailures
 	for first := range d.jobs {
+		d.unreserve()
 		c := <-free
 		b := &c.b
 		b.reset()
@@ -620,6 +683,7 @@ func (d *Depot) pipeline() {
 				if !ok {
 					break drain
 				}
+				d.unreserve()
 				b.append(&j.b)
 				c.waiters = append(c.waiters, j.done)
 			default:
@@ -627,7 +691,9 @@ func (d *Depot) pipeline() {
 			}
 		}
 		cstart := time.Now()
+		d.commitStart.Store(cstart.UnixNano())
 		err := d.Store.Commit(b)
+		d.commitStart.Store(0)
 		d.Stats.Commits.Add(1)
 		if d.Metrics != nil {
 			d.Metrics.Commit(time.Since(cstart), b.size(), err)
