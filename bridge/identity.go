@@ -163,14 +163,46 @@ func ParsePresence(payload []byte) (string, error) {
 	case PresenceOnline, PresenceOffline:
 		return s, nil
 	}
+	// Keys are matched exactly and once: encoding/json would take "STATE"
+	// or "ſtate" for "state", and the last of two, where a JavaScript
+	// reader of the same retained message may see another.
 	var v struct {
-		State *string  `json:"state"`
-		TS    *float64 `json:"ts"`
+		State *string
+		TS    *float64
 	}
+	bad := fmt.Errorf("%w: presence is not {\"state\":\"online\"|\"offline\",\"ts\":…} or a bare state", ErrInvalid)
 	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil || dec.More() {
-		return "", fmt.Errorf("%w: presence is not {\"state\":\"online\"|\"offline\",\"ts\":…} or a bare state", ErrInvalid)
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", bad
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", bad
+		}
+		var dst any
+		switch t {
+		case "state":
+			if v.State != nil {
+				return "", bad
+			}
+			v.State = new(string)
+			dst = v.State
+		case "ts":
+			if v.TS != nil {
+				return "", bad
+			}
+			v.TS = new(float64)
+			dst = v.TS
+		default:
+			return "", bad
+		}
+		if err := dec.Decode(dst); err != nil {
+			return "", bad
+		}
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return "", bad
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return "", fmt.Errorf("%w: presence has trailing data", ErrInvalid)

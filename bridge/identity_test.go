@@ -150,6 +150,12 @@ func TestParsePresence(t *testing.T) {
 		`["offline"]`:                           "",
 		`{"state":"offline","ts":1}` + strings.Repeat(" ", MaxPresenceBytes): "",
 		`{"state":"RED\"><img src=x onerror=alert(1)>"}`:                     "",
+		`{"STATE":"offline"}`:                  "",
+		`{"ſtate":"offline"}`:                  "",
+		`{"state":"online","STATE":"offline"}`: "",
+		`{"state":"online","state":"offline"}`: "",
+		`{"state":"offline","ts":1,"ts":2}`:    "",
+		`{"state":null}`:                       "",
 	} {
 		got, err := ParsePresence([]byte(in))
 		if got != want || (want == "") != (err != nil) {
