@@ -155,6 +155,7 @@ type Server struct {
 	Stats Stats
 
 	expiry  sync.Map // *mqtt.Client -> *time.Timer: ends a session when its token does
+	expires sync.Map // *mqtt.Client -> time.Time: its token's end, from CONNECT until the CONNACK is out
 	pending sync.Map // client id -> *pendingSubs: the filters of a SUBSCRIBE being checked
 	cfg     Config
 	mq      *mqtt.Server

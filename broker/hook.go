@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -35,10 +36,20 @@ func (h *hook) Provides(b byte) bool {
 // replaces the client's Username, which persists with the session, so ACL
 // checks on restored sessions use it too.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if mps := cl.Properties.Props.MaximumPacketSize; cl.Properties.ProtocolVersion == 5 && mps > 0 && mps < minClientPacketSize {
+		// mochi could not write the CONNACK, and then leaves the client
+		// in its table for the session expiry without telling any hook.
+		h.srv.Stats.ConnectRefused.Add(1)
+		_ = h.srv.mq.SendConnack(cl, packets.ErrImplementationSpecificError, false, nil)
+		return packets.ErrImplementationSpecificError
+	}
 	sess, err := h.srv.cfg.Auth.Authenticate(Connect{
 		ClientID: cl.ID, Username: pk.Connect.Username, Password: pk.Connect.Password,
 		Listener: cl.Net.Listener, Remote: cl.Net.Remote,
 	})
+	if err == nil && !sess.Expires.IsZero() && !sess.Expires.After(time.Now()) {
+		err = errors.New("credential expired") // within the verifier's leeway, but no time left to serve
+	}
 	if err == nil && pk.Connect.WillFlag {
 		// mochi publishes a will with no ACL check and no OnPublish: this
 		// is the only place to ask, while the client can still be told.
@@ -57,7 +68,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			cl.State.Keepalive, cl.State.ServerKeepalive = max, true
 		}
 		if !sess.Expires.IsZero() {
-			h.endAt(cl, sess.Expires)
+			// The timer starts once the CONNACK is out (OnSessionEstablished):
+			// mochi tells no hook when writing it fails.
+			h.srv.expires.Store(cl, sess.Expires)
 		}
 		return nil
 	}
@@ -82,16 +95,29 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // must not outlive it. MQTT 5 clients hear 0xA0 (maximum connect time); the
 // page renews its token before then and moves to a new session.
 func (h *hook) endAt(cl *mqtt.Client, t time.Time) {
-	timer := time.AfterFunc(time.Until(t), func() {
+	end := func() {
 		h.srv.expiry.Delete(cl)
 		if cl.Closed() {
 			return
 		}
 		h.srv.cfg.Log.Info("mqtt session ended: its token expired", "client", cl.ID, "identity", string(cl.Properties.Username))
 		_ = h.srv.mq.DisconnectClient(cl, packets.ErrMaxConnectTime)
-	})
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		end()
+		return
+	}
+	// Stored before it is armed, so it cannot fire (and delete itself)
+	// before it is in the map, which would leave it there for good.
+	timer := time.AfterFunc(time.Duration(math.MaxInt64), end)
 	h.srv.expiry.Store(cl, timer)
+	timer.Reset(d)
 }
+
+// minClientPacketSize is the least MQTT 5 Maximum Packet Size a client may
+// ask for: below it not even the CONNACK fits.
+const minClientPacketSize = 128
 
 // OnWill judges a will again when it is about to be sent: the credential
 // may have been revoked since CONNECT, or the session restored from disk
@@ -108,6 +134,7 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 		return mqtt.Will{}, nil
 	}
 	will.Retain = retain
+	will.User = nil // a will is a presence: nothing rides along
 	return will, nil
 }
 
@@ -203,6 +230,12 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	})
 	if err == nil {
 		pk.FixedHeader.Retain = retain
+		if retain {
+			// What is retained is bounded by the rule on its payload; the
+			// application properties of MQTT 5 would ride along unbounded
+			// into the store and to every later subscriber.
+			stripAppProperties(&pk.Properties)
+		}
 		if h.srv.cfg.Ingest == nil {
 			return pk, nil
 		}
@@ -234,6 +267,12 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, packets.CodeSuccessIgnore
+}
+
+// stripAppProperties removes the properties a publisher may fill freely.
+func stripAppProperties(p *packets.Properties) {
+	p.User, p.ContentType, p.ResponseTopic, p.CorrelationData = nil, "", "", nil
+	p.PayloadFormat, p.PayloadFormatFlag = 0, false
 }
 
 // dropTopic is where a publish refused in OnPacketRead is sent to vanish:
@@ -302,6 +341,9 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if t, ok := h.srv.expires.LoadAndDelete(cl); ok {
+		h.endAt(cl, t.(time.Time))
+	}
 	if o := h.srv.cfg.Observer; o != nil && !cl.Net.Inline {
 		o.SessionStarted(string(cl.Properties.Username))
 	}
@@ -310,6 +352,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 // OnDisconnect ignores a session that was taken over: its client id lives
 // on in the new connection.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.srv.expires.Delete(cl)
 	if t, ok := h.srv.expiry.LoadAndDelete(cl); ok {
 		t.(*time.Timer).Stop()
 	}

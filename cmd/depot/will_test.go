@@ -443,3 +443,82 @@ func TestStoredRetainedHeldToTheRule(t *testing.T) {
 		t.Fatalf("stored retained topics after a start: %q, want only %s", topics, good)
 	}
 }
+
+// TestRetainedPresenceCarriesNoProperties: a retained presence and a will
+// are bounded by the rule on their payload; MQTT 5 application properties
+// (a 30 KB user property, a content type with markup, a response topic)
+// would otherwise ride along into the store and to every later subscriber.
+func TestRetainedPresenceCarriesNoProperties(t *testing.T) {
+	a := startApp(t, "", nil)
+	const presence = "depot/DEMO1/drivers/D1/presence"
+	props := func() (paho.UserProperties, string, string, []byte) {
+		return paho.UserProperties{{Key: "x", Value: strings.Repeat("x", 30<<10)}}, "text/html<script>", "depot/DEMO1/events", []byte("c")
+	}
+	user, ct, rt, cd := props()
+	drv := a.driver(t, "D1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r, err := drv.Publish(ctx, &paho.Publish{Topic: presence, QoS: 1, Retain: true, Payload: []byte("online"),
+		Properties: &paho.PublishProperties{User: user, ContentType: ct, ResponseTopic: rt, CorrelationData: cd}}); err != nil || r.ReasonCode >= 0x80 {
+		t.Fatalf("presence with properties: %v %+v", err, r)
+	}
+
+	// A dashboard that subscribes later gets the retained presence bare.
+	var mu sync.Mutex
+	var got []*paho.Publish
+	conn, err := net.Dial("tcp", a.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dash := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn), ClientID: "dash-ana:props",
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			mu.Lock()
+			got = append(got, pr.Packet)
+			mu.Unlock()
+			return true, nil
+		}}})
+	if ca, err := dash.Connect(ctx, &paho.Connect{ClientID: "dash-ana:props", KeepAlive: 30, CleanStart: true,
+		Username: "ana", UsernameFlag: true, Password: []byte(a.disp), PasswordFlag: true}); err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("dashboard: %v %+v", err, ca)
+	}
+	defer dash.Disconnect(&paho.Disconnect{})
+	if _, err := dash.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: presence, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	bare := func(want string) {
+		t.Helper()
+		checkFor(t, 10*time.Second, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, p := range got {
+				if string(p.Payload) != want {
+					continue
+				}
+				if pp := p.Properties; pp != nil && (len(pp.User) > 0 || pp.ContentType != "" || pp.ResponseTopic != "" || pp.CorrelationData != nil) {
+					return fmt.Errorf("%q arrived with properties: %d user, content type %q, response topic %q", want, len(pp.User), pp.ContentType, pp.ResponseTopic)
+				}
+				return nil
+			}
+			return fmt.Errorf("no %q presence yet", want)
+		})
+	}
+	bare("online")
+
+	// A will with user properties: they are not sent with it.
+	wconn, err := net.Dial("tcp", a.MQTTAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(wconn), ClientID: "drv-D2"})
+	if ca, err := wc.Connect(ctx, &paho.Connect{ClientID: "drv-D2", KeepAlive: 30, CleanStart: true,
+		Username: "D2", UsernameFlag: true, Password: []byte(a.tokens["D2"]), PasswordFlag: true,
+		WillMessage:    &paho.WillMessage{Topic: "depot/DEMO1/drivers/D2/presence", QoS: 1, Retain: true, Payload: []byte("offline")},
+		WillProperties: &paho.WillProperties{User: user, ContentType: ct, ResponseTopic: rt, CorrelationData: cd}}); err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("will with properties: %v %+v", err, ca)
+	}
+	if _, err := dash.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "depot/DEMO1/drivers/D2/presence", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	wconn.Close() // no DISCONNECT: the will goes out
+	bare("offline")
+}
