@@ -232,6 +232,13 @@ func (h *persistHook) StoredRetainedMessages() ([]storage.Message, error) {
 	kept := all[:0]
 	for _, m := range all {
 		if keep(m.Client, Message{Topic: m.TopicName, Payload: m.Payload, QoS: m.FixedHeader.Qos, Retain: true}) {
+			// As OnPublish does now: no application properties ride along.
+			p := &m.Properties
+			if len(p.User) > 0 || p.ContentType != "" || p.ResponseTopic != "" || p.CorrelationData != nil || p.PayloadFormatFlag {
+				p.User, p.ContentType, p.ResponseTopic, p.CorrelationData = nil, "", "", nil
+				p.PayloadFormat, p.PayloadFormatFlag = 0, false
+				h.put(m.ID, &m)
+			}
 			kept = append(kept, m)
 			continue
 		}

@@ -383,10 +383,10 @@ func TestStoredRetainedHeldToTheRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put := func(client, topic, payload string) {
+	put := func(client, topic, payload string, user ...mpackets.UserProperty) {
 		t.Helper()
 		m := mstorage.Message{ID: mstorage.RetainedKey + "_" + topic, T: mstorage.RetainedKey, Client: client, Origin: client,
-			TopicName: topic, Payload: []byte(payload), Created: time.Now().Unix()}
+			TopicName: topic, Payload: []byte(payload), Created: time.Now().Unix(), Properties: mstorage.MessageProperties{User: user}}
 		m.FixedHeader.Type, m.FixedHeader.Qos, m.FixedHeader.Retain = mpackets.Publish, 1, true
 		b, err := m.MarshalBinary()
 		if err == nil {
@@ -398,7 +398,7 @@ func TestStoredRetainedHeldToTheRule(t *testing.T) {
 	}
 	const good = "depot/DEMO1/drivers/D1/presence"
 	bad := []string{"depot/DEMO1/events", "depot/DEMO1/drivers/D2/presence", "depot/DEMO1/drivers/D1/gps", "depot/DEMO1/drivers/D3/presence"}
-	put("drv-D1", good, `{"state":"online","ts":1764150000123}`)
+	put("drv-D1", good, `{"state":"online","ts":1764150000123}`, mpackets.UserProperty{Key: "x", Val: strings.Repeat("x", 30<<10)})
 	put("drv-D1", bad[0], `{"seq":1000000000000,"type":"route:update","payload":{"routeId":"R1","statusColor":"<img src=x onerror=alert(1)>"}}`)
 	put("drv-D1", bad[1], "offline")
 	put("drv-D1", bad[2], `{"lat":38.5,"lng":-121.4,"ts":1764150000123}`)
@@ -438,6 +438,9 @@ func TestStoredRetainedHeldToTheRule(t *testing.T) {
 			t.Fatal(err)
 		}
 		topics = append(topics, m.TopicName)
+		if len(m.Properties.User) > 0 {
+			t.Errorf("stored retained %s still carries %d user properties", m.TopicName, len(m.Properties.User))
+		}
 	}
 	if len(topics) != 1 || topics[0] != good {
 		t.Fatalf("stored retained topics after a start: %q, want only %s", topics, good)
