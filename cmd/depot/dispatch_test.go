@@ -41,6 +41,8 @@ type handheld struct {
 	conn   net.Conn
 	mu     sync.Mutex
 	inbox  []*paho.Publish
+	// resumed: the last CONNACK said its session was present.
+	resumed bool
 }
 
 func (h *handheld) connect(clean bool) {
@@ -66,6 +68,7 @@ func (h *handheld) connect(clean bool) {
 	if err != nil || ca.ReasonCode != 0 {
 		h.t.Fatalf("connect %s: %v %+v", h.driver, err, ca)
 	}
+	h.resumed = ca.SessionPresent
 	if clean {
 		if _, err := h.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
 			{Topic: "depot/DEMO1/drivers/" + h.driver + "/inbox", QoS: 1}}}); err != nil {

@@ -231,8 +231,12 @@ func TestClientIDOfAnotherDriverIsRefused(t *testing.T) {
 			}
 		}
 	}
-	// X1-b's own session is still its own.
+	// X1-b's own session is still its own: nobody took it over (a
+	// takeover with a clean start would have ended it).
 	h.connect(false)
+	if !h.resumed {
+		t.Error("X1-b's persistent session is gone")
+	}
 	h.drop()
 }
 
@@ -256,8 +260,13 @@ func TestRetainedOnlyOwnPresence(t *testing.T) {
 	if code := pub("depot/DEMO1/drivers/D1/gps", fixJSON(38.58, -121.49, time.Now())); code != 0 {
 		t.Fatalf("retained fix: 0x%02x", code)
 	}
-	if code := pub("depot/DEMO1/drivers/D1/reply", []byte(`{"ref":"nope","action":"ack"}`)); code == 0 {
-		t.Fatalf("reply to nothing accepted")
+	// A real answer to a real offer, sent retained: taken, not retained.
+	var offer map[string]any
+	if code := a.request(t, "POST", "/api/v1/vto", a.disp, map[string]string{"driverId": "D1", "routeId": "R1"}, &offer); code != 201 {
+		t.Fatalf("POST /vto: %d", code)
+	}
+	if code := pub("depot/DEMO1/drivers/D1/reply", []byte(`{"ref":"`+offer["vtoId"].(string)+`","action":"decline"}`)); code != 0 {
+		t.Fatalf("retained reply to an offer: 0x%02x", code)
 	}
 	if code := pub("depot/DEMO1/drivers/D1/presence", []byte(`{"state":"online","html":"<b>x</b>"}`)); code != 0x99 {
 		t.Fatalf("retained junk presence: 0x%02x, want 0x99", code)
