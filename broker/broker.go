@@ -69,6 +69,9 @@ type Connect struct {
 	Password []byte
 	Listener string // "tcp" or "ws"
 	Remote   string
+	// Persistent: the client asks for a session that outlives the
+	// connection (MQTT 5 session expiry > 0, 3.1.1 clean session off).
+	Persistent bool
 }
 
 // Ingestor is told of every publish a client makes, before it is
@@ -81,6 +84,11 @@ type Ingestor interface {
 // ErrNotAuthorized marks an Authenticate refusal that is about permission,
 // not about the credential.
 var ErrNotAuthorized = errors.New("not authorized")
+
+// ErrClientID marks an Authenticate refusal of the client id itself (say a
+// persistent session under an id other than the identity's own): CONNACK
+// 0x85 (3.1.1: 2, identifier rejected).
+var ErrClientID = errors.New("client identifier not valid")
 
 // Stats are the broker's refusal counters.
 type Stats struct {

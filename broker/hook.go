@@ -45,7 +45,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	sess, err := h.srv.cfg.Auth.Authenticate(Connect{
 		ClientID: cl.ID, Username: pk.Connect.Username, Password: pk.Connect.Password,
-		Listener: cl.Net.Listener, Remote: cl.Net.Remote,
+		Listener: cl.Net.Listener, Remote: cl.Net.Remote, Persistent: persistent(cl),
 	})
 	if err == nil && !sess.Expires.IsZero() && !sess.Expires.After(time.Now()) {
 		err = errors.New("credential expired") // within the verifier's leeway, but no time left to serve
@@ -79,6 +79,10 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	v5 := cl.Properties.ProtocolVersion == 5
 	code := packets.ErrBadUsernameOrPassword
 	switch {
+	case errors.Is(err, ErrClientID) && v5:
+		code = packets.ErrClientIdentifierNotValid
+	case errors.Is(err, ErrClientID):
+		code = packets.Err3ClientIdentifierNotValid
 	case errors.Is(err, ErrNotAuthorized) && v5:
 		code = packets.ErrNotAuthorized
 	case errors.Is(err, ErrNotAuthorized):

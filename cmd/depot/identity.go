@@ -24,6 +24,13 @@ func (m mqttAuth) Authenticate(c broker.Connect) (broker.Session, error) {
 	if err != nil {
 		return broker.Session{}, err
 	}
+	if c.Persistent && c.ClientID != id.ClientID() {
+		// Each persistent session is stored, and every inbox message is
+		// queued and written once per session: an identity keeps one, under
+		// its own client id ("drv-<id>"). Suffixed ids (a second device, a
+		// dashboard tab) are for clean sessions.
+		return broker.Session{}, fmt.Errorf("%w: a persistent session must use the client id %q", broker.ErrClientID, id.ClientID())
+	}
 	return broker.Session{Identity: id.String(), Expires: expires}, nil
 }
 

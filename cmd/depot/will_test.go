@@ -534,3 +534,72 @@ func TestRetainedPresenceCarriesNoProperties(t *testing.T) {
 	wconn.Close() // no DISCONNECT: the will goes out
 	bare("offline")
 }
+
+// connectSession sends a CONNECT (3.1.1 or 5) with user and password,
+// persistent or clean, and returns the CONNACK code.
+func connectSession(t *testing.T, addr string, v5, persistent bool, clientID, user, pass string) byte {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	level, flags := byte(4), byte(0x80|0x40)
+	if v5 {
+		level = 5
+	}
+	if !persistent {
+		flags |= 0x02
+	}
+	body := mqttString(nil, "MQTT")
+	body = append(body, level, flags, 0, 30)
+	if v5 {
+		if persistent {
+			body = append(body, 5, 0x11, 0, 0, 0x0e, 0x10) // session expiry 3600 s
+		} else {
+			body = append(body, 0)
+		}
+	}
+	body = mqttString(body, clientID)
+	body = mqttString(body, user)
+	body = mqttString(body, pass)
+	if _, err := conn.Write(packet(0x10, body)); err != nil {
+		t.Fatal(err)
+	}
+	s := &v3session{conn: conn, r: bufio.NewReader(conn)}
+	typ, b, err := s.read()
+	if err != nil || typ != 2 || len(b) < 2 {
+		t.Fatalf("no CONNACK: type %d, %v", typ, err)
+	}
+	return b[1]
+}
+
+// TestOnePersistentSessionPerIdentity: every persistent session is stored
+// and gets its own copy of each inbox message, so one credential could
+// open hundreds. An identity keeps one, under its own client id; suffixed
+// ids (a second device, a dashboard tab) are for clean sessions.
+func TestOnePersistentSessionPerIdentity(t *testing.T) {
+	a := startApp(t, "", nil)
+	for _, v5 := range []bool{true, false} {
+		refused := byte(2)
+		if v5 {
+			refused = 0x85
+		}
+		for _, tc := range []struct {
+			clientID, user, pass string
+			persistent           bool
+			want                 byte
+		}{
+			{"drv-D1:2", "D1", a.tokens["D1"], true, refused},
+			{"drv-D1:", "D1", a.tokens["D1"], true, refused},
+			{"drv-D1:2", "D1", a.tokens["D1"], false, 0},
+			{"drv-D1", "D1", a.tokens["D1"], true, 0},
+			{"dash-ana:tab", "ana", a.disp, true, refused},
+			{"dash-ana:tab", "ana", a.disp, false, 0},
+		} {
+			if code := connectSession(t, a.MQTTAddr(), v5, tc.persistent, tc.clientID, tc.user, tc.pass); code != tc.want {
+				t.Errorf("v5 %v: %s as %q, persistent %v: 0x%02x, want 0x%02x", v5, tc.user, tc.clientID, tc.persistent, code, tc.want)
+			}
+		}
+	}
+}
