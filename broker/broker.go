@@ -152,6 +152,10 @@ type Config struct {
 	// Sessions at start (clientID is its publisher's); false deletes it.
 	// Messages stored before a stricter rule are so held to today's.
 	KeepRetained func(clientID string, m Message) bool
+	// KeepSession, when set, judges each persistent session read back from
+	// Sessions at start by its client id and the identity it authenticated
+	// as; false deletes it with its subscriptions and queued messages.
+	KeepSession func(clientID, identity string) bool
 
 	// WrapListener, when set, wraps the bound TCP listener (tests inject
 	// accept errors with it).

@@ -30,8 +30,9 @@ type SessionStore interface {
 // and the heartbeat every 5 s).
 type persistHook struct {
 	mqtt.HookBase
-	store SessionStore
-	srv   *Server
+	store   SessionStore
+	srv     *Server
+	dropped map[string]bool // client ids of sessions Config.KeepSession refused at load
 }
 
 func (h *persistHook) ID() string { return "depot-sessions" }
@@ -211,11 +212,50 @@ func scan[T any, P interface {
 	return out, nil
 }
 
+// StoredClients passes each stored session through Config.KeepSession: a
+// session stored under an older rule (a client id that named another
+// identity) would otherwise be taken over with its subscriptions and its
+// queued messages, which mochi resends with no ACL check. What it refuses
+// is deleted, with its subscriptions and messages (mochi reads clients
+// first).
 func (h *persistHook) StoredClients() ([]storage.Client, error) {
-	return scan[storage.Client](h, storage.ClientKey)
+	all, err := scan[storage.Client](h, storage.ClientKey)
+	keep := h.srv.cfg.KeepSession
+	if err != nil || keep == nil {
+		return all, err
+	}
+	kept := all[:0]
+	for _, c := range all {
+		if keep(c.ID, string(c.Username)) {
+			kept = append(kept, c)
+			continue
+		}
+		if h.dropped == nil {
+			h.dropped = map[string]bool{}
+		}
+		h.dropped[c.ID] = true
+		h.del(clientKey(c.ID))
+	}
+	if n := len(all) - len(kept); n > 0 {
+		h.Log.Warn("dropped stored sessions the client id rule refuses", "count", n, "kept", len(kept))
+	}
+	return kept, nil
 }
+
 func (h *persistHook) StoredSubscriptions() ([]storage.Subscription, error) {
-	return scan[storage.Subscription](h, storage.SubscriptionKey)
+	all, err := scan[storage.Subscription](h, storage.SubscriptionKey)
+	if err != nil || len(h.dropped) == 0 {
+		return all, err
+	}
+	kept := all[:0]
+	for _, sub := range all {
+		if h.dropped[sub.Client] {
+			h.del(sub.ID)
+			continue
+		}
+		kept = append(kept, sub)
+	}
+	return kept, nil
 }
 
 // StoredRetainedMessages passes each stored retained message through
@@ -250,5 +290,17 @@ func (h *persistHook) StoredRetainedMessages() ([]storage.Message, error) {
 	return kept, nil
 }
 func (h *persistHook) StoredInflightMessages() ([]storage.Message, error) {
-	return scan[storage.Message](h, storage.InflightKey)
+	all, err := scan[storage.Message](h, storage.InflightKey)
+	if err != nil || len(h.dropped) == 0 {
+		return all, err
+	}
+	kept := all[:0]
+	for _, m := range all {
+		if h.dropped[m.Client] {
+			h.del(m.ID)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	return kept, nil
 }

@@ -73,6 +73,15 @@ func (m mqttAuth) KeepStoredRetained(clientID string, msg broker.Message) bool {
 	return err == nil && retain
 }
 
+// KeepStoredSession keeps a stored persistent session only when its client
+// id is its identity's own, the rule Authenticate applies to new ones: a
+// session an older version stored under an id that now names another
+// identity, or under a suffixed id, is dropped at start.
+func (m mqttAuth) KeepStoredSession(clientID, identity string) bool {
+	id, ok := bridge.ParseIdentity(identity)
+	return ok && clientID == id.ClientID()
+}
+
 // Allow runs on every publish, subscribe and delivery: a map lookup and a
 // few string compares. A driver whose credential was revoked loses its
 // rights at once, even on a session restored from disk.

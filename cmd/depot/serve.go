@@ -292,6 +292,7 @@ func (m *Main) Run(ctx context.Context) error {
 		AllowedOrigins: splitList(c.AllowedOrigins),
 		Auth:           mauth,
 		KeepRetained:   mauth.KeepStoredRetained,
+		KeepSession:    mauth.KeepStoredSession,
 		Ingest:         m.ingest,
 		Observer:       m.sessions,
 		Sessions:       store,

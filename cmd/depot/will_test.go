@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -601,5 +602,101 @@ func TestOnePersistentSessionPerIdentity(t *testing.T) {
 				t.Errorf("v5 %v: %s as %q, persistent %v: 0x%02x, want 0x%02x", v5, tc.user, tc.clientID, tc.persistent, code, tc.want)
 			}
 		}
+	}
+}
+
+// TestStoredSessionsHeldToTheRule: a persistent session an older version
+// stored under a client id that now names another identity (driver X1's
+// "drv-X1-b", from before ids were bound) is dropped at the next start with
+// its subscriptions and queued messages, so driver X1-b does not take it
+// over and get X1's queued inbox; a driver's own session stays.
+func TestStoredSessionsHeldToTheRule(t *testing.T) {
+	dir := t.TempDir()
+	a := startApp(t, dir, nil)
+	for _, d := range []string{"X1", "X1-b"} {
+		tok, err := a.accounts.CreateDevice(d, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.tokens[d] = tok
+	}
+	tokens := a.tokens
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := storage.Open(dbDir(filepath.Join(dir, "data")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string, v interface{ MarshalBinary() ([]byte, error) }) {
+		t.Helper()
+		b, err := v.MarshalBinary()
+		if err == nil {
+			err = db.PutSession(key, b)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	session := func(clientID, identity, driver string) {
+		put(mstorage.ClientKey+"_"+clientID, &mstorage.Client{ID: clientID, T: mstorage.ClientKey, Listener: "tcp",
+			Username: []byte(identity), ProtocolVersion: 5, Properties: mstorage.ClientProperties{SessionExpiryInterval: 3600}})
+		inbox := "depot/DEMO1/drivers/" + driver + "/inbox"
+		sk := mstorage.SubscriptionKey + "_" + clientID + ":" + inbox
+		put(sk, &mstorage.Subscription{ID: sk, T: mstorage.SubscriptionKey, Client: clientID, Filter: inbox, Qos: 1})
+		ik := mstorage.InflightKey + "_" + clientID + ":7"
+		m := &mstorage.Message{ID: ik, T: mstorage.InflightKey, Client: clientID, TopicName: inbox, PacketID: 7,
+			Payload: []byte(`{"seq":1,"type":"route:reassigned","payload":{"routeId":"R1"}}`), Created: time.Now().Unix()}
+		m.FixedHeader.Type, m.FixedHeader.Qos = mpackets.Publish, 1
+		put(ik, m)
+	}
+	session("drv-X1-b", "driver:X1", "X1") // stored when X1 could use X1-b's id
+	session("drv-D1:2", "driver:D1", "D1") // a suffixed id is for clean sessions now
+	session("drv-D2", "driver:D2", "D2")   // the driver's own: kept
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := startApp(t, dir, func(c *ServeConfig) { c.CortexURL = "" })
+	b.tokens = tokens
+	h := &handheld{t: t, a: b, driver: "X1-b"}
+	h.connect(false)
+	if h.resumed {
+		t.Error("X1-b resumed the session X1 stored under its client id")
+	}
+	h.drop()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = storage.Open(dbDir(filepath.Join(dir, "data")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var clients []string
+	for _, prefix := range []string{mstorage.ClientKey, mstorage.SubscriptionKey, mstorage.InflightKey} {
+		recs, err := db.ScanSessions(prefix + "_")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			var v struct {
+				Client, ID string
+				Username   []byte
+			}
+			if err := json.Unmarshal(r, &v); err != nil {
+				t.Fatal(err)
+			}
+			if prefix == mstorage.ClientKey {
+				v.Client = v.ID + " " + string(v.Username)
+			}
+			clients = append(clients, prefix+" "+v.Client)
+		}
+	}
+	// X1-b's own new session (identity driver:X1-b) is there too.
+	want := []string{mstorage.ClientKey + " drv-D2 driver:D2", mstorage.ClientKey + " drv-X1-b driver:X1-b",
+		mstorage.SubscriptionKey + " drv-D2", mstorage.InflightKey + " drv-D2"}
+	if fmt.Sprint(clients) != fmt.Sprint(want) {
+		t.Fatalf("stored session records after a start: %q, want %q", clients, want)
 	}
 }
