@@ -40,8 +40,8 @@ func (l *latencies) take() (p50, p99, mx float64, n int) {
 		return 0, 0, 0, 0
 	}
 	slices.Sort(s)
-	at := func(q float64) float64 { return math.Round(s[min(len(s)-1, int(q*float64(len(s))))]*100) / 100 }
-	return at(0.50), at(0.99), math.Round(s[len(s)-1]*100) / 100, len(s)
+	at := func(q float64) float64 { return math.Round(Quantile(s, q)*100) / 100 }
+	return at(0.50), at(0.99), at(1), len(s)
 }
 
 // heartbeat keeps the counters of the previous heartbeat, for rates.

@@ -30,6 +30,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	mpackets "github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 const benchUsage = `Usage:
@@ -573,10 +575,8 @@ func benchRun(ctx context.Context, tgt *benchTarget, c benchConfig) (benchResult
 	}
 	mu.Lock()
 	slices.Sort(lat)
-	if n := len(lat); n > 0 {
-		q := func(p float64) float64 { return round2(lat[min(n-1, int(p*float64(n)))]) }
-		res.P50, res.P95, res.P99, res.Max = q(0.50), q(0.95), q(0.99), round2(lat[n-1])
-	}
+	q := func(p float64) float64 { return round2(bridge.Quantile(lat, p)) }
+	res.P50, res.P95, res.P99, res.Max = q(0.50), q(0.95), q(0.99), q(1)
 	mu.Unlock()
 	return res, nil
 }
@@ -591,19 +591,16 @@ func scrape(u string) (cpu, rss float64) {
 		return 0, 0
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 2 {
-			continue
-		}
-		v, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "process_cpu_seconds_total":
-			cpu = v
-		case "process_resident_memory_bytes":
-			rss = v
-		}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, 0
+	}
+	if f := fams["process_cpu_seconds_total"]; f != nil && len(f.GetMetric()) > 0 {
+		cpu = f.GetMetric()[0].GetCounter().GetValue()
+	}
+	if f := fams["process_resident_memory_bytes"]; f != nil && len(f.GetMetric()) > 0 {
+		rss = f.GetMetric()[0].GetGauge().GetValue()
 	}
 	return cpu, rss
 }

@@ -155,7 +155,7 @@ func neighbours(b *testing.B, scenario string) (p50, p99 float64, n int) {
 		b.Fatalf("only %d deliveries", len(lat))
 	}
 	slices.Sort(lat)
-	return lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
+	return bridge.Quantile(lat, 0.50), bridge.Quantile(lat, 0.99), len(lat)
 }
 
 // BenchmarkEndToEnd is the nats-server-style matrix: handhelds publishing
