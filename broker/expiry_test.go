@@ -27,23 +27,6 @@ func (e *expiring) Authenticate(c Connect) (Session, error) {
 	return Session{Identity: "dispatcher:" + c.ClientID, Expires: time.Unix(0, e.exp.Load())}, nil
 }
 
-// checkFor polls f until it returns nil, failing with its last error after
-// total.
-func checkFor(t *testing.T, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", total, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // connectV5Raw sends an MQTT 5 CONNECT with the given CONNECT properties
 // and returns the CONNACK's reason code, or ok false when the broker closed
 // the connection without one.

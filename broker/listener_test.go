@@ -132,10 +132,12 @@ func TestBrokerAcceptsAfterAcceptErrors(t *testing.T) {
 	}
 	fl.inject(errors.New("listener broken for good"))
 	_ = connack("trigger") // the next Accept fails for good
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Err() == nil && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	checkFor(t, 5*time.Second, func() error {
+		if s.Err() == nil {
+			return errors.New("the listener still counts as alive")
+		}
+		return nil
+	})
 	if err := s.Err(); err == nil || !strings.Contains(err.Error(), "for good") {
 		t.Fatalf("Err after a fatal accept error: %v", err)
 	}

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -147,10 +148,12 @@ func TestPacketErrorDoesNotDumpPayload(t *testing.T) {
 	if _, err := c.Write(rawPacket(0x32, body)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "error processing packet") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	checkFor(t, 5*time.Second, func() error {
+		if !strings.Contains(logs.String(), "error processing packet") {
+			return errors.New("no packet error logged yet")
+		}
+		return nil
+	})
 	out := logs.String()
 	if !strings.Contains(out, "error processing packet") {
 		t.Fatalf("no packet error logged:\n%s", out)

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -84,14 +85,12 @@ func TestWillCheckedWhenSent(t *testing.T) {
 	}
 	gone := func(id string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if _, ok := s.mq.Clients.Get(id); !ok {
-				return
+		checkFor(t, 10*time.Second, func() error {
+			if _, ok := s.mq.Clients.Get(id); ok {
+				return fmt.Errorf("client %s still there", id)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("client %s still there", id)
-			}
-		}
+			return nil
+		})
 	}
 
 	c := connectWithWill(t, s.Addr(), "h1", "a/presence", "offline")
@@ -114,17 +113,14 @@ func TestWillCheckedWhenSent(t *testing.T) {
 	c = connectWithWill(t, s.Addr(), "h2", "b/presence", "offline")
 	c.Close()
 	gone("h2")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	checkFor(t, 10*time.Second, func() error {
 		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n > 0 {
-			break
+		defer mu.Unlock()
+		if len(got) == 0 {
+			return fmt.Errorf("an allowed will was not delivered")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("an allowed will was not delivered")
-		}
-	}
+		return nil
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) != 1 || got[0] != "b/presence offline" {
