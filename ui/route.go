@@ -79,6 +79,9 @@ func (s *Server) history(c echo.Context) error {
 	case "csv":
 		return writeCSV(c, fixes)
 	}
+	if fixes == nil {
+		fixes = []bridge.Fix{} // a list, empty, not null
+	}
 	return c.JSON(http.StatusOK, map[string]any{"routeId": id, "from": from.UTC(), "to": to.UTC(), "fixes": fixes})
 }
 
