@@ -10,12 +10,14 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/depotcc/depot/ui/client"
 )
 
 // The admin commands talk to the running depot over its API: the data
 // directory is locked by the server, and the API is where roles are checked.
 
-func adminClient(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer) (*apiClient, error) {
+func adminClient(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer) (*client.Client, error) {
 	api := fs.String("http", "localhost:8080", "HTTP address of the depot (http://… or https://…)")
 	user := fs.String("admin-user", "admin", "admin user (password: DEPOT_ADMIN_PASSWORD)")
 	fs.SetOutput(stderr)
@@ -29,8 +31,8 @@ func adminClient(ctx context.Context, fs *flag.FlagSet, args []string, stderr io
 	if pw == "" {
 		return nil, errors.New("set DEPOT_ADMIN_PASSWORD to the password of " + *user)
 	}
-	c := newAPIClient(*api)
-	if err := c.login(ctx, *user, pw); err != nil {
+	c := client.New(*api)
+	if err := c.Login(ctx, *user, pw); err != nil {
 		return nil, fmt.Errorf("log in as %s: %w", *user, err)
 	}
 	return c, nil
@@ -72,7 +74,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			return errors.New("no password on stdin")
 		}
 		var out any
-		if err := c.do(ctx, "POST", "/api/v1/users", map[string]string{
+		if err := c.Do(ctx, "POST", "/api/v1/users", map[string]string{
 			"username": *name, "password": strings.TrimRight(pw, "\r\n"), "role": *role}, &out); err != nil {
 			return err
 		}
@@ -84,7 +86,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			return err
 		}
 		var out any
-		if err := c.do(ctx, "GET", "/api/v1/users", nil, &out); err != nil {
+		if err := c.Do(ctx, "GET", "/api/v1/users", nil, &out); err != nil {
 			return err
 		}
 		printJSON(stdout, out)
@@ -131,12 +133,12 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var out any
 	switch args[0] {
 	case "add":
-		err = c.do(ctx, "POST", "/api/v1/devices", map[string]string{"driverId": *driver, "name": *name}, &out)
+		err = c.Do(ctx, "POST", "/api/v1/devices", map[string]string{"driverId": *driver, "name": *name}, &out)
 	case "revoke":
-		err = c.do(ctx, "DELETE", "/api/v1/devices/"+*driver, nil, nil)
+		err = c.Do(ctx, "DELETE", "/api/v1/devices/"+*driver, nil, nil)
 		out = map[string]string{"revoked": *driver}
 	case "list":
-		err = c.do(ctx, "GET", "/api/v1/devices", nil, &out)
+		err = c.Do(ctx, "GET", "/api/v1/devices", nil, &out)
 	}
 	if err != nil {
 		return err

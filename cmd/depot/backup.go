@@ -98,7 +98,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	var out any
-	if err := c.do(ctx, "POST", "/api/v1/admin/backup", nil, &out); err != nil {
+	if err := c.Do(ctx, "POST", "/api/v1/admin/backup", nil, &out); err != nil {
 		return err
 	}
 	printJSON(stdout, out)

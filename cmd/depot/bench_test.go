@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/depotcc/depot/loadgen"
 )
 
 // TestBenchRuns runs `depot bench --json --baseline` for a few seconds
@@ -34,7 +36,7 @@ func TestBenchRuns(t *testing.T) {
 		t.Fatalf("want two results and a ratio line, got:\n%s", out.String())
 	}
 	for i, target := range []string{"appliance", "bare mochi"} {
-		var r benchResult
+		var r loadgen.Result
 		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
 			t.Fatal(err)
 		}
@@ -49,34 +51,6 @@ func TestBenchRuns(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[2]), &ratio); err != nil || ratio["throughput_ratio"] <= 0 {
 		t.Fatalf("ratio line %q: %v", lines[2], err)
 	}
-}
-
-// FuzzSplitEnvelopes: the bench's scanner splits any JSON array of objects
-// as encoding/json does.
-func FuzzSplitEnvelopes(f *testing.F) {
-	f.Add(`{"seq":1,"payload":{"routeId":"R1"}}`, `{"a":"}]\"{","b":[{"c":1}]}`)
-	f.Add(`{}`, `{"x":"\\"}`)
-	f.Fuzz(func(t *testing.T, a, b string) {
-		var want []json.RawMessage
-		arr := "[" + a + "," + b + "]"
-		if json.Unmarshal([]byte(arr), &want) != nil {
-			return
-		}
-		for _, w := range want {
-			if len(w) == 0 || w[0] != '{' {
-				return // the scanner is for arrays of objects
-			}
-		}
-		got := splitEnvelopes([]byte(arr))
-		if len(got) != len(want) {
-			t.Fatalf("%s: %d parts, want %d", arr, len(got), len(want))
-		}
-		for i := range got {
-			if !bytes.Equal(bytes.TrimSpace(got[i]), bytes.TrimSpace(want[i])) {
-				t.Fatalf("part %d: %s, want %s", i, got[i], want[i])
-			}
-		}
-	})
 }
 
 // TestBenchDashboardsUnderTheAddressCap: a bench runs all its dashboards

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/depotcc/depot/ui/client"
 )
 
 // proc is the real depot binary running in a child process.
@@ -104,15 +106,15 @@ func TestSIGKILLLosesNoAcknowledgedFix(t *testing.T) {
 	writeFile(t, feed, string(b))
 
 	p := startProc(t, data, feed)
-	api := newAPIClient(p.http)
+	api := client.New(p.http)
 	ctx := context.Background()
-	if err := api.login(ctx, "admin", adminPassword); err != nil {
+	if err := api.Login(ctx, "admin", adminPassword); err != nil {
 		t.Fatal(err)
 	}
 	tokens := map[string]string{}
 	for i := 1; i <= 10; i++ {
 		d := fmt.Sprintf("D%d", i)
-		tok, err := api.deviceToken(ctx, d, "crash test")
+		tok, err := api.DeviceToken(ctx, d, "crash test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,14 +169,14 @@ func TestSIGKILLLosesNoAcknowledgedFix(t *testing.T) {
 	_ = p.cmd.Wait()
 
 	q := startProc(t, data, feed)
-	api = newAPIClient(q.http)
-	if err := api.login(ctx, "admin", adminPassword); err != nil {
+	api = client.New(q.http)
+	if err := api.Login(ctx, "admin", adminPassword); err != nil {
 		t.Fatal(err)
 	}
 	total, missing := 0, 0
 	for route, tss := range acked {
 		var h historyResp
-		if err := api.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/routes/%s/history?from=%d", route, base-1), nil, &h); err != nil {
+		if err := api.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/routes/%s/history?from=%d", route, base-1), nil, &h); err != nil {
 			t.Fatal(err)
 		}
 		have := map[int64]bool{}
@@ -247,8 +249,8 @@ func TestRecoverFromTornStore(t *testing.T) {
 		t.Fatalf("restore printed %s", out.String())
 	}
 	q := startProc(t, data, feed)
-	api := newAPIClient(q.http)
-	if err := api.login(context.Background(), "ana", anaPassword); err != nil {
+	api := client.New(q.http)
+	if err := api.Login(context.Background(), "ana", anaPassword); err != nil {
 		t.Fatalf("the user from the backup cannot log in: %v", err)
 	}
 }

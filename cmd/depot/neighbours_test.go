@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/loadgen"
 	"github.com/depotcc/depot/storage"
 )
 
@@ -136,7 +136,7 @@ func neighbours(b *testing.B, scenario string) (p50, p99 float64, n int) {
 	var lat []float64
 	sub.mu.Lock()
 	for i, p := range sub.msgs["depot/DEMO1/events"] {
-		for _, raw := range splitEnvelopes(p) { // one envelope, or a commit's batch of them
+		for _, raw := range loadgen.SplitEnvelopes(p) { // one envelope, or a commit's batch of them
 			var e bridge.Envelope
 			if json.Unmarshal(raw, &e) != nil || e.Type != bridge.EventRouteUpdate {
 				continue
@@ -176,14 +176,13 @@ func BenchmarkEndToEnd(b *testing.B) {
 					dir := b.TempDir()
 					writeFile(b, dir+"/feed.json", feed.String())
 					a := startApp(b, dir, func(c *ServeConfig) { c.LogLevel = "error" })
-					b.Setenv("DEPOT_ADMIN_PASSWORD", adminPassword)
-					c := benchConfig{drivers: drivers, dashboards: dashboards, qos: 1, rate: 5, duration: 3 * time.Second,
-						prefix: "BD", depot: "DEMO1", log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-					tgt, err := applianceTarget(context.Background(), a.HTTPAddr(), a.MQTTAddr(), c)
+					c := loadgen.Config{Drivers: drivers, Dashboards: dashboards, QoS: 1, Rate: 5, Duration: 3 * time.Second,
+						Prefix: "BD", Depot: "DEMO1"}
+					tgt, err := loadgen.Appliance(context.Background(), a.HTTPAddr(), a.MQTTAddr(), adminPassword, c)
 					if err != nil {
 						b.Fatal(err)
 					}
-					r, err := benchRun(context.Background(), tgt, c)
+					r, err := loadgen.Run(context.Background(), tgt, c)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -315,7 +314,7 @@ func BenchmarkColdStart(b *testing.B) {
 		t0 := time.Now()
 		p := startProc(b, filepath.Join(dir, "data"), feed)
 		took := time.Since(t0)
-		_, rss := scrape("http://" + p.http + "/metrics")
+		_, rss := loadgen.Scrape("http://" + p.http + "/metrics")
 		p.cmd.Process.Kill()
 		p.cmd.Wait()
 		b.ReportMetric(took.Seconds(), "s_to_ready")

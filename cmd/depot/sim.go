@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/ui/client"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -95,16 +96,16 @@ func runSim(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	cl := newAPIClient(*api)
+	cl := client.New(*api)
 	if tlsCfg != nil {
-		cl.http.Transport = &http.Transport{TLSClientConfig: tlsCfg}
+		cl.HTTP.Transport = &http.Transport{TLSClientConfig: tlsCfg}
 	}
-	if err := cl.login(ctx, *admin, pw); err != nil {
+	if err := cl.Login(ctx, *admin, pw); err != nil {
 		return fmt.Errorf("log in as %s: %w", *admin, err)
 	}
 	tokens := make(map[string]string, len(drivers))
 	for _, d := range drivers {
-		tok, err := cl.deviceToken(ctx, d, "depot sim")
+		tok, err := cl.DeviceToken(ctx, d, "depot sim")
 		if err != nil {
 			return fmt.Errorf("issue credential for %s: %w", d, err)
 		}
