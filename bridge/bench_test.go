@@ -31,8 +31,8 @@ func BenchmarkDiff(b *testing.B) {
 // BenchmarkIngestFix is one live fix through the domain: state update,
 // delta, envelope, group commit (to a no-op store) and publish.
 func BenchmarkIngestFix(b *testing.B) {
-	d := &Depot{ID: "T", Store: &nopStore{}, Pub: nopPub{}, Now: func() time.Time { return t0 }}
-	if err := d.Open(); err != nil {
+	d := &Depot{ID: "T", Store: &nopStore{}, Now: func() time.Time { return t0 }}
+	if err := d.Open(nopPub{}); err != nil {
 		b.Fatal(err)
 	}
 	defer d.Close()

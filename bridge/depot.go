@@ -156,7 +156,7 @@ type FeedHealth struct {
 type Depot struct {
 	ID     string
 	Store  Store
-	Pub    Publisher
+	Pub    Publisher        // set by Open
 	Now    func() time.Time // injected clock; time.Now when nil
 	Log    *slog.Logger
 	Topics Topics
@@ -225,8 +225,13 @@ func (d *Depot) reserve() error {
 // unreserve gives back a slot taken by reserve that carried no job.
 func (d *Depot) unreserve() { <-d.slots }
 
-// Open loads the stored state and starts the commit pipeline.
-func (d *Depot) Open() error {
+// Open loads the stored state and starts the commit pipeline, which
+// publishes through pub. The publisher comes here rather than with the
+// other fields because the broker that publishes also hands the depot its
+// fixes: the depot is built first, the broker from it, and then the depot
+// opens onto the broker.
+func (d *Depot) Open(pub Publisher) error {
+	d.Pub = pub
 	if d.Now == nil {
 		d.Now = time.Now
 	}

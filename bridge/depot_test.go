@@ -117,8 +117,8 @@ func (c *clock) Now() time.Time { return c.t }
 func newDepot(t *testing.T, st *memStore) (*Depot, *memPub, *clock) {
 	t.Helper()
 	pub, clk := &memPub{}, &clock{t0}
-	d := &Depot{ID: "T", Store: st, Pub: pub, Now: clk.Now}
-	if err := d.Open(); err != nil {
+	d := &Depot{ID: "T", Store: st, Now: clk.Now}
+	if err := d.Open(pub); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)

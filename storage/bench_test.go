@@ -21,8 +21,8 @@ func BenchmarkDurableFix(b *testing.B) {
 	for _, mode := range []string{"group", "one-per-fix"} {
 		b.Run(mode, func(b *testing.B) {
 			db := mustOpen(b, b.TempDir())
-			d := &bridge.Depot{ID: "B", Store: db, Pub: nopPub{}}
-			if err := d.Open(); err != nil {
+			d := &bridge.Depot{ID: "B", Store: db}
+			if err := d.Open(nopPub{}); err != nil {
 				b.Fatal(err)
 			}
 			defer d.Close()

@@ -67,7 +67,7 @@ func feedJSON(r1Done, r1Behind int) string {
 
 // startApp runs the whole appliance in-process on 127.0.0.1:0 with its data
 // in dir (a new temp dir when ""), fed from a feed file.
-func startApp(t testing.TB, dir string, mutate func(*ServeConfig)) *testApp {
+func startApp(t testing.TB, dir string, mutate func(*ServeConfig), inject ...func(*Main)) *testApp {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -83,13 +83,16 @@ func startApp(t testing.TB, dir string, mutate func(*ServeConfig)) *testApp {
 	m.Config.CortexInterval = time.Second
 	m.Config.LogLevel = "warn"
 	m.Config.AdminPassword = adminPassword
-	m.Config.bcryptCost = bcrypt.MinCost
+	m.faults.bcryptCost = bcrypt.MinCost
 	if os.Getenv("DEPOT_TEST_LOG") != "" {
 		m.Out = os.Stderr
 		m.Config.LogLevel = "debug"
 	}
 	if mutate != nil {
 		mutate(&m.Config)
+	}
+	for _, f := range inject {
+		f(m)
 	}
 	if err := m.Config.validate(); err != nil {
 		t.Fatal(err)

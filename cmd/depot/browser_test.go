@@ -211,7 +211,7 @@ func TestBrowserDemoDepot(t *testing.T) {
 // strips the upgrade), the page goes live over Server-Sent Events, shows
 // updates, and resumes without a gap after the stream is cut.
 func TestBrowserFallsBackToSSE(t *testing.T) {
-	a := startApp(t, "", func(c *ServeConfig) { c.noWS = true })
+	a := startApp(t, "", nil, func(m *Main) { m.faults.noWS = true })
 	ctx := browser(t)
 	signIn(t, ctx, a, "ana", anaPassword)
 	waitJS(t, ctx, "both routes", `document.querySelectorAll('#routes tbody tr').length === 2`)
@@ -240,7 +240,7 @@ func TestBrowserFallsBackToSSE(t *testing.T) {
 // TestBrowserFallsBackToPolling: WebSocket and SSE both cut; the page
 // polls the event log and still shows updates.
 func TestBrowserFallsBackToPolling(t *testing.T) {
-	a := startApp(t, "", func(c *ServeConfig) { c.noWS, c.noSSE = true, true })
+	a := startApp(t, "", nil, func(m *Main) { m.faults.noWS, m.faults.noSSE = true, true })
 	ctx := browser(t)
 	signIn(t, ctx, a, "ana", anaPassword)
 	waitJS(t, ctx, "live by polling", `document.querySelector('#conn .label').textContent === 'live · polling'`)

@@ -226,7 +226,7 @@ func TestRescueEndToEnd(t *testing.T) {
 func TestVTOEndToEnd(t *testing.T) {
 	clk := &testClock{t: time.Now()}
 	secret := "payroll-secret-0123456789"
-	a := startApp(t, "", func(c *ServeConfig) { c.clock, c.PayrollSecret = clk.Now, secret })
+	a := startApp(t, "", func(c *ServeConfig) { c.PayrollSecret = secret }, func(m *Main) { m.Clock = clk.Now })
 	sub := a.subscribeWS(t, "depot/DEMO1/events")
 	d1 := &handheld{t: t, a: a, driver: "D1"}
 	d1.connect(true)
@@ -352,7 +352,7 @@ func TestReassignEndToEnd(t *testing.T) {
 
 func TestPresenceAndHeartbeat(t *testing.T) {
 	clk := &testClock{t: time.Now()}
-	a := startApp(t, "", func(c *ServeConfig) { c.clock, c.SilentAfter = clk.Now, time.Minute })
+	a := startApp(t, "", func(c *ServeConfig) { c.SilentAfter = time.Minute }, func(m *Main) { m.Clock = clk.Now })
 	sub := a.subscribeWS(t, "depot/DEMO1/events", "depot/DEMO1/system/heartbeat", "depot/DEMO1/drivers/+/presence")
 	states := func() (out []string) {
 		for _, e := range sub.typed(bridge.EventDriverPresence) {

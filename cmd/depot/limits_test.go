@@ -48,8 +48,8 @@ func (l *faultyListener) Accept() (net.Conn, error) {
 // and /readyz to 503.
 func TestMQTTListenerSurvivesEMFILE(t *testing.T) {
 	var fl *faultyListener
-	a := startApp(t, "", func(c *ServeConfig) {
-		c.wrapMQTTListener = func(ln net.Listener) net.Listener { fl = &faultyListener{Listener: ln}; return fl }
+	a := startApp(t, "", nil, func(m *Main) {
+		m.faults.wrapMQTTListener = func(ln net.Listener) net.Listener { fl = &faultyListener{Listener: ln}; return fl }
 	})
 	a.driver(t, "D1")
 	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}

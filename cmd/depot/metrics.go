@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/broker"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,7 +25,7 @@ type metrics struct {
 	feedErrors   prometheus.Counter
 }
 
-func newMetrics(m *Main) *metrics {
+func newMetrics() *metrics {
 	reg := prometheus.NewRegistry()
 	x := &metrics{reg: reg,
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "depot_store_commit_seconds",
@@ -38,28 +41,35 @@ func newMetrics(m *Main) *metrics {
 	}
 	reg.MustRegister(x.commit, x.commitSize, x.commitErrors, x.fixToPublish, x.feedCycle, x.feedErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return x
+}
+
+// watch registers the counters read at scrape time from the parts that
+// keep them (the domain measures into x, so x exists before them).
+func (x *metrics) watch(depot *bridge.Depot, brk *broker.Server, in *ingest) {
+	reg := x.reg
 	counter := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 	}
-	s := &m.depot.Stats
+	s := &depot.Stats
 	counter("depot_fixes_accepted_total", "GPS fixes accepted.", func() float64 { return float64(s.FixesAccepted.Load()) })
 	counter("depot_fixes_late_total", "Fixes older than the driver's newest (filed, position kept).", func() float64 { return float64(s.FixesLate.Load()) })
 	counter("depot_events_total", "Events stored and published.", func() float64 { return float64(s.Events.Load()) })
-	counter("depot_mqtt_deliveries_total", "Messages the broker sent to clients.", func() float64 { return float64(m.broker.MessagesSent()) })
+	counter("depot_mqtt_deliveries_total", "Messages the broker sent to clients.", func() float64 { return float64(brk.MessagesSent()) })
 	reg.MustRegister(&labelled{
 		desc: prometheus.NewDesc("depot_fixes_refused_total", "Publishes refused, by reason.", []string{"reason"}, nil),
 		vals: func() map[string]float64 {
 			out := map[string]float64{}
-			for k, v := range m.ingest.refusedCounts() {
+			for k, v := range in.refusedCounts() {
 				out[k] = float64(v)
 			}
-			out["rate_limited"] = float64(m.broker.Stats.RateLimited.Load())
+			out["rate_limited"] = float64(brk.Stats.RateLimited.Load())
 			return out
 		}, counter: true,
 	}, &labelled{
 		desc: prometheus.NewDesc("depot_mqtt_refused_total", "MQTT refusals, by kind.", []string{"kind"}, nil),
 		vals: func() map[string]float64 {
-			st := &m.broker.Stats
+			st := &brk.Stats
 			return map[string]float64{"connect": float64(st.ConnectRefused.Load()), "publish": float64(st.PublishDenied.Load()),
 				"read": float64(st.ReadDenied.Load())}
 		}, counter: true,
@@ -67,13 +77,12 @@ func newMetrics(m *Main) *metrics {
 		desc: prometheus.NewDesc("depot_mqtt_clients", "Connected MQTT clients, by role.", []string{"role"}, nil),
 		vals: func() map[string]float64 {
 			out := map[string]float64{"driver": 0, "dispatcher": 0, "admin": 0}
-			for k, v := range m.broker.CountByRole() {
+			for k, v := range brk.CountByRole() {
 				out[k] = float64(v)
 			}
 			return out
 		},
 	})
-	return x
 }
 
 func (x *metrics) Commit(took time.Duration, records int, err error) {

@@ -231,8 +231,8 @@ func (f *failingStore) Commit(b *bridge.Batch) error {
 // event log has no hole.
 func TestDiskTrouble(t *testing.T) {
 	fs := &failingStore{}
-	a := startApp(t, "", func(c *ServeConfig) {
-		c.wrapStore = func(s bridge.Store) bridge.Store { fs.Store = s; return fs }
+	a := startApp(t, "", nil, func(m *Main) {
+		m.faults.wrapStore = func(s bridge.Store) bridge.Store { fs.Store = s; return fs }
 	})
 	sub := a.subscribeWS(t, "depot/DEMO1/events")
 	drv := a.driver(t, "D1")

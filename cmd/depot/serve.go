@@ -58,15 +58,6 @@ type ServeConfig struct {
 	PayrollSecretFile     string
 	CortexCredentialsFile string
 
-	bcryptCost int                             // tests only; 0 = bcrypt's default
-	clock      func() time.Time                // tests only: the depot's and the API's clock
-	wrapStore  func(bridge.Store) bridge.Store // tests only: fault injection
-	noWS       bool                            // tests only: /mqtt refuses the upgrade, as a proxy that strips it would
-	noSSE      bool                            // tests only: /api/v1/stream is cut too
-	logTo      io.Writer                       // tests only: the log goes here instead of Out
-
-	wrapMQTTListener func(net.Listener) net.Listener // tests only: accept faults
-
 	warnings    []string     // found while reading the configuration; logged by Run
 	trusted     []*net.IPNet // --trusted-proxies, parsed
 	payrollFrom string       // the --payroll-secret-file PayrollSecret was read from
@@ -79,13 +70,17 @@ type Main struct {
 	Config ServeConfig
 	Log    *slog.Logger
 	Out    io.Writer
+	// Clock is what every part that judges the depot's time reads: fix
+	// validation, the domain's rules, the API, retention and compaction;
+	// time.Now when nil. Credentials (token expiry, and the broker's timer
+	// that ends a token's session) keep the wall clock.
+	Clock func() time.Time
 
 	store    *storage.DB
 	depot    *bridge.Depot
 	broker   *broker.Server
 	web      *ui.Server
 	ingest   *ingest
-	sessions *sessions
 	metrics  *metrics
 	accounts *auth.Accounts
 	started  time.Time
@@ -96,6 +91,21 @@ type Main struct {
 	// httpConnCap is the HTTP connection cap the open files limit allows
 	// (for ui.Config.MaxConns).
 	httpConnCap int
+	tls         *tls.Config  // the TCP and HTTP listeners', when --tls-cert is set
+	demo        *bridge.Demo // the demo feed, with --demo
+
+	faults faults
+}
+
+// faults are what tests inject into a Main to see it fail; a real run has
+// none, and no flag or configuration can set them.
+type faults struct {
+	bcryptCost       int                             // 0: bcrypt's default
+	wrapStore        func(bridge.Store) bridge.Store // a failing or stalling disk
+	noWS             bool                            // /mqtt refuses the upgrade, as a proxy that strips it would
+	noSSE            bool                            // /api/v1/stream is cut too
+	logTo            io.Writer                       // the log goes here instead of Out
+	wrapMQTTListener func(net.Listener) net.Listener // accept errors
 }
 
 // NewMain returns a Main with the default configuration, logging to out.
@@ -224,12 +234,44 @@ func (c *ServeConfig) validate() error {
 // Run opens the store, starts the broker, the web server, the feed and (with
 // --demo) the simulated handhelds, and returns once all are ready.
 func (m *Main) Run(ctx context.Context) error {
-	c := m.Config
 	m.started = time.Now()
+	if m.Clock == nil {
+		m.Clock = time.Now
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	m.cancel = cancel
+	// Each step builds one part from the parts before it; a failed step
+	// leaves what was built for Close.
+	for _, step := range []func() error{
+		m.openLog,
+		m.openStore,
+		m.openAccounts,
+		m.openDomainAndBroker,
+		m.startWeb,
+		func() error { return m.startJobs(rctx) },
+		func() error { return m.startDemo(rctx) },
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	c := m.Config
+	m.Log.Info("listening", "http", m.web.Addr(), "mqtt", m.broker.Addr(), "depot", c.Depot,
+		"data", c.Data, "demo", c.Demo, "version", Version)
+	if c.Demo {
+		m.Log.Info("demo depot ready: open the dashboard", "url", "http://"+browseAddr(m.web.Addr()))
+	}
+	return nil
+}
+
+// openLog sets up the log (unless the caller gave one), logs what reading
+// the configuration found, and loads the TLS key pair.
+func (m *Main) openLog() error {
+	c := m.Config
 	if m.Log == nil {
 		out := m.Out
-		if c.logTo != nil {
-			out = c.logTo
+		if m.faults.logTo != nil {
+			out = m.faults.logTo
 		}
 		l, err := newLogger(out, c.LogLevel)
 		if err != nil {
@@ -240,35 +282,39 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, w := range c.warnings {
 		m.Log.Warn(w)
 	}
-	var tlsCfg *tls.Config
 	if c.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
 		if err != nil {
 			return fmt.Errorf("load TLS key pair: %w", err)
 		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		m.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	return nil
+}
 
-	store, err := storage.Open(dbDir(c.Data), m.Log.With("part", "storage"))
+// openStore opens the store, or says how to recover a damaged one.
+func (m *Main) openStore() error {
+	store, err := storage.Open(dbDir(m.Config.Data), m.Log.With("part", "storage"))
 	if errors.Is(err, storage.ErrCorrupt) {
-		return damaged(c.Data, err)
+		return damaged(m.Config.Data, err)
 	}
 	if err != nil {
 		return err
 	}
 	m.store = store
+	return nil
+}
 
+// openAccounts opens the identity service and makes sure there is an
+// admin.
+func (m *Main) openAccounts() error {
+	c := m.Config
 	key, err := auth.LoadOrCreateKey(c.Data)
 	if err != nil {
 		return err
 	}
-	m.accounts = &auth.Accounts{Store: store, Key: key, Depot: c.Depot, TTL: c.TokenTTL, Cost: c.bcryptCost,
-		Log: m.Log.With("part", "auth"),
-		OnRevoke: func(id bridge.Identity) {
-			if m.broker != nil {
-				m.broker.Disconnect(id.String())
-			}
-		}}
+	m.accounts = &auth.Accounts{Store: m.store, Key: key, Depot: c.Depot, TTL: c.TokenTTL, Cost: m.faults.bcryptCost,
+		Log: m.Log.With("part", "auth")}
 	if err := m.accounts.Open(); err != nil {
 		return err
 	}
@@ -278,55 +324,69 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log.Warn("first start: created user admin with a generated password; it is shown only this once",
 			"username", "admin", "password", pw)
 	}
+	return nil
+}
 
-	m.ingest = &ingest{id: c.Depot, log: m.Log.With("part", "ingest")}
-	m.sessions = &sessions{log: m.Log.With("part", "presence"), count: map[string]int{}}
+// openDomainAndBroker builds the domain and the broker, which need each
+// other: the broker hands publishes and sessions to the domain, the domain
+// publishes through the broker. The domain is built first and gets its
+// publisher when it opens.
+func (m *Main) openDomainAndBroker() error {
+	c := m.Config
+	m.metrics = newMetrics()
+	var dstore bridge.Store = m.store
+	if m.faults.wrapStore != nil {
+		dstore = m.faults.wrapStore(m.store)
+	}
+	m.depot = &bridge.Depot{ID: c.Depot, Store: dstore, Log: m.Log.With("part", "depot"), Metrics: m.metrics,
+		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed, Now: m.Clock}
+	m.ingest = &ingest{depot: m.depot, id: c.Depot, log: m.Log.With("part", "ingest"), now: m.Clock}
+	sess := &sessions{depot: m.depot, log: m.Log.With("part", "presence"), count: map[string]int{}}
 	// The caps follow the open files limit, so the process refuses a
 	// client before the kernel refuses it a file.
 	mqttCap, httpCap := connCaps(raiseFileLimit(m.Log))
 	m.httpConnCap = httpCap
 	mauth := mqttAuth{accounts: m.accounts, depot: c.Depot}
 	m.broker = broker.New(broker.Config{
-		MaxClients: int64(mqttCap), WrapListener: c.wrapMQTTListener,
-		TCPAddr: c.MQTTAddr, TLS: tlsCfg, Log: m.Log.With("part", "broker"),
+		MaxClients: int64(mqttCap), WrapListener: m.faults.wrapMQTTListener,
+		TCPAddr: c.MQTTAddr, TLS: m.tls, Log: m.Log.With("part", "broker"),
 		AllowedOrigins: splitList(c.AllowedOrigins),
 		Auth:           mauth,
 		KeepRetained:   mauth.KeepStoredRetained,
 		KeepSession:    mauth.KeepStoredSession,
 		Ingest:         m.ingest,
-		Observer:       m.sessions,
-		Sessions:       store,
+		Observer:       sess,
+		Sessions:       m.store,
 		PublishRate:    c.PublishRate, PublishBurst: c.PublishBurst,
 	})
-	var dstore bridge.Store = store
-	if c.wrapStore != nil {
-		dstore = c.wrapStore(store)
-	}
-	m.depot = &bridge.Depot{ID: c.Depot, Store: dstore, Pub: m.broker, Log: m.Log.With("part", "depot"),
-		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed, Now: c.clock}
-	m.ingest.depot = m.depot
-	m.sessions.depot = m.depot
-	m.metrics = newMetrics(m)
-	m.depot.Metrics = m.metrics
+	// A revoked device or a deleted user loses its MQTT sessions at once.
+	m.accounts.OnRevoke = func(id bridge.Identity) { m.broker.Disconnect(id.String()) }
+	m.metrics.watch(m.depot, m.broker, m.ingest)
 
-	if err := m.depot.Open(); err != nil {
+	if err := m.depot.Open(m.broker); err != nil {
 		return err
 	}
 	if err := m.broker.Start(); err != nil {
 		return err
 	}
 	m.depot.Restore()
+	return nil
+}
 
+// startWeb starts the HTTP server and feeds its SSE hub from the events
+// topic, so SSE clients get what MQTT dashboards get.
+func (m *Main) startWeb() error {
+	c := m.Config
 	var mqttWS http.Handler = m.broker.WebSocket()
-	if c.noWS {
+	if m.faults.noWS {
 		mqttWS = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "upgrade refused", http.StatusBadGateway)
 		})
 	}
 	m.web = ui.New(ui.Config{
-		Addr: c.HTTPAddr, TLS: tlsCfg, DepotID: c.Depot, Center: [2]float64{bridge.DemoLat, bridge.DemoLng},
-		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: store, Accounts: m.accounts,
-		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: c.clock, NoStream: c.noSSE, Backup: m.backupNow, Metrics: m.metrics.handler(),
+		Addr: c.HTTPAddr, TLS: m.tls, DepotID: c.Depot, Center: [2]float64{bridge.DemoLat, bridge.DemoLng},
+		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: m.store, Accounts: m.accounts,
+		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: m.Clock, NoStream: m.faults.noSSE, Backup: m.backupNow, Metrics: m.metrics.handler(),
 		Ready: func() error {
 			if h := m.depot.StoreHealth(); !h.OK {
 				return fmt.Errorf("store failing (%s); %d events waiting to be written", h.Error, h.Pending)
@@ -339,15 +399,18 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.web.Start(); err != nil {
 		return err
 	}
-	// SSE clients get what MQTT dashboards get.
 	if err := m.broker.Subscribe(m.depot.Topics.Events(), 1, func(_ string, p []byte) { m.web.Events().Publish(p) }); err != nil {
 		return fmt.Errorf("subscribe the SSE hub: %w", err)
 	}
+	return nil
+}
 
-	rctx, cancel := context.WithCancel(ctx)
-	m.cancel = cancel
+// startJobs starts the route feed (its first cycle before "ready") and the
+// periodic jobs: heartbeat, presence clock, history folding, retention and
+// backups.
+func (m *Main) startJobs(ctx context.Context) error {
+	c := m.Config
 	var src bridge.RouteSource
-	var demo *bridge.Demo
 	switch {
 	case c.CortexURL != "":
 		src, _ = bridge.NewSource(c.CortexURL)
@@ -355,48 +418,51 @@ func (m *Main) Run(ctx context.Context) error {
 			hs.Header = c.feedHeader
 		}
 	case c.Demo:
-		demo = bridge.NewDemo(time.Now(), c.DemoRoutes, 1)
-		src = demo
+		m.demo = bridge.NewDemo(m.Clock(), c.DemoRoutes, 1)
+		src = m.demo
 	}
 	if src != nil {
-		m.depot.SyncOnce(rctx, src) // the first cycle before "ready"
-		m.goRun(func() { m.depot.Sync(rctx, src, c.CortexInterval) })
+		m.depot.SyncOnce(ctx, src)
+		m.goRun(func() { m.depot.Sync(ctx, src, c.CortexInterval) })
 	} else {
 		m.Log.Warn("no route feed: start with --cortex-url or --demo to see routes")
 	}
-	m.goRun(func() { every(rctx, 5*time.Second, true, m.heartbeat) })
-	m.goRun(func() { every(rctx, time.Second, false, m.tick) })
-	m.goRun(func() { every(rctx, time.Minute, false, m.foldHistory) })
-	lastMerge := time.Now()
-	m.goRun(func() { every(rctx, time.Hour, true, func() { m.retention(&lastMerge) }) })
+	m.goRun(func() { every(ctx, 5*time.Second, true, m.heartbeat) })
+	m.goRun(func() { every(ctx, time.Second, false, m.tick) })
+	m.goRun(func() { every(ctx, time.Minute, false, m.foldHistory) })
+	lastMerge := m.Clock()
+	m.goRun(func() { every(ctx, time.Hour, true, func() { m.retention(&lastMerge) }) })
 	if c.BackupInterval > 0 {
-		m.goRun(func() { every(rctx, c.BackupInterval, false, m.scheduledBackup) })
+		m.goRun(func() { every(ctx, c.BackupInterval, false, m.scheduledBackup) })
 	}
-	if demo != nil {
-		tokens, err := m.demoAccounts(demo)
-		if err != nil {
-			return err
-		}
-		mqttURL := m.broker.Addr()
-		var simTLS *tls.Config
-		if tlsCfg != nil {
-			mqttURL, simTLS = "tls://"+mqttURL, selfTLS(tlsCfg.Certificates[0])
-		}
-		m.goRun(func() {
-			err := simulate(rctx, simConfig{
-				MQTT: mqttURL, TLS: simTLS, Depot: c.Depot, Drivers: demo.Drivers(), Tokens: tokens, Demo: demo,
-				Interval: c.DemoRate, QoS: 1, Log: m.Log.With("part", "demo"),
-			})
-			if err != nil && rctx.Err() == nil {
-				m.Log.Error("demo handhelds stopped", "err", err)
-			}
+	return nil
+}
+
+// startDemo gives the demo's handhelds credentials and drives them over
+// real MQTT (TLS when the box has it), as real handhelds would.
+func (m *Main) startDemo(ctx context.Context) error {
+	if m.demo == nil {
+		return nil
+	}
+	tokens, err := m.demoAccounts(m.demo)
+	if err != nil {
+		return err
+	}
+	mqttURL := m.broker.Addr()
+	var simTLS *tls.Config
+	if m.tls != nil {
+		mqttURL, simTLS = "tls://"+mqttURL, selfTLS(m.tls.Certificates[0])
+	}
+	demo, c := m.demo, m.Config
+	m.goRun(func() {
+		err := simulate(ctx, simConfig{
+			MQTT: mqttURL, TLS: simTLS, Depot: c.Depot, Drivers: demo.Drivers(), Tokens: tokens, Demo: demo,
+			Interval: c.DemoRate, QoS: 1, Log: m.Log.With("part", "demo"),
 		})
-	}
-	m.Log.Info("listening", "http", m.web.Addr(), "mqtt", m.broker.Addr(), "depot", c.Depot,
-		"data", c.Data, "demo", c.Demo, "version", Version)
-	if c.Demo {
-		m.Log.Info("demo depot ready: open the dashboard", "url", "http://"+browseAddr(m.web.Addr()))
-	}
+		if err != nil && ctx.Err() == nil {
+			m.Log.Error("demo handhelds stopped", "err", err)
+		}
+	})
 	return nil
 }
 
@@ -543,19 +609,19 @@ func (m *Main) heartbeat() {
 // retention prunes the event log and GPS history (hourly), in small
 // transactions, and compacts the store once a night.
 func (m *Main) retention(lastMerge *time.Time) {
-	n, err := m.store.PruneEvents(time.Now().Add(-m.Config.EventRetention), 500)
+	n, err := m.store.PruneEvents(m.Clock().Add(-m.Config.EventRetention), 500)
 	if err != nil {
 		m.Log.Warn("event retention", "err", err)
 	} else if n > 0 {
 		m.Log.Info("event retention", "pruned", n)
 	}
-	n, err = m.store.PruneHistory(time.Now().Add(-m.Config.HistoryKeep), 500)
+	n, err = m.store.PruneHistory(m.Clock().Add(-m.Config.HistoryKeep), 500)
 	if err != nil {
 		m.Log.Warn("history retention", "err", err)
 	} else if n > 0 {
 		m.Log.Info("history retention", "pruned", n)
 	}
-	if now := time.Now(); m.Config.MergeHour == now.Hour() && now.Sub(*lastMerge) > 20*time.Hour {
+	if now := m.Clock(); m.Config.MergeHour == now.Hour() && now.Sub(*lastMerge) > 20*time.Hour {
 		*lastMerge = now
 		if err := m.store.Merge(); err != nil {
 			m.Log.Warn("nightly compaction", "err", err)
@@ -569,7 +635,7 @@ func (m *Main) retention(lastMerge *time.Time) {
 // (every minute; a fix's minute is closed two minutes after it ended), and
 // the event log's single records into blocks.
 func (m *Main) foldHistory() {
-	if _, err := m.store.CompactHistory(time.Now().Add(-2 * time.Minute)); err != nil {
+	if _, err := m.store.CompactHistory(m.Clock().Add(-2 * time.Minute)); err != nil {
 		m.Log.Warn("fold history", "err", err)
 	}
 	if _, err := m.store.CompactEvents(); err != nil {

@@ -54,9 +54,8 @@ func (s *stallingStore) Commit(b *bridge.Batch) error {
 func TestStalledDiskKeepsReadersAnswering(t *testing.T) {
 	ss := &stallingStore{}
 	a := startApp(t, "", func(c *ServeConfig) {
-		c.wrapStore = func(s bridge.Store) bridge.Store { ss.Store = s; return ss }
 		c.PublishRate, c.PublishBurst = 1e6, 1e6 // the flood must reach the queue
-	})
+	}, func(m *Main) { m.faults.wrapStore = func(s bridge.Store) bridge.Store { ss.Store = s; return ss } })
 	sub := a.subscribeWS(t, "depot/DEMO1/events")
 	flood := a.driver(t, "D1")
 	// The handheld's connection is read once its presence is stored.

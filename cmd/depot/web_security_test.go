@@ -147,7 +147,7 @@ func TestSecretsStayHidden(t *testing.T) {
 	const pass, key = "hunter2pass", "SEKRETKEY123"
 	u := strings.Replace(feed.URL, "http://", "http://feeduser:"+pass+"@", 1) + "/feed?api_key=" + key + "&depot=DEMO1"
 	logs := &syncBuffer{}
-	a := startApp(t, "", func(c *ServeConfig) { c.CortexURL, c.logTo = u, logs })
+	a := startApp(t, "", func(c *ServeConfig) { c.CortexURL = u }, func(m *Main) { m.faults.logTo = logs })
 
 	secret := func(what, s string) {
 		t.Helper()
