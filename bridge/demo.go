@@ -21,12 +21,13 @@ type Demo struct {
 }
 
 type demoRoute struct {
-	id, code, driver, name, tier string
-	total, pkgs                  int
-	done0                        float64 // stops completed at Start
-	behind0                      float64 // stops behind at Start
-	plan, rate                   float64 // planned and actual stops per hour
-	loop                         [][2]float64
+	id, code, driver, name string
+	tier                   Tier
+	total, pkgs            int
+	done0                  float64 // stops completed at Start
+	behind0                float64 // stops behind at Start
+	plan, rate             float64 // planned and actual stops per hour
+	loop                   [][2]float64
 }
 
 // Demo locations: Sacramento, as in the design's examples.
@@ -58,15 +59,15 @@ func NewDemo(start time.Time, n int, seed uint64) *Demo {
 		r.done0 = float64(r.total) * (0.2 + rng.Float64()*0.35)
 		switch {
 		case i == 6: // crosses 6 behind about a minute in: the demo shows a rescue at once
-			r.tier, r.behind0, r.rate = "STRUGGLING", 5.8, r.plan-12
+			r.tier, r.behind0, r.rate = TierStruggling, 5.8, r.plan-12
 		case i == 18: // crosses 6 behind ~12 minutes in
-			r.tier, r.behind0, r.rate = "AVERAGE", 4.5, r.plan-8
+			r.tier, r.behind0, r.rate = TierAverage, 4.5, r.plan-8
 		case i%7 == 3: // drifting into YELLOW
-			r.tier, r.behind0, r.rate = "AVERAGE", 1.5+rng.Float64(), r.plan*0.85
+			r.tier, r.behind0, r.rate = TierAverage, 1.5+rng.Float64(), r.plan*0.85
 		case i%5 == 0:
-			r.tier, r.behind0, r.rate = "TOP", 0, r.plan*(1.05+rng.Float64()*0.1)
+			r.tier, r.behind0, r.rate = TierTop, 0, r.plan*(1.05+rng.Float64()*0.1)
 		default:
-			r.tier, r.behind0, r.rate = "AVERAGE", rng.Float64()*1.5, r.plan*(0.97+rng.Float64()*0.06)
+			r.tier, r.behind0, r.rate = TierAverage, rng.Float64()*1.5, r.plan*(0.97+rng.Float64()*0.06)
 		}
 		// A loop of 8 points around a centre 2–12 km from the depot.
 		ang := rng.Float64() * 2 * math.Pi

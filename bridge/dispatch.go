@@ -32,6 +32,13 @@ var (
 	ErrForbidden = errors.New("forbidden")
 )
 
+// Actions of a handheld's reply (and, accept and decline, of the API).
+const (
+	ActionAccept  = "accept"
+	ActionDecline = "decline"
+	ActionAck     = "ack"
+)
+
 // Rescue and offer states.
 const (
 	StateOpen         = "open"
@@ -115,7 +122,7 @@ type RescueRoute struct {
 type RescueDriver struct {
 	DriverID        string  `json:"driverId"`
 	DriverName      string  `json:"driverName"`
-	PerformanceTier string  `json:"performanceTier"`
+	PerformanceTier Tier    `json:"performanceTier"`
 	CurrentLat      float64 `json:"currentLat"`
 	CurrentLng      float64 `json:"currentLng"`
 	RouteID         string  `json:"routeId"`
@@ -131,11 +138,23 @@ type RescueAlert struct {
 	TransferLocation Point         `json:"transferLocation"`
 }
 
-func tierRank(t string) int {
+// Tier is a driver's performance tier, as the route feed gives it. The
+// feed may send others; they rank with STRUGGLING.
+type Tier string
+
+// The tiers the rescue rule knows.
+const (
+	TierTop        Tier = "TOP"
+	TierAverage    Tier = "AVERAGE"
+	TierStruggling Tier = "STRUGGLING"
+)
+
+// tierRank orders rescuers: TOP first, then AVERAGE (or none given).
+func tierRank(t Tier) int {
 	switch t {
-	case "TOP":
+	case TierTop:
 		return 0
-	case "AVERAGE", "":
+	case TierAverage, "":
 		return 1
 	}
 	return 2
@@ -158,7 +177,7 @@ func ChooseRescuer(route RouteStatus, all []RouteStatus) *RescueDriver {
 	bestRank := 0
 	for _, r := range all {
 		if r.RouteID == route.RouteID || r.DriverID == "" || r.DriverID == route.DriverID ||
-			r.BehindSchedule >= 2 || r.PerformanceTier == "STRUGGLING" || (r.CurrentLat == 0 && r.CurrentLng == 0) {
+			r.BehindSchedule >= 2 || r.PerformanceTier == TierStruggling || (r.CurrentLat == 0 && r.CurrentLng == 0) {
 			continue
 		}
 		c := &RescueDriver{DriverID: r.DriverID, DriverName: r.DriverName, PerformanceTier: r.PerformanceTier,
@@ -235,8 +254,8 @@ func (d *Depot) rescueSpeed() float64 {
 func (d *Depot) updateRescueLocked(b *Batch, r *Rescue, state, by string) error {
 	now := d.Now().UTC()
 	r.State, r.By, r.UpdatedAt = state, by, now
-	if _, _, err := d.emitLocked(b, EventRescueUpdated, PriorityHigh, map[string]any{
-		"rescueId": r.RescueID, "routeId": r.RouteID, "state": state, "by": by, "at": now,
+	if _, _, err := d.emitLocked(b, EventRescueUpdated, PriorityHigh, RescueUpdated{
+		RescueID: r.RescueID, RouteID: r.RouteID, State: state, By: by, At: now,
 	}); err != nil {
 		return err
 	}
@@ -282,12 +301,12 @@ func (d *Depot) openRescuesLocked() []Rescue {
 	return out
 }
 
-// offerPayload is the vto:offer payload, with the time left as of now.
-func (o Offer) payload(now time.Time) map[string]any {
-	return map[string]any{
-		"vtoId": o.VTOID, "routeId": o.RouteID, "routeCode": o.RouteCode, "driverId": o.DriverID,
-		"driverName": o.DriverName, "reason": o.Reason, "offeredAt": o.OfferedAt, "expiresAt": o.ExpiresAt,
-		"remainingSeconds": max(0, int(o.ExpiresAt.Sub(now).Seconds())), "state": o.State,
+// Status is the offer with the time it has left as of now.
+func (o Offer) Status(now time.Time) OfferStatus {
+	return OfferStatus{
+		VTOID: o.VTOID, RouteID: o.RouteID, RouteCode: o.RouteCode, DriverID: o.DriverID,
+		DriverName: o.DriverName, Reason: o.Reason, OfferedAt: o.OfferedAt, ExpiresAt: o.ExpiresAt,
+		RemainingSeconds: max(0, int(o.ExpiresAt.Sub(now).Seconds())), State: o.State,
 	}
 }
 
@@ -319,7 +338,7 @@ func (d *Depot) OfferVTO(driverID, routeID, reason, by string) (Offer, error) {
 		o := &Offer{VTOID: "vto_" + strconv.FormatUint(d.seq+1, 10), RouteID: routeID, RouteCode: r.RouteCode,
 			DriverID: driverID, DriverName: r.DriverName, Reason: reason, OfferedAt: now,
 			ExpiresAt: now.Add(OfferTTL), State: StateOpen, By: by}
-		_, raw, err := d.emitLocked(b, EventVTOOffer, PriorityHigh, o.payload(now))
+		_, raw, err := d.emitLocked(b, EventVTOOffer, PriorityHigh, o.Status(now))
 		if err != nil {
 			return err
 		}
@@ -355,16 +374,16 @@ func (d *Depot) AnswerVTO(vtoID, action, driverID, by string) (Offer, error) {
 		}
 		typ := EventVTOAccepted
 		switch action {
-		case "accept":
+		case ActionAccept:
 			o.State = StateAccepted
-		case "decline":
+		case ActionDecline:
 			o.State, typ = StateDeclined, EventVTODeclined
 		default:
 			return fmt.Errorf("%w: action must be accept or decline", ErrInvalid)
 		}
 		o.AnsweredAt, o.AnsweredBy = now, by
-		if _, _, err := d.emitLocked(b, typ, PriorityHigh, map[string]any{
-			"vtoId": o.VTOID, "driverId": o.DriverID, "routeId": o.RouteID, "state": o.State, "by": by, "at": now,
+		if _, _, err := d.emitLocked(b, typ, PriorityHigh, VTOAnswered{
+			VTOID: o.VTOID, DriverID: o.DriverID, RouteID: o.RouteID, State: o.State, By: by, At: now,
 		}); err != nil {
 			return err
 		}
@@ -387,8 +406,8 @@ func (d *Depot) ConfirmVTO(vtoID, payrollRef string) (Offer, error) {
 			return fmt.Errorf("%w: offer %s is %s, not accepted", ErrConflict, vtoID, o.State)
 		}
 		o.State, o.PayrollRef = StateConfirmed, payrollRef
-		if _, _, err := d.emitLocked(b, EventVTOConfirmed, PriorityNormal, map[string]any{
-			"vtoId": o.VTOID, "driverId": o.DriverID, "state": o.State, "payrollRef": payrollRef, "at": d.Now().UTC(),
+		if _, _, err := d.emitLocked(b, EventVTOConfirmed, PriorityNormal, VTOConfirmed{
+			VTOID: o.VTOID, DriverID: o.DriverID, State: o.State, PayrollRef: payrollRef, At: d.Now().UTC(),
 		}); err != nil {
 			return err
 		}
@@ -406,8 +425,8 @@ func (d *Depot) expireOffersLocked(b *Batch, now time.Time) error {
 			continue
 		}
 		o.State = StateExpired
-		if _, _, err := d.emitLocked(b, EventVTOExpired, PriorityNormal, map[string]any{
-			"vtoId": o.VTOID, "driverId": o.DriverID, "routeId": o.RouteID, "state": o.State, "expiredAt": o.ExpiresAt,
+		if _, _, err := d.emitLocked(b, EventVTOExpired, PriorityNormal, VTOExpired{
+			VTOID: o.VTOID, DriverID: o.DriverID, RouteID: o.RouteID, State: o.State, ExpiredAt: o.ExpiresAt,
 		}); err != nil {
 			return err
 		}
@@ -418,13 +437,13 @@ func (d *Depot) expireOffersLocked(b *Batch, now time.Time) error {
 
 // Offers returns the open offers with their time left, and the others of
 // the last hour, newest first.
-func (d *Depot) Offers() []map[string]any {
+func (d *Depot) Offers() []OfferStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.offersLocked()
 }
 
-func (d *Depot) offersLocked() []map[string]any {
+func (d *Depot) offersLocked() []OfferStatus {
 	now := d.Now()
 	var os []*Offer
 	for _, o := range d.offers {
@@ -433,9 +452,9 @@ func (d *Depot) offersLocked() []map[string]any {
 		}
 	}
 	slices.SortFunc(os, func(a, b *Offer) int { return b.OfferedAt.Compare(a.OfferedAt) })
-	out := make([]map[string]any, len(os))
+	out := make([]OfferStatus, len(os))
 	for i, o := range os {
-		out[i] = o.payload(now)
+		out[i] = o.Status(now)
 	}
 	return out
 }
@@ -449,7 +468,7 @@ func (d *Depot) resendOffersLocked(b *Batch, driver string) {
 			continue
 		}
 		env := Envelope{ID: o.VTOID, Type: EventVTOOffer, Priority: PriorityHigh, Timestamp: now.UTC().Truncate(time.Millisecond)}
-		env.Payload, _ = json.Marshal(o.payload(now))
+		env.Payload, _ = json.Marshal(o.Status(now))
 		raw, _ := json.Marshal(env)
 		b.Messages = append(b.Messages, Message{Topic: d.Topics.Driver(driver, KindInbox), Payload: raw,
 			Expiry: uint32(max(1, o.ExpiresAt.Sub(now).Seconds()))})
@@ -483,8 +502,8 @@ func (d *Depot) Reassign(routeID, toDriverID, by string) (RouteStatus, error) {
 			By: by, At: d.Now().UTC()}
 		d.assignments[routeID] = a
 		b.Assignments = append(b.Assignments, a)
-		_, raw, err := d.emitLocked(b, EventRouteReassign, PriorityHigh, map[string]any{
-			"routeId": routeID, "routeCode": r.RouteCode, "fromDriverId": from, "toDriverId": toDriverID, "by": by,
+		_, raw, err := d.emitLocked(b, EventRouteReassign, PriorityHigh, RouteReassigned{
+			RouteID: routeID, RouteCode: r.RouteCode, FromDriverID: from, ToDriverID: toDriverID, By: by,
 		})
 		if err != nil {
 			return err
@@ -536,10 +555,10 @@ func (d *Depot) HandleReply(driverID string, payload []byte) error {
 		return fmt.Errorf("%w: want {\"ref\":…,\"action\":\"accept\"|\"decline\"|\"ack\"}", ErrInvalid)
 	}
 	switch r.Action {
-	case "accept", "decline":
+	case ActionAccept, ActionDecline:
 		_, err := d.AnswerVTO(r.Ref, r.Action, driverID, "driver:"+driverID)
 		return err
-	case "ack":
+	case ActionAck:
 		return d.act(func(b *Batch) error {
 			rs, ok := d.rescues[r.Ref]
 			if !ok {

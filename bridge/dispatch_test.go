@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func routeAt(id, driver, tier string, behind int, lat, lng float64) RouteSnapshot {
+func routeAt(id, driver string, tier Tier, behind int, lat, lng float64) RouteSnapshot {
 	s := snap(id, driver, 10, behind)
 	s.PerformanceTier, s.CurrentLat, s.CurrentLng = tier, lat, lng
 	return s
@@ -306,17 +306,16 @@ func TestPresence(t *testing.T) {
 func TestHeartbeat(t *testing.T) {
 	d, pub, clk := newDepot(t, &memStore{})
 	d.ApplySnapshots([]RouteSnapshot{snap("R1", "D1", 10, 0)})
-	d.Heartbeat(nil)
+	d.Heartbeat(AppStatus{})
 	now := time.Now()
 	d.IngestFix(Fix{DriverID: "D1", Lat: 1, Lng: 1, TS: t0.UnixMilli(), Recv: now.Add(-3 * time.Millisecond).UnixMilli()}, true)
 	clk.t = t0.Add(5 * time.Second)
-	st, err := d.Heartbeat(map[string]any{"version": "x"})
+	st, err := d.Heartbeat(AppStatus{Version: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lat := st["latencyMs"].(map[string]any)
-	if lat["samples"] != 1 || lat["p99"].(float64) < 2 || st["fixesPerS"] != 0.2 || st["version"] != "x" {
-		t.Fatalf("status %v", st)
+	if lat := st.LatencyMs; lat.Samples != 1 || lat.P99 < 2 || st.FixesPerS != 0.2 || st.Version != "x" {
+		t.Fatalf("status %+v", st)
 	}
 	if n := len(pub.typed(t, EventSystemStatus)); n != 2 {
 		t.Fatalf("%d system:status", n)

@@ -126,7 +126,7 @@ func (r RouteStatus) AppendJSON(b []byte) ([]byte, error) {
 	b = appendJSONString(b, r.DriverName)
 	if r.PerformanceTier != "" {
 		b = append(b, `,"performanceTier":`...)
-		b = appendJSONString(b, r.PerformanceTier)
+		b = appendJSONString(b, string(r.PerformanceTier))
 	}
 	b = append(b, `,"completedStops":`...)
 	b = strconv.AppendInt(b, int64(r.CompletedStops), 10)

@@ -28,7 +28,7 @@ func FuzzJSONEncoding(f *testing.F) {
 	f.Add("a", "b", 5e-324, math.MaxFloat64, int64(math.MaxInt64), math.MinInt32, int64(1))
 	f.Fuzz(func(t *testing.T, s1, s2 string, x, y float64, ms int64, n int, tsMs int64) {
 		at := time.UnixMilli(tsMs).UTC()
-		r := RouteStatus{RouteID: s1, RouteCode: s2, DriverID: s2, DriverName: s1, PerformanceTier: s2,
+		r := RouteStatus{RouteID: s1, RouteCode: s2, DriverID: s2, DriverName: s1, PerformanceTier: Tier(s2),
 			CompletedStops: n, TotalStops: -n, CompletedPackages: n * 3, TotalPackages: n + 7,
 			CurrentLat: x, CurrentLng: y, BehindSchedule: n, StatusColor: s1, LastUpdated: at}
 		got, err := r.AppendJSON(nil)

@@ -43,12 +43,12 @@ func (d *Depot) setPresenceLocked(b *Batch, driver, state string, since time.Tim
 		return nil
 	}
 	p.State, p.Since = state, since.UTC().Truncate(time.Millisecond)
-	if _, _, err := d.emitLocked(b, EventDriverPresence, PriorityNormal, map[string]any{
-		"driverId": driver, "state": state, "since": p.Since,
+	if _, _, err := d.emitLocked(b, EventDriverPresence, PriorityNormal, DriverPresence{
+		DriverID: driver, State: state, Since: p.Since,
 	}); err != nil {
 		return err
 	}
-	raw, _ := json.Marshal(map[string]any{"state": state, "ts": p.Since.UnixMilli()})
+	raw, _ := json.Marshal(PresenceMessage{State: state, TS: p.Since.UnixMilli()})
 	b.Messages = append(b.Messages, Message{Topic: d.Topics.Driver(driver, KindPresence), Payload: raw, Retain: true})
 	return nil
 }
@@ -127,7 +127,7 @@ type Snapshot struct {
 	Seq      uint64              `json:"seq"`
 	Routes   []RouteStatus       `json:"routes"`
 	Rescues  []Rescue            `json:"rescues"`
-	Offers   []map[string]any    `json:"offers"`
+	Offers   []OfferStatus       `json:"offers"`
 	Presence map[string]presence `json:"presence"`
 	Feed     FeedHealth          `json:"feed"`
 }

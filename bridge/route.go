@@ -34,7 +34,7 @@ type RouteSnapshot struct {
 	RouteCode         string    `json:"routeCode"`
 	DriverID          string    `json:"driverId"`
 	DriverName        string    `json:"driverName"`
-	PerformanceTier   string    `json:"performanceTier"`
+	PerformanceTier   Tier      `json:"performanceTier"`
 	TotalStops        int       `json:"totalStops"`
 	CompletedStops    int       `json:"completedStops"`
 	TotalPackages     int       `json:"totalPackages"`
@@ -55,7 +55,7 @@ type RouteStatus struct {
 	RouteCode         string    `json:"routeCode"`
 	DriverID          string    `json:"driverId"`
 	DriverName        string    `json:"driverName"`
-	PerformanceTier   string    `json:"performanceTier,omitempty"`
+	PerformanceTier   Tier      `json:"performanceTier,omitempty"`
 	CompletedStops    int       `json:"completedStops"`
 	TotalStops        int       `json:"totalStops"`
 	CompletedPackages int       `json:"completedPackages"`
@@ -174,7 +174,7 @@ func (r *RouteStatus) appendField(b []byte, i int) []byte {
 	case "lastUpdated":
 		return appendJSONTime(b, r.LastUpdated)
 	case "performanceTier":
-		return appendJSONString(b, r.PerformanceTier)
+		return appendJSONString(b, string(r.PerformanceTier))
 	case "routeCode":
 		return appendJSONString(b, r.RouteCode)
 	case "statusColor":

@@ -51,11 +51,11 @@ type heartbeat struct {
 }
 
 // Heartbeat emits a system:status event and the retained heartbeat with
-// the depot's figures since the previous call, plus extra (connections,
+// the depot's figures since the previous call, and app (connections,
 // refusals, uptime, version: what the appliance knows beyond the domain).
-func (d *Depot) Heartbeat(extra map[string]any) (map[string]any, error) {
+func (d *Depot) Heartbeat(app AppStatus) (SystemStatus, error) {
 	p50, p99, mx, n := d.lat.take()
-	var status map[string]any
+	var status SystemStatus
 	err := d.act(func(b *Batch) error {
 		now := d.Now()
 		ev, fx := d.Stats.Events.Load(), d.Stats.FixesAccepted.Load()
@@ -65,13 +65,11 @@ func (d *Depot) Heartbeat(extra map[string]any) (map[string]any, error) {
 			}
 			return math.Round(float64(cur-prev)/now.Sub(d.hb.at).Seconds()*10) / 10
 		}
-		status = map[string]any{
-			"ts": now.UTC().Truncate(time.Millisecond), "eventsPerS": rate(ev, d.hb.events), "fixesPerS": rate(fx, d.hb.fixes),
-			"fixesRefused": d.Stats.FixesRefused.Load(), "latencyMs": map[string]any{"p50": p50, "p99": p99, "max": mx, "samples": n},
-			"feed": d.feed, "lastSeq": d.seq + 1, "commitErrors": d.Stats.CommitErrors.Load(), "store": d.StoreHealth(),
-		}
-		for k, v := range extra {
-			status[k] = v
+		status = SystemStatus{
+			TS: now.UTC().Truncate(time.Millisecond), EventsPerS: rate(ev, d.hb.events), FixesPerS: rate(fx, d.hb.fixes),
+			FixesRefused: d.Stats.FixesRefused.Load(), LatencyMs: Latency{P50: p50, P99: p99, Max: mx, Samples: n},
+			Feed: d.feed, LastSeq: d.seq + 1, CommitErrors: d.Stats.CommitErrors.Load(), Store: d.StoreHealth(),
+			AppStatus: app,
 		}
 		d.hb = heartbeat{at: now, events: ev, fixes: fx}
 		if _, _, err := d.emitLocked(b, EventSystemStatus, PriorityNormal, status); err != nil {

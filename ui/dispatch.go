@@ -12,7 +12,7 @@ import (
 // Dispatch is what dispatchers act on.
 type Dispatch interface {
 	Snapshot() bridge.Snapshot
-	Offers() []map[string]any
+	Offers() []bridge.OfferStatus
 	OfferVTO(driverID, routeID, reason, by string) (bridge.Offer, error)
 	AnswerVTO(vtoID, action, driverID, by string) (bridge.Offer, error)
 	ConfirmVTO(vtoID, payrollRef string) (bridge.Offer, error)

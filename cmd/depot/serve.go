@@ -594,12 +594,12 @@ func every(ctx context.Context, d time.Duration, first bool, fn func()) {
 // heartbeat emits system:status and the retained heartbeat (every 5 s).
 func (m *Main) heartbeat() {
 	byRole := m.broker.CountByRole()
-	_, err := m.depot.Heartbeat(map[string]any{
-		"connections": map[string]int{"handhelds": byRole[bridge.RoleDriver],
-			"dashboards": byRole[bridge.RoleDispatcher] + byRole[bridge.RoleAdmin]},
-		"mqttRefused": map[string]int64{"connect": m.broker.Stats.ConnectRefused.Load(),
-			"publish": m.broker.Stats.PublishDenied.Load(), "read": m.broker.Stats.ReadDenied.Load()},
-		"uptimeS": int64(time.Since(m.started).Seconds()), "version": Version,
+	_, err := m.depot.Heartbeat(bridge.AppStatus{
+		Connections: bridge.Connections{Handhelds: byRole[bridge.RoleDriver],
+			Dashboards: byRole[bridge.RoleDispatcher] + byRole[bridge.RoleAdmin]},
+		MQTTRefused: bridge.MQTTRefusals{Connect: m.broker.Stats.ConnectRefused.Load(),
+			Publish: m.broker.Stats.PublishDenied.Load(), Read: m.broker.Stats.ReadDenied.Load()},
+		UptimeS: int64(time.Since(m.started).Seconds()), Version: Version,
 	})
 	if err != nil && !errors.Is(err, bridge.ErrClosed) {
 		m.Log.Warn("heartbeat", "err", err)

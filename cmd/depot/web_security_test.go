@@ -197,7 +197,7 @@ func TestSecretsStayHidden(t *testing.T) {
 	if f := full["feed"].(map[string]any); !strings.Contains(f["source"].(string), "REDACTED") || !strings.Contains(f["source"].(string), "127.0.0.1") {
 		t.Fatalf("admin's feed source %q", f["source"])
 	}
-	hb, err := a.depot.Heartbeat(nil)
+	hb, err := a.depot.Heartbeat(bridge.AppStatus{})
 	if err != nil {
 		t.Fatal(err)
 	}
