@@ -12,7 +12,7 @@ UI_SRC  := $(wildcard ui/web/src/*) ui/web/build.mjs ui/web/package-lock.json
 # hits. A count has no deadline to race. About 2–15 s per target here.
 FUZZTIME ?= 20000x
 
-.PHONY: all build ui run test deps vet unit fuzz fuzz-long soak bench bench-load clean
+.PHONY: all build ui run test deps vet unit webtest fuzz fuzz-long soak bench bench-load clean
 
 all: build
 
@@ -44,6 +44,10 @@ vet:
 unit: ui
 	$(GO) test -race -count=1 -timeout 8m ./...
 
+# The dashboard's ordering logic, with Node's own test runner.
+webtest: ui/web/node_modules/.package-lock.json
+	cd ui/web && node --test src/
+
 # Short fuzz runs of every parser of outside input, and of the encoders
 # that write outside strings into events.
 fuzz: ui
@@ -66,7 +70,7 @@ fuzz: ui
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=5m
 
-test: deps vet fuzz unit
+test: deps vet webtest fuzz unit
 
 clean:
 	rm -rf bin ui/web/node_modules

@@ -11,6 +11,7 @@ import mqtt from 'mqtt';
 import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import './style.css';
+import { EventLog, isObj } from './eventlog.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -191,29 +192,7 @@ async function loadConfig() {
   }
 }
 
-// ---- the event stream, in seq order ----
-// Envelopes reach the page from the network, and not every path to the
-// events topic is the depot's own. So lastSeq only ever comes from the API
-// or from an envelope applied in order; a live envelope whose seq jumps is
-// a gap to fill from the log, never a new position. Whatever still does not
-// follow after the log was read is dropped: a seq the log does not have is
-// not the depot's.
-const TYPES = new Set(['route:update', 'rescue:alert', 'rescue:updated', 'vto:offer', 'vto:accepted', 'vto:declined',
-  'vto:expired', 'vto:confirmed', 'route:reassigned', 'driver:presence', 'system:status']);
-const MAX_JUMP = 10000;    // past the log's end: no depot publishes that many during one read of the log
-const MAX_PENDING = 5000;  // beyond this, live events wait for the log instead of memory
-const PENDING_ROUNDS = 3;  // catch-ups a queued event may wait for the events before it
-let pending = [];          // {env, rounds}: live events waiting for a catch-up to finish
-let catchingUp = null;
-let pendingTimer = 0;
-
-function isObj(v) { return v !== null && typeof v === 'object' && !Array.isArray(v); }
-
-function validEnvelope(env) {
-  return isObj(env) && Number.isSafeInteger(env.seq) && env.seq > 0 &&
-    typeof env.type === 'string' && TYPES.has(env.type) && isObj(env.payload);
-}
-
+// ---- the event stream, in seq order (eventlog.js) ----
 // loadState replaces everything with the server's snapshot.
 async function loadState() {
   const s = await api('api/v1/state');
@@ -229,88 +208,18 @@ async function loadState() {
   markAll();
 }
 
-// catchUp reads what followed lastSeq until nothing is missing, then
-// applies the live events that queued meanwhile. A dashboard that was away
-// for very long reloads the snapshot instead of replaying.
-function catchUp() {
-  if (catchingUp) return catchingUp;
-  clearTimeout(pendingTimer); pendingTimer = 0;
-  catchingUp = (async () => {
-    try {
-      if (!state.synced) {
-        await loadState();
-      } else {
-        for (let pages = 0; ; pages++) {
-          if (pages >= 20) { await loadState(); break; }
-          let evs;
-          try {
-            evs = await api(`api/v1/events?after=${state.lastSeq}&limit=1000`);
-          } catch (e) {
-            if (e.status !== 410) throw e;
-            await loadState(); // away longer than the log keeps: start again
-            break;
-          }
-          if (!Array.isArray(evs)) throw new Error('events: unexpected answer');
-          evs.forEach((env) => applyInOrder(env));
-          if (evs.length < 1000) break;
-        }
-      }
-      drainPending();
-    } finally {
-      catchingUp = null;
-    }
-  })();
-  return catchingUp;
-}
-
-// drainPending applies the queued live events that now follow lastSeq.
-// One far past the log's end is dropped at once; one behind a hole the log
-// did not fill yet (the store writes a moment after publishing) waits a few
-// rounds, then is dropped too: the log delivers it when it is real.
-function drainPending() {
-  const q = pending.sort((a, b) => a.env.seq - b.env.seq);
-  pending = [];
-  for (const p of q) {
-    const seq = p.env.seq;
-    if (seq <= state.lastSeq) continue;
-    if (seq === state.lastSeq + 1) { applyInOrder(p.env); continue; }
-    if (seq > state.lastSeq + MAX_JUMP || ++p.rounds >= PENDING_ROUNDS) { state.dropped++; continue; }
-    pending.push(p);
-  }
-  if (pending.length && !pendingTimer) {
-    pendingTimer = setTimeout(() => { pendingTimer = 0; catchUp().catch(() => {}); }, 1000);
-  }
-}
+const log = new EventLog(state, {
+  loadState,
+  fetchEvents: (after, limit) => api(`api/v1/events?after=${after}&limit=${limit}`),
+  apply: (env) => apply(env),
+  onApplied: () => { lastEventAt = Date.now(); },
+});
+const catchUp = () => log.catchUp();
 
 function onLive(env) {
-  if (!validEnvelope(env)) { state.dropped++; return; }
-  if (env.seq <= state.lastSeq) return; // seen already
-  if (catchingUp || !state.synced || env.seq !== state.lastSeq + 1) {
-    if (pending.length < MAX_PENDING) pending.push({ env, rounds: 0 });
-    else state.dropped++;
-    catchUp().catch(() => {});
-    return;
-  }
-  applyInOrder(env);
+  if (!log.onLive(env)) return;
   const ts = Date.parse(env.timestamp);
   if (!Number.isNaN(ts)) state.lastDelay = Math.max(0, serverNow() - ts);
-}
-
-// applyInOrder takes the next envelope, live (checked by the caller to be
-// lastSeq + 1) or from the log (which may skip a seq; counted as a gap). A
-// log entry of a type this page does not know still moves lastSeq on.
-function applyInOrder(env) {
-  if (!isObj(env) || !Number.isSafeInteger(env.seq) || env.seq <= state.lastSeq) return;
-  if (env.seq !== state.lastSeq + 1) state.gaps++;
-  state.lastSeq = env.seq;
-  state.events++;
-  lastEventAt = Date.now();
-  if (!validEnvelope(env)) return;
-  try {
-    apply(env);
-  } catch (e) {
-    console.warn('event', env.seq, env.type, e); // one odd payload must not stop the stream
-  }
 }
 
 // ---- what the network may say, checked ----
@@ -432,7 +341,7 @@ function startSSE() {
     errors = 0;
     try { onLive(JSON.parse(e.data)); } catch { /* not an envelope */ }
   };
-  es.addEventListener('reset', () => { state.synced = false; catchUp().catch(() => {}); });
+  es.addEventListener('reset', () => { log.reset().catch(() => {}); });
   // EventSource reconnects by itself, sending Last-Event-ID; after a few
   // failures in a row, SSE is taken to be cut as well.
   es.onerror = () => {
