@@ -14,7 +14,7 @@ import (
 
 // browser starts headless Debian Chromium (scripts/deps.sh installs it) and
 // returns a chromedp context for one tab.
-func browser(t *testing.T) context.Context {
+func browser(t testing.TB) context.Context {
 	t.Helper()
 	path := os.Getenv("CHROMIUM")
 	if path == "" {
@@ -45,12 +45,12 @@ func browser(t *testing.T) context.Context {
 }
 
 // waitJS polls a JavaScript expression in the page until it is true.
-func waitJS(t *testing.T, ctx context.Context, what, expr string) {
+func waitJS(t testing.TB, ctx context.Context, what, expr string) {
 	t.Helper()
 	waitJSFor(t, ctx, 15*time.Second, what, expr)
 }
 
-func waitJSFor(t *testing.T, ctx context.Context, d time.Duration, what, expr string) {
+func waitJSFor(t testing.TB, ctx context.Context, d time.Duration, what, expr string) {
 	t.Helper()
 	checkFor(t, d, func() error {
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
@@ -74,7 +74,7 @@ func rowText(t *testing.T, ctx context.Context, route string) string {
 }
 
 // signIn opens the dashboard and signs in through its login form.
-func signIn(t *testing.T, ctx context.Context, a *testApp, user, password string) {
+func signIn(t testing.TB, ctx context.Context, a *testApp, user, password string) {
 	t.Helper()
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+a.HTTPAddr()+"/")); err != nil {
 		t.Fatal(err)
