@@ -192,7 +192,7 @@ func TestBrowserDemoDepot(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "live updates arriving", fmt.Sprintf(`window.__depot.events > %v + 20`, before))
-	waitJS(t, ctx, "drivers on the map", `document.querySelectorAll('.leaflet-tooltip.lbl').length >= 30`)
+	waitJS(t, ctx, "drivers on the map", `document.querySelectorAll('.route-icon .tag').length >= 30`)
 	if out := os.Getenv("DEPOT_SCREENSHOT"); out != "" {
 		// The README picture shows the demo's first rescue (about a minute in).
 		waitJSFor(t, ctx, 3*time.Minute, "the demo's rescue", `document.querySelector('#rescues .rescue') !== null`)

@@ -53,6 +53,7 @@ func BenchmarkPageCPU(b *testing.B) {
 		b.ReportMetric(share("TaskDuration"), "%core")
 		b.ReportMetric(share("ScriptDuration"), "%script")
 		b.ReportMetric(share("LayoutDuration")+share("RecalcStyleDuration"), "%layout+style")
+		b.ReportMetric(share("TaskOtherDuration"), "%other") // paint, compositing, the WebSocket, GC
 		b.ReportMetric((ev1-ev0)/el, "events/s")
 	}
 }

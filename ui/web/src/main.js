@@ -591,19 +591,31 @@ function reassign(r) {
 const SHAPES = { RED: '▲', YELLOW: '◆', GREEN: '●', UNKNOWN: '?' };
 const WORDS = { RED: 'RESCUE', YELLOW: 'BEHIND', GREEN: 'ON TIME', UNKNOWN: 'UNKNOWN' };
 const RANK = { RED: 0, YELLOW: 1, GREEN: 2, UNKNOWN: 3 };
-const COLORS = { RED: '#ff4d5e', YELLOW: '#ffc233', GREEN: '#2fd39a', UNKNOWN: '#93a3bf' };
 const PRESENCE = { online: '●', offline: '○', silent: '◌' };
 
 const dirty = new Set();
-let frame = 0;
+// Renders come at most every RENDER_EVERY ms, in an animation frame: 30
+// drivers moving once a second each would otherwise repaint the map and the
+// table 30 times a second, which no one reads that fast.
+const RENDER_EVERY = 500;
+let frame = 0; // a render is scheduled
+let lastRender = -RENDER_EVERY;
+function schedule() {
+  if (frame) return;
+  const wait = lastRender + RENDER_EVERY - performance.now();
+  frame = wait > 0 ? setTimeout(() => requestAnimationFrame(render), wait) : requestAnimationFrame(render);
+}
 function mark(id) {
   dirty.add(id);
-  if (!frame) frame = requestAnimationFrame(render);
+  schedule();
 }
 function markAll() {
   for (const id of state.routes.keys()) dirty.add(id);
-  for (const [id, tr] of rows) if (!state.routes.has(id)) { tr.remove(); rows.delete(id); }
-  if (!frame) frame = requestAnimationFrame(render);
+  for (const [id, row] of rows) {
+    if (!state.routes.has(id)) { row.tr.remove(); rows.delete(id); }
+    else row.key = null; // presence or anything else may have changed: rebuild
+  }
+  schedule();
   renderRescues();
   renderOffers();
 }
@@ -620,28 +632,43 @@ function prog(done, total) {
   return t > 0 ? Math.min(1, Math.max(0, d / t)) : 0;
 }
 
-const rows = new Map(); // routeId -> <tr>
+// Rendering runs at most once per animation frame, and touches only what
+// changed: most events are a driver moving, which the table shows only as
+// the age of the last fix, so a move rewrites one cell and one marker, not
+// a row and every marker (the page used to keep half a core busy with 30
+// routes; BenchmarkPageCPU measures it).
+const rows = new Map(); // routeId -> {tr, key, sig, age}
 function render() {
   frame = 0;
+  lastRender = performance.now();
   const tbody = document.querySelector('#routes tbody');
   const list = sorted();
   $('empty').hidden = list.length > 0;
   list.forEach((r, i) => {
-    let tr = rows.get(r.routeId);
-    if (!tr) {
-      tr = el('tr', { dataset: { route: r.routeId } });
-      rows.set(r.routeId, tr);
+    let row = rows.get(r.routeId);
+    if (!row) {
+      row = { tr: el('tr', { dataset: { route: r.routeId } }), key: null, sig: null, age: null };
+      rows.set(r.routeId, row);
     }
-    if (dirty.has(r.routeId) || !tr.firstChild) {
+    if (dirty.has(r.routeId)) {
+      const key = rowKey(r);
+      if (key !== row.key) {
+        row.key = key;
+        row.age = fillRow(row.tr, r);
+      } else {
+        const ts = String(Date.parse(r.lastUpdated) || '');
+        if (row.age.dataset.ts !== ts) { row.age.dataset.ts = ts; updateAge(row.age); }
+      }
       // Flash only what a dispatcher acts on; positions move every second.
+      // An animation, not a class toggled around a forced layout.
       const sig = `${r.statusColor}|${r.behindSchedule}|${r.completedStops}|${r.driverId}`;
-      const changed = tr.dataset.sig !== undefined && tr.dataset.sig !== sig;
-      tr.dataset.sig = sig;
-      fillRow(tr, r);
-      if (changed) { tr.classList.remove('flash'); void tr.offsetWidth; tr.classList.add('flash'); }
+      if (row.sig !== null && row.sig !== sig && row.tr.animate) {
+        row.tr.animate([{ background: 'rgba(56, 189, 248, .35)' }, { background: 'transparent' }], { duration: 1200, easing: 'ease-out' });
+      }
+      row.sig = sig;
+      placeMarker(r);
     }
-    if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
-    placeMarker(r);
+    if (tbody.children[i] !== row.tr) tbody.insertBefore(row.tr, tbody.children[i] || null);
   });
   dirty.clear();
   renderSummary(list);
@@ -658,6 +685,15 @@ function bar(done, total) {
     el('span', { className: 'txt' }, `${showNum(done)}/${showNum(total)}`));
 }
 
+// rowKey is everything a row shows but the age of its last fix.
+function rowKey(r) {
+  const pr = state.presence.get(r.driverId);
+  return [statusOf(r.statusColor), text(r.routeCode), text(r.routeId), text(r.driverName), text(r.driverId),
+    text(r.performanceTier), pr ? `${text(pr.state)} ${text(pr.since)}` : '', showNum(r.behindSchedule),
+    showNum(r.completedStops), showNum(r.totalStops), showNum(r.completedPackages), showNum(r.totalPackages)].join('\u0001');
+}
+
+// fillRow builds a row's cells and returns its age cell.
 function fillRow(tr, r) {
   const c = statusOf(r.statusColor);
   const pr = state.presence.get(r.driverId);
@@ -681,6 +717,7 @@ function fillRow(tr, r) {
       el('button', { className: 'rowbtn', dataset: { act: 'reassign' }, title: 'Move this route to another driver',
         onclick: () => reassign(state.routes.get(r.routeId)) }, 'Reassign')));
   updateAge(age);
+  return age;
 }
 
 function ago(ms) {
@@ -692,16 +729,20 @@ function ago(ms) {
 
 function updateAge(td) {
   const ts = Number(td.dataset.ts);
-  if (!ts) { td.textContent = '–'; return; }
-  const s = (serverNow() - ts) / 1000;
-  td.textContent = ago(ts);
-  td.classList.toggle('stale', s >= 120 && s < 600);
-  td.classList.toggle('dead', s >= 600);
+  const t = ts ? ago(ts) : '–';
+  if (td.textContent !== t) td.textContent = t;
+  const s = ts ? (serverNow() - ts) / 1000 : 0;
+  if (td.classList.contains('stale') !== (s >= 120 && s < 600)) td.classList.toggle('stale');
+  if (td.classList.contains('dead') !== (s >= 600)) td.classList.toggle('dead');
 }
 
+let summaryKey = '';
 function renderSummary(list) {
   const n = { RED: 0, YELLOW: 0, GREEN: 0 };
   for (const r of list) if (STATUS.has(r.statusColor)) n[r.statusColor]++;
+  const key = `${n.RED} ${n.YELLOW} ${n.GREEN} ${list.length}`;
+  if (key === summaryKey) return;
+  summaryKey = key;
   $('summary').replaceChildren(...['RED', 'YELLOW', 'GREEN'].map((c) =>
     el('span', { className: `pill status ${c}`, dataset: { count: c } }, el('span', { className: 'shape' }, SHAPES[c]), `${n[c]} ${WORDS[c]}`)),
   el('span', { className: 'pill' }, `${list.length} routes`));
@@ -795,23 +836,30 @@ function fitAll() {
   if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 15 });
 }
 
+// A route on the map is one marker whose icon holds its dot and its label.
+// (A circle marker with a permanent tooltip made Leaflet read the tooltip's
+// size, a forced layout, on every move.) A move sets a transform; only a
+// new colour or label rebuilds the icon.
 function placeMarker(r) {
   const lat = num(r.currentLat); const lng = num(r.currentLng);
   if (!map || lat == null || lng == null || (lat === 0 && lng === 0)) return;
   const c = statusOf(r.statusColor);
+  const label = text(r.routeCode) || text(r.routeId);
   let m = markers.get(r.routeId);
   if (!m) {
-    m = L.circleMarker([lat, lng], { radius: 8, weight: 2, color: '#0b1220', fillOpacity: 1 })
-      .bindTooltip('', { permanent: true, direction: 'right', className: 'lbl', offset: [6, 0] });
+    m = L.marker([lat, lng], { keyboard: false, title: label });
     m.addTo(layer);
     markers.set(r.routeId, m);
   }
-  m.setLatLng([lat, lng]);
-  m.setStyle({ fillColor: COLORS[c], radius: c === 'RED' ? 11 : 8 });
-  const shape = el('span', null, c === 'GREEN' ? '' : SHAPES[c]);
-  shape.style.color = COLORS[c];
+  const at = m.getLatLng();
+  if (at.lat !== lat || at.lng !== lng) m.setLatLng([lat, lng]);
+  if (m.depotKey === c + label) return; // colour and label as they were
+  m.depotKey = c + label;
+  const shape = el('span', { className: 'shape' }, c === 'GREEN' ? '' : SHAPES[c]);
   // An element, not a string: Leaflet would parse a string as markup.
-  m.setTooltipContent(el('span', null, shape, text(r.routeCode) || text(r.routeId)));
+  const html = el('span', null, el('span', { className: 'dot' }), el('span', { className: 'tag' }, shape, label));
+  m.setIcon(L.divIcon({ className: `route-icon ${c}`, html, iconSize: [16, 16], iconAnchor: [8, 8] }));
+  m.setZIndexOffset(RANK[c] === 0 ? 1000 : 0);
 }
 
 // ---- start ----
