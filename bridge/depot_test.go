@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -360,10 +361,7 @@ func TestParseSnapshots(t *testing.T) {
 func TestSyncKeepsLastGoodState(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "feed.json")
-	src, err := NewSource("file://" + path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := fileSource(path)
 	d, pub, _ := newDepot(t, &memStore{})
 	write := func(s string) {
 		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
@@ -395,62 +393,6 @@ func TestSyncKeepsLastGoodState(t *testing.T) {
 	}
 	if n := len(pub.updates(t)); n != 2 {
 		t.Fatalf("%d events", n)
-	}
-}
-
-func TestNewSource(t *testing.T) {
-	for _, u := range []string{"http://x/feed", "https://x/feed", "file:///tmp/f.json"} {
-		if _, err := NewSource(u); err != nil {
-			t.Errorf("%s: %v", u, err)
-		}
-	}
-	for _, u := range []string{"ftp://x", "x", "://"} {
-		if _, err := NewSource(u); err == nil {
-			t.Errorf("%s accepted", u)
-		}
-	}
-}
-
-func TestDemoDay(t *testing.T) {
-	demo := NewDemo(t0, 30, 1)
-	first := demo.Snapshots(t0)
-	if len(first) != 30 {
-		t.Fatalf("%d routes", len(first))
-	}
-	if _, err := ParseSnapshots(mustJSON(t, first)); err != nil {
-		t.Fatalf("demo feed fails its own validation: %v", err)
-	}
-	crossed := map[string]bool{}
-	progressed := 0
-	for m := 0; m <= 15; m++ {
-		now := demo.Snapshots(t0.Add(time.Duration(m) * time.Minute))
-		for i, s := range now {
-			if first[i].BehindSchedule < RescueThreshold && s.BehindSchedule >= RescueThreshold {
-				crossed[s.RouteID] = true
-			}
-			if m == 15 && s.CompletedStops > first[i].CompletedStops {
-				progressed++
-			}
-		}
-	}
-	if len(crossed) == 0 {
-		t.Fatal("no route crossed 6 behind within 15 minutes")
-	}
-	if progressed < 25 {
-		t.Fatalf("only %d routes progressed in 15 minutes", progressed)
-	}
-	// Drivers move between fixes a second apart, at a plausible speed.
-	lat1, lng1, ok1 := demo.Position("D1", t0)
-	lat2, lng2, ok2 := demo.Position("D1", t0.Add(10*time.Second))
-	if !ok1 || !ok2 || (lat1 == lat2 && lng1 == lng2) {
-		t.Fatal("driver did not move")
-	}
-	if _, _, ok := demo.Position("D99", t0); ok {
-		t.Fatal("unknown driver has a position")
-	}
-	// The feed is a pure function of time.
-	if a, b := NewDemo(t0, 30, 1).Snapshots(t0.Add(time.Hour)), demo.Snapshots(t0.Add(time.Hour)); a[3] != b[3] {
-		t.Fatal("demo not deterministic")
 	}
 }
 
@@ -624,4 +566,17 @@ func TestMovesSurviveRestart(t *testing.T) {
 	if r2, _ := d2.Route("R2"); r2.CurrentLat != 38.5 || !r2.LastUpdated.Equal(t0) {
 		t.Fatalf("R2 took an older fix's position: %+v", r2)
 	}
+}
+
+// fileSource reads a feed document from a file, as feed.FileSource does.
+type fileSource string
+
+func (s fileSource) String() string { return "file://" + string(s) }
+
+func (s fileSource) Fetch(context.Context) ([]RouteSnapshot, error) {
+	b, err := os.ReadFile(string(s))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFeed, err)
+	}
+	return ParseSnapshots(b)
 }

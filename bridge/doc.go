@@ -1,8 +1,12 @@
-// Package bridge is the domain of the depot appliance: driver positions, route
-// status and its colour rule, the deltas and event envelopes dashboards read,
-// the route-data feed (Cortex) and its demo simulation.
+// Package bridge joins the depot's handhelds, its route system and its
+// dashboards: the domain's rules, the event log and the commit pipeline.
 //
-// It imports only the standard library. What it needs from the outside world
-// it declares as small interfaces (Store, Publisher) that storage and broker
-// satisfy, so every rule here is tested with fakes and an injected clock.
+// It holds driver positions, route status and its colour rule, rescues,
+// VTO, reassignments and presence, the deltas and event envelopes
+// dashboards read, and judges the route feed's documents; fetching the feed
+// and the demo simulation live in the subpackage feed. It imports only the
+// standard library: what it needs from the outside world it declares as
+// small interfaces (Store, Publisher, RouteSource) that storage, broker and
+// feed satisfy, so every rule here is tested with fakes and an injected
+// clock.
 package bridge

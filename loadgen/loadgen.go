@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/bridge/feed"
 	"github.com/depotcc/depot/ui"
 	"github.com/depotcc/depot/ui/client"
 	"github.com/eclipse/paho.golang/autopaho"
@@ -427,7 +428,7 @@ func Run(ctx context.Context, tgt *Target, c Config) (Result, error) {
 				ts := max(now.UnixMilli(), last+1) // one fix per device millisecond
 				last = ts
 				payload := fmt.Appendf(nil, `{"lat":%.6f,"lng":%.6f,"ts":%d,"drv":%q}`,
-					bridge.DemoLat+float64(i%100)/1e4, bridge.DemoLng+float64(ts%1000)/1e5, ts, d)
+					feed.DemoLat+float64(i%100)/1e4, feed.DemoLng+float64(ts%1000)/1e5, ts, d)
 				sentMu.Lock()
 				sentAt[fixKey{d, ts}] = time.Now()
 				sentMu.Unlock()
@@ -520,7 +521,7 @@ func Feed(drivers int, prefix string) []bridge.RouteSnapshot {
 		out = append(out, bridge.RouteSnapshot{RouteID: fmt.Sprintf("BR%d", i), RouteCode: fmt.Sprintf("B%04d", i),
 			DriverID: fmt.Sprintf("%s%d", prefix, i), DriverName: fmt.Sprintf("Bench %d", i), PerformanceTier: "AVERAGE",
 			TotalStops: 150, CompletedStops: 10, TotalPackages: 200, CompletedPackages: 12,
-			CurrentLat: bridge.DemoLat, CurrentLng: bridge.DemoLng, LastUpdated: time.Now().UTC().Truncate(time.Second)})
+			CurrentLat: feed.DemoLat, CurrentLng: feed.DemoLng, LastUpdated: time.Now().UTC().Truncate(time.Second)})
 	}
 	return out
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/bridge/feed"
 	"github.com/depotcc/depot/broker"
 	"github.com/depotcc/depot/storage"
 	"github.com/depotcc/depot/ui"
@@ -92,7 +93,7 @@ type Main struct {
 	// (for ui.Config.MaxConns).
 	httpConnCap int
 	tls         *tls.Config  // the TCP and HTTP listeners', when --tls-cert is set
-	demo        *bridge.Demo // the demo feed, with --demo
+	demo        *feed.Demo // the demo feed, with --demo
 
 	faults faults
 }
@@ -224,7 +225,7 @@ func (c *ServeConfig) validate() error {
 		return fmt.Errorf("DEPOT_ADMIN_PASSWORD: at least %d characters", auth.MinPasswordLen)
 	}
 	if c.CortexURL != "" {
-		if _, err := bridge.NewSource(c.CortexURL); err != nil {
+		if _, err := feed.NewSource(c.CortexURL); err != nil {
 			return err
 		}
 	}
@@ -384,7 +385,7 @@ func (m *Main) startWeb() error {
 		})
 	}
 	m.web = ui.New(ui.Config{
-		Addr: c.HTTPAddr, TLS: m.tls, DepotID: c.Depot, Center: [2]float64{bridge.DemoLat, bridge.DemoLng},
+		Addr: c.HTTPAddr, TLS: m.tls, DepotID: c.Depot, Center: [2]float64{feed.DemoLat, feed.DemoLng},
 		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: m.store, Accounts: m.accounts,
 		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: m.Clock, NoStream: m.faults.noSSE, Backup: m.backupNow, Metrics: m.metrics.handler(),
 		Ready: func() error {
@@ -413,12 +414,12 @@ func (m *Main) startJobs(ctx context.Context) error {
 	var src bridge.RouteSource
 	switch {
 	case c.CortexURL != "":
-		src, _ = bridge.NewSource(c.CortexURL)
-		if hs, ok := src.(*bridge.HTTPSource); ok {
+		src, _ = feed.NewSource(c.CortexURL)
+		if hs, ok := src.(*feed.HTTPSource); ok {
 			hs.Header = c.feedHeader
 		}
 	case c.Demo:
-		m.demo = bridge.NewDemo(m.Clock(), c.DemoRoutes, 1)
+		m.demo = feed.NewDemo(m.Clock(), c.DemoRoutes, 1)
 		src = m.demo
 	}
 	if src != nil {
@@ -484,7 +485,7 @@ func selfTLS(own tls.Certificate) *tls.Config {
 
 // demoAccounts gives the demo handhelds device credentials, as real ones
 // have, and the demo a dispatcher whose password is logged.
-func (m *Main) demoAccounts(demo *bridge.Demo) (map[string]string, error) {
+func (m *Main) demoAccounts(demo *feed.Demo) (map[string]string, error) {
 	tokens := map[string]string{}
 	for _, d := range demo.Drivers() {
 		tok, err := m.accounts.CreateDevice(d, "demo handheld")

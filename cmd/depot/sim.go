@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/bridge/feed"
 	"github.com/depotcc/depot/ui/client"
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
@@ -33,7 +34,7 @@ type simConfig struct {
 	Depot    string
 	Drivers  []string
 	Tokens   map[string]string // driver id -> device token (its MQTT password)
-	Demo     *bridge.Demo      // positions of the demo's drivers; others wander round the depot
+	Demo     *feed.Demo      // positions of the demo's drivers; others wander round the depot
 	Interval time.Duration
 	QoS      byte
 	Duration time.Duration // 0: until ctx ends
@@ -114,7 +115,7 @@ func runSim(ctx context.Context, args []string, stderr io.Writer) error {
 	st := &simStats{}
 	start := time.Now()
 	err = simulate(ctx, simConfig{MQTT: *addr, TLS: tlsCfg, Depot: *depot, Drivers: drivers, Tokens: tokens,
-		Demo: bridge.NewDemo(start, *n, 1), Interval: time.Duration(float64(time.Second) / *rate),
+		Demo: feed.NewDemo(start, *n, 1), Interval: time.Duration(float64(time.Second) / *rate),
 		QoS: byte(*qos), Duration: *dur, Log: log, Stats: st})
 	el := time.Since(start).Seconds()
 	log.Info("sim finished", "sent", st.sent.Load(), "acked", st.acked.Load(), "failed", st.failed.Load(),
@@ -207,7 +208,7 @@ func runHandheld(ctx context.Context, c simConfig, u *url.URL, driver string, se
 	t := time.NewTicker(c.Interval)
 	defer t.Stop()
 	topic := bridge.Topics{Depot: c.Depot}.Driver(driver, bridge.KindGPS)
-	lat, lng := bridge.DemoLat+rng.NormFloat64()*0.03, bridge.DemoLng+rng.NormFloat64()*0.03
+	lat, lng := feed.DemoLat+rng.NormFloat64()*0.03, feed.DemoLng+rng.NormFloat64()*0.03
 	batt := 60 + rng.Float64()*40
 	for {
 		if err := cm.AwaitConnection(ctx); err != nil {

@@ -1,4 +1,4 @@
-package bridge
+package feed
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/depotcc/depot/bridge"
 )
 
 // Demo simulates one depot day: routes around a depot whose stops and
@@ -22,7 +24,7 @@ type Demo struct {
 
 type demoRoute struct {
 	id, code, driver, name string
-	tier                   Tier
+	tier                   bridge.Tier
 	total, pkgs            int
 	done0                  float64 // stops completed at Start
 	behind0                float64 // stops behind at Start
@@ -59,15 +61,15 @@ func NewDemo(start time.Time, n int, seed uint64) *Demo {
 		r.done0 = float64(r.total) * (0.2 + rng.Float64()*0.35)
 		switch {
 		case i == 6: // crosses 6 behind about a minute in: the demo shows a rescue at once
-			r.tier, r.behind0, r.rate = TierStruggling, 5.8, r.plan-12
+			r.tier, r.behind0, r.rate = bridge.TierStruggling, 5.8, r.plan-12
 		case i == 18: // crosses 6 behind ~12 minutes in
-			r.tier, r.behind0, r.rate = TierAverage, 4.5, r.plan-8
+			r.tier, r.behind0, r.rate = bridge.TierAverage, 4.5, r.plan-8
 		case i%7 == 3: // drifting into YELLOW
-			r.tier, r.behind0, r.rate = TierAverage, 1.5+rng.Float64(), r.plan*0.85
+			r.tier, r.behind0, r.rate = bridge.TierAverage, 1.5+rng.Float64(), r.plan*0.85
 		case i%5 == 0:
-			r.tier, r.behind0, r.rate = TierTop, 0, r.plan*(1.05+rng.Float64()*0.1)
+			r.tier, r.behind0, r.rate = bridge.TierTop, 0, r.plan*(1.05+rng.Float64()*0.1)
 		default:
-			r.tier, r.behind0, r.rate = TierAverage, rng.Float64()*1.5, r.plan*(0.97+rng.Float64()*0.06)
+			r.tier, r.behind0, r.rate = bridge.TierAverage, rng.Float64()*1.5, r.plan*(0.97+rng.Float64()*0.06)
 		}
 		// A loop of 8 points around a centre 2–12 km from the depot.
 		ang := rng.Float64() * 2 * math.Pi
@@ -87,7 +89,7 @@ func NewDemo(start time.Time, n int, seed uint64) *Demo {
 func (d *Demo) String() string { return "demo" }
 
 // Fetch implements RouteSource.
-func (d *Demo) Fetch(ctx context.Context) ([]RouteSnapshot, error) {
+func (d *Demo) Fetch(ctx context.Context) ([]bridge.RouteSnapshot, error) {
 	now := time.Now
 	if d.Now != nil {
 		now = d.Now
@@ -116,15 +118,15 @@ func (r *demoRoute) position(done float64) (float64, float64) {
 }
 
 // Snapshots returns the feed as it stands at t.
-func (d *Demo) Snapshots(t time.Time) []RouteSnapshot {
+func (d *Demo) Snapshots(t time.Time) []bridge.RouteSnapshot {
 	h := t.Sub(d.Start).Hours()
-	out := make([]RouteSnapshot, 0, len(d.routes))
+	out := make([]bridge.RouteSnapshot, 0, len(d.routes))
 	for i := range d.routes {
 		r := &d.routes[i]
 		done, behind := r.at(h)
 		stops := int(done)
 		lat, lng := r.position(float64(stops))
-		out = append(out, RouteSnapshot{
+		out = append(out, bridge.RouteSnapshot{
 			RouteID: r.id, RouteCode: r.code, DriverID: r.driver, DriverName: r.name,
 			PerformanceTier: r.tier, TotalStops: r.total, CompletedStops: stops,
 			TotalPackages: r.pkgs, CompletedPackages: stops * r.pkgs / r.total,
