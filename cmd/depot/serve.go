@@ -92,8 +92,8 @@ type Main struct {
 	// httpConnCap is the HTTP connection cap the open files limit allows
 	// (for ui.Config.MaxConns).
 	httpConnCap int
-	tls         *tls.Config  // the TCP and HTTP listeners', when --tls-cert is set
-	demo        *feed.Demo // the demo feed, with --demo
+	tls         *tls.Config // the TCP and HTTP listeners', when --tls-cert is set
+	demo        *feed.Demo  // the demo feed, with --demo
 
 	faults faults
 }

@@ -34,7 +34,7 @@ type simConfig struct {
 	Depot    string
 	Drivers  []string
 	Tokens   map[string]string // driver id -> device token (its MQTT password)
-	Demo     *feed.Demo      // positions of the demo's drivers; others wander round the depot
+	Demo     *feed.Demo        // positions of the demo's drivers; others wander round the depot
 	Interval time.Duration
 	QoS      byte
 	Duration time.Duration // 0: until ctx ends
