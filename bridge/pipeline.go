@@ -1,0 +1,357 @@
+// The commit pipeline: every change is sequenced under Depot.mu, queued as
+// a job, written by one goroutine in group commits, then published by a
+// second one in seq order, and only then answered.
+//
+// Concurrency contract (docs/architecture.md has the long form):
+//   - Depot.mu guards the domain state and seq; it is never held across disk
+//     I/O or a channel operation that can block.
+//   - A writer takes a queue slot (reserve) before mu; the pipeline gives one
+//     back per job it receives. Lock order: slot, then mu. So the send of a
+//     job under mu never blocks, and when the disk stalls writers wait for a
+//     slot outside mu while readers go on.
+//   - Depot.storeMu guards storeHealth (written by the pipeline); the state
+//     throttle belongs to the publisher goroutine alone.
+//   - Goroutines: the callers, pipeline (commits) and publisher (publishes,
+//     answers waiters). A failed commit's waiters get its error; its events
+//     are published live and kept pending for the next commit.
+
+package bridge
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// maxBatch bounds one commit so a transaction stays short (docs/libraries.md §3).
+const maxBatch = 2000
+
+type job struct {
+	b    Batch
+	done chan error // nil: nobody waits
+}
+
+// jobPool holds jobs with an answer channel. The pipeline keeps nothing of
+// a job once it has answered: it copies the batch's elements.
+var jobPool = sync.Pool{New: func() any { return &job{done: make(chan error, 1)} }}
+
+// queueLen is how many jobs may wait for the disk.
+const queueLen = 4096
+
+// stallAfter is how long a commit may take before the store counts as
+// stalled (not ready).
+const stallAfter = 2 * time.Second
+
+// reserve takes a queue slot, waiting while the queue is full; it returns
+// ErrClosed once the depot is closing.
+func (d *Depot) reserve() error {
+	select {
+	case d.slots <- struct{}{}:
+		return nil
+	case <-d.quit:
+		return ErrClosed
+	}
+}
+
+// unreserve gives back a slot taken by reserve that carried no job.
+func (d *Depot) unreserve() { <-d.slots }
+
+// maxEventsPerMessage keeps a batched message well under 64 KiB.
+const maxEventsPerMessage = 128
+
+// eventsMessage is one envelope as is, or several as a JSON array.
+func eventsMessage(evs []StoredEvent) []byte {
+	if len(evs) == 1 {
+		return evs[0].Raw
+	}
+	n := 2
+	for _, e := range evs {
+		n += len(e.Raw) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, e := range evs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e.Raw...)
+	}
+	return append(b, ']')
+}
+
+// maxPending bounds the events a failing disk keeps in memory for a later
+// commit (about ten minutes of a busy depot, a few MB): more would not fit
+// the one transaction that writes them when the disk is back. Beyond it the
+// oldest are dropped from the log (and logged).
+const maxPending = 20_000
+
+// compactPending keeps what a failed commit must still write: its events,
+// and the newest state of each route, driver, rescue, offer and assignment.
+func compactPending(b *Batch) Batch {
+	out := Batch{Events: slices.Clone(b.Events)}
+	if n := len(out.Events) - maxPending; n > 0 {
+		out.Events = out.Events[n:]
+	}
+	out.Routes = lastBy(b.Routes, func(r RouteStatus) string { return r.RouteID })
+	out.Latest = lastBy(b.Latest, func(f Fix) string { return f.DriverID })
+	out.Rescues = lastBy(b.Rescues, func(r Rescue) string { return r.RescueID })
+	out.Offers = lastBy(b.Offers, func(o Offer) string { return o.VTOID })
+	out.Assignments = lastBy(b.Assignments, func(a Assignment) string { return a.RouteID })
+	return out
+}
+
+// lastBy keeps the last element of each key, in order.
+func lastBy[T any](xs []T, key func(T) string) []T {
+	last := make(map[string]int, len(xs))
+	for i, x := range xs {
+		last[key(x)] = i
+	}
+	out := make([]T, 0, len(last))
+	for i, x := range xs {
+		if last[key(x)] == i {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// StoreHealth says whether the last commit succeeded.
+type StoreHealth struct {
+	OK      bool   `json:"ok"`
+	Error   string `json:"error,omitempty"`
+	Pending int    `json:"pending"` // events and records waiting for the disk
+	Queued  int    `json:"queued"`  // jobs waiting for the pipeline (at most 4096)
+}
+
+// StoreHealth reports the store's health as of the last commit, or as
+// stalled when the commit on disk has taken longer than stallAfter. It
+// never waits for the disk.
+func (d *Depot) StoreHealth() StoreHealth {
+	d.storeMu.Lock()
+	h := d.storeHealth
+	d.storeMu.Unlock()
+	if d.slots != nil {
+		h.Queued = len(d.slots)
+	}
+	if start := d.commitStart.Load(); start != 0 {
+		if wait := time.Since(time.Unix(0, start)); wait > stallAfter {
+			h.OK = false
+			h.Error = fmt.Sprintf("the disk has not finished a write for %s", wait.Round(time.Second))
+		}
+	}
+	return h
+}
+
+// pipeline is the single goroutine that commits and then publishes. Whatever
+// queued up while one commit was on disk goes into the next, so the number
+// of fsyncs follows the disk's pace, not the message rate.
+//
+// When a commit fails (disk full, I/O error), live delivery goes on, the
+// waiters hear the error (a QoS 1 fix is refused, not acknowledged), and
+// the batch's events and records stay pending and are written with the
+// next commit that succeeds, so the event log has no hole once the disk
+// is back. Fixes are not kept: their senders were refused and resend.
+func (d *Depot) pipeline() {
+	// Two stages: this goroutine commits while the publisher publishes the
+	// previous commit, so a commit's disk wait and the next one's fan-out
+	// overlap. Two batches go round between them and are reused: at 10,000
+	// fixes/s fresh batches' growing slices were a tenth of the
+	// allocations. Nothing keeps a batch's slices (compactPending copies).
+	pubs, free := make(chan *committed, 1), make(chan *committed, 2)
+	free <- &committed{}
+	free <- &committed{}
+	pubDone := make(chan struct{})
+	go func() { defer close(pubDone); d.publisher(pubs, free) }()
+	defer func() { close(pubs); <-pubDone; close(d.pipeDone) }()
+	var pending Batch
+	var fails storeFailures
+	for first := range d.jobs {
+		d.unreserve()
+		c := <-free
+		b := &c.b
+		b.reset()
+		b.append(&pending)
+		b.append(&first.b)
+		c.waiters = append(c.waiters[:0], first.done)
+	drain:
+		for b.size() < maxBatch {
+			select {
+			case j, ok := <-d.jobs:
+				if !ok {
+					break drain
+				}
+				d.unreserve()
+				b.append(&j.b)
+				c.waiters = append(c.waiters, j.done)
+			default:
+				break drain
+			}
+		}
+		cstart := time.Now()
+		d.commitStart.Store(cstart.UnixNano())
+		err := d.Store.Commit(b)
+		d.commitStart.Store(0)
+		d.Stats.Commits.Add(1)
+		if d.Metrics != nil {
+			d.Metrics.Commit(time.Since(cstart), b.size(), err)
+		}
+		c.fresh = b.Events[len(pending.Events):] // the pending ones were published already
+		c.msgs = b.Messages[len(pending.Messages):]
+		c.err = err
+		if err != nil {
+			d.Stats.CommitErrors.Add(1)
+			fails.failed(d.Log, err, len(b.Fixes), len(b.Events), max(0, len(b.Events)-maxPending), time.Now())
+			pending = compactPending(b)
+		} else {
+			fails.ok(d.Log)
+			pending = Batch{}
+		}
+		d.storeMu.Lock()
+		d.storeHealth = StoreHealth{OK: err == nil, Pending: pending.size()}
+		if err != nil {
+			d.storeHealth.Error = err.Error()
+		}
+		d.storeMu.Unlock()
+		pubs <- c
+	}
+}
+
+// committed is a commit's outcome on its way to the publisher.
+type committed struct {
+	b       Batch
+	fresh   []StoredEvent // events not published before
+	msgs    []Message
+	waiters []chan error
+	err     error
+}
+
+// publisher publishes each commit's events, route states and messages in
+// commit order, then answers the commit's waiters (so a caller whose work
+// returned finds it published).
+func (d *Depot) publisher(pubs <-chan *committed, free chan<- *committed) {
+	st := stateThrottle{last: map[string]published{}, dirty: map[string]RouteStatus{}}
+	defer st.flush(d)
+	for {
+		var c *committed
+		select {
+		case c = <-pubs:
+			if c == nil {
+				return
+			}
+		case <-st.due():
+			st.flush(d)
+			continue
+		}
+		// One message per commit: under load a delivery carries a batch of
+		// envelopes (a JSON array, in seq order) instead of one, since a
+		// broker's cost is per message, not per byte (docs/design.md §4).
+		for i := 0; i < len(c.fresh); i += maxEventsPerMessage {
+			chunk := c.fresh[i:min(len(c.fresh), i+maxEventsPerMessage)]
+			if perr := d.Pub.Publish(d.Topics.Events(), eventsMessage(chunk), false, 1); perr != nil {
+				d.Log.Warn("publish events", "first", chunk[0].Seq, "n", len(chunk), "err", perr)
+			}
+		}
+		d.Stats.Events.Add(int64(len(c.fresh)))
+		st.publish(d, c.b.States)
+		for _, m := range c.msgs {
+			if perr := d.Pub.PublishExpiring(m.Topic, m.Payload, m.Retain, 1, m.Expiry); perr != nil {
+				d.Log.Warn("publish", "topic", m.Topic, "err", perr)
+			}
+		}
+		now := time.Now()
+		d.lat.add(c.b.fixRecv, now)
+		if d.Metrics != nil {
+			for _, r := range c.b.fixRecv {
+				d.Metrics.FixToPublish(now.Sub(time.UnixMilli(r)))
+			}
+		}
+		for _, w := range c.waiters {
+			if w != nil {
+				w <- c.err
+			}
+		}
+		free <- c
+	}
+}
+
+// stateMinInterval is how often at most a route's retained state is
+// republished for a move alone. Events carry every fix; the retained state
+// is for late subscribers, and at 10 fixes/s per handheld republishing it
+// for each was a tenth of the appliance's CPU.
+const stateMinInterval = time.Second
+
+type published struct {
+	at time.Time
+	r  RouteStatus
+}
+
+// stateThrottle publishes route states for the pipeline: at once when
+// anything but the position changed, at most once per stateMinInterval
+// when only the position did, and never staler than that.
+type stateThrottle struct {
+	last  map[string]published
+	dirty map[string]RouteStatus
+	timer *time.Timer
+}
+
+func (st *stateThrottle) publish(d *Depot, rs []RouteStatus) {
+	now := time.Now()
+	newest := make(map[string]int, len(rs))
+	for i, r := range rs {
+		newest[r.RouteID] = i
+	}
+	for i, r := range rs {
+		if newest[r.RouteID] != i {
+			continue // a later entry supersedes this one
+		}
+		p, ok := st.last[r.RouteID]
+		if ok && now.Sub(p.at) < stateMinInterval && movedOnly(p.r, r) {
+			st.dirty[r.RouteID] = r
+			if st.timer == nil {
+				st.timer = time.NewTimer(stateMinInterval)
+			}
+			continue
+		}
+		delete(st.dirty, r.RouteID)
+		st.last[r.RouteID] = published{now, r}
+		d.publishState(r)
+	}
+}
+
+// due fires when deferred states are to be published (never when none are).
+func (st *stateThrottle) due() <-chan time.Time {
+	if st.timer == nil {
+		return nil
+	}
+	return st.timer.C
+}
+
+func (st *stateThrottle) flush(d *Depot) {
+	now := time.Now()
+	for id, r := range st.dirty {
+		st.last[id] = published{now, r}
+		d.publishState(r)
+	}
+	clear(st.dirty)
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+	}
+}
+
+// movedOnly reports whether b differs from a in position and time alone.
+func movedOnly(a, b RouteStatus) bool {
+	a.CurrentLat, a.CurrentLng, a.LastUpdated = b.CurrentLat, b.CurrentLng, b.LastUpdated
+	return a == b
+}
+
+func (d *Depot) publishState(r RouteStatus) {
+	raw, err := r.AppendJSON(make([]byte, 0, 384))
+	if err == nil {
+		err = d.Pub.Publish(d.Topics.RouteState(r.RouteID), raw, true, 1)
+	}
+	if err != nil {
+		d.Log.Warn("publish route state", "route", r.RouteID, "err", err)
+	}
+}

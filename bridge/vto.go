@@ -1,0 +1,206 @@
+// VTO: voluntary time off offered to a driver for OfferTTL, answered by the
+// driver (or a dispatcher), expired by the clock, confirmed by payroll.
+
+package bridge
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Offer is a voluntary-time-off offer to a driver.
+type Offer struct {
+	VTOID      string    `json:"vtoId"`
+	RouteID    string    `json:"routeId"`
+	RouteCode  string    `json:"routeCode"`
+	DriverID   string    `json:"driverId"`
+	DriverName string    `json:"driverName"`
+	Reason     string    `json:"reason"`
+	OfferedAt  time.Time `json:"offeredAt"`
+	ExpiresAt  time.Time `json:"expiresAt"`
+	State      string    `json:"state"`
+	By         string    `json:"by"` // the dispatcher who offered it
+	AnsweredAt time.Time `json:"answeredAt,omitzero"`
+	AnsweredBy string    `json:"answeredBy,omitempty"`
+	PayrollRef string    `json:"payrollRef,omitempty"`
+}
+
+// OfferTTL is how long a VTO offer stays open.
+const OfferTTL = 30 * time.Minute
+
+// Status is the offer with the time it has left as of now.
+func (o Offer) Status(now time.Time) OfferStatus {
+	return OfferStatus{
+		VTOID: o.VTOID, RouteID: o.RouteID, RouteCode: o.RouteCode, DriverID: o.DriverID,
+		DriverName: o.DriverName, Reason: o.Reason, OfferedAt: o.OfferedAt, ExpiresAt: o.ExpiresAt,
+		RemainingSeconds: max(0, int(o.ExpiresAt.Sub(now).Seconds())), State: o.State,
+	}
+}
+
+// OfferVTO offers voluntary time off to driverID (who drives routeID) for
+// OfferTTL. The offer goes to the event log and to the driver's inbox, with
+// an MQTT 5 message expiry equal to the time left.
+func (d *Depot) OfferVTO(driverID, routeID, reason, by string) (Offer, error) {
+	var out Offer
+	if !ValidID(driverID) || !ValidID(routeID) {
+		return out, fmt.Errorf("%w: driverId and routeId are required", ErrInvalid)
+	}
+	if len(reason) > 500 {
+		return out, fmt.Errorf("%w: reason over 500 characters", ErrInvalid)
+	}
+	err := d.act(func(b *Batch) error {
+		r, ok := d.routes[routeID]
+		if !ok {
+			return fmt.Errorf("%w: no route %s", ErrNotFound, routeID)
+		}
+		if r.DriverID != driverID {
+			return fmt.Errorf("%w: route %s is driven by %s, not %s", ErrInvalid, routeID, r.DriverID, driverID)
+		}
+		for _, o := range d.offers {
+			if o.DriverID == driverID && o.State == StateOpen {
+				return fmt.Errorf("%w: %s already has an open offer (%s)", ErrConflict, driverID, o.VTOID)
+			}
+		}
+		now := d.Now().UTC().Truncate(time.Second)
+		o := &Offer{VTOID: "vto_" + strconv.FormatUint(d.seq+1, 10), RouteID: routeID, RouteCode: r.RouteCode,
+			DriverID: driverID, DriverName: r.DriverName, Reason: reason, OfferedAt: now,
+			ExpiresAt: now.Add(OfferTTL), State: StateOpen, By: by}
+		_, raw, err := d.emitLocked(b, EventVTOOffer, PriorityHigh, o.Status(now))
+		if err != nil {
+			return err
+		}
+		d.offers[o.VTOID] = o
+		b.Offers = append(b.Offers, *o)
+		b.Messages = append(b.Messages, Message{Topic: d.Topics.Driver(driverID, KindInbox), Payload: raw,
+			Expiry: uint32(OfferTTL.Seconds())})
+		out = *o
+		return nil
+	})
+	return out, err
+}
+
+// AnswerVTO records a driver's answer (accept or decline). The first valid
+// answer wins; later ones get ErrConflict. driverID, when not empty, must be
+// the offer's driver (an answer from a handheld).
+func (d *Depot) AnswerVTO(vtoID, action, driverID, by string) (Offer, error) {
+	var out Offer
+	err := d.act(func(b *Batch) error {
+		o, ok := d.offers[vtoID]
+		if !ok {
+			return fmt.Errorf("%w: no offer %s", ErrNotFound, vtoID)
+		}
+		if driverID != "" && driverID != o.DriverID {
+			return fmt.Errorf("%w: offer %s is for %s", ErrForbidden, vtoID, o.DriverID)
+		}
+		if o.State != StateOpen {
+			return fmt.Errorf("%w: offer %s is already %s", ErrConflict, vtoID, o.State)
+		}
+		now := d.Now().UTC()
+		if !now.Before(o.ExpiresAt) {
+			return fmt.Errorf("%w: offer %s has expired", ErrConflict, vtoID)
+		}
+		typ := EventVTOAccepted
+		switch action {
+		case ActionAccept:
+			o.State = StateAccepted
+		case ActionDecline:
+			o.State, typ = StateDeclined, EventVTODeclined
+		default:
+			return fmt.Errorf("%w: action must be accept or decline", ErrInvalid)
+		}
+		o.AnsweredAt, o.AnsweredBy = now, by
+		if _, _, err := d.emitLocked(b, typ, PriorityHigh, VTOAnswered{
+			VTOID: o.VTOID, DriverID: o.DriverID, RouteID: o.RouteID, State: o.State, By: by, At: now,
+		}); err != nil {
+			return err
+		}
+		b.Offers = append(b.Offers, *o)
+		out = *o
+		return nil
+	})
+	return out, err
+}
+
+// ConfirmVTO records the payroll system's confirmation of an accepted offer.
+func (d *Depot) ConfirmVTO(vtoID, payrollRef string) (Offer, error) {
+	var out Offer
+	err := d.act(func(b *Batch) error {
+		o, ok := d.offers[vtoID]
+		if !ok {
+			return fmt.Errorf("%w: no offer %s", ErrNotFound, vtoID)
+		}
+		if o.State != StateAccepted {
+			return fmt.Errorf("%w: offer %s is %s, not accepted", ErrConflict, vtoID, o.State)
+		}
+		o.State, o.PayrollRef = StateConfirmed, payrollRef
+		if _, _, err := d.emitLocked(b, EventVTOConfirmed, PriorityNormal, VTOConfirmed{
+			VTOID: o.VTOID, DriverID: o.DriverID, State: o.State, PayrollRef: payrollRef, At: d.Now().UTC(),
+		}); err != nil {
+			return err
+		}
+		b.Offers = append(b.Offers, *o)
+		out = *o
+		return nil
+	})
+	return out, err
+}
+
+// expireOffersLocked ends the open offers whose time is up.
+func (d *Depot) expireOffersLocked(b *Batch, now time.Time) error {
+	for _, o := range d.offers {
+		if o.State != StateOpen || now.Before(o.ExpiresAt) {
+			continue
+		}
+		o.State = StateExpired
+		if _, _, err := d.emitLocked(b, EventVTOExpired, PriorityNormal, VTOExpired{
+			VTOID: o.VTOID, DriverID: o.DriverID, RouteID: o.RouteID, State: o.State, ExpiredAt: o.ExpiresAt,
+		}); err != nil {
+			return err
+		}
+		b.Offers = append(b.Offers, *o)
+	}
+	return nil
+}
+
+// Offers returns the open offers with their time left, and the others of
+// the last hour, newest first.
+func (d *Depot) Offers() []OfferStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.offersLocked()
+}
+
+func (d *Depot) offersLocked() []OfferStatus {
+	now := d.Now()
+	var os []*Offer
+	for _, o := range d.offers {
+		if o.State == StateOpen || now.Sub(o.OfferedAt) < time.Hour+OfferTTL {
+			os = append(os, o)
+		}
+	}
+	slices.SortFunc(os, func(a, b *Offer) int { return b.OfferedAt.Compare(a.OfferedAt) })
+	out := make([]OfferStatus, len(os))
+	for i, o := range os {
+		out[i] = o.Status(now)
+	}
+	return out
+}
+
+// resendOffersLocked queues the open offers of driver to its inbox again
+// (a handheld that connects without its old session), with the time left.
+func (d *Depot) resendOffersLocked(b *Batch, driver string) {
+	now := d.Now()
+	for _, o := range d.offers {
+		if o.DriverID != driver || o.State != StateOpen || !now.Before(o.ExpiresAt) {
+			continue
+		}
+		env := Envelope{ID: o.VTOID, Type: EventVTOOffer, Priority: PriorityHigh, Timestamp: now.UTC().Truncate(time.Millisecond)}
+		env.Payload, _ = json.Marshal(o.Status(now))
+		raw, _ := json.Marshal(env)
+		b.Messages = append(b.Messages, Message{Topic: d.Topics.Driver(driver, KindInbox), Payload: raw,
+			Expiry: uint32(max(1, o.ExpiresAt.Sub(now).Seconds()))})
+	}
+}
