@@ -18,16 +18,9 @@ type RescueUpdated struct {
 // OfferStatus is an offer with the time it has left: the payload of
 // vto:offer, an entry of GET /api/v1/vto and of the snapshot's offers.
 type OfferStatus struct {
-	VTOID            string    `json:"vtoId"`
-	RouteID          string    `json:"routeId"`
-	RouteCode        string    `json:"routeCode"`
-	DriverID         string    `json:"driverId"`
-	DriverName       string    `json:"driverName"`
-	Reason           string    `json:"reason"`
-	OfferedAt        time.Time `json:"offeredAt"`
-	ExpiresAt        time.Time `json:"expiresAt"`
-	RemainingSeconds int       `json:"remainingSeconds"`
-	State            string    `json:"state"`
+	OfferTerms
+	RemainingSeconds int    `json:"remainingSeconds"`
+	State            string `json:"state"`
 }
 
 // VTOAnswered is the payload of vto:accepted and vto:declined.

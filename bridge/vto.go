@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// Offer is a voluntary-time-off offer to a driver.
-type Offer struct {
+// OfferTerms are what a VTO offer says, fixed when it is made.
+type OfferTerms struct {
 	VTOID      string    `json:"vtoId"`
 	RouteID    string    `json:"routeId"`
 	RouteCode  string    `json:"routeCode"`
@@ -21,6 +21,12 @@ type Offer struct {
 	Reason     string    `json:"reason"`
 	OfferedAt  time.Time `json:"offeredAt"`
 	ExpiresAt  time.Time `json:"expiresAt"`
+}
+
+// Offer is a voluntary-time-off offer to a driver and what became of it
+// (as stored).
+type Offer struct {
+	OfferTerms
 	State      string    `json:"state"`
 	By         string    `json:"by"` // the dispatcher who offered it
 	AnsweredAt time.Time `json:"answeredAt,omitzero"`
@@ -33,11 +39,7 @@ const OfferTTL = 30 * time.Minute
 
 // Status is the offer with the time it has left as of now.
 func (o Offer) Status(now time.Time) OfferStatus {
-	return OfferStatus{
-		VTOID: o.VTOID, RouteID: o.RouteID, RouteCode: o.RouteCode, DriverID: o.DriverID,
-		DriverName: o.DriverName, Reason: o.Reason, OfferedAt: o.OfferedAt, ExpiresAt: o.ExpiresAt,
-		RemainingSeconds: max(0, int(o.ExpiresAt.Sub(now).Seconds())), State: o.State,
-	}
+	return OfferStatus{OfferTerms: o.OfferTerms, RemainingSeconds: max(0, int(o.ExpiresAt.Sub(now).Seconds())), State: o.State}
 }
 
 // OfferVTO offers voluntary time off to driverID (who drives routeID) for
@@ -65,9 +67,9 @@ func (d *Depot) OfferVTO(driverID, routeID, reason, by string) (Offer, error) {
 			}
 		}
 		now := d.Now().UTC().Truncate(time.Second)
-		o := &Offer{VTOID: "vto_" + strconv.FormatUint(d.seq+1, 10), RouteID: routeID, RouteCode: r.RouteCode,
-			DriverID: driverID, DriverName: r.DriverName, Reason: reason, OfferedAt: now,
-			ExpiresAt: now.Add(OfferTTL), State: StateOpen, By: by}
+		o := &Offer{OfferTerms: OfferTerms{VTOID: "vto_" + strconv.FormatUint(d.seq+1, 10), RouteID: routeID, RouteCode: r.RouteCode,
+			DriverID: driverID, DriverName: r.DriverName, Reason: reason, OfferedAt: now, ExpiresAt: now.Add(OfferTTL)},
+			State: StateOpen, By: by}
 		_, raw, err := d.emitLocked(b, EventVTOOffer, PriorityHigh, o.Status(now))
 		if err != nil {
 			return err

@@ -164,13 +164,13 @@ func TestDispatchRecordsSurviveReopen(t *testing.T) {
 	db := mustOpen(t, dir)
 	b := &bridge.Batch{
 		Rescues:     []bridge.Rescue{{RescueID: "rsc_1", RouteID: "R1", State: bridge.StateOpen, Seq: 4}},
-		Offers:      []bridge.Offer{{VTOID: "vto_2", DriverID: "D1", State: bridge.StateOpen, ExpiresAt: t0}},
+		Offers:      []bridge.Offer{{OfferTerms: bridge.OfferTerms{VTOID: "vto_2", DriverID: "D1", ExpiresAt: t0}, State: bridge.StateOpen}},
 		Assignments: []bridge.Assignment{{RouteID: "R1", DriverID: "D2"}, {RouteID: "R2", DriverID: "D3"}},
 	}
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
 	}
-	b = &bridge.Batch{Offers: []bridge.Offer{{VTOID: "vto_2", DriverID: "D1", State: bridge.StateAccepted}},
+	b = &bridge.Batch{Offers: []bridge.Offer{{OfferTerms: bridge.OfferTerms{VTOID: "vto_2", DriverID: "D1"}, State: bridge.StateAccepted}},
 		Assignments: []bridge.Assignment{{RouteID: "R2"}}}
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)

@@ -69,17 +69,7 @@ func TestLoginTrustedProxy(t *testing.T) {
 			t.Fatalf("attempt %d from its own address: HTTP %d", i, code)
 		}
 	}
-	throttled := 0
-	for i := 1; i <= 20; i++ {
-		switch code := a.login(t, "ana", "guess-"+strconv.Itoa(i), "198.51.100.1"); code {
-		case 401:
-		case 429:
-			throttled++
-		default:
-			t.Fatalf("guess %d: HTTP %d", i, code)
-		}
-	}
-	if throttled == 0 {
+	if guessAna(t, a, func(int) string { return "198.51.100.1" }) == 0 {
 		t.Fatal("20 wrong passwords from one address were not throttled")
 	}
 	if code := a.login(t, "ana", anaPassword, "198.51.100.2"); code != 200 {
@@ -87,14 +77,13 @@ func TestLoginTrustedProxy(t *testing.T) {
 	}
 }
 
-// TestLoginThrottleCountsIPv6Prefixes: an IPv6 host holds a whole /64, so
-// guesses from many of its addresses share one budget, while another /64
-// still logs in.
-func TestLoginThrottleCountsIPv6Prefixes(t *testing.T) {
-	a := startApp(t, "", func(c *ServeConfig) { c.TrustedProxies = "127.0.0.1/32" })
+// guessAna tries 20 wrong passwords for ana, guess i from the forwarded
+// address from(i), and returns how many were throttled (429).
+func guessAna(t *testing.T, a *testApp, from func(i int) string) int {
+	t.Helper()
 	throttled := 0
 	for i := 1; i <= 20; i++ {
-		switch code := a.login(t, "ana", "guess-"+strconv.Itoa(i), fmt.Sprintf("2001:db8:1:2::%x", i)); code {
+		switch code := a.login(t, "ana", "guess-"+strconv.Itoa(i), from(i)); code {
 		case 401:
 		case 429:
 			throttled++
@@ -102,7 +91,15 @@ func TestLoginThrottleCountsIPv6Prefixes(t *testing.T) {
 			t.Fatalf("guess %d: HTTP %d", i, code)
 		}
 	}
-	if throttled == 0 {
+	return throttled
+}
+
+// TestLoginThrottleCountsIPv6Prefixes: an IPv6 host holds a whole /64, so
+// guesses from many of its addresses share one budget, while another /64
+// still logs in.
+func TestLoginThrottleCountsIPv6Prefixes(t *testing.T) {
+	a := startApp(t, "", func(c *ServeConfig) { c.TrustedProxies = "127.0.0.1/32" })
+	if guessAna(t, a, func(i int) string { return fmt.Sprintf("2001:db8:1:2::%x", i) }) == 0 {
 		t.Fatal("20 wrong passwords from 20 addresses of one /64 were not throttled")
 	}
 	if code := a.login(t, "ana", anaPassword, "2001:db8:1:3::1"); code != 200 {

@@ -71,12 +71,19 @@ func dialWithWill(t *testing.T, addr string, v5 bool, clientID, user, pass, will
 	if _, err := conn.Write(packet(0x10, body)); err != nil {
 		t.Fatal(err)
 	}
+	code, err := readConnack(conn)
+	return conn, code, err
+}
+
+// readConnack reads a CONNACK and returns its code (3.1.1 return code or
+// MQTT 5 reason code).
+func readConnack(conn net.Conn) (byte, error) {
 	s := &v3session{conn: conn, r: bufio.NewReader(conn)}
 	typ, b, err := s.read()
 	if err != nil || typ != 2 || len(b) < 2 {
-		return conn, 0, fmt.Errorf("no CONNACK: type %d, %v", typ, err)
+		return 0, fmt.Errorf("no CONNACK: type %d, %v", typ, err)
 	}
-	return conn, b[1], nil
+	return b[1], nil
 }
 
 // TestWillOutsideOwnPresenceIsRefused is defect 1 of issue 10 (critical):
@@ -567,12 +574,11 @@ func connectSession(t *testing.T, addr string, v5, persistent bool, clientID, us
 	if _, err := conn.Write(packet(0x10, body)); err != nil {
 		t.Fatal(err)
 	}
-	s := &v3session{conn: conn, r: bufio.NewReader(conn)}
-	typ, b, err := s.read()
-	if err != nil || typ != 2 || len(b) < 2 {
-		t.Fatalf("no CONNACK: type %d, %v", typ, err)
+	code, err := readConnack(conn)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return b[1]
+	return code
 }
 
 // TestOnePersistentSessionPerIdentity: every persistent session is stored
