@@ -12,6 +12,7 @@ import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import './style.css';
 import { EventLog, isObj } from './eventlog.js';
+import { Transports } from './transport.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -78,7 +79,7 @@ function logout(msg) {
   sessionStorage.removeItem(AUTH_KEY);
   clearTimeout(renewTimer);
   if (mqttClient) { mqttClient.removeAllListeners('close'); mqttClient.end(true); mqttClient = null; }
-  stopFallback();
+  tp.stopFallback();
   setConn('offline');
   showLogin(msg);
 }
@@ -152,11 +153,11 @@ async function renew(attempt) {
   // The transports pick the new token up: MQTT by a second session that
   // replaces the first once it is up (catch-up by seq covers the switch),
   // SSE by reopening from lastSeq; polling reads auth on every request.
-  if (transport === 'ws' && mqttClient && state.cfg) {
+  if (tp.mode === 'ws' && mqttClient && state.cfg) {
     mqttClient.options.password = auth.token;
     if (mqttClient.connected) connect(state.cfg, 'handover');
-  } else if (transport === 'sse' && es) {
-    es.close(); es = null; startSSE();
+  } else {
+    tp.restartSSE();
   }
 }
 
@@ -300,64 +301,36 @@ function apply(env) {
   }
 }
 
-// ---- transports ----
-// MQTT over WebSocket first. When the WebSocket cannot be opened (a proxy
-// strips the upgrade), the page falls back to Server-Sent Events, and if
-// those are cut too, to polling the event log. It keeps trying the
-// WebSocket every 30 s and returns to it. Every transport feeds onLive, so
-// order and gap-filling are the same whichever is live.
-let transport = 'ws';
+// ---- transports (transport.js) ----
 let es = null;
 let pollTimer = 0;
-let probeTimer = 0;
 let lastEventAt = Date.now();
-
-function stopFallback() {
-  if (es) { es.close(); es = null; }
-  clearInterval(pollTimer); pollTimer = 0;
-  clearTimeout(probeTimer); probeTimer = 0;
-}
-
-function fallBack(cfg) {
-  if (es || pollTimer) return;
-  startSSE();
-  clearTimeout(probeTimer);
-  probeTimer = setTimeout(() => probeWS(cfg), 30000);
-}
-
-function probeWS(cfg) {
-  probeTimer = 0;
-  if (!auth || transport === 'ws') return;
-  connect(cfg, 'probe');
-}
-
-function startSSE() {
-  clearInterval(pollTimer); pollTimer = 0;
-  const url = `api/v1/stream?access_token=${encodeURIComponent(auth.token)}&after=${state.lastSeq}`;
-  let errors = 0;
-  es = new EventSource(url);
-  es.onopen = () => { errors = 0; transport = 'sse'; setConn('live'); };
-  es.onmessage = (e) => {
-    errors = 0;
-    try { onLive(JSON.parse(e.data)); } catch { /* not an envelope */ }
-  };
-  es.addEventListener('reset', () => { log.reset().catch(() => {}); });
-  // EventSource reconnects by itself, sending Last-Event-ID; after a few
-  // failures in a row, SSE is taken to be cut as well.
-  es.onerror = () => {
-    if (++errors < 3 && es.readyState !== EventSource.CLOSED) { setConn('reconnecting'); return; }
-    es.close(); es = null;
-    startPolling();
-  };
-}
-
-function startPolling() {
-  transport = 'polling';
-  clearInterval(pollTimer);
-  pollTimer = setInterval(() => {
-    catchUp().then(() => { lastEventAt = Date.now(); setConn('live'); }, () => setConn('reconnecting'));
-  }, 2000);
-}
+const tp = new Transports({
+  openSSE() {
+    const url = `api/v1/stream?access_token=${encodeURIComponent(auth.token)}&after=${state.lastSeq}`;
+    const src = new EventSource(url);
+    es = src;
+    src.onopen = () => { tp.sseOpened(); setConn('live'); };
+    src.onmessage = (e) => {
+      tp.sseMessage();
+      try { onLive(JSON.parse(e.data)); } catch { /* not an envelope */ }
+    };
+    src.addEventListener('reset', () => { log.reset().catch(() => {}); });
+    src.onerror = () => {
+      if (tp.sseError(src.readyState === EventSource.CLOSED) === 'reconnecting') setConn('reconnecting');
+    };
+  },
+  closeSSE() { if (es) { es.close(); es = null; } },
+  startPolling() {
+    clearInterval(pollTimer);
+    pollTimer = setInterval(() => {
+      catchUp().then(() => { lastEventAt = Date.now(); setConn('live'); }, () => setConn('reconnecting'));
+    }, 2000);
+  },
+  stopPolling() { clearInterval(pollTimer); pollTimer = 0; },
+  probe() { if (state.cfg) connect(state.cfg, 'probe'); },
+  active() { return !!auth; },
+});
 
 // ---- MQTT ----
 // connect opens an MQTT session. mode 'main' is the page's session; a
@@ -369,7 +342,6 @@ function connect(cfg, mode = 'main') {
   const events = `depot/${cfg.depot}/events`;
   let attempt = 0;
   let retrying = false;
-  let failures = 0; // attempts in a row that never connected
   const client = mqtt.connect(`${proto}://${location.host}/mqtt`, {
     protocolVersion: 5,
     clean: true, // catch-up is by seq over the API: no broker session to keep
@@ -398,28 +370,26 @@ function connect(cfg, mode = 'main') {
   let up = false;
   client.on('connect', () => {
     up = true;
-    attempt = 0; failures = 0;
+    attempt = 0;
     if (mqttClient && mqttClient !== client) { mqttClient.removeAllListeners('close'); mqttClient.end(true); }
     mqttClient = client;
     state.clientId = client.options.clientId;
-    stopFallback();
-    transport = 'ws';
+    tp.wsUp();
     lastEventAt = Date.now();
     setConn('live');
     client.subscribe([events], { qos: 0 }, () => catchUp().catch(() => {}));
   });
   client.on('close', () => {
-    if (!up) failures++;
+    const wasUp = up;
     up = false;
     if (mode !== 'main' && mqttClient !== client) { // a probe or handover that failed: keep what runs
       client.removeAllListeners('close'); client.end(true);
-      if (mode === 'probe' && auth) probeTimer = setTimeout(() => probeWS(cfg), 30000);
+      if (mode === 'probe') tp.probeFailed();
       return;
     }
-    if (failures >= 2) { // the WebSocket cannot be opened here
+    if (tp.wsClosed(wasUp) === 'fallback') { // the WebSocket cannot be opened here
       client.removeAllListeners('close'); client.end(true);
       if (mqttClient === client) mqttClient = null;
-      fallBack(cfg);
       return;
     }
     retry();
@@ -438,11 +408,11 @@ function connect(cfg, mode = 'main') {
 
 function setConn(s) {
   state.conn = s;
-  state.transport = transport;
+  state.transport = tp.mode;
   const el = $('conn');
   el.className = 'conn conn-' + s;
-  el.querySelector('.label').textContent = s === 'live' ? `live · ${transport}` : s;
-  el.title = s === 'live' ? `Live over ${transport === 'ws' ? 'MQTT over WebSocket' : transport === 'sse' ? 'Server-Sent Events (fallback)' : 'polling (fallback)'}` : '';
+  el.querySelector('.label').textContent = s === 'live' ? `live · ${tp.mode}` : s;
+  el.title = s === 'live' ? `Live over ${tp.mode === 'ws' ? 'MQTT over WebSocket' : tp.mode === 'sse' ? 'Server-Sent Events (fallback)' : 'polling (fallback)'}` : '';
 }
 
 // ---- building the page ----
@@ -789,8 +759,8 @@ function tick() {
   // of envelopes that are not the depot's). Drop it and reconnect.
   if (auth && state.conn === 'live' && Date.now() - lastEventAt > 20000) {
     lastEventAt = Date.now();
-    if (transport === 'ws' && mqttClient) mqttClient.stream.destroy();
-    else if (transport === 'sse' && es) { es.close(); es = null; startSSE(); }
+    if (tp.mode === 'ws' && mqttClient) mqttClient.stream.destroy();
+    else tp.restartSSE();
   }
 }
 
