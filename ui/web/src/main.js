@@ -8,13 +8,13 @@
 // MQTT over WebSocket to the depot's own broker; the login token is the
 // MQTT password. Works without internet access: map tiles are optional.
 import mqtt from 'mqtt';
-import L from 'leaflet';
-import 'leaflet/dist/leaflet.css';
 import './style.css';
 import { EventLog, isObj } from './eventlog.js';
 import { Transports } from './transport.js';
+import { $, el, SHAPES, WORDS, RANK, PRESENCE } from './dom.js';
+import { STATUS, OFFER_STATES, has, isID, num, showNum, text, statusOf, cleanRoute, cleanOffer } from './checks.js';
+import { initMap, placeMarker, fitOnce, resize, hasMap } from './map.js';
 
-const $ = (id) => document.getElementById(id);
 const state = {
   cfg: null,
   routes: new Map(),   // routeId -> route status
@@ -31,7 +31,6 @@ const state = {
   events: 0,
   gaps: 0,             // events applied out of seq order: must stay 0
   dropped: 0,          // live envelopes refused: malformed, or a seq the log does not have
-  map: null,
 };
 window.__depot = state; // for tests and for curious operators in the console
 state.csp = []; // what the Content-Security-Policy refused here: should stay empty
@@ -223,37 +222,6 @@ function onLive(env) {
   if (!Number.isNaN(ts)) state.lastDelay = Math.max(0, serverNow() - ts);
 }
 
-// ---- what the network may say, checked ----
-const STATUS = new Set(['RED', 'YELLOW', 'GREEN']);
-const OFFER_STATES = new Set(['open', 'accepted', 'declined', 'expired', 'confirmed']);
-const ROUTE_TEXT = ['routeId', 'routeCode', 'driverId', 'driverName', 'performanceTier', 'lastUpdated'];
-const ROUTE_NUM = ['completedStops', 'totalStops', 'completedPackages', 'totalPackages', 'currentLat', 'currentLng', 'behindSchedule'];
-const has = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
-
-function isID(v) { return typeof v === 'string' && v !== ''; }
-// num is a finite number or null (shown as —).
-function num(v) { return typeof v === 'number' && Number.isFinite(v) ? v : null; }
-function showNum(v) { const n = num(v); return n == null ? '—' : String(n); }
-// text is what a name or id shows: a string, else nothing.
-function text(v) { return typeof v === 'string' ? v : ''; }
-// statusOf is a route's colour, or UNKNOWN (neutral) for anything else.
-function statusOf(c) { return STATUS.has(c) ? c : 'UNKNOWN'; }
-
-// cleanRoute copies only the route fields the page knows, each of its type
-// (a wrong type becomes null), into into: a delta never adds a key of its
-// own choosing, such as __proto__.
-function cleanRoute(p, into = {}) {
-  for (const k of ROUTE_TEXT) if (has(p, k)) into[k] = typeof p[k] === 'string' ? p[k] : null;
-  for (const k of ROUTE_NUM) if (has(p, k)) into[k] = num(p[k]);
-  if (has(p, 'statusColor')) into.statusColor = STATUS.has(p.statusColor) ? p.statusColor : null;
-  return into;
-}
-
-function cleanOffer(o) {
-  return { vtoId: o.vtoId, routeCode: text(o.routeCode), driverName: text(o.driverName), reason: text(o.reason),
-    state: text(o.state), offeredAt: text(o.offeredAt), expiresAt: text(o.expiresAt) };
-}
-
 function apply(env) {
   const p = env.payload;
   switch (env.type) {
@@ -415,24 +383,6 @@ function setConn(s) {
   el.title = s === 'live' ? `Live over ${tp.mode === 'ws' ? 'MQTT over WebSocket' : tp.mode === 'sse' ? 'Server-Sent Events (fallback)' : 'polling (fallback)'}` : '';
 }
 
-// ---- building the page ----
-// The page never turns data into markup: every value from the network
-// becomes a text node or passes a check first (a colour is one of three, a
-// count a finite number). el is the one way elements are made.
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v == null || v === false) continue;
-    if (k === 'className') e.className = v;
-    else if (k === 'dataset') Object.assign(e.dataset, v);
-    else if (k === 'onclick') e.onclick = v;
-    else if (/^(on|style$|src$|href$)/i.test(k)) throw new Error('el: attribute ' + k + ' is not set this way');
-    else e.setAttribute(k, v);
-  }
-  e.append(...children.flat().filter((c) => c != null && c !== false).map((c) => (c instanceof Node ? c : String(c))));
-  return e;
-}
-
 // ---- alarms ----
 function askNotify() {
   if ('Notification' in window && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
@@ -558,10 +508,6 @@ function reassign(r) {
 }
 
 // ---- rendering ----
-const SHAPES = { RED: '▲', YELLOW: '◆', GREEN: '●', UNKNOWN: '?' };
-const WORDS = { RED: 'RESCUE', YELLOW: 'BEHIND', GREEN: 'ON TIME', UNKNOWN: 'UNKNOWN' };
-const RANK = { RED: 0, YELLOW: 1, GREEN: 2, UNKNOWN: 3 };
-const PRESENCE = { online: '●', offline: '○', silent: '◌' };
 
 const dirty = new Set();
 // Renders come at most every RENDER_EVERY ms, in an animation frame: 30
@@ -642,10 +588,7 @@ function render() {
   });
   dirty.clear();
   renderSummary(list);
-  if (!fitted && markers.size > 0) {
-    fitted = true;
-    setTimeout(fitAll, 800); // let every route arrive first
-  }
+  fitOnce(state.cfg && state.cfg.center);
 }
 
 function bar(done, total) {
@@ -764,74 +707,6 @@ function tick() {
   }
 }
 
-// ---- map ----
-let map, layer;
-let fitted = false;
-const markers = new Map();
-function initMap(cfg) {
-  map = L.map('map', { zoomControl: true, zoomSnap: 0.25, attributionControl: !!cfg.mapTiles, preferCanvas: true })
-    .setView([cfg.center.lat, cfg.center.lng], 11);
-  if (cfg.mapTiles) {
-    L.tileLayer(cfg.mapTiles, { maxZoom: 19 }).addTo(map);
-  } else {
-    gridLayer().addTo(map);
-  }
-  L.marker([cfg.center.lat, cfg.center.lng], {
-    icon: L.divIcon({ className: 'depot-icon', iconSize: [18, 18] }), title: 'Depot', keyboard: false,
-  }).addTo(map).bindTooltip('DEPOT', { permanent: true, direction: 'right', className: 'lbl' });
-  layer = L.layerGroup().addTo(map);
-  state.map = map;
-}
-
-// A faint graticule stands in for tiles, so positions read as places even
-// with no internet access.
-function gridLayer() {
-  const G = L.GridLayer.extend({
-    createTile() {
-      const c = document.createElement('canvas');
-      const size = this.getTileSize();
-      c.width = size.x; c.height = size.y;
-      const g = c.getContext('2d');
-      g.strokeStyle = '#1a2640'; g.lineWidth = 1;
-      g.strokeRect(0.5, 0.5, size.x, size.y);
-      return c;
-    },
-  });
-  return new G();
-}
-
-function fitAll() {
-  const pts = [...markers.values()].map((m) => m.getLatLng());
-  if (state.cfg) pts.push(L.latLng(state.cfg.center.lat, state.cfg.center.lng));
-  if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 15 });
-}
-
-// A route on the map is one marker whose icon holds its dot and its label.
-// (A circle marker with a permanent tooltip made Leaflet read the tooltip's
-// size, a forced layout, on every move.) A move sets a transform; only a
-// new colour or label rebuilds the icon.
-function placeMarker(r) {
-  const lat = num(r.currentLat); const lng = num(r.currentLng);
-  if (!map || lat == null || lng == null || (lat === 0 && lng === 0)) return;
-  const c = statusOf(r.statusColor);
-  const label = text(r.routeCode) || text(r.routeId);
-  let m = markers.get(r.routeId);
-  if (!m) {
-    m = L.marker([lat, lng], { keyboard: false, title: label });
-    m.addTo(layer);
-    markers.set(r.routeId, m);
-  }
-  const at = m.getLatLng();
-  if (at.lat !== lat || at.lng !== lng) m.setLatLng([lat, lng]);
-  if (m.depotKey === c + label) return; // colour and label as they were
-  m.depotKey = c + label;
-  const shape = el('span', { className: 'shape' }, c === 'GREEN' ? '' : SHAPES[c]);
-  // An element, not a string: Leaflet would parse a string as markup.
-  const html = el('span', null, el('span', { className: 'dot' }), el('span', { className: 'tag' }, shape, label));
-  m.setIcon(L.divIcon({ className: `route-icon ${c}`, html, iconSize: [16, 16], iconAnchor: [8, 8] }));
-  m.setZIndexOffset(RANK[c] === 0 ? 1000 : 0);
-}
-
 // ---- start ----
 async function start() {
   $('logout').hidden = false;
@@ -843,7 +718,7 @@ async function start() {
   scheduleRenew(); // again, now on the server's clock
   $('depot').textContent = text(cfg.depot);
   document.title = `${text(cfg.depot)} · Depot Command Central`;
-  if (!map) {
+  if (!hasMap()) {
     try { initMap(cfg); } catch (e) { console.error('map', e); }
   }
   try { await catchUp(); } catch { /* retried on connect */ }
@@ -852,5 +727,5 @@ async function start() {
 
 setInterval(tick, 1000);
 tick();
-window.addEventListener('resize', () => map && map.invalidateSize());
+window.addEventListener('resize', resize);
 if (auth) start(); else showLogin();

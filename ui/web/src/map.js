@@ -1,0 +1,85 @@
+// The map: one icon per route (its colour, shape and code), a faint grid
+// when there are no tiles, fitted once to the depot's routes.
+import L from 'leaflet';
+import 'leaflet/dist/leaflet.css';
+import { el, SHAPES, RANK } from './dom.js';
+import { num, statusOf, text } from './checks.js';
+
+let map, layer;
+let fitted = false;
+const markers = new Map();
+export function initMap(cfg) {
+  map = L.map('map', { zoomControl: true, zoomSnap: 0.25, attributionControl: !!cfg.mapTiles, preferCanvas: true })
+    .setView([cfg.center.lat, cfg.center.lng], 11);
+  if (cfg.mapTiles) {
+    L.tileLayer(cfg.mapTiles, { maxZoom: 19 }).addTo(map);
+  } else {
+    gridLayer().addTo(map);
+  }
+  L.marker([cfg.center.lat, cfg.center.lng], {
+    icon: L.divIcon({ className: 'depot-icon', iconSize: [18, 18] }), title: 'Depot', keyboard: false,
+  }).addTo(map).bindTooltip('DEPOT', { permanent: true, direction: 'right', className: 'lbl' });
+  layer = L.layerGroup().addTo(map);
+}
+
+// A faint graticule stands in for tiles, so positions read as places even
+// with no internet access.
+function gridLayer() {
+  const G = L.GridLayer.extend({
+    createTile() {
+      const c = document.createElement('canvas');
+      const size = this.getTileSize();
+      c.width = size.x; c.height = size.y;
+      const g = c.getContext('2d');
+      g.strokeStyle = '#1a2640'; g.lineWidth = 1;
+      g.strokeRect(0.5, 0.5, size.x, size.y);
+      return c;
+    },
+  });
+  return new G();
+}
+
+// fitOnce fits the map to the routes the first time there are some (a
+// moment later, so that every route has arrived).
+export function fitOnce(center) {
+  if (fitted || markers.size === 0) return;
+  fitted = true;
+  setTimeout(() => fitAll(center), 800);
+}
+
+// resize tells the map its box changed.
+export function resize() { if (map) map.invalidateSize(); }
+
+export function hasMap() { return !!map; }
+
+function fitAll(center) {
+  const pts = [...markers.values()].map((m) => m.getLatLng());
+  if (center) pts.push(L.latLng(center.lat, center.lng));
+  if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 15 });
+}
+
+// A route on the map is one marker whose icon holds its dot and its label.
+// (A circle marker with a permanent tooltip made Leaflet read the tooltip's
+// size, a forced layout, on every move.) A move sets a transform; only a
+// new colour or label rebuilds the icon.
+export function placeMarker(r) {
+  const lat = num(r.currentLat); const lng = num(r.currentLng);
+  if (!map || lat == null || lng == null || (lat === 0 && lng === 0)) return;
+  const c = statusOf(r.statusColor);
+  const label = text(r.routeCode) || text(r.routeId);
+  let m = markers.get(r.routeId);
+  if (!m) {
+    m = L.marker([lat, lng], { keyboard: false, title: label });
+    m.addTo(layer);
+    markers.set(r.routeId, m);
+  }
+  const at = m.getLatLng();
+  if (at.lat !== lat || at.lng !== lng) m.setLatLng([lat, lng]);
+  if (m.depotKey === c + label) return; // colour and label as they were
+  m.depotKey = c + label;
+  const shape = el('span', { className: 'shape' }, c === 'GREEN' ? '' : SHAPES[c]);
+  // An element, not a string: Leaflet would parse a string as markup.
+  const html = el('span', null, el('span', { className: 'dot' }), el('span', { className: 'tag' }, shape, label));
+  m.setIcon(L.divIcon({ className: `route-icon ${c}`, html, iconSize: [16, 16], iconAnchor: [8, 8] }));
+  m.setZIndexOffset(RANK[c] === 0 ? 1000 : 0);
+}
