@@ -212,6 +212,23 @@ func scan[T any, P interface {
 	return out, nil
 }
 
+// keepOnly returns the records of all that keep accepts (keep may amend
+// one) and deletes the others from the store, saying how many in what.
+func keepOnly[T any](h *persistHook, all []T, what string, key func(*T) string, keep func(*T) bool) []T {
+	kept := all[:0]
+	for i := range all {
+		if keep(&all[i]) {
+			kept = append(kept, all[i])
+		} else {
+			h.del(key(&all[i]))
+		}
+	}
+	if n := len(all) - len(kept); n > 0 {
+		h.Log.Warn("dropped stored "+what+" the rules refuse", "count", n, "kept", len(kept))
+	}
+	return kept
+}
+
 // StoredClients passes each stored session through Config.KeepSession: a
 // session stored under an older rule (a client id that named another
 // identity) would otherwise be taken over with its subscriptions and its
@@ -224,83 +241,53 @@ func (h *persistHook) StoredClients() ([]storage.Client, error) {
 	if err != nil || keep == nil {
 		return all, err
 	}
-	kept := all[:0]
-	for _, c := range all {
-		if keep(c.ID, string(c.Username)) {
-			kept = append(kept, c)
-			continue
-		}
-		if h.dropped == nil {
-			h.dropped = map[string]bool{}
-		}
-		h.dropped[c.ID] = true
-		h.del(clientKey(c.ID))
-	}
-	if n := len(all) - len(kept); n > 0 {
-		h.Log.Warn("dropped stored sessions the client id rule refuses", "count", n, "kept", len(kept))
-	}
-	return kept, nil
+	h.dropped = map[string]bool{}
+	return keepOnly(h, all, "sessions", func(c *storage.Client) string { return clientKey(c.ID) }, func(c *storage.Client) bool {
+		ok := keep(c.ID, string(c.Username))
+		h.dropped[c.ID] = !ok
+		return ok
+	}), nil
 }
 
 func (h *persistHook) StoredSubscriptions() ([]storage.Subscription, error) {
 	all, err := scan[storage.Subscription](h, storage.SubscriptionKey)
-	if err != nil || len(h.dropped) == 0 {
+	if err != nil {
 		return all, err
 	}
-	kept := all[:0]
-	for _, sub := range all {
-		if h.dropped[sub.Client] {
-			h.del(sub.ID)
-			continue
-		}
-		kept = append(kept, sub)
-	}
-	return kept, nil
+	return keepOnly(h, all, "subscriptions", func(s *storage.Subscription) string { return s.ID },
+		func(s *storage.Subscription) bool { return !h.dropped[s.Client] }), nil
 }
 
 // StoredRetainedMessages passes each stored retained message through
 // Config.KeepRetained before mochi serves it again: a message kept by an
 // older version (a will on any topic, a 60 KB junk presence) would
 // otherwise outlive the rule that now refuses it, and be read by every
-// dashboard after each restart. What the rule refuses is deleted.
+// dashboard after each restart. What the rule refuses is deleted; what it
+// keeps loses its application properties, as OnPublish strips them now.
 func (h *persistHook) StoredRetainedMessages() ([]storage.Message, error) {
 	all, err := scan[storage.Message](h, storage.RetainedKey)
 	keep := h.srv.cfg.KeepRetained
 	if err != nil || keep == nil {
 		return all, err
 	}
-	kept := all[:0]
-	for _, m := range all {
-		if keep(m.Client, Message{Topic: m.TopicName, Payload: m.Payload, QoS: m.FixedHeader.Qos, Retain: true}) {
-			// As OnPublish does now: no application properties ride along.
-			p := &m.Properties
-			if len(p.User) > 0 || p.ContentType != "" || p.ResponseTopic != "" || p.CorrelationData != nil || p.PayloadFormatFlag {
-				p.User, p.ContentType, p.ResponseTopic, p.CorrelationData = nil, "", "", nil
-				p.PayloadFormat, p.PayloadFormatFlag = 0, false
-				h.put(m.ID, &m)
-			}
-			kept = append(kept, m)
-			continue
+	return keepOnly(h, all, "retained messages", func(m *storage.Message) string { return m.ID }, func(m *storage.Message) bool {
+		if !keep(m.Client, Message{Topic: m.TopicName, Payload: m.Payload, QoS: m.FixedHeader.Qos, Retain: true}) {
+			return false
 		}
-		h.del(m.ID)
-	}
-	if n := len(all) - len(kept); n > 0 {
-		h.Log.Warn("dropped stored retained messages the publish rule refuses", "count", n, "kept", len(kept))
-	}
-	return kept, nil
+		if p := &m.Properties; len(p.User) > 0 || p.ContentType != "" || p.ResponseTopic != "" || p.CorrelationData != nil || p.PayloadFormatFlag {
+			p.User, p.ContentType, p.ResponseTopic, p.CorrelationData = nil, "", "", nil
+			p.PayloadFormat, p.PayloadFormatFlag = 0, false
+			h.put(m.ID, m)
+		}
+		return true
+	}), nil
 }
+
 func (h *persistHook) StoredInflightMessages() ([]storage.Message, error) {
 	all, err := scan[storage.Message](h, storage.InflightKey)
-	if err != nil || len(h.dropped) == 0 {
+	if err != nil {
 		return all, err
 	}
-	kept := all[:0]
-	for _, m := range all {
-		if h.dropped[m.Client] {
-			h.del(m.ID)
-			continue
-		}
-		kept = append(kept, m)
-	}
-	return kept, nil
+	return keepOnly(h, all, "queued messages", func(m *storage.Message) string { return m.ID },
+		func(m *storage.Message) bool { return !h.dropped[m.Client] }), nil
 }

@@ -18,7 +18,7 @@ type ingest struct {
 	depot *bridge.Depot
 	id    string
 	log   *slog.Logger
-	now   func() time.Time
+	now   func() time.Time // Main.Clock: fixes are judged on the depot's time
 
 	refused sync.Map // reason -> *atomic.Int64
 }
@@ -34,11 +34,7 @@ func (in *ingest) Ingest(clientID, topic string, payload []byte, qos byte) error
 	}
 	switch kind {
 	case bridge.KindGPS:
-		now := time.Now
-		if in.now != nil {
-			now = in.now
-		}
-		f, err := bridge.ParseFix(driver, payload, now())
+		f, err := bridge.ParseFix(driver, payload, in.now())
 		if err != nil {
 			return in.refuse(err, broker.CodePayloadFormat, clientID, topic)
 		}

@@ -439,17 +439,8 @@ func TestStoredRetainedHeldToTheRule(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err = storage.Open(dbDir(filepath.Join(dir, "data")), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	recs, err := db.ScanSessions(mstorage.RetainedKey + "_")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var topics []string
-	for _, r := range recs {
+	for _, r := range storedSessions(t, dir, mstorage.RetainedKey) {
 		var m mstorage.Message
 		if err := m.UnmarshalBinary(r); err != nil {
 			t.Fatal(err)
@@ -674,18 +665,9 @@ func TestStoredSessionsHeldToTheRule(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err = storage.Open(dbDir(filepath.Join(dir, "data")), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var clients []string
 	for _, prefix := range []string{mstorage.ClientKey, mstorage.SubscriptionKey, mstorage.InflightKey} {
-		recs, err := db.ScanSessions(prefix + "_")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range recs {
+		for _, r := range storedSessions(t, dir, prefix) {
 			var v struct {
 				Client, ID string
 				Username   []byte
@@ -705,4 +687,20 @@ func TestStoredSessionsHeldToTheRule(t *testing.T) {
 	if fmt.Sprint(clients) != fmt.Sprint(want) {
 		t.Fatalf("stored session records after a start: %q, want %q", clients, want)
 	}
+}
+
+// storedSessions reads the broker's records of one kind (mochi's key
+// prefix) from the store of a stopped appliance whose data is in dir.
+func storedSessions(t *testing.T, dir, prefix string) [][]byte {
+	t.Helper()
+	db, err := storage.Open(dbDir(filepath.Join(dir, "data")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	recs, err := db.ScanSessions(prefix + "_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }
