@@ -1,11 +1,16 @@
+// Depot: the Machine's rules behind one lock, in front of the commit
+// pipeline. Every command takes a queue slot, runs on the Machine under
+// Depot.mu into a fresh batch, and queues the batch; the pipeline stores
+// it, publishes it, then answers. The exported methods are what the broker,
+// the web API and the jobs call.
+
 package bridge
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,12 +50,6 @@ type HistoryFix struct {
 	Fix     Fix
 }
 
-// StoredEvent is an envelope with its encoded form.
-type StoredEvent struct {
-	Seq uint64
-	Raw []byte
-}
-
 // Batch is everything one group commit writes, and what is published once
 // it is stored.
 type Batch struct {
@@ -60,7 +59,7 @@ type Batch struct {
 	// them: a route's position is its driver's newest fix (Latest), and
 	// Open puts it back.
 	Routes      []RouteStatus
-	Events      []StoredEvent
+	Events      []Event
 	Rescues     []Rescue
 	Offers      []Offer
 	Assignments []Assignment
@@ -137,59 +136,27 @@ type FeedHealth struct {
 	Routes      int       `json:"routes"`
 }
 
-// Depot holds the live state of one depot and is the only writer of its
-// event log. Changes are sequenced under one lock, stored by a single
-// pipeline goroutine in group commits, and published only after they are
-// stored, in seq order.
+// Depot is one depot's live state and the only writer of its event log.
+// Configure its fields, then Open it.
 type Depot struct {
-	ID     string
-	Store  Store
-	Pub    Publisher        // set by Open
-	Now    func() time.Time // injected clock; time.Now when nil
-	Log    *slog.Logger
-	Topics Topics
-	Stats  Stats
-	// RescueSpeedKmh is the average speed used to estimate a rescuer's
-	// arrival (straight line); 30 when zero.
+	ID    string
+	Store Store
+	Now   func() time.Time // the rules' clock; time.Now when nil
+	Log   *slog.Logger
+	// RescueSpeedKmh and SilentAfter configure the rules (see Machine).
 	RescueSpeedKmh float64
-	// SilentAfter: a driver on an unfinished route who sent no fix for this
-	// long is reported silent; 5 minutes when zero.
-	SilentAfter time.Duration
+	SilentAfter    time.Duration
 	// Metrics, when set, is told of every commit, fix-driven publish and
 	// feed cycle.
 	Metrics Metrics
+	Topics  Topics // set by Open
+	Stats   Stats
 
-	mu            sync.Mutex
-	routes        map[string]RouteStatus
-	byDriver      map[string]string // driver id -> route id
-	latest        map[string]Fix
-	seq           uint64
-	closed        bool
-	feed          FeedHealth
-	rescues       map[string]*Rescue
-	rescueByRoute map[string]string // route id -> its latest rescue id
-	offers        map[string]*Offer
-	assignments   map[string]Assignment
-	driverNames   map[string]string
-	addresses     map[string]string // route id -> address of its position, when the feed has one
-	presence      map[string]*presence
-	lat           latencies
-	hb            heartbeat
-
-	storeMu     sync.Mutex
-	storeHealth StoreHealth
-
-	// jobs carries work to the pipeline. A caller takes one of slots
-	// before it takes mu and gives it back if it sends nothing; the
-	// pipeline gives one back per job it receives. So jobs never holds
-	// more than its capacity and the send under mu never blocks: when the
-	// disk stalls and the queue fills, writers wait for a slot outside mu
-	// and readers go on.
-	jobs        chan *job
-	slots       chan struct{}
-	quit        chan struct{} // closed by Close: nobody waits for a slot any more
-	pipeDone    chan struct{}
-	commitStart atomic.Int64 // unix ns when the commit on disk began; 0 between commits
+	mu     sync.Mutex // guards m and closed
+	m      Machine
+	closed bool
+	hb     heartbeat // guarded by mu
+	p      *pipeline
 }
 
 // Open loads the stored state and starts the commit pipeline, which
@@ -198,7 +165,6 @@ type Depot struct {
 // fixes: the depot is built first, the broker from it, and then the depot
 // opens onto the broker.
 func (d *Depot) Open(pub Publisher) error {
-	d.Pub = pub
 	if d.Now == nil {
 		d.Now = time.Now
 	}
@@ -210,53 +176,10 @@ func (d *Depot) Open(pub Publisher) error {
 	if err != nil {
 		return fmt.Errorf("load depot state: %w", err)
 	}
-	d.routes = make(map[string]RouteStatus, len(st.Routes))
-	d.byDriver = make(map[string]string, len(st.Routes))
-	d.latest = make(map[string]Fix, len(st.Latest))
-	for _, r := range st.Routes {
-		d.routes[r.RouteID] = r
-		if r.DriverID != "" {
-			d.byDriver[r.DriverID] = r.RouteID
-		}
-	}
-	for _, f := range st.Latest {
-		d.latest[f.DriverID] = f
-	}
-	// Moves are not stored as route records (Batch.Routes): a route's
-	// position is its driver's newest fix when that is newer, the rule
-	// ApplySnapshots follows too.
-	for id, r := range d.routes {
-		if f, ok := d.latest[r.DriverID]; ok && r.DriverID != "" && f.Time().After(r.LastUpdated) {
-			r.CurrentLat, r.CurrentLng, r.LastUpdated = f.Lat, f.Lng, f.Time()
-			d.routes[id] = r
-		}
-	}
-	d.seq = st.LastSeq
-	d.rescues, d.rescueByRoute = map[string]*Rescue{}, map[string]string{}
-	for i := range st.Rescues {
-		r := st.Rescues[i]
-		d.rescues[r.RescueID] = &r
-		if prev, ok := d.rescues[d.rescueByRoute[r.RouteID]]; !ok || r.Seq > prev.Seq {
-			d.rescueByRoute[r.RouteID] = r.RescueID
-		}
-	}
-	d.offers = map[string]*Offer{}
-	for i := range st.Offers {
-		o := st.Offers[i]
-		d.offers[o.VTOID] = &o
-	}
-	d.assignments = map[string]Assignment{}
-	for _, a := range st.Assignments {
-		d.assignments[a.RouteID] = a
-	}
-	d.driverNames, d.addresses, d.presence = map[string]string{}, map[string]string{}, map[string]*presence{}
-	for _, r := range st.Routes {
-		d.driverNames[r.DriverID] = r.DriverName
-	}
-	d.storeHealth = StoreHealth{OK: true}
-	d.jobs, d.slots = make(chan *job, queueLen), make(chan struct{}, queueLen)
-	d.quit, d.pipeDone = make(chan struct{}), make(chan struct{})
-	go d.pipeline()
+	d.m = Machine{Topics: d.Topics, Now: d.Now, RescueSpeedKmh: d.RescueSpeedKmh, SilentAfter: d.SilentAfter}
+	d.m.Load(st)
+	d.p = &pipeline{store: d.Store, pub: pub, topics: d.Topics, log: d.Log, metrics: d.Metrics, stats: &d.Stats}
+	d.p.start()
 	return nil
 }
 
@@ -264,31 +187,62 @@ func (d *Depot) Open(pub Publisher) error {
 // returns when the pipeline has finished. Safe to call twice.
 func (d *Depot) Close() {
 	d.mu.Lock()
-	if d.closed || d.jobs == nil {
+	if d.closed || d.p == nil {
 		d.mu.Unlock()
 		return
 	}
 	d.closed = true
-	close(d.quit)
-	close(d.jobs)
+	d.p.close()
 	d.mu.Unlock()
-	<-d.pipeDone
+	d.p.wait()
 }
 
-// Restore publishes the retained state of every known route, so that after
-// a restart (before the broker has its own persisted retained messages)
-// dashboards find every route on subscribe.
-func (d *Depot) Restore() {
-	for _, r := range d.Routes() {
-		d.publishState(r)
+// run runs cmd on the machine into j's batch and queues the batch when cmd
+// succeeded and wrote something. queued says whether it did; the caller
+// then waits on j.done, if it waits.
+func (d *Depot) run(j *job, cmd func(*Machine, *Batch) error) (queued bool, err error) {
+	if err := d.p.reserve(); err != nil {
+		return false, err
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		d.p.unreserve()
+		return false, ErrClosed
+	}
+	if err := cmd(&d.m, &j.b); err != nil {
+		d.p.unreserve()
+		return false, err
+	}
+	if j.b.size() == 0 && len(j.b.Assignments) == 0 {
+		d.p.unreserve()
+		return false, nil
+	}
+	d.p.send(j)
+	return true, nil
 }
 
-// IngestFix takes a validated fix. It is filed in history; if it is the
-// driver's newest, it moves the driver and, when the driver is on a route,
-// the route's position, which is published as a route:update delta. With
-// wait, IngestFix returns once the fix is durably stored (or failed to be),
-// which is what a QoS 1 PUBACK promises.
+// act runs cmd and, when it queued something, waits until it is stored and
+// published.
+func (d *Depot) act(cmd func(*Machine, *Batch) error) error {
+	j := &job{done: make(chan error, 1)}
+	queued, err := d.run(j, cmd)
+	if !queued {
+		return err
+	}
+	return <-j.done
+}
+
+// read runs fn on the machine under the lock.
+func read[T any](d *Depot, fn func(*Machine) T) T {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return fn(&d.m)
+}
+
+// IngestFix takes a validated fix (Machine.Fix). With wait, IngestFix
+// returns once the fix is durably stored (or failed to be), which is what a
+// QoS 1 PUBACK promises.
 func (d *Depot) IngestFix(f Fix, wait bool) error {
 	j := &job{}
 	if wait {
@@ -297,236 +251,186 @@ func (d *Depot) IngestFix(f Fix, wait bool) error {
 		j = jobPool.Get().(*job)
 		defer func() { j.b.reset(); jobPool.Put(j) }()
 	}
-	if err := d.reserve(); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		d.unreserve()
-		return ErrClosed
-	}
-	routeID := d.byDriver[f.DriverID]
-	j.b.Fixes = append(j.b.Fixes, HistoryFix{RouteID: routeID, Fix: f})
-	d.fixSeenLocked(&j.b, f.DriverID)
-	if prev, ok := d.latest[f.DriverID]; ok && f.TS <= prev.TS {
-		d.Stats.FixesLate.Add(1)
-	} else {
-		d.latest[f.DriverID] = f
-		j.b.Latest = append(j.b.Latest, f)
-		if r, ok := d.routes[routeID]; ok {
-			cur := r
-			cur.CurrentLat, cur.CurrentLng, cur.LastUpdated = f.Lat, f.Lng, f.Time()
-			n := len(j.b.Events)
-			if err := d.changeLocked(&j.b, r, cur); err != nil {
-				d.mu.Unlock()
-				d.unreserve()
-				return err
-			}
-			if len(j.b.Events) > n {
-				j.b.fixRecv = append(j.b.fixRecv, f.Recv)
-				j.b.Routes = j.b.Routes[:0] // a move alone: Latest holds it
-			}
+	queued, err := d.run(j, func(m *Machine, b *Batch) error {
+		late, err := m.Fix(b, f)
+		if late {
+			d.Stats.FixesLate.Add(1)
 		}
-	}
-	d.jobs <- j
-	d.mu.Unlock()
-	d.Stats.FixesAccepted.Add(1)
-	if !wait {
-		return nil
-	}
-	return <-j.done
-}
-
-// emitLocked gives an event the next seq and adds it to b.
-func (d *Depot) emitLocked(b *Batch, typ, prio string, payload any) (Envelope, []byte, error) {
-	env, raw, err := newEnvelope(d.seq+1, typ, prio, d.Now(), payload)
+		return err
+	})
 	if err != nil {
-		return env, nil, fmt.Errorf("encode %s: %w", typ, err)
-	}
-	d.seq++
-	b.Events = append(b.Events, StoredEvent{Seq: d.seq, Raw: raw})
-	return env, raw, nil
-}
-
-// act runs fn under the lock on a fresh batch and, when it succeeds and
-// wrote something, commits the batch and waits for it. fn must validate
-// before it changes anything: an error leaves no trace.
-func (d *Depot) act(fn func(b *Batch) error) error {
-	j := &job{done: make(chan error, 1)}
-	if err := d.reserve(); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		d.unreserve()
-		return ErrClosed
-	}
-	if err := fn(&j.b); err != nil {
-		d.mu.Unlock()
-		d.unreserve()
-		return err
-	}
-	if j.b.size() == 0 && len(j.b.Assignments) == 0 {
-		d.mu.Unlock()
-		d.unreserve()
+	d.Stats.FixesAccepted.Add(1)
+	if !wait || !queued {
 		return nil
 	}
-	d.jobs <- j
-	d.mu.Unlock()
 	return <-j.done
 }
 
-// changeLocked records a route change into b: the new status and, when
-// something changed, a route:update event with the next seq.
-func (d *Depot) changeLocked(b *Batch, old, cur RouteStatus) error {
-	delta := Diff(old, cur)
-	if delta.Empty() {
-		return nil
-	}
-	if _, _, err := d.emitLocked(b, EventRouteUpdate, PriorityNormal, delta); err != nil {
-		return err
-	}
-	d.routes[cur.RouteID] = cur
-	if old.DriverID != cur.DriverID {
-		if d.byDriver[old.DriverID] == old.RouteID {
-			delete(d.byDriver, old.DriverID)
-		}
-	}
-	if cur.DriverID != "" {
-		d.byDriver[cur.DriverID] = cur.RouteID
-		if cur.DriverName != "" {
-			d.driverNames[cur.DriverID] = cur.DriverName
-		}
-	}
-	b.Routes = append(b.Routes, cur)
-	b.States = append(b.States, cur)
-	return nil
-}
-
-// ApplySnapshots merges one feed cycle into the live state and returns how
-// many routes changed. A live GPS fix newer than the feed's lastUpdated keeps
-// its position. Routes absent from the feed are kept as they were.
+// ApplySnapshots merges one feed cycle (Machine.Snapshots) and returns how
+// many routes changed.
 func (d *Depot) ApplySnapshots(snaps []RouteSnapshot) (int, error) {
-	j := &job{done: make(chan error, 1)}
-	if err := d.reserve(); err != nil {
+	changed := 0
+	err := d.act(func(m *Machine, b *Batch) error {
+		var err error
+		changed, err = m.Snapshots(b, snaps)
+		for _, e := range b.Events {
+			if a, ok := e.Payload.(RescueAlert); ok {
+				rescuer := ""
+				if a.RescueDriver != nil {
+					rescuer = a.RescueDriver.DriverID
+				}
+				d.Log.Warn("rescue alert", "route", a.StruggleRoute.RouteID, "behind", a.StruggleRoute.BehindSchedule, "rescuer", rescuer)
+			}
+		}
+		return err
+	})
+	if err != nil {
 		return 0, err
 	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		d.unreserve()
-		return 0, ErrClosed
-	}
-	changed := 0
-	type change struct{ old, cur RouteStatus }
-	var changes []change
-	for _, s := range snaps {
-		cur := s.Status()
-		if s.CurrentAddress != "" {
-			d.addresses[s.RouteID] = s.CurrentAddress
-		}
-		if s.DriverID != "" && s.DriverName != "" {
-			d.driverNames[s.DriverID] = s.DriverName
-		}
-		d.applyAssignmentLocked(&j.b, &cur)
-		old := d.routes[s.RouteID]
-		if f, ok := d.latest[cur.DriverID]; ok && f.Time().After(cur.LastUpdated) {
-			cur.CurrentLat, cur.CurrentLng, cur.LastUpdated = f.Lat, f.Lng, f.Time()
-		}
-		n := len(j.b.Routes)
-		if err := d.changeLocked(&j.b, old, cur); err != nil {
-			d.mu.Unlock()
-			d.unreserve()
-			return changed, err
-		}
-		if len(j.b.Routes) > n {
-			changed++
-			changes = append(changes, change{old, d.routes[cur.RouteID]})
-		}
-	}
-	// Rescues are judged on the whole cycle, so the rescuer is chosen from
-	// every route's current state.
-	for _, c := range changes {
-		if err := d.checkRescueLocked(&j.b, c.old, c.cur); err != nil {
-			d.mu.Unlock()
-			d.unreserve()
-			return changed, err
-		}
-	}
-	if j.b.size() == 0 && len(j.b.Assignments) == 0 {
-		d.mu.Unlock()
-		d.unreserve()
-		return 0, nil
-	}
-	d.jobs <- j
-	d.mu.Unlock()
-	return changed, <-j.done
+	return changed, nil
 }
 
-// Routes returns every route, most urgent first.
-func (d *Depot) Routes() []RouteStatus {
-	d.mu.Lock()
-	out := make([]RouteStatus, 0, len(d.routes))
-	for _, r := range d.routes {
-		out = append(out, r)
-	}
-	d.mu.Unlock()
-	SortByUrgency(out)
-	return out
+// OfferVTO: see Machine.OfferVTO.
+func (d *Depot) OfferVTO(driverID, routeID, reason, by string) (out Offer, err error) {
+	err = d.act(func(m *Machine, b *Batch) (err error) {
+		out, err = m.OfferVTO(b, driverID, routeID, reason, by)
+		return err
+	})
+	return out, err
 }
+
+// AnswerVTO: see Machine.AnswerVTO.
+func (d *Depot) AnswerVTO(vtoID, action, driverID, by string) (out Offer, err error) {
+	err = d.act(func(m *Machine, b *Batch) (err error) {
+		out, err = m.AnswerVTO(b, vtoID, action, driverID, by)
+		return err
+	})
+	return out, err
+}
+
+// ConfirmVTO: see Machine.ConfirmVTO.
+func (d *Depot) ConfirmVTO(vtoID, payrollRef string) (out Offer, err error) {
+	err = d.act(func(m *Machine, b *Batch) (err error) {
+		out, err = m.ConfirmVTO(b, vtoID, payrollRef)
+		return err
+	})
+	return out, err
+}
+
+// Reassign: see Machine.Reassign.
+func (d *Depot) Reassign(routeID, toDriverID, by string) (out RouteStatus, err error) {
+	err = d.act(func(m *Machine, b *Batch) (err error) {
+		out, err = m.Reassign(b, routeID, toDriverID, by)
+		return err
+	})
+	return out, err
+}
+
+// ResolveRescue: see Machine.ResolveRescue.
+func (d *Depot) ResolveRescue(id, by string) (out Rescue, err error) {
+	err = d.act(func(m *Machine, b *Batch) (err error) {
+		out, err = m.ResolveRescue(b, id, by)
+		return err
+	})
+	return out, err
+}
+
+// HandleReply takes a handheld's reply (Machine.Reply).
+func (d *Depot) HandleReply(driverID string, payload []byte) error {
+	return d.act(func(m *Machine, b *Batch) error { return m.Reply(b, driverID, payload) })
+}
+
+// DriverConnected records a handheld's session start (Machine.Connected).
+func (d *Depot) DriverConnected(driver string) error {
+	return d.act(func(m *Machine, b *Batch) error { return m.Connected(b, driver) })
+}
+
+// DriverDisconnected records a handheld's session end (Machine.Disconnected).
+func (d *Depot) DriverDisconnected(driver string) error {
+	return d.act(func(m *Machine, b *Batch) error { return m.Disconnected(b, driver) })
+}
+
+// Tick runs the depot's timers (Machine.Tick). The appliance calls it
+// every second; tests call it with a stepped clock.
+func (d *Depot) Tick() error {
+	return d.act(func(m *Machine, b *Batch) error { return m.Tick(b) })
+}
+
+// heartbeat keeps the counters of the previous heartbeat, for rates.
+type heartbeat struct {
+	at            time.Time
+	events, fixes int64
+}
+
+// Heartbeat emits a system:status event and the retained heartbeat with
+// the depot's figures since the previous call, and app (connections,
+// refusals, uptime, version: what the appliance knows beyond the domain).
+func (d *Depot) Heartbeat(app AppStatus) (SystemStatus, error) {
+	p50, p99, mx, n := d.p.lat.take()
+	var status SystemStatus
+	err := d.act(func(m *Machine, b *Batch) (err error) {
+		now := m.Now()
+		ev, fx := d.Stats.Events.Load(), d.Stats.FixesAccepted.Load()
+		rate := func(cur, prev int64) float64 {
+			if d.hb.at.IsZero() {
+				return 0
+			}
+			return math.Round(float64(cur-prev)/now.Sub(d.hb.at).Seconds()*10) / 10
+		}
+		s := SystemStatus{
+			EventsPerS: rate(ev, d.hb.events), FixesPerS: rate(fx, d.hb.fixes),
+			FixesRefused: d.Stats.FixesRefused.Load(), LatencyMs: Latency{P50: p50, P99: p99, Max: mx, Samples: n},
+			CommitErrors: d.Stats.CommitErrors.Load(), Store: d.StoreHealth(), AppStatus: app,
+		}
+		d.hb = heartbeat{at: now, events: ev, fixes: fx}
+		status, err = m.Heartbeat(b, s)
+		return err
+	})
+	return status, err
+}
+
+// Restore publishes the retained state of every known route, so that after
+// a restart (before the broker has its own persisted retained messages)
+// dashboards find every route on subscribe.
+func (d *Depot) Restore() {
+	for _, r := range d.Routes() {
+		d.p.publishState(r)
+	}
+}
+
+// StoreHealth: see pipeline.storeHealth.
+func (d *Depot) StoreHealth() StoreHealth { return d.p.storeHealth() }
+
+// Routes returns every route, most urgent first.
+func (d *Depot) Routes() []RouteStatus { return read(d, (*Machine).Routes) }
 
 // Route returns one route.
 func (d *Depot) Route(id string) (RouteStatus, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r, ok := d.routes[id]
-	return r, ok
+	return d.m.Route(id)
 }
 
 // LastSeq is the seq of the newest event.
-func (d *Depot) LastSeq() uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.seq
-}
+func (d *Depot) LastSeq() uint64 { return read(d, (*Machine).LastSeq) }
+
+// Snapshot returns the dashboard's starting state.
+func (d *Depot) Snapshot() Snapshot { return read(d, (*Machine).Snapshot) }
+
+// Rescues returns the rescues not yet resolved, newest first.
+func (d *Depot) Rescues() []Rescue { return read(d, (*Machine).Rescues) }
+
+// Offers returns the open offers and those of the last hour, newest first.
+func (d *Depot) Offers() []OfferStatus { return read(d, (*Machine).Offers) }
+
+// Feed returns the feed health as last recorded.
+func (d *Depot) Feed() FeedHealth { return read(d, (*Machine).Feed) }
 
 // SetFeedHealth records the outcome of a feed cycle.
 func (d *Depot) SetFeedHealth(h FeedHealth) {
 	d.mu.Lock()
-	d.feed = h
+	d.m.SetFeed(h)
 	d.mu.Unlock()
-}
-
-// Feed returns the feed health as last recorded.
-func (d *Depot) Feed() FeedHealth {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.feed
-}
-
-// SortByUrgency orders routes RED, YELLOW, GREEN; then most stops behind;
-// then least progress; then by code.
-func SortByUrgency(rs []RouteStatus) {
-	rank := map[string]int{Red: 0, Yellow: 1, Green: 2}
-	slices.SortFunc(rs, func(a, b RouteStatus) int {
-		if c := cmp.Compare(rank[a.StatusColor], rank[b.StatusColor]); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(b.BehindSchedule, a.BehindSchedule); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(progress(a), progress(b)); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.RouteCode+a.RouteID, b.RouteCode+b.RouteID)
-	})
-}
-
-func progress(r RouteStatus) float64 {
-	if r.TotalStops <= 0 {
-		return 0
-	}
-	return float64(r.CompletedStops) / float64(r.TotalStops)
 }

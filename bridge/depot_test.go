@@ -463,7 +463,7 @@ func TestFailingDiskHealsWithoutAHole(t *testing.T) {
 func TestPendingStaysBounded(t *testing.T) {
 	var b Batch
 	for i := range maxPending + 500 {
-		b.Events = append(b.Events, StoredEvent{Seq: uint64(i + 1)})
+		b.Events = append(b.Events, Event{Seq: uint64(i + 1)})
 		b.Routes = append(b.Routes, RouteStatus{RouteID: "R1", CompletedStops: i})
 		b.Latest = append(b.Latest, Fix{DriverID: "D1", TS: int64(i)})
 	}

@@ -181,6 +181,9 @@ func ParseDriverTopic(depot, topic string) (driver, kind string, err error) {
 type Topics struct{ Depot string }
 
 func (t Topics) Events() string { return "depot/" + t.Depot + "/events" }
+
+// Heartbeat is the retained system:status of the depot.
+func (t Topics) Heartbeat() string { return "depot/" + t.Depot + "/system/heartbeat" }
 func (t Topics) RouteState(route string) string {
 	return "depot/" + t.Depot + "/routes/" + route + "/state"
 }

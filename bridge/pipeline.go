@@ -1,28 +1,74 @@
-// The commit pipeline: every change is sequenced under Depot.mu, queued as
-// a job, written by one goroutine in group commits, then published by a
-// second one in seq order, and only then answered.
+// The commit pipeline: the plumbing behind the rules. Depot runs a command
+// on the Machine under its lock and queues the resulting batch here as a
+// job; one goroutine writes the jobs in group commits, a second publishes
+// each commit in seq order, and only then is the caller answered.
 //
 // Concurrency contract (docs/architecture.md has the long form):
-//   - Depot.mu guards the domain state and seq; it is never held across disk
-//     I/O or a channel operation that can block.
-//   - A writer takes a queue slot (reserve) before mu; the pipeline gives one
-//     back per job it receives. Lock order: slot, then mu. So the send of a
-//     job under mu never blocks, and when the disk stalls writers wait for a
-//     slot outside mu while readers go on.
-//   - Depot.storeMu guards storeHealth (written by the pipeline); the state
-//     throttle belongs to the publisher goroutine alone.
-//   - Goroutines: the callers, pipeline (commits) and publisher (publishes,
-//     answers waiters). A failed commit's waiters get its error; its events
-//     are published live and kept pending for the next commit.
+//   - Depot.mu guards the Machine (the domain state and its seq). It is
+//     never held across disk I/O or a channel operation that can block.
+//   - A writer takes a queue slot (reserve) before Depot.mu; the pipeline
+//     gives one back per job it receives. Lock order: slot, then Depot.mu,
+//     then nothing. So the send of a job under Depot.mu never blocks:
+//     events enter the queue in seq order, and when the disk stalls and
+//     the queue fills, writers wait for a slot outside the lock while
+//     readers go on. A commit on disk for longer than stallAfter makes
+//     the store not ready (StoreHealth, so /readyz).
+//   - pipeline.healthMu guards health (written by the committer); the
+//     latency samples have their own lock; the state throttle belongs to
+//     the publisher goroutine alone.
+//   - Goroutines: the callers, the committer (run) and the publisher. A
+//     failed commit's waiters get its error; its events are published
+//     live and kept pending for the next commit, up to maxPending.
 
 package bridge
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// pipeline stores and publishes the Machine's batches.
+type pipeline struct {
+	store   Store
+	pub     Publisher
+	topics  Topics
+	log     *slog.Logger
+	metrics Metrics // may be nil
+	stats   *Stats
+	// now is the wall clock of commits, latency and the state throttle:
+	// fix receive times are wall-clock times, whatever the rules' clock says.
+	now func() time.Time
+
+	jobs        chan *job
+	slots       chan struct{}
+	quit        chan struct{} // closed by close: nobody waits for a slot any more
+	done        chan struct{}
+	commitStart atomic.Int64 // unix ns when the commit on disk began; 0 between commits
+
+	healthMu sync.Mutex
+	health   StoreHealth
+
+	lat latencies
+}
+
+func (p *pipeline) start() {
+	if p.now == nil {
+		p.now = time.Now
+	}
+	p.health = StoreHealth{OK: true}
+	p.jobs, p.slots = make(chan *job, queueLen), make(chan struct{}, queueLen)
+	p.quit, p.done = make(chan struct{}), make(chan struct{})
+	go p.run()
+}
+
+// close stops taking jobs; the caller holds Depot.mu, so no send races it.
+// wait returns once everything queued is committed and published.
+func (p *pipeline) close() { close(p.quit); close(p.jobs) }
+func (p *pipeline) wait()  { <-p.done }
 
 // maxBatch bounds one commit so a transaction stays short (docs/libraries.md §3).
 const maxBatch = 2000
@@ -45,23 +91,26 @@ const stallAfter = 2 * time.Second
 
 // reserve takes a queue slot, waiting while the queue is full; it returns
 // ErrClosed once the depot is closing.
-func (d *Depot) reserve() error {
+func (p *pipeline) reserve() error {
 	select {
-	case d.slots <- struct{}{}:
+	case p.slots <- struct{}{}:
 		return nil
-	case <-d.quit:
+	case <-p.quit:
 		return ErrClosed
 	}
 }
 
 // unreserve gives back a slot taken by reserve that carried no job.
-func (d *Depot) unreserve() { <-d.slots }
+func (p *pipeline) unreserve() { <-p.slots }
+
+// send queues j; the caller holds a slot and Depot.mu.
+func (p *pipeline) send(j *job) { p.jobs <- j }
 
 // maxEventsPerMessage keeps a batched message well under 64 KiB.
 const maxEventsPerMessage = 128
 
 // eventsMessage is one envelope as is, or several as a JSON array.
-func eventsMessage(evs []StoredEvent) []byte {
+func eventsMessage(evs []Event) []byte {
 	if len(evs) == 1 {
 		return evs[0].Raw
 	}
@@ -124,18 +173,16 @@ type StoreHealth struct {
 	Queued  int    `json:"queued"`  // jobs waiting for the pipeline (at most 4096)
 }
 
-// StoreHealth reports the store's health as of the last commit, or as
+// storeHealth reports the store's health as of the last commit, or as
 // stalled when the commit on disk has taken longer than stallAfter. It
 // never waits for the disk.
-func (d *Depot) StoreHealth() StoreHealth {
-	d.storeMu.Lock()
-	h := d.storeHealth
-	d.storeMu.Unlock()
-	if d.slots != nil {
-		h.Queued = len(d.slots)
-	}
-	if start := d.commitStart.Load(); start != 0 {
-		if wait := time.Since(time.Unix(0, start)); wait > stallAfter {
+func (p *pipeline) storeHealth() StoreHealth {
+	p.healthMu.Lock()
+	h := p.health
+	p.healthMu.Unlock()
+	h.Queued = len(p.slots)
+	if start := p.commitStart.Load(); start != 0 {
+		if wait := p.now().Sub(time.Unix(0, start)); wait > stallAfter {
 			h.OK = false
 			h.Error = fmt.Sprintf("the disk has not finished a write for %s", wait.Round(time.Second))
 		}
@@ -143,16 +190,16 @@ func (d *Depot) StoreHealth() StoreHealth {
 	return h
 }
 
-// pipeline is the single goroutine that commits and then publishes. Whatever
-// queued up while one commit was on disk goes into the next, so the number
-// of fsyncs follows the disk's pace, not the message rate.
+// run is the committer, the single goroutine that writes. Whatever queued
+// up while one commit was on disk goes into the next, so the number of
+// fsyncs follows the disk's pace, not the message rate.
 //
 // When a commit fails (disk full, I/O error), live delivery goes on, the
 // waiters hear the error (a QoS 1 fix is refused, not acknowledged), and
 // the batch's events and records stay pending and are written with the
 // next commit that succeeds, so the event log has no hole once the disk
 // is back. Fixes are not kept: their senders were refused and resend.
-func (d *Depot) pipeline() {
+func (p *pipeline) run() {
 	// Two stages: this goroutine commits while the publisher publishes the
 	// previous commit, so a commit's disk wait and the next one's fan-out
 	// overlap. Two batches go round between them and are reused: at 10,000
@@ -162,12 +209,12 @@ func (d *Depot) pipeline() {
 	free <- &committed{}
 	free <- &committed{}
 	pubDone := make(chan struct{})
-	go func() { defer close(pubDone); d.publisher(pubs, free) }()
-	defer func() { close(pubs); <-pubDone; close(d.pipeDone) }()
+	go func() { defer close(pubDone); p.publisher(pubs, free) }()
+	defer func() { close(pubs); <-pubDone; close(p.done) }()
 	var pending Batch
 	var fails storeFailures
-	for first := range d.jobs {
-		d.unreserve()
+	for first := range p.jobs {
+		p.unreserve()
 		c := <-free
 		b := &c.b
 		b.reset()
@@ -177,42 +224,42 @@ func (d *Depot) pipeline() {
 	drain:
 		for b.size() < maxBatch {
 			select {
-			case j, ok := <-d.jobs:
+			case j, ok := <-p.jobs:
 				if !ok {
 					break drain
 				}
-				d.unreserve()
+				p.unreserve()
 				b.append(&j.b)
 				c.waiters = append(c.waiters, j.done)
 			default:
 				break drain
 			}
 		}
-		cstart := time.Now()
-		d.commitStart.Store(cstart.UnixNano())
-		err := d.Store.Commit(b)
-		d.commitStart.Store(0)
-		d.Stats.Commits.Add(1)
-		if d.Metrics != nil {
-			d.Metrics.Commit(time.Since(cstart), b.size(), err)
+		cstart := p.now()
+		p.commitStart.Store(cstart.UnixNano())
+		err := p.store.Commit(b)
+		p.commitStart.Store(0)
+		p.stats.Commits.Add(1)
+		if p.metrics != nil {
+			p.metrics.Commit(p.now().Sub(cstart), b.size(), err)
 		}
 		c.fresh = b.Events[len(pending.Events):] // the pending ones were published already
 		c.msgs = b.Messages[len(pending.Messages):]
 		c.err = err
 		if err != nil {
-			d.Stats.CommitErrors.Add(1)
-			fails.failed(d.Log, err, len(b.Fixes), len(b.Events), max(0, len(b.Events)-maxPending), time.Now())
+			p.stats.CommitErrors.Add(1)
+			fails.failed(p.log, err, len(b.Fixes), len(b.Events), max(0, len(b.Events)-maxPending), p.now())
 			pending = compactPending(b)
 		} else {
-			fails.ok(d.Log)
+			fails.ok(p.log)
 			pending = Batch{}
 		}
-		d.storeMu.Lock()
-		d.storeHealth = StoreHealth{OK: err == nil, Pending: pending.size()}
+		p.healthMu.Lock()
+		p.health = StoreHealth{OK: err == nil, Pending: pending.size()}
 		if err != nil {
-			d.storeHealth.Error = err.Error()
+			p.health.Error = err.Error()
 		}
-		d.storeMu.Unlock()
+		p.healthMu.Unlock()
 		pubs <- c
 	}
 }
@@ -220,7 +267,7 @@ func (d *Depot) pipeline() {
 // committed is a commit's outcome on its way to the publisher.
 type committed struct {
 	b       Batch
-	fresh   []StoredEvent // events not published before
+	fresh   []Event // events not published before
 	msgs    []Message
 	waiters []chan error
 	err     error
@@ -229,9 +276,9 @@ type committed struct {
 // publisher publishes each commit's events, route states and messages in
 // commit order, then answers the commit's waiters (so a caller whose work
 // returned finds it published).
-func (d *Depot) publisher(pubs <-chan *committed, free chan<- *committed) {
+func (p *pipeline) publisher(pubs <-chan *committed, free chan<- *committed) {
 	st := stateThrottle{last: map[string]published{}, dirty: map[string]RouteStatus{}}
-	defer st.flush(d)
+	defer st.flush(p)
 	for {
 		var c *committed
 		select {
@@ -240,7 +287,7 @@ func (d *Depot) publisher(pubs <-chan *committed, free chan<- *committed) {
 				return
 			}
 		case <-st.due():
-			st.flush(d)
+			st.flush(p)
 			continue
 		}
 		// One message per commit: under load a delivery carries a batch of
@@ -248,22 +295,22 @@ func (d *Depot) publisher(pubs <-chan *committed, free chan<- *committed) {
 		// broker's cost is per message, not per byte (docs/design.md §4).
 		for i := 0; i < len(c.fresh); i += maxEventsPerMessage {
 			chunk := c.fresh[i:min(len(c.fresh), i+maxEventsPerMessage)]
-			if perr := d.Pub.Publish(d.Topics.Events(), eventsMessage(chunk), false, 1); perr != nil {
-				d.Log.Warn("publish events", "first", chunk[0].Seq, "n", len(chunk), "err", perr)
+			if perr := p.pub.Publish(p.topics.Events(), eventsMessage(chunk), false, 1); perr != nil {
+				p.log.Warn("publish events", "first", chunk[0].Seq, "n", len(chunk), "err", perr)
 			}
 		}
-		d.Stats.Events.Add(int64(len(c.fresh)))
-		st.publish(d, c.b.States)
+		p.stats.Events.Add(int64(len(c.fresh)))
+		st.publish(p, c.b.States)
 		for _, m := range c.msgs {
-			if perr := d.Pub.PublishExpiring(m.Topic, m.Payload, m.Retain, 1, m.Expiry); perr != nil {
-				d.Log.Warn("publish", "topic", m.Topic, "err", perr)
+			if perr := p.pub.PublishExpiring(m.Topic, m.Payload, m.Retain, 1, m.Expiry); perr != nil {
+				p.log.Warn("publish", "topic", m.Topic, "err", perr)
 			}
 		}
-		now := time.Now()
-		d.lat.add(c.b.fixRecv, now)
-		if d.Metrics != nil {
+		now := p.now()
+		p.lat.add(c.b.fixRecv, now)
+		if p.metrics != nil {
 			for _, r := range c.b.fixRecv {
-				d.Metrics.FixToPublish(now.Sub(time.UnixMilli(r)))
+				p.metrics.FixToPublish(now.Sub(time.UnixMilli(r)))
 			}
 		}
 		for _, w := range c.waiters {
@@ -295,8 +342,8 @@ type stateThrottle struct {
 	timer *time.Timer
 }
 
-func (st *stateThrottle) publish(d *Depot, rs []RouteStatus) {
-	now := time.Now()
+func (st *stateThrottle) publish(p *pipeline, rs []RouteStatus) {
+	now := p.now()
 	newest := make(map[string]int, len(rs))
 	for i, r := range rs {
 		newest[r.RouteID] = i
@@ -305,8 +352,8 @@ func (st *stateThrottle) publish(d *Depot, rs []RouteStatus) {
 		if newest[r.RouteID] != i {
 			continue // a later entry supersedes this one
 		}
-		p, ok := st.last[r.RouteID]
-		if ok && now.Sub(p.at) < stateMinInterval && movedOnly(p.r, r) {
+		last, ok := st.last[r.RouteID]
+		if ok && now.Sub(last.at) < stateMinInterval && movedOnly(last.r, r) {
 			st.dirty[r.RouteID] = r
 			if st.timer == nil {
 				st.timer = time.NewTimer(stateMinInterval)
@@ -315,7 +362,7 @@ func (st *stateThrottle) publish(d *Depot, rs []RouteStatus) {
 		}
 		delete(st.dirty, r.RouteID)
 		st.last[r.RouteID] = published{now, r}
-		d.publishState(r)
+		p.publishState(r)
 	}
 }
 
@@ -327,11 +374,11 @@ func (st *stateThrottle) due() <-chan time.Time {
 	return st.timer.C
 }
 
-func (st *stateThrottle) flush(d *Depot) {
-	now := time.Now()
+func (st *stateThrottle) flush(p *pipeline) {
+	now := p.now()
 	for id, r := range st.dirty {
 		st.last[id] = published{now, r}
-		d.publishState(r)
+		p.publishState(r)
 	}
 	clear(st.dirty)
 	if st.timer != nil {
@@ -346,12 +393,12 @@ func movedOnly(a, b RouteStatus) bool {
 	return a == b
 }
 
-func (d *Depot) publishState(r RouteStatus) {
+func (p *pipeline) publishState(r RouteStatus) {
 	raw, err := r.AppendJSON(make([]byte, 0, 384))
 	if err == nil {
-		err = d.Pub.Publish(d.Topics.RouteState(r.RouteID), raw, true, 1)
+		err = p.pub.Publish(p.topics.RouteState(r.RouteID), raw, true, 1)
 	}
 	if err != nil {
-		d.Log.Warn("publish route state", "route", r.RouteID, "err", err)
+		p.log.Warn("publish route state", "route", r.RouteID, "err", err)
 	}
 }

@@ -23,58 +23,53 @@ type Assignment struct {
 // route:reassigned event, a route:update, a message in both drivers'
 // inboxes; from then on the new driver's GPS moves the route. The
 // assignment holds over the feed until the feed reports the new driver.
-func (d *Depot) Reassign(routeID, toDriverID, by string) (RouteStatus, error) {
-	var out RouteStatus
+func (m *Machine) Reassign(b *Batch, routeID, toDriverID, by string) (RouteStatus, error) {
 	if !ValidID(toDriverID) {
-		return out, fmt.Errorf("%w: toDriverId is required", ErrInvalid)
+		return RouteStatus{}, fmt.Errorf("%w: toDriverId is required", ErrInvalid)
 	}
-	err := d.act(func(b *Batch) error {
-		r, ok := d.routes[routeID]
-		if !ok {
-			return fmt.Errorf("%w: no route %s", ErrNotFound, routeID)
-		}
-		if r.DriverID == toDriverID {
-			return fmt.Errorf("%w: %s already drives %s", ErrConflict, toDriverID, routeID)
-		}
-		from := r.DriverID
-		cur := r
-		cur.DriverID, cur.DriverName = toDriverID, d.driverNames[toDriverID]
-		if f, ok := d.latest[toDriverID]; ok {
-			cur.CurrentLat, cur.CurrentLng = f.Lat, f.Lng
-		}
-		a := Assignment{RouteID: routeID, DriverID: toDriverID, DriverName: cur.DriverName, FromDriverID: from,
-			By: by, At: d.Now().UTC()}
-		d.assignments[routeID] = a
-		b.Assignments = append(b.Assignments, a)
-		_, raw, err := d.emitLocked(b, EventRouteReassign, PriorityHigh, RouteReassigned{
-			RouteID: routeID, RouteCode: r.RouteCode, FromDriverID: from, ToDriverID: toDriverID, By: by,
-		})
-		if err != nil {
-			return err
-		}
-		for _, drv := range []string{from, toDriverID} {
-			if drv != "" {
-				b.Messages = append(b.Messages, Message{Topic: d.Topics.Driver(drv, KindInbox), Payload: raw})
-			}
-		}
-		if err := d.changeLocked(b, r, cur); err != nil {
-			return err
-		}
-		out = cur
-		return nil
+	r, ok := m.routes[routeID]
+	if !ok {
+		return RouteStatus{}, fmt.Errorf("%w: no route %s", ErrNotFound, routeID)
+	}
+	if r.DriverID == toDriverID {
+		return RouteStatus{}, fmt.Errorf("%w: %s already drives %s", ErrConflict, toDriverID, routeID)
+	}
+	from := r.DriverID
+	cur := r
+	cur.DriverID, cur.DriverName = toDriverID, m.driverNames[toDriverID]
+	if f, ok := m.latest[toDriverID]; ok {
+		cur.CurrentLat, cur.CurrentLng = f.Lat, f.Lng
+	}
+	_, raw, err := m.emit(b, EventRouteReassign, PriorityHigh, RouteReassigned{
+		RouteID: routeID, RouteCode: r.RouteCode, FromDriverID: from, ToDriverID: toDriverID, By: by,
 	})
-	return out, err
+	if err != nil {
+		return RouteStatus{}, err
+	}
+	a := Assignment{RouteID: routeID, DriverID: toDriverID, DriverName: cur.DriverName, FromDriverID: from,
+		By: by, At: m.Now().UTC()}
+	m.assignments[routeID] = a
+	b.Assignments = append(b.Assignments, a)
+	for _, drv := range []string{from, toDriverID} {
+		if drv != "" {
+			b.Messages = append(b.Messages, Message{Topic: m.Topics.Driver(drv, KindInbox), Payload: raw})
+		}
+	}
+	if err := m.change(b, r, cur); err != nil {
+		return RouteStatus{}, err
+	}
+	return cur, nil
 }
 
-// applyAssignmentLocked puts a dispatcher's reassignment over a feed
-// snapshot, and forgets it once the feed agrees.
-func (d *Depot) applyAssignmentLocked(b *Batch, cur *RouteStatus) {
-	a, ok := d.assignments[cur.RouteID]
+// applyAssignment puts a dispatcher's reassignment over a feed snapshot,
+// and forgets it once the feed agrees.
+func (m *Machine) applyAssignment(b *Batch, cur *RouteStatus) {
+	a, ok := m.assignments[cur.RouteID]
 	if !ok {
 		return
 	}
 	if cur.DriverID == a.DriverID {
-		delete(d.assignments, cur.RouteID)
+		delete(m.assignments, cur.RouteID)
 		b.Assignments = append(b.Assignments, Assignment{RouteID: cur.RouteID}) // empty driver: delete
 		return
 	}

@@ -13,10 +13,10 @@ type Reply struct {
 	Action string `json:"action"`
 }
 
-// HandleReply takes a handheld's reply: accept or decline a VTO offer, or
-// ack a rescue assignment. Errors wrap ErrInvalid, ErrNotFound, ErrForbidden
-// or ErrConflict, so the handheld can be told why.
-func (d *Depot) HandleReply(driverID string, payload []byte) error {
+// Reply takes a handheld's reply: accept or decline a VTO offer, or ack a
+// rescue assignment. Errors wrap ErrInvalid, ErrNotFound, ErrForbidden or
+// ErrConflict, so the handheld can be told why.
+func (m *Machine) Reply(b *Batch, driverID string, payload []byte) error {
 	if len(payload) > 1024 {
 		return fmt.Errorf("%w: reply over 1 KB", ErrInvalid)
 	}
@@ -26,22 +26,10 @@ func (d *Depot) HandleReply(driverID string, payload []byte) error {
 	}
 	switch r.Action {
 	case ActionAccept, ActionDecline:
-		_, err := d.AnswerVTO(r.Ref, r.Action, driverID, "driver:"+driverID)
+		_, err := m.AnswerVTO(b, r.Ref, r.Action, driverID, "driver:"+driverID)
 		return err
 	case ActionAck:
-		return d.act(func(b *Batch) error {
-			rs, ok := d.rescues[r.Ref]
-			if !ok {
-				return fmt.Errorf("%w: no rescue %s", ErrNotFound, r.Ref)
-			}
-			if rs.RescuerID != driverID {
-				return fmt.Errorf("%w: rescue %s is assigned to %s", ErrForbidden, r.Ref, rs.RescuerID)
-			}
-			if rs.State != StateOpen {
-				return fmt.Errorf("%w: rescue %s is already %s", ErrConflict, r.Ref, rs.State)
-			}
-			return d.updateRescueLocked(b, rs, StateAcknowledged, "driver:"+driverID)
-		})
+		return m.AckRescue(b, r.Ref, driverID)
 	}
 	return fmt.Errorf("%w: action must be accept, decline or ack", ErrInvalid)
 }

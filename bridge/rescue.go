@@ -125,11 +125,11 @@ func ChooseRescuer(route RouteStatus, all []RouteStatus) *RescueDriver {
 	return best
 }
 
-// checkRescueLocked raises a rescue alert when route crossed from below
+// checkRescue raises a rescue alert when route crossed from below
 // RescueThreshold to it or beyond and is armed, and re-arms it once it has
 // recovered.
-func (d *Depot) checkRescueLocked(b *Batch, old, cur RouteStatus) error {
-	last := d.rescues[d.rescueByRoute[cur.RouteID]]
+func (m *Machine) checkRescue(b *Batch, old, cur RouteStatus) error {
+	last := m.rescues[m.rescueByRoute[cur.RouteID]]
 	if last != nil && !last.Recovered && cur.BehindSchedule <= RearmThreshold {
 		r := *last
 		r.Recovered = true
@@ -140,10 +140,10 @@ func (d *Depot) checkRescueLocked(b *Batch, old, cur RouteStatus) error {
 	if !armed || old.BehindSchedule >= RescueThreshold || cur.BehindSchedule < RescueThreshold {
 		return nil
 	}
-	now := d.Now().UTC()
-	id := "rsc_" + cur.RouteID + "_" + strconv.FormatUint(d.seq+1, 10)
-	routes := make([]RouteStatus, 0, len(d.routes))
-	for _, r := range d.routes {
+	now := m.Now().UTC()
+	id := "rsc_" + cur.RouteID + "_" + strconv.FormatUint(m.seq+1, 10)
+	routes := make([]RouteStatus, 0, len(m.routes))
+	for _, r := range m.routes {
 		routes = append(routes, r)
 	}
 	alert := RescueAlert{
@@ -151,13 +151,13 @@ func (d *Depot) checkRescueLocked(b *Batch, old, cur RouteStatus) error {
 		StruggleRoute: RescueRoute{RouteID: cur.RouteID, RouteCode: cur.RouteCode, DriverID: cur.DriverID,
 			DriverName: cur.DriverName, BehindSchedule: cur.BehindSchedule, CurrentLat: cur.CurrentLat, CurrentLng: cur.CurrentLng},
 		RescueDriver:     ChooseRescuer(cur, routes),
-		TransferLocation: Point{Lat: cur.CurrentLat, Lng: cur.CurrentLng, Address: d.addresses[cur.RouteID]},
+		TransferLocation: Point{Lat: cur.CurrentLat, Lng: cur.CurrentLng, Address: m.addresses[cur.RouteID]},
 	}
 	if rd := alert.RescueDriver; rd != nil {
-		eta := now.Add(time.Duration(rd.DistanceKm / d.rescueSpeed() * float64(time.Hour))).Truncate(time.Second)
+		eta := now.Add(time.Duration(rd.DistanceKm / m.rescueSpeed() * float64(time.Hour))).Truncate(time.Second)
 		alert.EstimatedArrival = &eta
 	}
-	env, raw, err := d.emitLocked(b, EventRescueAlert, PriorityCritical, alert)
+	env, raw, err := m.emit(b, EventRescueAlert, PriorityCritical, alert)
 	if err != nil {
 		return err
 	}
@@ -167,27 +167,26 @@ func (d *Depot) checkRescueLocked(b *Batch, old, cur RouteStatus) error {
 		r.RescuerID = alert.RescueDriver.DriverID
 		// The assignment goes to the rescuer's inbox; a persistent session
 		// gets it when the handheld comes back.
-		b.Messages = append(b.Messages, Message{Topic: d.Topics.Driver(r.RescuerID, KindInbox), Payload: raw})
+		b.Messages = append(b.Messages, Message{Topic: m.Topics.Driver(r.RescuerID, KindInbox), Payload: raw})
 	}
-	d.rescues[id] = r
-	d.rescueByRoute[cur.RouteID] = id
+	m.rescues[id] = r
+	m.rescueByRoute[cur.RouteID] = id
 	b.Rescues = append(b.Rescues, *r)
-	d.Log.Warn("rescue alert", "route", cur.RouteID, "behind", cur.BehindSchedule, "rescuer", r.RescuerID)
 	return nil
 }
 
-func (d *Depot) rescueSpeed() float64 {
-	if d.RescueSpeedKmh > 0 {
-		return d.RescueSpeedKmh
+func (m *Machine) rescueSpeed() float64 {
+	if m.RescueSpeedKmh > 0 {
+		return m.RescueSpeedKmh
 	}
 	return 30
 }
 
-// updateRescueLocked moves a rescue to state and emits rescue:updated.
-func (d *Depot) updateRescueLocked(b *Batch, r *Rescue, state, by string) error {
-	now := d.Now().UTC()
+// updateRescue moves a rescue to state and emits rescue:updated.
+func (m *Machine) updateRescue(b *Batch, r *Rescue, state, by string) error {
+	now := m.Now().UTC()
 	r.State, r.By, r.UpdatedAt = state, by, now
-	if _, _, err := d.emitLocked(b, EventRescueUpdated, PriorityHigh, RescueUpdated{
+	if _, _, err := m.emit(b, EventRescueUpdated, PriorityHigh, RescueUpdated{
 		RescueID: r.RescueID, RouteID: r.RouteID, State: state, By: by, At: now,
 	}); err != nil {
 		return err
@@ -196,36 +195,40 @@ func (d *Depot) updateRescueLocked(b *Batch, r *Rescue, state, by string) error 
 	return nil
 }
 
+// AckRescue is the rescuer's acknowledgement of its assignment.
+func (m *Machine) AckRescue(b *Batch, id, driverID string) error {
+	rs, ok := m.rescues[id]
+	if !ok {
+		return fmt.Errorf("%w: no rescue %s", ErrNotFound, id)
+	}
+	if rs.RescuerID != driverID {
+		return fmt.Errorf("%w: rescue %s is assigned to %s", ErrForbidden, id, rs.RescuerID)
+	}
+	if rs.State != StateOpen {
+		return fmt.Errorf("%w: rescue %s is already %s", ErrConflict, id, rs.State)
+	}
+	return m.updateRescue(b, rs, StateAcknowledged, "driver:"+driverID)
+}
+
 // ResolveRescue closes a rescue (a dispatcher's action).
-func (d *Depot) ResolveRescue(id, by string) (Rescue, error) {
-	var out Rescue
-	err := d.act(func(b *Batch) error {
-		r, ok := d.rescues[id]
-		if !ok {
-			return ErrNotFound
-		}
-		if r.State == StateResolved {
-			return fmt.Errorf("%w: rescue %s is already resolved", ErrConflict, id)
-		}
-		if err := d.updateRescueLocked(b, r, StateResolved, by); err != nil {
-			return err
-		}
-		out = *r
-		return nil
-	})
-	return out, err
+func (m *Machine) ResolveRescue(b *Batch, id, by string) (Rescue, error) {
+	r, ok := m.rescues[id]
+	if !ok {
+		return Rescue{}, ErrNotFound
+	}
+	if r.State == StateResolved {
+		return Rescue{}, fmt.Errorf("%w: rescue %s is already resolved", ErrConflict, id)
+	}
+	if err := m.updateRescue(b, r, StateResolved, by); err != nil {
+		return Rescue{}, err
+	}
+	return *r, nil
 }
 
 // Rescues returns the rescues not yet resolved, newest first.
-func (d *Depot) Rescues() []Rescue {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.openRescuesLocked()
-}
-
-func (d *Depot) openRescuesLocked() []Rescue {
+func (m *Machine) Rescues() []Rescue {
 	out := []Rescue{}
-	for _, r := range d.rescues {
+	for _, r := range m.rescues {
 		if r.State != StateResolved {
 			out = append(out, *r)
 		}

@@ -45,123 +45,107 @@ func (o Offer) Status(now time.Time) OfferStatus {
 // OfferVTO offers voluntary time off to driverID (who drives routeID) for
 // OfferTTL. The offer goes to the event log and to the driver's inbox, with
 // an MQTT 5 message expiry equal to the time left.
-func (d *Depot) OfferVTO(driverID, routeID, reason, by string) (Offer, error) {
-	var out Offer
+func (m *Machine) OfferVTO(b *Batch, driverID, routeID, reason, by string) (Offer, error) {
 	if !ValidID(driverID) || !ValidID(routeID) {
-		return out, fmt.Errorf("%w: driverId and routeId are required", ErrInvalid)
+		return Offer{}, fmt.Errorf("%w: driverId and routeId are required", ErrInvalid)
 	}
 	if len(reason) > 500 {
-		return out, fmt.Errorf("%w: reason over 500 characters", ErrInvalid)
+		return Offer{}, fmt.Errorf("%w: reason over 500 characters", ErrInvalid)
 	}
-	err := d.act(func(b *Batch) error {
-		r, ok := d.routes[routeID]
-		if !ok {
-			return fmt.Errorf("%w: no route %s", ErrNotFound, routeID)
+	r, ok := m.routes[routeID]
+	if !ok {
+		return Offer{}, fmt.Errorf("%w: no route %s", ErrNotFound, routeID)
+	}
+	if r.DriverID != driverID {
+		return Offer{}, fmt.Errorf("%w: route %s is driven by %s, not %s", ErrInvalid, routeID, r.DriverID, driverID)
+	}
+	for _, o := range m.offers {
+		if o.DriverID == driverID && o.State == StateOpen {
+			return Offer{}, fmt.Errorf("%w: %s already has an open offer (%s)", ErrConflict, driverID, o.VTOID)
 		}
-		if r.DriverID != driverID {
-			return fmt.Errorf("%w: route %s is driven by %s, not %s", ErrInvalid, routeID, r.DriverID, driverID)
-		}
-		for _, o := range d.offers {
-			if o.DriverID == driverID && o.State == StateOpen {
-				return fmt.Errorf("%w: %s already has an open offer (%s)", ErrConflict, driverID, o.VTOID)
-			}
-		}
-		now := d.Now().UTC().Truncate(time.Second)
-		o := &Offer{OfferTerms: OfferTerms{VTOID: "vto_" + strconv.FormatUint(d.seq+1, 10), RouteID: routeID, RouteCode: r.RouteCode,
-			DriverID: driverID, DriverName: r.DriverName, Reason: reason, OfferedAt: now, ExpiresAt: now.Add(OfferTTL)},
-			State: StateOpen, By: by}
-		_, raw, err := d.emitLocked(b, EventVTOOffer, PriorityHigh, o.Status(now))
-		if err != nil {
-			return err
-		}
-		d.offers[o.VTOID] = o
-		b.Offers = append(b.Offers, *o)
-		b.Messages = append(b.Messages, Message{Topic: d.Topics.Driver(driverID, KindInbox), Payload: raw,
-			Expiry: uint32(OfferTTL.Seconds())})
-		out = *o
-		return nil
-	})
-	return out, err
+	}
+	now := m.Now().UTC().Truncate(time.Second)
+	o := &Offer{OfferTerms: OfferTerms{VTOID: "vto_" + strconv.FormatUint(m.seq+1, 10), RouteID: routeID, RouteCode: r.RouteCode,
+		DriverID: driverID, DriverName: r.DriverName, Reason: reason, OfferedAt: now, ExpiresAt: now.Add(OfferTTL)},
+		State: StateOpen, By: by}
+	_, raw, err := m.emit(b, EventVTOOffer, PriorityHigh, o.Status(now))
+	if err != nil {
+		return Offer{}, err
+	}
+	m.offers[o.VTOID] = o
+	b.Offers = append(b.Offers, *o)
+	b.Messages = append(b.Messages, Message{Topic: m.Topics.Driver(driverID, KindInbox), Payload: raw,
+		Expiry: uint32(OfferTTL.Seconds())})
+	return *o, nil
 }
 
 // AnswerVTO records a driver's answer (accept or decline). The first valid
 // answer wins; later ones get ErrConflict. driverID, when not empty, must be
 // the offer's driver (an answer from a handheld).
-func (d *Depot) AnswerVTO(vtoID, action, driverID, by string) (Offer, error) {
-	var out Offer
-	err := d.act(func(b *Batch) error {
-		o, ok := d.offers[vtoID]
-		if !ok {
-			return fmt.Errorf("%w: no offer %s", ErrNotFound, vtoID)
-		}
-		if driverID != "" && driverID != o.DriverID {
-			return fmt.Errorf("%w: offer %s is for %s", ErrForbidden, vtoID, o.DriverID)
-		}
-		if o.State != StateOpen {
-			return fmt.Errorf("%w: offer %s is already %s", ErrConflict, vtoID, o.State)
-		}
-		now := d.Now().UTC()
-		if !now.Before(o.ExpiresAt) {
-			return fmt.Errorf("%w: offer %s has expired", ErrConflict, vtoID)
-		}
-		typ := EventVTOAccepted
-		switch action {
-		case ActionAccept:
-			o.State = StateAccepted
-		case ActionDecline:
-			o.State, typ = StateDeclined, EventVTODeclined
-		default:
-			return fmt.Errorf("%w: action must be accept or decline", ErrInvalid)
-		}
-		o.AnsweredAt, o.AnsweredBy = now, by
-		if _, _, err := d.emitLocked(b, typ, PriorityHigh, VTOAnswered{
-			VTOID: o.VTOID, DriverID: o.DriverID, RouteID: o.RouteID, State: o.State, By: by, At: now,
-		}); err != nil {
-			return err
-		}
-		b.Offers = append(b.Offers, *o)
-		out = *o
-		return nil
-	})
-	return out, err
+func (m *Machine) AnswerVTO(b *Batch, vtoID, action, driverID, by string) (Offer, error) {
+	o, ok := m.offers[vtoID]
+	if !ok {
+		return Offer{}, fmt.Errorf("%w: no offer %s", ErrNotFound, vtoID)
+	}
+	if driverID != "" && driverID != o.DriverID {
+		return Offer{}, fmt.Errorf("%w: offer %s is for %s", ErrForbidden, vtoID, o.DriverID)
+	}
+	if o.State != StateOpen {
+		return Offer{}, fmt.Errorf("%w: offer %s is already %s", ErrConflict, vtoID, o.State)
+	}
+	now := m.Now().UTC()
+	if !now.Before(o.ExpiresAt) {
+		return Offer{}, fmt.Errorf("%w: offer %s has expired", ErrConflict, vtoID)
+	}
+	state, typ := StateAccepted, EventVTOAccepted
+	switch action {
+	case ActionAccept:
+	case ActionDecline:
+		state, typ = StateDeclined, EventVTODeclined
+	default:
+		return Offer{}, fmt.Errorf("%w: action must be accept or decline", ErrInvalid)
+	}
+	if _, _, err := m.emit(b, typ, PriorityHigh, VTOAnswered{
+		VTOID: o.VTOID, DriverID: o.DriverID, RouteID: o.RouteID, State: state, By: by, At: now,
+	}); err != nil {
+		return Offer{}, err
+	}
+	o.State, o.AnsweredAt, o.AnsweredBy = state, now, by
+	b.Offers = append(b.Offers, *o)
+	return *o, nil
 }
 
 // ConfirmVTO records the payroll system's confirmation of an accepted offer.
-func (d *Depot) ConfirmVTO(vtoID, payrollRef string) (Offer, error) {
-	var out Offer
-	err := d.act(func(b *Batch) error {
-		o, ok := d.offers[vtoID]
-		if !ok {
-			return fmt.Errorf("%w: no offer %s", ErrNotFound, vtoID)
-		}
-		if o.State != StateAccepted {
-			return fmt.Errorf("%w: offer %s is %s, not accepted", ErrConflict, vtoID, o.State)
-		}
-		o.State, o.PayrollRef = StateConfirmed, payrollRef
-		if _, _, err := d.emitLocked(b, EventVTOConfirmed, PriorityNormal, VTOConfirmed{
-			VTOID: o.VTOID, DriverID: o.DriverID, State: o.State, PayrollRef: payrollRef, At: d.Now().UTC(),
-		}); err != nil {
-			return err
-		}
-		b.Offers = append(b.Offers, *o)
-		out = *o
-		return nil
-	})
-	return out, err
+func (m *Machine) ConfirmVTO(b *Batch, vtoID, payrollRef string) (Offer, error) {
+	o, ok := m.offers[vtoID]
+	if !ok {
+		return Offer{}, fmt.Errorf("%w: no offer %s", ErrNotFound, vtoID)
+	}
+	if o.State != StateAccepted {
+		return Offer{}, fmt.Errorf("%w: offer %s is %s, not accepted", ErrConflict, vtoID, o.State)
+	}
+	if _, _, err := m.emit(b, EventVTOConfirmed, PriorityNormal, VTOConfirmed{
+		VTOID: o.VTOID, DriverID: o.DriverID, State: StateConfirmed, PayrollRef: payrollRef, At: m.Now().UTC(),
+	}); err != nil {
+		return Offer{}, err
+	}
+	o.State, o.PayrollRef = StateConfirmed, payrollRef
+	b.Offers = append(b.Offers, *o)
+	return *o, nil
 }
 
-// expireOffersLocked ends the open offers whose time is up.
-func (d *Depot) expireOffersLocked(b *Batch, now time.Time) error {
-	for _, o := range d.offers {
+// expireOffers ends the open offers whose time is up.
+func (m *Machine) expireOffers(b *Batch, now time.Time) error {
+	for _, o := range m.offers {
 		if o.State != StateOpen || now.Before(o.ExpiresAt) {
 			continue
 		}
-		o.State = StateExpired
-		if _, _, err := d.emitLocked(b, EventVTOExpired, PriorityNormal, VTOExpired{
-			VTOID: o.VTOID, DriverID: o.DriverID, RouteID: o.RouteID, State: o.State, ExpiredAt: o.ExpiresAt,
+		if _, _, err := m.emit(b, EventVTOExpired, PriorityNormal, VTOExpired{
+			VTOID: o.VTOID, DriverID: o.DriverID, RouteID: o.RouteID, State: StateExpired, ExpiredAt: o.ExpiresAt,
 		}); err != nil {
 			return err
 		}
+		o.State = StateExpired
 		b.Offers = append(b.Offers, *o)
 	}
 	return nil
@@ -169,16 +153,10 @@ func (d *Depot) expireOffersLocked(b *Batch, now time.Time) error {
 
 // Offers returns the open offers with their time left, and the others of
 // the last hour, newest first.
-func (d *Depot) Offers() []OfferStatus {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.offersLocked()
-}
-
-func (d *Depot) offersLocked() []OfferStatus {
-	now := d.Now()
+func (m *Machine) Offers() []OfferStatus {
+	now := m.Now()
 	var os []*Offer
-	for _, o := range d.offers {
+	for _, o := range m.offers {
 		if o.State == StateOpen || now.Sub(o.OfferedAt) < time.Hour+OfferTTL {
 			os = append(os, o)
 		}
@@ -191,18 +169,18 @@ func (d *Depot) offersLocked() []OfferStatus {
 	return out
 }
 
-// resendOffersLocked queues the open offers of driver to its inbox again
-// (a handheld that connects without its old session), with the time left.
-func (d *Depot) resendOffersLocked(b *Batch, driver string) {
-	now := d.Now()
-	for _, o := range d.offers {
+// resendOffers queues the open offers of driver to its inbox again (a
+// handheld that connects without its old session), with the time left.
+func (m *Machine) resendOffers(b *Batch, driver string) {
+	now := m.Now()
+	for _, o := range m.offers {
 		if o.DriverID != driver || o.State != StateOpen || !now.Before(o.ExpiresAt) {
 			continue
 		}
 		env := Envelope{ID: o.VTOID, Type: EventVTOOffer, Priority: PriorityHigh, Timestamp: now.UTC().Truncate(time.Millisecond)}
 		env.Payload, _ = json.Marshal(o.Status(now))
 		raw, _ := json.Marshal(env)
-		b.Messages = append(b.Messages, Message{Topic: d.Topics.Driver(driver, KindInbox), Payload: raw,
+		b.Messages = append(b.Messages, Message{Topic: m.Topics.Driver(driver, KindInbox), Payload: raw,
 			Expiry: uint32(max(1, o.ExpiresAt.Sub(now).Seconds()))})
 	}
 }

@@ -16,7 +16,7 @@ func commitEvents(t testing.TB, db *DB, from, to uint64) {
 	var b bridge.Batch
 	for i := from; i <= to; i++ {
 		raw, _ := json.Marshal(map[string]any{"seq": i, "type": "route:update", "timestamp": t0.Add(time.Duration(i) * time.Second)})
-		b.Events = append(b.Events, bridge.StoredEvent{Seq: i, Raw: raw})
+		b.Events = append(b.Events, bridge.Event{Seq: i, Raw: raw})
 	}
 	if err := db.Commit(&b); err != nil {
 		t.Fatal(err)

@@ -40,7 +40,7 @@ func TestCommitLoadReopen(t *testing.T) {
 		Fixes:  []bridge.HistoryFix{{RouteID: "R1", Fix: fix("D1", t0, 38.1)}, {Fix: fix("D9", t0, 1)}},
 		Latest: []bridge.Fix{fix("D1", t0, 38.0), fix("D1", t0.Add(time.Second), 38.1)},
 		Routes: []bridge.RouteStatus{r, r2},
-		Events: []bridge.StoredEvent{{Seq: 1, Raw: []byte(`{"seq":1}`)}, {Seq: 2, Raw: []byte(`{"seq":2}`)}},
+		Events: []bridge.Event{{Seq: 1, Raw: []byte(`{"seq":1}`)}, {Seq: 2, Raw: []byte(`{"seq":2}`)}},
 	}
 	if err := db.Commit(b); err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func TestEventsAfter(t *testing.T) {
 	var b bridge.Batch
 	for i := uint64(1); i <= 30; i++ {
 		raw, _ := json.Marshal(map[string]uint64{"seq": i})
-		b.Events = append(b.Events, bridge.StoredEvent{Seq: i, Raw: raw})
+		b.Events = append(b.Events, bridge.Event{Seq: i, Raw: raw})
 	}
 	if err := db.Commit(&b); err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func TestPruneEvents(t *testing.T) {
 	var b bridge.Batch
 	for i := uint64(1); i <= 25; i++ {
 		raw, _ := json.Marshal(map[string]any{"seq": i, "timestamp": t0.Add(time.Duration(i) * time.Minute)})
-		b.Events = append(b.Events, bridge.StoredEvent{Seq: i, Raw: raw})
+		b.Events = append(b.Events, bridge.Event{Seq: i, Raw: raw})
 	}
 	if err := db.Commit(&b); err != nil {
 		t.Fatal(err)
