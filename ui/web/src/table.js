@@ -1,0 +1,189 @@
+// The route table and the summary above it.
+//
+// Rendering runs at most every RENDER_EVERY ms, in an animation frame, and
+// touches only what changed: most events are a driver moving, which the
+// table shows only as the age of the last fix, so a move rewrites one cell
+// and one marker, not a row and every marker (the page used to keep half a
+// core busy with 30 routes; BenchmarkPageCPU measures it).
+import { $, el, SHAPES, WORDS, RANK, PRESENCE } from './dom.js';
+import { STATUS, has, num, showNum, text, statusOf } from './checks.js';
+
+// Thirty drivers moving once a second each would otherwise repaint the map
+// and the table 30 times a second, which no one reads that fast.
+export const RENDER_EVERY = 500;
+
+// sortRoutes orders routes as the depot does: RED, YELLOW, GREEN, unknown;
+// then most stops behind; then least progress; then by code.
+export function sortRoutes(list) {
+  return [...list].sort((a, b) =>
+    RANK[statusOf(a.statusColor)] - RANK[statusOf(b.statusColor)] ||
+    (num(b.behindSchedule) ?? 0) - (num(a.behindSchedule) ?? 0) ||
+    progress(a.completedStops, a.totalStops) - progress(b.completedStops, b.totalStops) ||
+    text(a.routeCode).localeCompare(text(b.routeCode)));
+}
+
+// progress is done/total in [0, 1]; 0 when there is no total.
+export function progress(done, total) {
+  const d = num(done) ?? 0; const t = num(total) ?? 0;
+  return t > 0 ? Math.min(1, Math.max(0, d / t)) : 0;
+}
+
+// ago says how long before now ms was: 42s, 7m, 2h05.
+export function ago(ms, now) {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return s + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm';
+  return Math.floor(s / 3600) + 'h' + String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+}
+
+// rowKey is everything a row shows but the age of its last fix: a row is
+// rebuilt when it changes, and only its age cell is touched otherwise.
+export function rowKey(r, pr) {
+  return [statusOf(r.statusColor), text(r.routeCode), text(r.routeId), text(r.driverName), text(r.driverId),
+    text(r.performanceTier), pr ? `${text(pr.state)} ${text(pr.since)}` : '', showNum(r.behindSchedule),
+    showNum(r.completedStops), showNum(r.totalStops), showNum(r.completedPackages), showNum(r.totalPackages)].join('\u0001');
+}
+
+// flashKey is what a dispatcher acts on: a change of it flashes the row.
+// Positions move every second and do not.
+export function flashKey(r) {
+  return `${r.statusColor}|${r.behindSchedule}|${r.completedStops}|${r.driverId}`;
+}
+
+export class RouteTable {
+  // state: the page's state (routes, presence). serverNow: the depot's
+  // clock. onVTO, onReassign: a row's buttons. onRoute(r): a route changed
+  // (the map moves its marker). afterRender(): every render.
+  constructor({ state, serverNow, onVTO, onReassign, onRoute, afterRender }) {
+    Object.assign(this, { state, serverNow, onVTO, onReassign, onRoute, afterRender });
+    this.rows = new Map(); // routeId -> {tr, key, sig, age}
+    this.dirty = new Set();
+    this.frame = 0; // a render is scheduled
+    this.lastRender = -RENDER_EVERY;
+    this.summaryKey = '';
+  }
+
+  // mark says route id changed; it is drawn with the next render.
+  mark(id) {
+    this.dirty.add(id);
+    this.schedule();
+  }
+
+  // markAll redraws every row (after a snapshot: presence or anything else
+  // may have changed) and drops the rows of routes that are gone.
+  markAll() {
+    for (const id of this.state.routes.keys()) this.dirty.add(id);
+    for (const [id, row] of this.rows) {
+      if (!this.state.routes.has(id)) { row.tr.remove(); this.rows.delete(id); } else row.key = null;
+    }
+    this.schedule();
+  }
+
+  // markDriver redraws the route(s) driver drives.
+  markDriver(driver) {
+    for (const r of this.state.routes.values()) if (r.driverId === driver) this.mark(r.routeId);
+  }
+
+  schedule() {
+    if (this.frame) return;
+    const wait = this.lastRender + RENDER_EVERY - performance.now();
+    const go = () => requestAnimationFrame(() => this.render());
+    this.frame = wait > 0 ? setTimeout(go, wait) : requestAnimationFrame(() => this.render());
+  }
+
+  render() {
+    this.frame = 0;
+    this.lastRender = performance.now();
+    const tbody = document.querySelector('#routes tbody');
+    const list = sortRoutes(this.state.routes.values());
+    $('empty').hidden = list.length > 0;
+    list.forEach((r, i) => {
+      let row = this.rows.get(r.routeId);
+      if (!row) {
+        row = { tr: el('tr', { dataset: { route: r.routeId } }), key: null, sig: null, age: null };
+        this.rows.set(r.routeId, row);
+      }
+      if (this.dirty.has(r.routeId)) {
+        const key = rowKey(r, this.state.presence.get(r.driverId));
+        if (key !== row.key) {
+          row.key = key;
+          row.age = this.fillRow(row.tr, r);
+        } else {
+          const ts = String(Date.parse(r.lastUpdated) || '');
+          if (row.age.dataset.ts !== ts) { row.age.dataset.ts = ts; this.updateAge(row.age); }
+        }
+        // An animation, not a class toggled around a forced layout.
+        const sig = flashKey(r);
+        if (row.sig !== null && row.sig !== sig && row.tr.animate) {
+          row.tr.animate([{ background: 'rgba(56, 189, 248, .35)' }, { background: 'transparent' }], { duration: 1200, easing: 'ease-out' });
+        }
+        row.sig = sig;
+        this.onRoute(r);
+      }
+      if (tbody.children[i] !== row.tr) tbody.insertBefore(row.tr, tbody.children[i] || null);
+    });
+    this.dirty.clear();
+    this.renderSummary(list);
+    this.afterRender();
+  }
+
+  // fillRow builds a row's cells and returns its age cell.
+  fillRow(tr, r) {
+    const c = statusOf(r.statusColor);
+    const pr = this.state.presence.get(r.driverId);
+    const ps = pr && has(PRESENCE, pr.state) ? pr.state : 'unknown';
+    tr.className = 's-' + c;
+    const age = el('td', { className: 'num age', dataset: { ts: String(Date.parse(r.lastUpdated) || '') } });
+    tr.replaceChildren(
+      el('td', null, el('span', { className: `status ${c}` }, el('span', { className: 'shape' }, SHAPES[c]), WORDS[c])),
+      el('td', null, el('span', { className: 'code' }, text(r.routeCode) || text(r.routeId))),
+      el('td', null, text(r.driverName) || text(r.driverId),
+        r.performanceTier ? el('span', { className: 'tier' }, text(r.performanceTier)) : null,
+        pr ? el('span', { className: `presence ${ps}`, title: `${text(pr.state)} since ${text(pr.since)}` },
+          `${PRESENCE[ps] || '?'} `, el('span', { className: 'word' }, text(pr.state))) : null),
+      el('td', { className: 'num behind' }, showNum(r.behindSchedule)),
+      el('td', null, bar(r.completedStops, r.totalStops)),
+      el('td', null, bar(r.completedPackages, r.totalPackages)),
+      age,
+      el('td', { className: 'num' },
+        el('button', { className: 'rowbtn', dataset: { act: 'vto' }, title: 'Offer voluntary time off',
+          onclick: () => this.onVTO(this.state.routes.get(r.routeId)) }, 'VTO'),
+        el('button', { className: 'rowbtn', dataset: { act: 'reassign' }, title: 'Move this route to another driver',
+          onclick: () => this.onReassign(this.state.routes.get(r.routeId)) }, 'Reassign')));
+    this.updateAge(age);
+    return age;
+  }
+
+  updateAge(td) {
+    const ts = Number(td.dataset.ts);
+    const now = this.serverNow();
+    const t = ts ? ago(ts, now) : '–';
+    if (td.textContent !== t) td.textContent = t;
+    const s = ts ? (now - ts) / 1000 : 0;
+    if (td.classList.contains('stale') !== (s >= 120 && s < 600)) td.classList.toggle('stale');
+    if (td.classList.contains('dead') !== (s >= 600)) td.classList.toggle('dead');
+  }
+
+  // tickAges brings every age cell up to the clock (once a second).
+  tickAges() {
+    for (const row of this.rows.values()) if (row.age) this.updateAge(row.age);
+  }
+
+  renderSummary(list) {
+    const n = { RED: 0, YELLOW: 0, GREEN: 0 };
+    for (const r of list) if (STATUS.has(r.statusColor)) n[r.statusColor]++;
+    const key = `${n.RED} ${n.YELLOW} ${n.GREEN} ${list.length}`;
+    if (key === this.summaryKey) return;
+    this.summaryKey = key;
+    $('summary').replaceChildren(...['RED', 'YELLOW', 'GREEN'].map((c) =>
+      el('span', { className: `pill status ${c}`, dataset: { count: c } }, el('span', { className: 'shape' }, SHAPES[c]), `${n[c]} ${WORDS[c]}`)),
+    el('span', { className: 'pill' }, `${list.length} routes`));
+  }
+}
+
+function bar(done, total) {
+  const fill = el('div', { className: 'fill' });
+  fill.style.width = `${Math.round(progress(done, total) * 100)}%`; // CSSOM, which a CSP without 'unsafe-inline' allows
+  return el('div', { className: 'prog' }, el('div', { className: 'track' }, fill),
+    el('span', { className: 'txt' }, `${showNum(done)}/${showNum(total)}`));
+}
