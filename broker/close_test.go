@@ -29,6 +29,7 @@ func TestCloseWhileClientsChurn(t *testing.T) {
 			t.Fatal(err)
 		}
 		var stop atomic.Bool
+		var dials atomic.Int64
 		var wg sync.WaitGroup
 		for w := range 50 {
 			wg.Add(1)
@@ -39,6 +40,7 @@ func TestCloseWhileClientsChurn(t *testing.T) {
 					if err != nil {
 						return
 					}
+					dials.Add(1)
 					id := fmt.Sprintf("c%d-%d", w, i)
 					pkt := []byte{0x10, byte(10 + 2 + len(id)), 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, byte(len(id))}
 					_, _ = c.Write(append(pkt, id...))
@@ -48,7 +50,12 @@ func TestCloseWhileClientsChurn(t *testing.T) {
 				}
 			}()
 		}
-		time.Sleep(200 * time.Millisecond)
+		for deadline := time.Now().Add(10 * time.Second); dials.Load() < 200; {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: only %d connections in 10 s", round, dials.Load())
+			}
+			time.Sleep(5 * time.Millisecond) // polling for the condition
+		}
 		done := make(chan struct{})
 		go func() { s.Close(); close(done) }()
 		select {

@@ -368,6 +368,7 @@ type historyResp struct {
 }
 
 func TestFixReachesDashboardAndHistory(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	sub := a.subscribeWS(t, "depot/DEMO1/events")
 	drv := a.driver(t, "D1")
@@ -417,6 +418,7 @@ func TestFixReachesDashboardAndHistory(t *testing.T) {
 }
 
 func TestMalformedFixesAreRefused(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	drv := a.driver(t, "D1")
 	now := time.Now()
@@ -472,6 +474,7 @@ func TestMalformedFixesAreRefused(t *testing.T) {
 }
 
 func TestQoS0BadFixesAreDropped(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	drv := a.driver(t, "D1")
 	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 0, []byte("garbage")); err != nil {
@@ -491,6 +494,7 @@ func TestQoS0BadFixesAreDropped(t *testing.T) {
 }
 
 func TestFeedChangeReachesSubscribers(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	sub := a.subscribeWS(t, "depot/DEMO1/events", "depot/DEMO1/routes/+/state")
 	// Retained states give a new dashboard every route at once.
@@ -525,6 +529,7 @@ func TestFeedChangeReachesSubscribers(t *testing.T) {
 }
 
 func TestHealthzAndRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a := startApp(t, dir, nil)
 	var h map[string]any
@@ -570,6 +575,7 @@ func TestHealthzAndRestart(t *testing.T) {
 }
 
 func TestAPIErrors(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	for path, want := range map[string]int{
 		"/api/v1/devices":                             403, // a dispatcher is no admin
@@ -595,6 +601,7 @@ func TestAPIErrors(t *testing.T) {
 }
 
 func TestForeignOriginRefused(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	req, _ := http.NewRequest("GET", "http://"+a.HTTPAddr()+"/mqtt", nil)
 	for k, v := range map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
@@ -614,6 +621,7 @@ func TestForeignOriginRefused(t *testing.T) {
 // TestStockClient publishes with mosquitto_pub, as a handheld vendor's
 // firmware or an integrator's script would.
 func TestStockClient(t *testing.T) {
+	t.Parallel()
 	bin, err := exec.LookPath("mosquitto_pub")
 	if err != nil {
 		t.Fatal("mosquitto_pub not installed: run `make deps` (scripts/deps.sh)")
@@ -679,6 +687,7 @@ func TestFlagsAndEnv(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	drv := a.driver(t, "D1")
 	publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6, -121.4, time.Now()))

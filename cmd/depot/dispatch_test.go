@@ -156,6 +156,7 @@ func rescueFeed(behind int) string {
 }
 
 func TestRescueEndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFile(t, dir+"/feed.json", rescueFeed(5))
 	a := startApp(t, dir, nil)
@@ -224,6 +225,7 @@ func TestRescueEndToEnd(t *testing.T) {
 }
 
 func TestVTOEndToEnd(t *testing.T) {
+	t.Parallel()
 	clk := &testClock{t: time.Now()}
 	secret := "payroll-secret-0123456789"
 	a := startApp(t, "", func(c *ServeConfig) { c.PayrollSecret = secret }, func(m *Main) { m.Clock = clk.Now })
@@ -319,6 +321,7 @@ func TestVTOEndToEnd(t *testing.T) {
 }
 
 func TestReassignEndToEnd(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	sub := a.subscribeWS(t, "depot/DEMO1/events")
 	d1 := &handheld{t: t, a: a, driver: "D1"}
@@ -351,6 +354,7 @@ func TestReassignEndToEnd(t *testing.T) {
 }
 
 func TestPresenceAndHeartbeat(t *testing.T) {
+	t.Parallel()
 	clk := &testClock{t: time.Now()}
 	a := startApp(t, "", func(c *ServeConfig) { c.SilentAfter = time.Minute }, func(m *Main) { m.Clock = clk.Now })
 	sub := a.subscribeWS(t, "depot/DEMO1/events", "depot/DEMO1/system/heartbeat", "depot/DEMO1/drivers/+/presence")
@@ -407,6 +411,7 @@ func TestPresenceAndHeartbeat(t *testing.T) {
 // TestCatchUpAfterDisconnect: a dashboard that was away for 10 events reads
 // exactly those, in order, and nothing twice.
 func TestCatchUpAfterDisconnect(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	var snap bridge.Snapshot
 	if code := a.getJSON(t, "/api/v1/state", &snap); code != 200 || len(snap.Routes) != 2 || snap.Seq == 0 {
@@ -441,6 +446,7 @@ func TestCatchUpAfterDisconnect(t *testing.T) {
 // TestPrunedHistoryIsGone: asking for events the retention pruned is a
 // clear 410, never a silent gap.
 func TestPrunedHistoryIsGone(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	drv := a.driver(t, "D1")
 	for i := range 5 {

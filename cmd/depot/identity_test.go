@@ -68,6 +68,7 @@ func tamper(t *testing.T, tok string) string {
 // TestMQTTConnectMatrix: every kind of credential, over TCP and WebSocket,
 // MQTT 3.1.1 and 5, with the exact CONNACK code.
 func TestMQTTConnectMatrix(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	if _, err := a.accounts.CreateDevice("D3", "to be revoked"); err != nil {
 		t.Fatal(err)
@@ -136,6 +137,7 @@ func TestMQTTConnectMatrix(t *testing.T) {
 // TestMQTTActionMatrix: what each role may publish and subscribe, with the
 // exact PUBACK/SUBACK codes, over TCP and WebSocket, MQTT 3.1.1 and 5.
 func TestMQTTActionMatrix(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	fix := fixJSON(38.6, -121.4, time.Now())
 	type action struct {
@@ -225,6 +227,7 @@ func TestMQTTActionMatrix(t *testing.T) {
 // TestRevokedDeviceIsCutOff: a live handheld session ends within seconds
 // of DELETE /devices/{id}, and it cannot come back.
 func TestRevokedDeviceIsCutOff(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	drv := a.driver(t, "D2")
 	done := make(chan struct{})
@@ -247,6 +250,7 @@ func TestRevokedDeviceIsCutOff(t *testing.T) {
 
 // TestHTTPRoles: every /api/v1 route needs a token; roles per route.
 func TestHTTPRoles(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", func(c *ServeConfig) { c.Pprof = true })
 	cases := []struct {
 		method, path string
@@ -326,6 +330,7 @@ func TestHTTPRoles(t *testing.T) {
 // Retry-After) long before the 40th; the right password is throttled too
 // while the address is.
 func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	first429 := 0
 	for i := 1; i <= 40; i++ {
@@ -372,6 +377,7 @@ func TestLoginThrottle(t *testing.T) {
 }
 
 func TestOriginCheck(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", func(c *ServeConfig) { c.AllowedOrigins = "https://wall.depot.example" })
 	for origin, ok := range map[string]bool{
 		"":                            true,
@@ -393,6 +399,7 @@ func TestOriginCheck(t *testing.T) {
 // TestIdentitySurvivesRestart: users, devices and the signing key (so
 // tokens issued before) survive a restart; the key file is private.
 func TestIdentitySurvivesRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a := startApp(t, dir, nil)
 	disp, d1 := a.disp, a.tokens["D1"]
@@ -450,6 +457,7 @@ func FuzzLoginBody(f *testing.F) {
 // TestStockClientsAreRefused: mosquitto_sub and mosquitto_pub, as an
 // integrator would use them, without and with a device credential.
 func TestStockClientsAreRefused(t *testing.T) {
+	t.Parallel()
 	sub, err1 := exec.LookPath("mosquitto_sub")
 	pub, err2 := exec.LookPath("mosquitto_pub")
 	if err1 != nil || err2 != nil {

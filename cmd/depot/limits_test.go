@@ -126,6 +126,7 @@ func TestPublishLimitSurvivesReconnect(t *testing.T) {
 // and the strikes too, so a client flooding a topic it may not write is
 // cut off.
 func TestRefusedPublishesCount(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", func(c *ServeConfig) { c.PublishRate, c.PublishBurst = 1, 5 })
 	c, code, err := mqttConnect(a.MQTTAddr(), "drv-D1", "D1", a.tokens["D1"])
 	if err != nil || code != 0 {
@@ -148,6 +149,7 @@ func TestRefusedPublishesCount(t *testing.T) {
 
 // TestTopicAliases: MQTT 5 topic aliases work, and stay inside the ACL.
 func TestTopicAliases(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	c := a.driver(t, "D1")
 	own, other := "depot/DEMO1/drivers/D1/gps", "depot/DEMO1/drivers/D2/gps"

@@ -194,6 +194,7 @@ func checkInert(t *testing.T, ctx context.Context) {
 // rules; the policy names the WebSocket of the host the browser asked for
 // and the map tile server, and API answers are not cached.
 func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", func(c *ServeConfig) { c.MapTiles = "https://{s}.tiles.example.org/{z}/{x}/{y}.png" })
 	for _, tc := range []struct {
 		path, token string
@@ -254,6 +255,7 @@ func TestSecurityHeaders(t *testing.T) {
 // TestRenewToken: a valid login token gets a fresh one of the same shape
 // as a login; no token, a bad one or a device's gets 401.
 func TestRenewToken(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	var got struct {
 		Token     string    `json:"token"`

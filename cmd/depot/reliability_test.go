@@ -22,6 +22,7 @@ import (
 // offline while a message for it is queued and the appliance restarts; it
 // gets the message when it comes back.
 func TestQueuedInboxSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a := startApp(t, dir, nil)
 	d2 := &handheld{t: t, a: a, driver: "D2"}
@@ -46,6 +47,7 @@ func TestQueuedInboxSurvivesRestart(t *testing.T) {
 // TestStreamResumesFromLastEventID: the SSE fallback sends every event
 // after Last-Event-ID, with id: = seq, then live ones.
 func TestStreamResumesFromLastEventID(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	drv := a.driver(t, "D1")
 	base := time.Now()
@@ -67,14 +69,13 @@ func TestStreamResumesFromLastEventID(t *testing.T) {
 	}
 	sc := bufio.NewScanner(resp.Body)
 	var ids []uint64
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.7, -121.4, base.Add(time.Minute)))
-	}()
 	for sc.Scan() && len(ids) < 4 {
 		if v, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
 			n, _ := strconv.ParseUint(v, 10, 64)
 			ids = append(ids, n)
+			if len(ids) == 3 { // the replay is out, so the stream is live: one more fix
+				go publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.7, -121.4, base.Add(time.Minute)))
+			}
 		}
 	}
 	for i, id := range ids {
@@ -279,6 +280,7 @@ func TestDiskTrouble(t *testing.T) {
 // TestSubscriptionCap: a client may hold at most 100 subscriptions; more
 // are refused (SUBACK 0x87), and deliveries to the ones it has go on.
 func TestSubscriptionCap(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	s, code, err := connectV5(tcpDialer(a.MQTTAddr()), "dash-ana:many", "ana", a.disp)
 	if err != nil || code != 0 {

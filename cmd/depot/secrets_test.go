@@ -6,6 +6,7 @@ import (
 )
 
 func TestParseFeedCredentials(t *testing.T) {
+	t.Parallel()
 	h, err := parseFeedCredentials("# feed\nfeeduser:pa ss:word\r\n\nx-api-key: k1\n")
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,7 @@ func throwAwayCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool)
 }
 
 func TestTLS(t *testing.T) {
+	t.Parallel()
 	certFile, keyFile, pool := throwAwayCert(t)
 	a := startApp(t, "", func(c *ServeConfig) {
 		c.TLSCert, c.TLSKey = certFile, keyFile

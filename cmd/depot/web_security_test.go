@@ -43,6 +43,7 @@ func (a *testApp) login(t *testing.T, user, password, xff string) int {
 // escape the per-address budget by rotating X-Forwarded-For (and user
 // names).
 func TestLoginIgnoresForwardedFor(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	for i := 1; i <= 15; i++ {
 		code := a.login(t, "u"+strconv.Itoa(i), "guess-guess", "203.0.113."+strconv.Itoa(i))
@@ -63,6 +64,7 @@ func TestLoginIgnoresForwardedFor(t *testing.T) {
 // the client; failures from one address do not lock the user out from
 // another.
 func TestLoginTrustedProxy(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", func(c *ServeConfig) { c.TrustedProxies = "127.0.0.1/32" })
 	for i := 1; i <= 15; i++ {
 		if code := a.login(t, "u"+strconv.Itoa(i), "guess-guess", "203.0.113."+strconv.Itoa(i)); code != 401 {
@@ -98,6 +100,7 @@ func guessAna(t *testing.T, a *testApp, from func(i int) string) int {
 // guesses from many of its addresses share one budget, while another /64
 // still logs in.
 func TestLoginThrottleCountsIPv6Prefixes(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", func(c *ServeConfig) { c.TrustedProxies = "127.0.0.1/32" })
 	if guessAna(t, a, func(i int) string { return fmt.Sprintf("2001:db8:1:2::%x", i) }) == 0 {
 		t.Fatal("20 wrong passwords from 20 addresses of one /64 were not throttled")
@@ -130,6 +133,7 @@ func (s *syncBuffer) String() string {
 // and the bound addresses), not in the admin's detail, the heartbeat or the
 // log, even when the feed fails with an error that quotes the URL.
 func TestSecretsStayHidden(t *testing.T) {
+	t.Parallel()
 	var failing atomic.Bool
 	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if failing.Load() {
@@ -214,6 +218,7 @@ func TestSecretsStayHidden(t *testing.T) {
 // TestPprofOff: profiles (whose cmdline shows the flags) are served only
 // with --pprof, and then only to admins.
 func TestPprofOff(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	for _, p := range []string{"/debug/pprof/cmdline", "/debug/pprof/heap", "/debug/pprof/"} {
 		if code := a.request(t, "GET", p, a.admin, nil, nil); code != 404 {
@@ -244,6 +249,7 @@ func secretFile(t *testing.T, name, content string, mode os.FileMode) string {
 // TestSecretFiles: the payroll secret and the feed's credentials can be
 // read from files, so they show neither in ps nor in the feed URL.
 func TestSecretFiles(t *testing.T) {
+	t.Parallel()
 	const payroll = "payroll-secret-0123456789"
 	m := NewMain(io.Discard)
 	if err := m.ParseFlags([]string{"--payroll-secret-file", secretFile(t, "payroll", payroll+"\n", 0o600)}); err != nil {
@@ -307,6 +313,7 @@ func TestSecretFiles(t *testing.T) {
 // offer not yet accepted) can be retried; a successful one cannot be
 // replayed.
 func TestWebhookRetryAfterFailure(t *testing.T) {
+	t.Parallel()
 	secret := "payroll-secret-0123456789"
 	a := startApp(t, "", func(c *ServeConfig) { c.PayrollSecret = secret })
 	now := time.Now().Unix() // one timestamp: the same body is the same signed call
@@ -351,6 +358,7 @@ func TestWebhookRetryAfterFailure(t *testing.T) {
 // TestDeleteUser: an admin deletes a user; her tokens fail at once over
 // HTTP and MQTT and her live MQTT session is ended.
 func TestDeleteUser(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	c, code, err := mqttConnect(a.MQTTAddr(), "dash-ana:1", "ana", a.disp)
 	if err != nil || code != 0 {

@@ -93,6 +93,7 @@ func readConnack(conn net.Conn) (byte, error) {
 // and kill its connection. Every such CONNECT is now refused with 0x87 (3.1.1:
 // 5), so nothing reaches a dashboard or the store.
 func TestWillOutsideOwnPresenceIsRefused(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	dash := a.subscribeWS(t, "depot/DEMO1/#")
 	forged := []byte(`{"seq":1000000000000,"type":"route:update","payload":{"routeId":"R1","statusColor":"RED\"><img src=x onerror=alert(1)>"}}`)
@@ -165,6 +166,7 @@ func TestWillOutsideOwnPresenceIsRefused(t *testing.T) {
 // own presence saying offline (bare or as JSON), retained, is accepted and
 // delivered over both protocol versions.
 func TestOwnPresenceWillIsAccepted(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	dash := a.subscribeWS(t, "depot/DEMO1/drivers/+/presence")
 	for i, w := range []struct {
@@ -194,6 +196,7 @@ func TestOwnPresenceWillIsAccepted(t *testing.T) {
 // persistent session of driver X1-b and got its queued messages (likewise
 // "dash-ana-…" and a user ana-x). A client id now names one identity only.
 func TestClientIDOfAnotherDriverIsRefused(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	for _, d := range []string{"X1", "X1-b"} {
 		tok, err := a.accounts.CreateDevice(d, "")
@@ -254,6 +257,7 @@ func TestClientIDOfAnotherDriverIsRefused(t *testing.T) {
 // subscribes later reads the driver's last position from the broker; a
 // retained presence that is not a presence is refused (0x99).
 func TestRetainedOnlyOwnPresence(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	c := a.driver(t, "D1")
 	pub := func(topic string, payload []byte) byte {
@@ -309,6 +313,7 @@ func TestRetainedOnlyOwnPresence(t *testing.T) {
 // a login token is ended when the token expires (DISCONNECT 0xA0, maximum
 // connect time), as a new CONNECT with it would be refused.
 func TestLoginTokenSessionEndsAtExpiry(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	c := &auth.Claims{Role: bridge.RoleDispatcher, Depot: "DEMO1", RegisteredClaims: jwt.RegisteredClaims{Subject: "ana", Issuer: "depot",
 		IssuedAt: jwt.NewNumericDate(time.Now()), ExpiresAt: jwt.NewNumericDate(time.Now().Add(2 * time.Second))}}
@@ -391,6 +396,7 @@ func FuzzWill(f *testing.F) {
 // start instead of being served to every dashboard for ever; a driver's
 // own valid presence stays.
 func TestStoredRetainedHeldToTheRule(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a := startApp(t, dir, nil)
 	if err := a.Close(); err != nil {
@@ -460,6 +466,7 @@ func TestStoredRetainedHeldToTheRule(t *testing.T) {
 // (a 30 KB user property, a content type with markup, a response topic)
 // would otherwise ride along into the store and to every later subscriber.
 func TestRetainedPresenceCarriesNoProperties(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	const presence = "depot/DEMO1/drivers/D1/presence"
 	props := func() (paho.UserProperties, string, string, []byte) {
@@ -577,6 +584,7 @@ func connectSession(t *testing.T, addr string, v5, persistent bool, clientID, us
 // open hundreds. An identity keeps one, under its own client id; suffixed
 // ids (a second device, a dashboard tab) are for clean sessions.
 func TestOnePersistentSessionPerIdentity(t *testing.T) {
+	t.Parallel()
 	a := startApp(t, "", nil)
 	for _, v5 := range []bool{true, false} {
 		refused := byte(2)
@@ -608,6 +616,7 @@ func TestOnePersistentSessionPerIdentity(t *testing.T) {
 // its subscriptions and queued messages, so driver X1-b does not take it
 // over and get X1's queued inbox; a driver's own session stays.
 func TestStoredSessionsHeldToTheRule(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a := startApp(t, dir, nil)
 	for _, d := range []string{"X1", "X1-b"} {
