@@ -44,7 +44,9 @@ type pipeline struct {
 	now func() time.Time
 
 	jobs        chan *job
-	slots       chan struct{}
+	queued      atomic.Int64  // slots taken: jobs queued or about to be (at most queueLen)
+	waiting     atomic.Int32  // writers waiting for a slot
+	space       chan struct{} // a token when a slot came free while someone waited
 	quit        chan struct{} // closed by close: nobody waits for a slot any more
 	done        chan struct{}
 	commitStart atomic.Int64 // unix ns when the commit on disk began; 0 between commits
@@ -60,7 +62,7 @@ func (p *pipeline) start() {
 		p.now = time.Now
 	}
 	p.health = StoreHealth{OK: true}
-	p.jobs, p.slots = make(chan *job, queueLen), make(chan struct{}, queueLen)
+	p.jobs, p.space = make(chan *job, queueLen), make(chan struct{}, 1)
 	p.quit, p.done = make(chan struct{}), make(chan struct{})
 	go p.run()
 }
@@ -90,18 +92,53 @@ const queueLen = 4096
 const stallAfter = 2 * time.Second
 
 // reserve takes a queue slot, waiting while the queue is full; it returns
-// ErrClosed once the depot is closing.
+// ErrClosed once the depot is closing. A slot is an atomic count, not a
+// channel send: a thousand handhelds' goroutines taking one per fix
+// contended on a channel's lock. Only a writer that finds the queue full
+// waits, for a token on space.
 func (p *pipeline) reserve() error {
-	select {
-	case p.slots <- struct{}{}:
-		return nil
-	case <-p.quit:
-		return ErrClosed
+	for {
+		if n := p.queued.Add(1); n <= queueLen {
+			if n < queueLen && p.waiting.Load() > 0 {
+				p.wake() // pass a wake-up on: tokens coalesce, free slots may not
+			}
+			return nil
+		}
+		p.queued.Add(-1)
+		p.waiting.Add(1)
+		// An unreserve between the two lines above saw nobody waiting and
+		// woke nobody: look again before sleeping.
+		if p.queued.Load() < queueLen {
+			p.waiting.Add(-1)
+			continue
+		}
+		select {
+		case <-p.space:
+			p.waiting.Add(-1)
+		case <-p.quit:
+			p.waiting.Add(-1)
+			return ErrClosed
+		}
 	}
 }
 
-// unreserve gives back a slot taken by reserve that carried no job.
-func (p *pipeline) unreserve() { <-p.slots }
+// unreserve gives back a slot taken by reserve, by a writer that sent no
+// job or by the committer that received one.
+func (p *pipeline) unreserve() {
+	p.queued.Add(-1)
+	if p.waiting.Load() > 0 {
+		p.wake()
+	}
+}
+
+// wake lets one waiting writer try again. space holds at most one token, so
+// a wake-up that comes before the writer sleeps is not lost.
+func (p *pipeline) wake() {
+	select {
+	case p.space <- struct{}{}:
+	default:
+	}
+}
 
 // send queues j; the caller holds a slot and Depot.mu.
 func (p *pipeline) send(j *job) { p.jobs <- j }
@@ -180,7 +217,7 @@ func (p *pipeline) storeHealth() StoreHealth {
 	p.healthMu.Lock()
 	h := p.health
 	p.healthMu.Unlock()
-	h.Queued = len(p.slots)
+	h.Queued = int(p.queued.Load())
 	if start := p.commitStart.Load(); start != 0 {
 		if wait := p.now().Sub(time.Unix(0, start)); wait > stallAfter {
 			h.OK = false
