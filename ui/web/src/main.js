@@ -367,7 +367,8 @@ function onFeed(feed) {
   const b = $('feed-banner');
   if (isObj(feed) && feed.ok !== true && feed.error) {
     const last = Date.parse(feed.lastSuccess);
-    const since = Number.isNaN(last) ? '' : ' Last good data ' + ago(last, serverNow()) + ' ago.';
+    const a = Number.isNaN(last) ? '' : ago(last, serverNow());
+    const since = !a ? '' : a === 'now' ? ' Last good data just now.' : ` Last good data ${a} ago.`;
     b.textContent = `⚠ Route feed unavailable — showing the last good state.${since} (${text(feed.error)})`;
     b.hidden = false;
   } else {
@@ -396,7 +397,7 @@ function tick() {
   $('clock').textContent = new Date(serverNow()).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   const d = state.lastDelay;
   $('delay').textContent = d == null ? 'delay –' : d < 1 ? 'delay <1 ms' : `delay ${Math.round(d)} ms`;
-  table.tickAges();
+  table.tick();
   updateCountdowns();
   // The server publishes system:status every 5 s: 20 s without an event
   // applied on a "live" stream means a half-open connection (or a stream

@@ -20,6 +20,7 @@ export function initMap(cfg) {
     icon: L.divIcon({ className: 'depot-icon', iconSize: [18, 18] }), title: 'Depot', keyboard: false,
   }).addTo(map).bindTooltip('DEPOT', { permanent: true, direction: 'right', className: 'lbl' });
   layer = L.layerGroup().addTo(map);
+  map.on('zoomend', settle);
 }
 
 // A faint graticule stands in for tiles, so positions read as places even
@@ -37,6 +38,19 @@ function gridLayer() {
     },
   });
   return new G();
+}
+
+// moved says whether a marker drawn at a would show anywhere else at b: a
+// driver's one-second move is a fraction of a pixel at a depot's zoom, and
+// moving an element by none still costs the page a frame. Where it is for
+// real is kept (depotAt), for a zoom to put it right.
+function moved(a, b) {
+  const p = map.latLngToLayerPoint(a); const q = map.latLngToLayerPoint(b);
+  return Math.abs(p.x - q.x) >= 1 || Math.abs(p.y - q.y) >= 1;
+}
+
+function settle() {
+  for (const m of markers.values()) if (m.depotAt) m.setLatLng(m.depotAt);
 }
 
 // fitOnce fits the map to the routes the first time there are some (a
@@ -73,8 +87,9 @@ export function placeMarker(r) {
     m.addTo(layer);
     markers.set(r.routeId, m);
   }
+  m.depotAt = [lat, lng];
   const at = m.getLatLng();
-  if (at.lat !== lat || at.lng !== lng) m.setLatLng([lat, lng]);
+  if ((at.lat !== lat || at.lng !== lng) && moved(at, m.depotAt)) m.setLatLng(m.depotAt);
   if (m.depotKey === c + label) return; // colour and label as they were
   m.depotKey = c + label;
   const shape = el('span', { className: 'shape' }, c === 'GREEN' ? '' : SHAPES[c]);

@@ -1,7 +1,8 @@
 // The route table and the summary above it.
 //
-// Rendering runs at most every RENDER_EVERY ms, in an animation frame, and
-// touches only what changed: most events are a driver moving, which the
+// Rendering runs once a second, with the clock's tick (so in the frame
+// the clock draws anyway, not one of its own), and touches only what
+// changed: most events are a driver moving, which the
 // table shows only as the age of the last fix, so a move rewrites one cell
 // and one marker, not a row and every marker (the page used to keep half a
 // core busy with 30 routes; BenchmarkPageCPU measures it).
@@ -9,8 +10,9 @@ import { $, el, SHAPES, WORDS, RANK, PRESENCE } from './dom.js';
 import { STATUS, has, num, showNum, text, statusOf } from './checks.js';
 
 // Thirty drivers moving once a second each would otherwise repaint the map
-// and the table 30 times a second, which no one reads that fast.
-export const RENDER_EVERY = 500;
+// and the table 30 times a second, which no one reads that fast. Every
+// frame costs the page a few ms whatever it holds, so one a second it is.
+export const RENDER_EVERY = 1000;
 
 // sortRoutes orders routes as the depot does: RED, YELLOW, GREEN, unknown;
 // then most stops behind; then least progress; then by code.
@@ -28,9 +30,12 @@ export function progress(done, total) {
   return t > 0 ? Math.min(1, Math.max(0, d / t)) : 0;
 }
 
-// ago says how long before now ms was: 42s, 7m, 2h05.
+// ago says how long before now ms was: now, 42s, 7m, 2h05. Under 10 s it
+// is "now": a driver who reports every second would otherwise rewrite
+// every age cell every second, for a difference no one acts on.
 export function ago(ms, now) {
   const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 10) return 'now';
   if (s < 60) return s + 's';
   if (s < 3600) return Math.floor(s / 60) + 'm';
   return Math.floor(s / 3600) + 'h' + String(Math.floor((s % 3600) / 60)).padStart(2, '0');
@@ -45,9 +50,11 @@ export function rowKey(r, pr) {
 }
 
 // flashKey is what a dispatcher acts on: a change of it flashes the row.
-// Positions move every second and do not.
+// Positions move every second and stops are completed every few minutes
+// on every route; a row flashing for those would always be flashing (and
+// repainting), and would hide the flashes that matter.
 export function flashKey(r) {
-  return `${r.statusColor}|${r.behindSchedule}|${r.completedStops}|${r.driverId}`;
+  return `${r.statusColor}|${r.behindSchedule}|${r.driverId}`;
 }
 
 export class RouteTable {
@@ -56,10 +63,9 @@ export class RouteTable {
   // (the map moves its marker). afterRender(): every render.
   constructor({ state, serverNow, onVTO, onReassign, onRoute, afterRender }) {
     Object.assign(this, { state, serverNow, onVTO, onReassign, onRoute, afterRender });
-    this.rows = new Map(); // routeId -> {tr, key, sig, age}
+    this.rows = new Map(); // routeId -> {tr, key, sig, age: its age cell, ts: the time it shows}
     this.dirty = new Set();
-    this.frame = 0; // a render is scheduled
-    this.lastRender = -RENDER_EVERY;
+    this.timer = 0; // the fallback render, for when ticks are late
     this.summaryKey = '';
   }
 
@@ -76,7 +82,7 @@ export class RouteTable {
     for (const [id, row] of this.rows) {
       if (!this.state.routes.has(id)) { row.tr.remove(); this.rows.delete(id); } else row.key = null;
     }
-    this.schedule();
+    this.render(); // a new picture: at once
   }
 
   // markDriver redraws the route(s) driver drives.
@@ -85,32 +91,42 @@ export class RouteTable {
   }
 
   schedule() {
-    if (this.frame) return;
-    const wait = this.lastRender + RENDER_EVERY - performance.now();
-    const go = () => requestAnimationFrame(() => this.render());
-    this.frame = wait > 0 ? setTimeout(go, wait) : requestAnimationFrame(() => this.render());
+    if (this.timer) return;
+    this.timer = setTimeout(() => { this.timer = 0; this.render(); }, RENDER_EVERY * 1.5);
+  }
+
+  // tick is the clock's: it draws what changed since the last one, and
+  // brings the ages up to the clock.
+  tick() {
+    if (this.dirty.size) this.render();
+    this.tickAges();
   }
 
   render() {
-    this.frame = 0;
-    this.lastRender = performance.now();
+    clearTimeout(this.timer);
+    this.timer = 0;
     const tbody = document.querySelector('#routes tbody');
     const list = sortRoutes(this.state.routes.values());
     $('empty').hidden = list.length > 0;
     list.forEach((r, i) => {
       let row = this.rows.get(r.routeId);
       if (!row) {
-        row = { tr: el('tr', { dataset: { route: r.routeId } }), key: null, sig: null, age: null };
+        row = { tr: el('tr', { dataset: { route: r.routeId } }), key: null, sig: null, age: null, ts: 0 };
         this.rows.set(r.routeId, row);
       }
       if (this.dirty.has(r.routeId)) {
         const key = rowKey(r, this.state.presence.get(r.driverId));
+        const ts = Date.parse(r.lastUpdated) || 0;
         if (key !== row.key) {
           row.key = key;
           row.age = this.fillRow(row.tr, r);
-        } else {
-          const ts = String(Date.parse(r.lastUpdated) || '');
-          if (row.age.dataset.ts !== ts) { row.age.dataset.ts = ts; this.updateAge(row.age); }
+          row.ts = ts;
+          this.updateAge(row);
+        } else if (row.ts !== ts) {
+          // The time is kept here, not in the DOM: a move whose age still
+          // reads the same touches no element at all.
+          row.ts = ts;
+          this.updateAge(row);
         }
         // An animation, not a class toggled around a forced layout.
         const sig = flashKey(r);
@@ -133,7 +149,7 @@ export class RouteTable {
     const pr = this.state.presence.get(r.driverId);
     const ps = pr && has(PRESENCE, pr.state) ? pr.state : 'unknown';
     tr.className = 's-' + c;
-    const age = el('td', { className: 'num age', dataset: { ts: String(Date.parse(r.lastUpdated) || '') } });
+    const age = el('td', { className: 'num age' });
     tr.replaceChildren(
       el('td', null, el('span', { className: `status ${c}` }, el('span', { className: 'shape' }, SHAPES[c]), WORDS[c])),
       el('td', null, el('span', { className: 'code' }, text(r.routeCode) || text(r.routeId))),
@@ -150,12 +166,11 @@ export class RouteTable {
           onclick: () => this.onVTO(this.state.routes.get(r.routeId)) }, 'VTO'),
         el('button', { className: 'rowbtn', dataset: { act: 'reassign' }, title: 'Move this route to another driver',
           onclick: () => this.onReassign(this.state.routes.get(r.routeId)) }, 'Reassign')));
-    this.updateAge(age);
     return age;
   }
 
-  updateAge(td) {
-    const ts = Number(td.dataset.ts);
+  // updateAge writes a row's age cell, only where what it shows changed.
+  updateAge({ age: td, ts }) {
     const now = this.serverNow();
     const t = ts ? ago(ts, now) : '–';
     if (td.textContent !== t) td.textContent = t;
@@ -166,7 +181,7 @@ export class RouteTable {
 
   // tickAges brings every age cell up to the clock (once a second).
   tickAges() {
-    for (const row of this.rows.values()) if (row.age) this.updateAge(row.age);
+    for (const row of this.rows.values()) if (row.age) this.updateAge(row);
   }
 
   renderSummary(list) {

@@ -21,13 +21,15 @@ test('progress is bounded and safe with nonsense', () => {
   assert.equal(progress(null, undefined), 0);
 });
 
-test('ages read as seconds, minutes, then hours and minutes', () => {
+test('ages read as now, then seconds, minutes, hours and minutes', () => {
   const now = 10_000_000;
-  assert.equal(ago(now, now), '0s');
+  assert.equal(ago(now, now), 'now');
+  assert.equal(ago(now - 9_400, now), 'now');
+  assert.equal(ago(now - 10_000, now), '10s');
   assert.equal(ago(now - 42_000, now), '42s');
   assert.equal(ago(now - 7 * 60_000, now), '7m');
   assert.equal(ago(now - (2 * 3600 + 5 * 60) * 1000, now), '2h05');
-  assert.equal(ago(now + 5000, now), '0s', 'a fix from the future is not negative');
+  assert.equal(ago(now + 50_000, now), 'now', 'a fix from the future is not negative');
 });
 
 test('a move changes neither the row key nor the flash key; a status does', () => {
