@@ -272,24 +272,29 @@ func (d *Depot) IngestFix(f Fix, wait bool) error {
 // many routes changed.
 func (d *Depot) ApplySnapshots(snaps []RouteSnapshot) (int, error) {
 	changed := 0
+	var alerts []RescueAlert
 	err := d.act(func(m *Machine, b *Batch) error {
 		var err error
 		changed, err = m.Snapshots(b, snaps)
-		for _, e := range b.Events {
-			if a, ok := e.Payload.(RescueAlert); ok {
-				rescuer := ""
-				if a.RescueDriver != nil {
-					rescuer = a.RescueDriver.DriverID
+		if err == nil {
+			for _, e := range b.Events {
+				if a, ok := e.Payload.(RescueAlert); ok {
+					alerts = append(alerts, a)
 				}
-				d.Log.Warn("rescue alert", "route", a.StruggleRoute.RouteID, "behind", a.StruggleRoute.BehindSchedule, "rescuer", rescuer)
 			}
 		}
 		return err
 	})
-	if err != nil {
-		return 0, err
+	// Logged outside the lock, once the alert is out (published, and
+	// stored unless the commit failed, which is logged on its own).
+	for _, a := range alerts {
+		rescuer := ""
+		if a.RescueDriver != nil {
+			rescuer = a.RescueDriver.DriverID
+		}
+		d.Log.Warn("rescue alert", "route", a.StruggleRoute.RouteID, "behind", a.StruggleRoute.BehindSchedule, "rescuer", rescuer)
 	}
-	return changed, nil
+	return changed, err
 }
 
 // OfferVTO: see Machine.OfferVTO.
@@ -369,23 +374,26 @@ type heartbeat struct {
 // refusals, uptime, version: what the appliance knows beyond the domain).
 func (d *Depot) Heartbeat(app AppStatus) (SystemStatus, error) {
 	p50, p99, mx, n := d.p.lat.take()
+	store := d.StoreHealth() // never under mu: lock order (pipeline.go)
 	var status SystemStatus
 	err := d.act(func(m *Machine, b *Batch) (err error) {
 		now := m.Now()
 		ev, fx := d.Stats.Events.Load(), d.Stats.FixesAccepted.Load()
 		rate := func(cur, prev int64) float64 {
-			if d.hb.at.IsZero() {
+			secs := now.Sub(d.hb.at).Seconds()
+			if d.hb.at.IsZero() || secs <= 0 {
 				return 0
 			}
-			return math.Round(float64(cur-prev)/now.Sub(d.hb.at).Seconds()*10) / 10
+			return math.Round(float64(cur-prev)/secs*10) / 10
 		}
 		s := SystemStatus{
 			EventsPerS: rate(ev, d.hb.events), FixesPerS: rate(fx, d.hb.fixes),
 			FixesRefused: d.Stats.FixesRefused.Load(), LatencyMs: Latency{P50: p50, P99: p99, Max: mx, Samples: n},
-			CommitErrors: d.Stats.CommitErrors.Load(), Store: d.StoreHealth(), AppStatus: app,
+			CommitErrors: d.Stats.CommitErrors.Load(), Store: store, AppStatus: app,
 		}
-		d.hb = heartbeat{at: now, events: ev, fixes: fx}
-		status, err = m.Heartbeat(b, s)
+		if status, err = m.Heartbeat(b, s); err == nil {
+			d.hb = heartbeat{at: now, events: ev, fixes: fx}
+		}
 		return err
 	})
 	return status, err

@@ -321,3 +321,15 @@ func TestHeartbeat(t *testing.T) {
 		t.Fatalf("%d system:status", n)
 	}
 }
+
+// TestHeartbeatAtTheSameInstant: two heartbeats at one instant of the
+// depot's clock (a stepped clock in tests) both go out, with no rate
+// rather than an infinite one.
+func TestHeartbeatAtTheSameInstant(t *testing.T) {
+	d, _, _ := newDepot(t, &memStore{})
+	for i := range 2 {
+		if s, err := d.Heartbeat(AppStatus{}); err != nil || s.EventsPerS != 0 {
+			t.Fatalf("heartbeat %d: %+v %v", i, s, err)
+		}
+	}
+}

@@ -8,8 +8,11 @@
 // Depot (depot.go) runs it behind one lock and hands its batches to the
 // pipeline (pipeline.go).
 //
-// A command either succeeds or changes nothing: each one checks its input
-// against the state before it writes anything.
+// A command refused for its input or the state (ErrInvalid, ErrNotFound,
+// ErrConflict, ErrForbidden) changes nothing: each checks before it
+// writes. A command can also fail to encode an event, which input that
+// passed ParseFix or ParseSnapshots cannot cause (JSON has no NaN); the
+// state it leaves is then not rolled back.
 
 package bridge
 

@@ -43,10 +43,13 @@ type pipeline struct {
 	// fix receive times are wall-clock times, whatever the rules' clock says.
 	now func() time.Time
 
-	jobs        chan *job
-	queued      atomic.Int64  // slots taken: jobs queued or about to be (at most queueLen)
-	waiting     atomic.Int32  // writers waiting for a slot
-	space       chan struct{} // a token when a slot came free while someone waited
+	jobs    chan *job
+	queued  atomic.Int64 // slots taken: jobs queued or about to be (at most queueLen)
+	waiting atomic.Int32 // writers waiting for a slot
+	// space hands a slot to a waiting writer: a token is a slot still
+	// counted in queued. At most one is in flight; a writer that took a
+	// slot from the count meanwhile may leave one there for the next.
+	space       chan struct{}
 	quit        chan struct{} // closed by close: nobody waits for a slot any more
 	done        chan struct{}
 	commitStart atomic.Int64 // unix ns when the commit on disk began; 0 between commits
@@ -94,50 +97,51 @@ const stallAfter = 2 * time.Second
 // reserve takes a queue slot, waiting while the queue is full; it returns
 // ErrClosed once the depot is closing. A slot is an atomic count, not a
 // channel send: a thousand handhelds' goroutines taking one per fix
-// contended on a channel's lock. Only a writer that finds the queue full
-// waits, for a token on space.
+// contended on a channel's lock. A writer that finds the queue full, or
+// others already waiting, waits on space, where a freed slot is handed over
+// as a token without ever being free in the count: Go gives a channel's
+// values to its receivers in the order they came, so waiting writers are
+// served in turn and a newcomer cannot take the slot meant for one.
 func (p *pipeline) reserve() error {
-	for {
-		if n := p.queued.Add(1); n <= queueLen {
-			if n < queueLen && p.waiting.Load() > 0 {
-				p.wake() // pass a wake-up on: tokens coalesce, free slots may not
-			}
-			return nil
-		}
-		p.queued.Add(-1)
-		p.waiting.Add(1)
-		// An unreserve between the two lines above saw nobody waiting and
-		// woke nobody: look again before sleeping.
-		if p.queued.Load() < queueLen {
-			p.waiting.Add(-1)
-			continue
-		}
-		select {
-		case <-p.space:
-			p.waiting.Add(-1)
-		case <-p.quit:
-			p.waiting.Add(-1)
-			return ErrClosed
-		}
+	if p.waiting.Load() == 0 && p.take() {
+		return nil
 	}
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
+	// Counted as waiting before this look, so a slot freed after it comes
+	// as a token: nothing falls between the look and the sleep.
+	if p.take() {
+		return nil
+	}
+	select {
+	case <-p.space:
+		return nil // a slot, handed over
+	case <-p.quit:
+		return ErrClosed
+	}
+}
+
+// take takes a slot if one is free.
+func (p *pipeline) take() bool {
+	if p.queued.Add(1) <= queueLen {
+		return true
+	}
+	p.queued.Add(-1)
+	return false
 }
 
 // unreserve gives back a slot taken by reserve, by a writer that sent no
-// job or by the committer that received one.
+// job or by the committer that received one: to a waiting writer if there
+// is one, else to the count.
 func (p *pipeline) unreserve() {
-	p.queued.Add(-1)
 	if p.waiting.Load() > 0 {
-		p.wake()
+		select {
+		case p.space <- struct{}{}:
+			return
+		default: // a slot is already on its way to a writer
+		}
 	}
-}
-
-// wake lets one waiting writer try again. space holds at most one token, so
-// a wake-up that comes before the writer sleeps is not lost.
-func (p *pipeline) wake() {
-	select {
-	case p.space <- struct{}{}:
-	default:
-	}
+	p.queued.Add(-1)
 }
 
 // send queues j; the caller holds a slot and Depot.mu.
@@ -217,7 +221,9 @@ func (p *pipeline) storeHealth() StoreHealth {
 	p.healthMu.Lock()
 	h := p.health
 	p.healthMu.Unlock()
-	h.Queued = int(p.queued.Load())
+	// A token waiting on space is a slot no writer holds yet; a writer that
+	// finds the queue full counts itself in for a moment.
+	h.Queued = min(int(p.queued.Load())-len(p.space), queueLen)
 	if start := p.commitStart.Load(); start != 0 {
 		if wait := p.now().Sub(time.Unix(0, start)); wait > stallAfter {
 			h.OK = false

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -72,5 +73,86 @@ func TestFullQueueWritersAllResume(t *testing.T) {
 	}
 	if q := d.StoreHealth().Queued; q != 0 {
 		t.Fatalf("%d slots still taken", q)
+	}
+}
+
+// TestFullQueueServesWritersInTurn: a slot freed in a full queue goes to
+// the writer that waited for it, not to one that came later.
+func TestFullQueueServesWritersInTurn(t *testing.T) {
+	p := &pipeline{now: time.Now, space: make(chan struct{}, 1), quit: make(chan struct{})}
+	defer close(p.quit)
+	p.queued.Store(queueLen)
+	got := make(chan string, 2)
+	waitFor := func(n int32) {
+		for deadline := time.Now().Add(5 * time.Second); p.waiting.Load() != n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d waiting, want %d", p.waiting.Load(), n)
+			}
+		}
+	}
+	go func() { _ = p.reserve(); got <- "first" }()
+	waitFor(1)
+	go func() { _ = p.reserve(); got <- "second" }()
+	waitFor(2)
+	p.unreserve()
+	if w := <-got; w != "first" {
+		t.Fatalf("the slot went to the %s writer", w)
+	}
+	p.unreserve()
+	if w := <-got; w != "second" {
+		t.Fatalf("then to the %s writer", w)
+	}
+}
+
+// TestQueuedNeverOverQueueLen: the health report never shows more than the
+// queue holds, though a writer that finds it full counts itself in for a
+// moment.
+func TestQueuedNeverOverQueueLen(t *testing.T) {
+	p := &pipeline{now: time.Now, space: make(chan struct{}, 1), quit: make(chan struct{})}
+	p.queued.Store(queueLen)
+	stop := make(chan struct{})
+	defer close(stop)
+	for range 2 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					if p.take() {
+						panic("a slot in a full queue")
+					}
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		if q := p.storeHealth().Queued; q > queueLen {
+			t.Fatalf("Queued %d > %d", q, queueLen)
+		}
+	}
+}
+
+// TestFreedSlotGoesToTheWaitingWriter: a slot freed while a writer waits
+// is handed to it; a writer that comes just then cannot take it first.
+func TestFreedSlotGoesToTheWaitingWriter(t *testing.T) {
+	for range 50 {
+		p := &pipeline{now: time.Now, space: make(chan struct{}, 1), quit: make(chan struct{})}
+		p.queued.Store(queueLen)
+		got := make(chan string, 2)
+		go func() { _ = p.reserve(); got <- "waiting" }()
+		for deadline := time.Now().Add(5 * time.Second); p.waiting.Load() != 1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the writer never waited")
+			}
+		}
+		p.unreserve()
+		go func() { _ = p.reserve(); got <- "newcomer" }()
+		if w := <-got; w != "waiting" {
+			t.Fatalf("the freed slot went to the %s writer", w)
+		}
+		close(p.quit) // the newcomer gives up
+		<-got
 	}
 }
