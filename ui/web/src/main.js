@@ -7,7 +7,7 @@
 // before newer events are applied, so nothing is shown twice or skipped.
 // MQTT over WebSocket to the depot's own broker; the login token is the
 // MQTT password. Works without internet access: map tiles are optional.
-import mqtt from 'mqtt';
+import { connect as mqttConnect, BAD_CREDENTIALS, NOT_AUTHORIZED } from './mqttws.js';
 import './style.css';
 import { EventLog, isObj } from './eventlog.js';
 import { Transports } from './transport.js';
@@ -214,11 +214,11 @@ function connect(cfg, mode = 'main') {
   const events = `depot/${cfg.depot}/events`;
   let attempt = 0;
   let retrying = false;
-  const client = mqtt.connect(`${proto}://${location.host}/mqtt`, {
-    protocolVersion: 5,
-    clean: true, // catch-up is by seq over the API: no broker session to keep
+  // A clean start, always: catch-up is by seq over the API, so there is no
+  // broker session to keep. The client never reconnects by itself: retry
+  // below does, with backoff and jitter.
+  const client = mqttConnect(`${proto}://${location.host}/mqtt`, {
     keepalive: 20,
-    reconnectPeriod: 0, // we reconnect ourselves, with backoff and jitter
     connectTimeout: 10000,
     username: session.auth.username,
     password: session.auth.token,
@@ -268,7 +268,7 @@ function connect(cfg, mode = 'main') {
   });
   client.on('error', (err) => {
     // CONNACK 0x86/0x87: the token expired or was revoked. Retrying is useless.
-    if (err && (err.code === 134 || err.code === 135)) session.end(SESSION_ENDED);
+    if (err && (err.code === BAD_CREDENTIALS || err.code === NOT_AUTHORIZED)) session.end(SESSION_ENDED);
   });
   client.on('message', (topic, payload) => {
     let msg;

@@ -1,0 +1,334 @@
+// A small MQTT 5 client over WebSocket for the dashboard, which only
+// subscribes. MQTT.js did the job at about a millisecond of the page's main
+// thread per message (its stream machinery schedules a timer per packet
+// through a process.nextTick shim); this reads each WebSocket frame straight
+// into packets. What the page needs, and no more: CONNECT with a user name,
+// a token as password and a clean start; SUBSCRIBE; PUBLISH received at QoS
+// 0 or 1 (acknowledged); keepalive pings; the server's DISCONNECT. Its
+// interface is the part of MQTT.js's the page used: connect(), on('connect'
+// | 'close' | 'error' | 'message' | 'disconnect'), subscribe(), reconnect(), end(),
+// removeAllListeners(), options, connected, stream.destroy().
+//
+// The broker is the depot's own (mochi-mqtt); whatever it sends that this
+// does not understand closes the connection, and the page reconnects.
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+// CONNACK and DISCONNECT reason codes the page acts on.
+export const BAD_CREDENTIALS = 0x86;
+export const NOT_AUTHORIZED = 0x87;
+
+export class MQTTError extends Error {
+  constructor(message, code) {
+    super(message);
+    this.code = code;
+  }
+}
+
+// varint is MQTT's variable byte integer.
+export function varint(n) {
+  const out = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return out;
+}
+
+function str(s) {
+  const b = enc.encode(s);
+  return [b.length >> 8, b.length & 0xff, ...b];
+}
+
+function packet(type, body) {
+  return new Uint8Array([type, ...varint(body.length), ...body]);
+}
+
+// connectPacket is an MQTT 5 CONNECT with a clean start, no will, user
+// name and password.
+export function connectPacket({ clientId, username, password, keepalive }) {
+  let flags = 0x02;
+  const payload = [...str(clientId)];
+  if (username != null) { flags |= 0x80; payload.push(...str(username)); }
+  if (password != null) { flags |= 0x40; payload.push(...str(password)); }
+  return packet(0x10, [...str('MQTT'), 5, flags, keepalive >> 8, keepalive & 0xff, 0, ...payload]);
+}
+
+export function subscribePacket(id, filters, qos) {
+  const body = [id >> 8, id & 0xff, 0];
+  for (const f of filters) body.push(...str(f), qos & 3);
+  return packet(0x82, body);
+}
+
+// Parser turns a byte stream into packets: {type, flags, body}. A packet
+// may span frames and a frame may hold several.
+export class Parser {
+  constructor(max = 1 << 20) {
+    this.buf = new Uint8Array(0);
+    this.max = max;
+  }
+
+  // push adds bytes and returns the whole packets they complete; it throws
+  // on a packet that is larger than max or a malformed length.
+  push(bytes) {
+    if (this.buf.length) {
+      const b = new Uint8Array(this.buf.length + bytes.length);
+      b.set(this.buf); b.set(bytes, this.buf.length);
+      bytes = b;
+    }
+    const out = [];
+    let i = 0;
+    for (;;) {
+      if (bytes.length - i < 2) break;
+      let len = 0; let mul = 1; let j = i + 1;
+      for (;;) {
+        if (j >= bytes.length) { len = -1; break; }
+        const b = bytes[j++];
+        len += (b & 0x7f) * mul;
+        if (!(b & 0x80)) break;
+        mul *= 128;
+        if (mul > 128 ** 3) throw new MQTTError('malformed remaining length');
+      }
+      if (len < 0) break; // the length itself is not all here
+      if (len > this.max) throw new MQTTError(`packet of ${len} bytes`);
+      if (bytes.length - j < len) break;
+      out.push({ type: bytes[i] >> 4, flags: bytes[i] & 0x0f, body: bytes.subarray(j, j + len) });
+      i = j + len;
+    }
+    this.buf = bytes.slice(i);
+    return out;
+  }
+}
+
+// reader reads MQTT fields from a packet's body.
+function reader(body) {
+  let i = 0;
+  const need = (n) => { if (i + n > body.length) throw new MQTTError('truncated packet'); };
+  return {
+    byte() { need(1); return body[i++]; },
+    u16() { need(2); const v = (body[i] << 8) | body[i + 1]; i += 2; return v; },
+    varint() {
+      let v = 0; let mul = 1;
+      for (let k = 0; k < 4; k++) {
+        const b = this.byte();
+        v += (b & 0x7f) * mul;
+        if (!(b & 0x80)) return v;
+        mul *= 128;
+      }
+      throw new MQTTError('malformed varint');
+    },
+    string() { const n = this.u16(); need(n); const s = dec.decode(body.subarray(i, i + n)); i += n; return s; },
+    skip(n) { need(n); i += n; },
+    rest() { return body.subarray(i); },
+    left() { return body.length - i; },
+  };
+}
+
+// parsePublish reads a PUBLISH: its topic, QoS, packet id and payload.
+export function parsePublish(p) {
+  const r = reader(p.body);
+  const qos = (p.flags >> 1) & 3;
+  if (qos === 3) throw new MQTTError('publish with QoS 3');
+  const topic = r.string();
+  const id = qos > 0 ? r.u16() : 0;
+  r.skip(r.varint()); // properties: the page reads none
+  return { topic, qos, id, payload: r.rest() };
+}
+
+// Lengths of MQTT 5 property values by identifier: a number of bytes, or
+// 'v' (varint), 's' (string or binary), 'p' (string pair).
+const PROP = { 0x01: 1, 0x02: 4, 0x03: 's', 0x08: 's', 0x09: 's', 0x0b: 'v', 0x11: 4, 0x12: 's', 0x13: 2, 0x15: 's',
+  0x16: 's', 0x17: 1, 0x18: 4, 0x19: 1, 0x1a: 's', 0x1c: 's', 0x1f: 's', 0x21: 2, 0x22: 2, 0x23: 2, 0x24: 1,
+  0x25: 1, 0x26: 'p', 0x27: 4, 0x28: 1, 0x29: 1, 0x2a: 1 };
+
+// serverKeepalive reads a CONNACK's Server Keep Alive (0x13), which the
+// client must then use instead of its own; null when it has none.
+export function serverKeepalive(p) {
+  const r = reader(p.body);
+  r.skip(2);
+  if (!r.left()) return null;
+  const end = r.varint();
+  const props = reader(r.rest().subarray(0, end));
+  let ka = null;
+  while (props.left()) {
+    const id = props.varint();
+    const t = PROP[id];
+    if (t === undefined) throw new MQTTError(`unknown property 0x${id.toString(16)}`);
+    if (id === 0x13) ka = props.u16();
+    else if (t === 'v') props.varint();
+    else if (t === 's') props.skip(props.u16());
+    else if (t === 'p') { props.skip(props.u16()); props.skip(props.u16()); } else props.skip(t);
+  }
+  return ka;
+}
+
+// reasonOf is the reason code of a CONNACK, SUBACK's first filter or
+// DISCONNECT (0 when the packet has none).
+function reasonOf(p) {
+  const r = reader(p.body);
+  switch (p.type) {
+    case 2: r.byte(); return r.byte();
+    case 9: r.u16(); r.skip(r.varint()); return r.left() ? r.byte() : 0x80;
+    case 14: return r.left() ? r.byte() : 0;
+    default: return 0;
+  }
+}
+
+export class Client {
+  // url is ws(s)://host/mqtt; options: clientId, username, password,
+  // keepalive (s), connectTimeout (ms). WebSocket is injected for tests.
+  constructor(url, options, { WebSocket: WS = globalThis.WebSocket, setTimeout: st, clearTimeout: ct } = {}) {
+    this.url = url;
+    this.options = { keepalive: 60, connectTimeout: 30000, ...options };
+    this.WS = WS;
+    this.later = st || ((f, ms) => setTimeout(f, ms));
+    this.cancel = ct || ((t) => clearTimeout(t));
+    this.handlers = { connect: [], close: [], error: [], message: [], disconnect: [] };
+    this.connected = false;
+    this.nextId = 1;
+    this.acks = new Map(); // packet id -> subscribe callback
+    this.stream = { destroy: () => this.drop() };
+    this.open();
+  }
+
+  on(ev, fn) { this.handlers[ev].push(fn); return this; }
+  removeAllListeners(ev) { this.handlers[ev] = []; return this; }
+  emit(ev, ...a) { for (const fn of [...this.handlers[ev]]) fn(...a); }
+
+  open() {
+    this.closed = false;
+    this.parser = new Parser();
+    const ws = new this.WS(this.url, 'mqtt');
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      this.send(connectPacket(this.options));
+      this.armPing();
+    };
+    ws.onmessage = (e) => {
+      if (this.ws !== ws || !(e.data instanceof ArrayBuffer)) return;
+      try {
+        for (const p of this.parser.push(new Uint8Array(e.data))) this.handle(p);
+      } catch (err) {
+        this.emit('error', err);
+        this.drop();
+      }
+    };
+    ws.onclose = () => { if (this.ws === ws) this.finish(); };
+    ws.onerror = () => {}; // a close follows
+    this.connackTimer = this.later(() => { if (!this.connected) this.drop(); }, this.options.connectTimeout);
+  }
+
+  handle(p) {
+    switch (p.type) {
+      case 2: { // CONNACK
+        const code = reasonOf(p);
+        this.cancel(this.connackTimer);
+        if (code >= 0x80) {
+          this.emit('error', new MQTTError(`connection refused: 0x${code.toString(16)}`, code));
+          this.drop();
+          return;
+        }
+        const ka = serverKeepalive(p);
+        if (ka !== null) { this.options.keepalive = ka; this.armPing(); }
+        this.connected = true;
+        this.emit('connect');
+        return;
+      }
+      case 3: { // PUBLISH
+        const m = parsePublish(p);
+        if (m.qos === 1) this.send(new Uint8Array([0x40, 2, m.id >> 8, m.id & 0xff]));
+        else if (m.qos === 2) throw new MQTTError('QoS 2 delivery to a QoS 0 subscriber');
+        this.emit('message', m.topic, m.payload);
+        return;
+      }
+      case 9: { // SUBACK
+        const id = (p.body[0] << 8) | p.body[1];
+        const cb = this.acks.get(id);
+        this.acks.delete(id);
+        const code = reasonOf(p);
+        if (cb) cb(code >= 0x80 ? new MQTTError(`subscription refused: 0x${code.toString(16)}`, code) : null);
+        return;
+      }
+      case 13: // PINGRESP
+        this.pingOut = false;
+        return;
+      case 14: // DISCONNECT from the server: the socket closes next
+        // Not an 'error': what the reason says about the credential is
+        // for the next CONNACK to tell (so a session cut with 0x87 by an
+        // admin, or ended with 0xA0 when its token ran out, reconnects and
+        // hears then whether it may).
+        this.emit('disconnect', reasonOf(p));
+        this.drop();
+        return;
+      default:
+        throw new MQTTError(`unexpected packet type ${p.type}`);
+    }
+  }
+
+  // armPing sends a PINGREQ when the connection has been quiet for the
+  // keepalive, and gives up when the last one was not answered.
+  armPing() {
+    this.cancel(this.pingTimer);
+    const ka = this.options.keepalive;
+    if (!ka) return;
+    this.pingTimer = this.later(() => {
+      if (this.closed) return;
+      if (this.pingOut) { this.drop(); return; }
+      this.pingOut = true;
+      this.send(new Uint8Array([0xc0, 0]));
+      this.armPing();
+    }, ka * 1000);
+  }
+
+  send(bytes) {
+    if (this.ws && this.ws.readyState === 1) this.ws.send(bytes);
+  }
+
+  subscribe(filters, { qos = 0 } = {}, cb = () => {}) {
+    const id = this.nextId;
+    this.nextId = this.nextId % 65535 + 1;
+    this.acks.set(id, cb);
+    this.send(subscribePacket(id, filters, qos));
+  }
+
+  // drop ends the connection now; 'close' follows once.
+  drop() {
+    if (!this.ws) return;
+    try { this.ws.close(); } catch { /* already closing */ }
+    this.finish();
+  }
+
+  finish() {
+    if (this.closed) return;
+    this.closed = true;
+    this.connected = false;
+    this.pingOut = false;
+    this.cancel(this.pingTimer);
+    this.cancel(this.connackTimer);
+    this.ws = null;
+    for (const cb of this.acks.values()) cb(new MQTTError('connection closed'));
+    this.acks.clear();
+    this.emit('close');
+  }
+
+  reconnect() {
+    if (this.ws || this.ended) return;
+    this.open();
+  }
+
+  // end closes for good (force: without a DISCONNECT, as the page used it).
+  end() {
+    this.ended = true;
+    if (this.ws) {
+      this.send(new Uint8Array([0xe0, 0]));
+      this.drop();
+    }
+  }
+}
+
+export function connect(url, options, io) { return new Client(url, options, io); }
