@@ -15,9 +15,8 @@ import (
 //
 // connect-src names ws:// and wss:// of the host the browser asked for:
 // not every browser counts a WebSocket to the same host as 'self'.
-// worker-src allows blob: because MQTT.js runs its keepalive timers in a
-// worker made from a blob (so that a background tab keeps its session);
-// only script already running in the page can make one.
+// The page starts no worker (its MQTT client keeps a background tab's
+// session alive by pinging as frames arrive), so worker-src is 'none'.
 func securityHeaders(mapTiles string, log *slog.Logger) echo.MiddlewareFunc {
 	img := "img-src 'self' data:"
 	if o, ok := tileOrigin(mapTiles); ok {
@@ -28,7 +27,7 @@ func securityHeaders(mapTiles string, log *slog.Logger) echo.MiddlewareFunc {
 		log.Warn("map tiles: cannot tell the tile server's origin from the template; tiles will be refused by the page's Content-Security-Policy", "template", clipForLog(mapTiles, 200))
 	}
 	head := "default-src 'self'; script-src 'self'; style-src 'self'; " + img +
-		"; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; connect-src 'self'"
+		"; worker-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; connect-src 'self'"
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			h := c.Response().Header()

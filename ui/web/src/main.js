@@ -241,6 +241,7 @@ function connect(cfg, mode = 'main') {
   };
   let up = false;
   client.on('connect', () => {
+    if (!session.auth) { client.removeAllListeners('close'); client.end(true); return; } // signed out meanwhile
     up = true;
     attempt = 0;
     if (mqttClient && mqttClient !== client) { mqttClient.removeAllListeners('close'); mqttClient.end(true); }

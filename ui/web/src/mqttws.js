@@ -180,12 +180,13 @@ function reasonOf(p) {
 export class Client {
   // url is ws(s)://host/mqtt; options: clientId, username, password,
   // keepalive (s), connectTimeout (ms). WebSocket is injected for tests.
-  constructor(url, options, { WebSocket: WS = globalThis.WebSocket, setTimeout: st, clearTimeout: ct } = {}) {
+  constructor(url, options, { WebSocket: WS = globalThis.WebSocket, setTimeout: st, clearTimeout: ct, now } = {}) {
     this.url = url;
     this.options = { keepalive: 60, connectTimeout: 30000, ...options };
     this.WS = WS;
     this.later = st || ((f, ms) => setTimeout(f, ms));
     this.cancel = ct || ((t) => clearTimeout(t));
+    this.now = now || (() => Date.now());
     this.handlers = { connect: [], close: [], error: [], message: [], disconnect: [] };
     this.connected = false;
     this.nextId = 1;
@@ -212,7 +213,14 @@ export class Client {
     ws.onmessage = (e) => {
       if (this.ws !== ws || !(e.data instanceof ArrayBuffer)) return;
       try {
-        for (const p of this.parser.push(new Uint8Array(e.data))) this.handle(p);
+        for (const p of this.parser.push(new Uint8Array(e.data))) {
+          if (this.ws !== ws) break; // a packet before this one closed the connection
+          this.handle(p);
+        }
+        // Chrome wakes a hidden tab's chained timers once a minute, and the
+        // broker cuts a client that is silent for 1.5 × keepalive; frames
+        // are not throttled (a heartbeat comes every 5 s), so ping from here.
+        if (this.ws === ws && this.connected) this.pingIfDue(false);
       } catch (err) {
         this.emit('error', err);
         this.drop();
@@ -236,6 +244,7 @@ export class Client {
         const ka = serverKeepalive(p);
         if (ka !== null) { this.options.keepalive = ka; this.armPing(); }
         this.connected = true;
+        this.pingAt = this.now();
         this.emit('connect');
         return;
       }
@@ -270,19 +279,36 @@ export class Client {
     }
   }
 
-  // armPing sends a PINGREQ when the connection has been quiet for the
-  // keepalive, and gives up when the last one was not answered.
+  // armPing is the keepalive's timer: every period it pings, or drops a
+  // connection whose last ping went unanswered for a whole period.
   armPing() {
     this.cancel(this.pingTimer);
     const ka = this.options.keepalive;
     if (!ka) return;
     this.pingTimer = this.later(() => {
       if (this.closed) return;
-      if (this.pingOut) { this.drop(); return; }
-      this.pingOut = true;
-      this.send(new Uint8Array([0xc0, 0]));
+      if (!this.pingIfDue(true)) return;
       this.armPing();
     }, ka * 1000);
+  }
+
+  // pingIfDue sends a PINGREQ when none is out and half a keepalive (from
+  // a frame) or a whole one (from the timer) has passed since the last
+  // ping or the CONNACK. It drops the connection, and says false, when a
+  // ping has been out for a whole keepalive.
+  pingIfDue(fromTimer) {
+    const ka = this.options.keepalive * 1000;
+    const since = this.now() - this.pingAt;
+    if (this.pingOut) {
+      if (since < ka) return true;
+      this.drop();
+      return false;
+    }
+    if (since < (fromTimer ? 0 : ka / 2)) return true;
+    this.pingOut = true;
+    this.pingAt = this.now();
+    this.send(new Uint8Array([0xc0, 0]));
+    return true;
   }
 
   send(bytes) {
@@ -308,6 +334,7 @@ export class Client {
     this.closed = true;
     this.connected = false;
     this.pingOut = false;
+    this.pingAt = 0;
     this.cancel(this.pingTimer);
     this.cancel(this.connackTimer);
     this.ws = null;
@@ -321,7 +348,8 @@ export class Client {
     this.open();
   }
 
-  // end closes for good (force: without a DISCONNECT, as the page used it).
+  // end says DISCONNECT and closes for good (MQTT.js's force flag is
+  // accepted and means nothing here).
   end() {
     this.ended = true;
     if (this.ws) {

@@ -70,13 +70,16 @@ function rig() {
     closeFromServer() { this.readyState = 3; this.onclose(); }
   }
   const timers = [];
+  const clock = { t: 1_000_000 };
   const io = {
     WebSocket: FakeWS,
+    now: () => clock.t,
     setTimeout: (fn, ms) => { timers.push({ fn, ms, live: true }); return timers.length; },
     clearTimeout: (id) => { if (timers[id - 1]) timers[id - 1].live = false; },
   };
-  const fire = (ms) => { for (const t of timers.filter((x) => x.live && x.ms === ms)) { t.live = false; t.fn(); } };
-  return { sockets, io, fire };
+  // fire lets ms pass and runs the timers set for that long.
+  const fire = (ms) => { clock.t += ms; for (const t of timers.filter((x) => x.live && x.ms === ms)) { t.live = false; t.fn(); } };
+  return { sockets, io, fire, clock };
 }
 
 function client(r, events) {
