@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -295,5 +296,52 @@ func TestMachineRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTickOrderIsStable: what one tick ends (offers, silences) comes out in
+// the same order every time, whatever the maps' order.
+func TestTickOrderIsStable(t *testing.T) {
+	for range 20 {
+		now := t0
+		m := &Machine{Topics: Topics{Depot: "T"}, Now: func() time.Time { return now }}
+		m.Load(State{})
+		var b Batch
+		var snaps []RouteSnapshot
+		for i := range 6 {
+			id := strconv.Itoa(i)
+			snaps = append(snaps, routeAt("R"+id, "D"+id, "AVERAGE", 0, 38.5, -121.5))
+		}
+		if _, err := m.Snapshots(&b, snaps); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 {
+			id := strconv.Itoa(i)
+			if _, err := m.Fix(&b, Fix{DriverID: "D" + id, Lat: 38.5, Lng: -121.5, TS: now.UnixMilli()}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.OfferVTO(&b, "D"+id, "R"+id, "", "disp"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now = now.Add(OfferTTL)
+		b = Batch{}
+		if err := m.Tick(&b); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range b.Events {
+			switch p := e.Payload.(type) {
+			case VTOExpired:
+				got = append(got, p.VTOID)
+			case DriverPresence:
+				got = append(got, p.DriverID)
+			}
+		}
+		want := []string{"vto_10", "vto_12", "vto_14", "vto_16", "vto_18", "vto_8", // ids in string order
+			"D0", "D1", "D2", "D3", "D4", "D5"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("tick order %v, want %v", got, want)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -91,7 +93,8 @@ func (m *Machine) Tick(b *Batch) error {
 	if err := m.expireOffers(b, now); err != nil {
 		return err
 	}
-	for _, r := range m.routes {
+	for _, id := range slices.Sorted(maps.Keys(m.routes)) { // events in a stable order
+		r := m.routes[id]
 		if r.DriverID == "" || r.TotalStops > 0 && r.CompletedStops >= r.TotalStops {
 			continue
 		}

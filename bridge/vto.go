@@ -6,6 +6,7 @@ package bridge
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -136,7 +137,8 @@ func (m *Machine) ConfirmVTO(b *Batch, vtoID, payrollRef string) (Offer, error) 
 
 // expireOffers ends the open offers whose time is up.
 func (m *Machine) expireOffers(b *Batch, now time.Time) error {
-	for _, o := range m.offers {
+	for _, id := range slices.Sorted(maps.Keys(m.offers)) { // events in a stable order
+		o := m.offers[id]
 		if o.State != StateOpen || now.Before(o.ExpiresAt) {
 			continue
 		}
@@ -173,7 +175,8 @@ func (m *Machine) Offers() []OfferStatus {
 // handheld that connects without its old session), with the time left.
 func (m *Machine) resendOffers(b *Batch, driver string) {
 	now := m.Now()
-	for _, o := range m.offers {
+	for _, id := range slices.Sorted(maps.Keys(m.offers)) {
+		o := m.offers[id]
 		if o.DriverID != driver || o.State != StateOpen || !now.Before(o.ExpiresAt) {
 			continue
 		}
