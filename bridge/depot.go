@@ -297,49 +297,38 @@ func (d *Depot) ApplySnapshots(snaps []RouteSnapshot) (int, error) {
 	return changed, err
 }
 
-// OfferVTO: see Machine.OfferVTO.
-func (d *Depot) OfferVTO(driverID, routeID, reason, by string) (out Offer, err error) {
+// actFor runs a command that also answers with a value, as act does.
+func actFor[T any](d *Depot, cmd func(*Machine, *Batch) (T, error)) (out T, err error) {
 	err = d.act(func(m *Machine, b *Batch) (err error) {
-		out, err = m.OfferVTO(b, driverID, routeID, reason, by)
+		out, err = cmd(m, b)
 		return err
 	})
 	return out, err
+}
+
+// OfferVTO: see Machine.OfferVTO.
+func (d *Depot) OfferVTO(driverID, routeID, reason, by string) (Offer, error) {
+	return actFor(d, func(m *Machine, b *Batch) (Offer, error) { return m.OfferVTO(b, driverID, routeID, reason, by) })
 }
 
 // AnswerVTO: see Machine.AnswerVTO.
-func (d *Depot) AnswerVTO(vtoID, action, driverID, by string) (out Offer, err error) {
-	err = d.act(func(m *Machine, b *Batch) (err error) {
-		out, err = m.AnswerVTO(b, vtoID, action, driverID, by)
-		return err
-	})
-	return out, err
+func (d *Depot) AnswerVTO(vtoID, action, driverID, by string) (Offer, error) {
+	return actFor(d, func(m *Machine, b *Batch) (Offer, error) { return m.AnswerVTO(b, vtoID, action, driverID, by) })
 }
 
 // ConfirmVTO: see Machine.ConfirmVTO.
-func (d *Depot) ConfirmVTO(vtoID, payrollRef string) (out Offer, err error) {
-	err = d.act(func(m *Machine, b *Batch) (err error) {
-		out, err = m.ConfirmVTO(b, vtoID, payrollRef)
-		return err
-	})
-	return out, err
+func (d *Depot) ConfirmVTO(vtoID, payrollRef string) (Offer, error) {
+	return actFor(d, func(m *Machine, b *Batch) (Offer, error) { return m.ConfirmVTO(b, vtoID, payrollRef) })
 }
 
 // Reassign: see Machine.Reassign.
-func (d *Depot) Reassign(routeID, toDriverID, by string) (out RouteStatus, err error) {
-	err = d.act(func(m *Machine, b *Batch) (err error) {
-		out, err = m.Reassign(b, routeID, toDriverID, by)
-		return err
-	})
-	return out, err
+func (d *Depot) Reassign(routeID, toDriverID, by string) (RouteStatus, error) {
+	return actFor(d, func(m *Machine, b *Batch) (RouteStatus, error) { return m.Reassign(b, routeID, toDriverID, by) })
 }
 
 // ResolveRescue: see Machine.ResolveRescue.
-func (d *Depot) ResolveRescue(id, by string) (out Rescue, err error) {
-	err = d.act(func(m *Machine, b *Batch) (err error) {
-		out, err = m.ResolveRescue(b, id, by)
-		return err
-	})
-	return out, err
+func (d *Depot) ResolveRescue(id, by string) (Rescue, error) {
+	return actFor(d, func(m *Machine, b *Batch) (Rescue, error) { return m.ResolveRescue(b, id, by) })
 }
 
 // HandleReply takes a handheld's reply (Machine.Reply).
