@@ -54,6 +54,8 @@ fuzz: ui
 	$(GO) test -run='^$$' -fuzz='^FuzzParseFix$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzParseDriverTopic$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSnapshots$$' -fuzztime=$(FUZZTIME) ./bridge
+	$(GO) test -run='^$$' -fuzz='^FuzzParseOwnTracks$$' -fuzztime=$(FUZZTIME) ./bridge
+	$(GO) test -run='^$$' -fuzz='^FuzzParseOsmAnd$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONEncoding$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzPresencePayload$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzClientID$$' -fuzztime=$(FUZZTIME) ./bridge

@@ -58,7 +58,12 @@ type Fix struct {
 	Spd      float64 `json:"spd,omitempty"`
 	Hdg      float64 `json:"hdg,omitempty"`
 	Batt     float64 `json:"batt,omitempty"`
-	Recv     int64   `json:"recv"` // server receive time, Unix ms
+	// What the handheld says of itself, for device health (handheld.go):
+	// the app it came from, the battery's state and the connection type.
+	App       string `json:"app,omitempty"`
+	BattState string `json:"bs,omitempty"`
+	Conn      string `json:"conn,omitempty"`
+	Recv      int64  `json:"recv"` // server receive time, Unix ms
 }
 
 // Time returns the device time of the fix.
@@ -88,6 +93,13 @@ func ParseFix(driverID string, payload []byte, now time.Time) (Fix, error) {
 	if err := json.Unmarshal(p, &w); err != nil {
 		return Fix{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	return w.fix(driverID, now)
+}
+
+// fix validates a decoded fix: lat, lng and ts are required and checked,
+// as is every optional field present. It is the one rule for every way a
+// fix arrives (our gps topic, OwnTracks, OsmAnd).
+func (w wireFix) fix(driverID string, now time.Time) (Fix, error) {
 	switch {
 	case w.Lat == nil:
 		return Fix{}, fmt.Errorf("%w: lat", ErrMissingField)
@@ -97,10 +109,10 @@ func ParseFix(driverID string, payload []byte, now time.Time) (Fix, error) {
 		return Fix{}, fmt.Errorf("%w: ts", ErrMissingField)
 	}
 	f := Fix{DriverID: driverID, Lat: *w.Lat, Lng: *w.Lng, Recv: now.UnixMilli()}
-	if f.Lat < -90 || f.Lat > 90 {
+	if !(f.Lat >= -90 && f.Lat <= 90) {
 		return Fix{}, fmt.Errorf("%w: lat %v", ErrOutOfRange, f.Lat)
 	}
-	if f.Lng < -180 || f.Lng > 180 {
+	if !(f.Lng >= -180 && f.Lng <= 180) {
 		return Fix{}, fmt.Errorf("%w: lng %v", ErrOutOfRange, f.Lng)
 	}
 	if *w.TS != math.Trunc(*w.TS) || math.Abs(*w.TS) > 1<<53 {
@@ -112,27 +124,46 @@ func ParseFix(driverID string, payload []byte, now time.Time) (Fix, error) {
 	} else if -d > MaxFixSkew.Milliseconds() {
 		return Fix{}, fmt.Errorf("%w: %s ahead", ErrFuture, time.Duration(-d)*time.Millisecond)
 	}
-	opt := []struct {
-		v        *float64
-		dst      *float64
-		name     string
-		min, max float64
-	}{
-		{w.Acc, &f.Acc, "acc", 0, 1e6},
-		{w.Spd, &f.Spd, "spd", 0, 1000},
-		{w.Hdg, &f.Hdg, "hdg", 0, 360},
-		{w.Batt, &f.Batt, "batt", 0, 100},
-	}
-	for _, o := range opt {
+	for _, o := range w.optional(&f) {
 		if o.v == nil {
 			continue
 		}
-		if *o.v < o.min || *o.v > o.max {
+		if !(*o.v >= o.min && *o.v <= o.max) {
 			return Fix{}, fmt.Errorf("%w: %s %v", ErrOutOfRange, o.name, *o.v)
 		}
 		*o.dst = *o.v
 	}
 	return f, nil
+}
+
+type optionalField struct {
+	v        *float64
+	dst      *float64
+	name     string
+	min, max float64
+}
+
+// optional lists the optional fields of w, where each goes in f, and its range.
+func (w *wireFix) optional(f *Fix) []optionalField {
+	return []optionalField{
+		{w.Acc, &f.Acc, "acc", 0, 1e6},
+		{w.Spd, &f.Spd, "spd", 0, 1000},
+		{w.Hdg, &f.Hdg, "hdg", 0, 360},
+		{w.Batt, &f.Batt, "batt", 0, 100},
+	}
+}
+
+// dropUnknown forgets optional fields out of their range instead of
+// refusing the fix: stock apps send -1 for "not known" (iOS speed and
+// course, a battery level the OS will not tell), and an app whose fix is
+// refused sends it again for ever, holding back every fix behind it.
+func (w *wireFix) dropUnknown() {
+	ptrs := [...]**float64{&w.Acc, &w.Spd, &w.Hdg, &w.Batt} // in optional's order
+	for i, o := range w.optional(new(Fix)) {
+		if o.v != nil && !(*o.v >= o.min && *o.v <= o.max) {
+			*ptrs[i] = nil
+		}
+	}
 }
 
 // ValidID reports whether s can be a depot, driver or route id: 1–64 of

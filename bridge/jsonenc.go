@@ -172,6 +172,12 @@ func (f Fix) AppendJSON(b []byte) ([]byte, error) {
 			b = appendJSONFloat(b, o.v)
 		}
 	}
+	for _, o := range [...]struct{ name, v string }{{`,"app":`, f.App}, {`,"bs":`, f.BattState}, {`,"conn":`, f.Conn}} {
+		if o.v != "" {
+			b = append(b, o.name...)
+			b = appendJSONString(b, o.v)
+		}
+	}
 	b = append(b, `,"recv":`...)
 	b = strconv.AppendInt(b, f.Recv, 10)
 	return append(b, '}'), nil

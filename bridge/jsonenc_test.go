@@ -34,7 +34,7 @@ func FuzzJSONEncoding(f *testing.F) {
 		got, err := r.AppendJSON(nil)
 		sameAsMarshal(t, "route status", r, got, err)
 
-		fx := Fix{DriverID: s1, Lat: x, Lng: y, TS: ms, Acc: y, Spd: x, Recv: tsMs}
+		fx := Fix{DriverID: s1, Lat: x, Lng: y, TS: ms, Acc: y, Spd: x, App: s2, Conn: s1, Recv: tsMs}
 		got, err = fx.AppendJSON(nil)
 		sameAsMarshal(t, "fix", fx, got, err)
 
