@@ -422,6 +422,11 @@ func (d *Depot) Rescues() []Rescue { return read(d, (*Machine).Rescues) }
 // Offers returns the open offers and those of the last hour, newest first.
 func (d *Depot) Offers() []OfferStatus { return read(d, (*Machine).Offers) }
 
+// DriverView returns what driverID's own app shows.
+func (d *Depot) DriverView(driverID string) DriverView {
+	return read(d, func(m *Machine) DriverView { return m.DriverView(driverID) })
+}
+
 // Feed returns the feed health as last recorded.
 func (d *Depot) Feed() FeedHealth { return read(d, (*Machine).Feed) }
 

@@ -130,6 +130,15 @@ func (i Identity) MayPublish(depot string, p Publication) (retain bool, err erro
 	if !i.Allowed(depot, p.Topic, true) {
 		return false, fmt.Errorf("%w: %s may not publish to %s", ErrForbidden, i, quoteClip(p.Topic))
 	}
+	if strings.HasPrefix(p.Topic, OwnTracksPrefix) {
+		// OwnTracks retains its locations and leaves {"_type":"lwt"} as its
+		// will on its base topic. Neither is retained here, and the will
+		// must be just that.
+		if p.Will && !isOwnTracksLWT(p.Topic, p.Payload) {
+			return false, fmt.Errorf("%w: an OwnTracks will may only be {\"_type\":\"lwt\"} on the device's own topic", ErrForbidden)
+		}
+		return false, nil
+	}
 	kind := p.Topic[strings.LastIndexByte(p.Topic, '/')+1:]
 	if kind != KindPresence {
 		if p.Will {
@@ -145,6 +154,17 @@ func (i Identity) MayPublish(depot string, p Publication) (retain bool, err erro
 		return false, fmt.Errorf("%w: a will may only say %q", ErrInvalid, PresenceOffline)
 	}
 	return p.Retain, nil
+}
+
+// isOwnTracksLWT reports whether an OwnTracks will is its lwt message on a
+// device's base topic (owntracks/<driver>/<device>), at most
+// MaxPresenceBytes: the one will OwnTracks leaves.
+func isOwnTracksLWT(topic string, payload []byte) bool {
+	if strings.Count(topic, "/") != 2 || len(payload) > MaxPresenceBytes {
+		return false
+	}
+	m, err := ParseOwnTracks("", payload, time.Time{})
+	return err == nil && m.Type == OwnTracksLWT
 }
 
 // MaxPresenceBytes bounds a presence payload.
@@ -225,16 +245,31 @@ func quoteClip(s string) string {
 	return strconv.Quote(s)
 }
 
-// Allowed is the topic ACL of docs/design.md §6 for depot. For a read, topic may
-// be a subscription filter or the topic of a delivery.
+// OwnTracksPrefix is the root of OwnTracks' topics:
+// owntracks/<user>/<device>[/<subtopic>].
+const OwnTracksPrefix = "owntracks/"
+
+// KindCmd is the OwnTracks subtopic a device reads its commands from.
+const KindCmd = "cmd"
+
+// Allowed is the topic ACL of docs/design.md §6 for depot. For a read,
+// topic may be a subscription filter or the topic of a delivery (mochi
+// asks again for every message it delivers, retained ones included).
 //
 //   - a driver publishes only its own gps, presence and reply topics and
-//     reads only its own inbox;
+//     its own OwnTracks topics (owntracks/<driver>/<device>[/<sub>], not
+//     …/cmd), and reads only its own inbox and OwnTracks commands. It may
+//     subscribe to any OwnTracks filter (the app subscribes to
+//     owntracks/+/+ to see friends), but a delivery is judged by its
+//     topic, so nothing of another driver ever reaches it.
 //   - a dispatcher reads its depot's tree and publishes nothing;
 //   - an admin reads as a dispatcher, plus $SYS.
 func (i Identity) Allowed(depot, topic string, write bool) bool {
 	switch i.Role {
 	case RoleDriver:
+		if rest, ok := strings.CutPrefix(topic, OwnTracksPrefix); ok {
+			return i.allowedOwnTracks(rest, write)
+		}
 		prefix := "depot/" + depot + "/drivers/" + i.Subject + "/"
 		rest, ok := strings.CutPrefix(topic, prefix)
 		if !ok {
@@ -254,4 +289,20 @@ func (i Identity) Allowed(depot, topic string, write bool) bool {
 		return i.Role == RoleAdmin && (topic == "$SYS/#" || strings.HasPrefix(topic, "$SYS/"))
 	}
 	return false
+}
+
+// allowedOwnTracks judges a driver's topic below owntracks/.
+func (i Identity) allowedOwnTracks(rest string, write bool) bool {
+	if !write && strings.ContainsAny(rest, "+#") {
+		return true // a filter: what it matches is judged per delivery
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] != i.Subject || !ValidID(parts[1]) {
+		return false
+	}
+	isCmd := len(parts) == 3 && parts[2] == KindCmd
+	if write {
+		return !isCmd && (len(parts) == 2 || ValidID(parts[2]))
+	}
+	return isCmd
 }

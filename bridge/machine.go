@@ -47,6 +47,7 @@ type Machine struct {
 	driverNames   map[string]string
 	addresses     map[string]string // route id -> address of its position, when the feed has one
 	presence      map[string]*presence
+	devices       map[string]DeviceHealth // each driver's, from its newest fix
 }
 
 // Event is one event as the machine made it: its seq, type and typed
@@ -78,8 +79,10 @@ func (m *Machine) Load(st State) {
 		}
 		m.driverNames[r.DriverID] = r.DriverName
 	}
+	m.devices = make(map[string]DeviceHealth, len(st.Latest))
 	for _, f := range st.Latest {
 		m.latest[f.DriverID] = f
+		m.devices[f.DriverID] = deviceOf(f)
 	}
 	// Moves are not stored as route records (Batch.Routes): a route's
 	// position is its driver's newest fix when that is newer, the rule
@@ -161,6 +164,9 @@ func (m *Machine) Fix(b *Batch, f Fix) (late bool, err error) {
 	}
 	m.latest[f.DriverID] = f
 	b.Latest = append(b.Latest, f)
+	if err := m.deviceSeen(b, f); err != nil {
+		return false, err
+	}
 	r, ok := m.routes[routeID]
 	if !ok {
 		return false, nil
@@ -243,18 +249,19 @@ func (m *Machine) Feed() FeedHealth { return m.feed }
 // Snapshot is everything a dashboard needs to start, consistent with Seq:
 // events after Seq are exactly what changed since.
 type Snapshot struct {
-	Seq      uint64              `json:"seq"`
-	Routes   []RouteStatus       `json:"routes"`
-	Rescues  []Rescue            `json:"rescues"`
-	Offers   []OfferStatus       `json:"offers"`
-	Presence map[string]presence `json:"presence"`
-	Feed     FeedHealth          `json:"feed"`
+	Seq      uint64                  `json:"seq"`
+	Routes   []RouteStatus           `json:"routes"`
+	Rescues  []Rescue                `json:"rescues"`
+	Offers   []OfferStatus           `json:"offers"`
+	Presence map[string]presence     `json:"presence"`
+	Devices  map[string]DeviceHealth `json:"devices"`
+	Feed     FeedHealth              `json:"feed"`
 }
 
 // Snapshot returns the dashboard's starting state.
 func (m *Machine) Snapshot() Snapshot {
 	return Snapshot{Seq: m.seq, Routes: m.Routes(), Rescues: m.Rescues(), Offers: m.Offers(),
-		Presence: m.presenceMap(), Feed: m.feed}
+		Presence: m.presenceMap(), Devices: m.Devices(), Feed: m.feed}
 }
 
 // Heartbeat emits a system:status event and the retained heartbeat. s

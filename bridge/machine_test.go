@@ -35,6 +35,14 @@ func fixAt(driver string, lat, lng float64, at *time.Time) func(m *Machine, b *B
 	}
 }
 
+func healthFix(driver string, lat, batt float64, bs, conn string, acc float64, at *time.Time) func(m *Machine, b *Batch) error {
+	return func(m *Machine, b *Batch) error {
+		_, err := m.Fix(b, Fix{DriverID: driver, Lat: lat, Lng: 2, TS: at.UnixMilli(), Recv: at.UnixMilli(),
+			Acc: acc, Batt: batt, BattState: bs, Conn: conn, App: AppOwnTracks})
+		return err
+	}
+}
+
 func offer(driver, route string) func(m *Machine, b *Batch) error {
 	return func(m *Machine, b *Batch) error {
 		_, err := m.OfferVTO(b, driver, route, "quiet day", "disp")
@@ -245,6 +253,37 @@ func TestMachineRules(t *testing.T) {
 			}, types: []string{}},
 			{name: "disconnect", cmd: func(m *Machine, b *Batch) error { return m.Disconnected(b, "D1") },
 				types: []string{EventDriverPresence}},
+		}},
+		{"device health: told on a change of app, battery state, connection or a whole percent", []step{
+			{name: "start", cmd: cycle(at(0)), types: []string{upd}},
+			{name: "first owntracks fix", after: time.Second, cmd: healthFix("D1", 10, 81.2, BattUnplugged, ConnMobile, 5, &now),
+				types: []string{EventDriverPresence, EventDriverDevice, upd},
+				check: func(t *testing.T, m *Machine, b *Batch) {
+					want := DeviceHealth{DriverID: "D1", App: AppOwnTracks, Batt: 81.2, BattState: BattUnplugged, Acc: 5, Conn: ConnMobile, LastFix: now}
+					if p := payloadOf[DeviceHealth](t, b, EventDriverDevice); p != want {
+						t.Fatalf("device %+v, want %+v", p, want)
+					}
+				}},
+			{name: "accuracy and a fraction of a percent: not news", after: time.Second, cmd: healthFix("D1", 10.001, 80.9, BattUnplugged, ConnMobile, 40, &now),
+				types: []string{upd},
+				check: func(t *testing.T, m *Machine, b *Batch) {
+					if d := m.Devices()["D1"]; d.Acc != 40 || !d.LastFix.Equal(now) {
+						t.Fatalf("the snapshot's health is not the newest: %+v", d)
+					}
+				}},
+			{name: "a whole percent", after: time.Second, cmd: healthFix("D1", 10.002, 80.2, BattUnplugged, ConnMobile, 40, &now),
+				types: []string{EventDriverDevice, upd}},
+			{name: "plugged in", after: time.Second, cmd: healthFix("D1", 10.003, 80.2, BattCharging, ConnMobile, 40, &now),
+				types: []string{EventDriverDevice, upd}},
+			{name: "on wifi", after: time.Second, cmd: healthFix("D1", 10.004, 80.2, BattCharging, ConnWifi, 40, &now),
+				types: []string{EventDriverDevice, upd}},
+			{name: "a late fix says nothing of the device now", cmd: func(m *Machine, b *Batch) error {
+				_, err := m.Fix(b, Fix{DriverID: "D1", Lat: 1, Lng: 1, TS: now.Add(-time.Minute).UnixMilli(), App: AppTraccar, Batt: 5})
+				if d := m.Devices()["D1"]; d.App != AppOwnTracks || d.Batt != 80.2 {
+					t.Fatalf("a late fix changed the device health: %+v", d)
+				}
+				return err
+			}, types: []string{}},
 		}},
 		{"reply: bad input is refused", []step{
 			{name: "not json", cmd: func(m *Machine, b *Batch) error { return m.Reply(b, "D1", []byte("{")) }, err: ErrInvalid},

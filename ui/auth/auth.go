@@ -465,3 +465,39 @@ func (a *Accounts) DeviceValid(driverID string) bool {
 	_, ok := a.devices[driverID]
 	return ok
 }
+
+// AuthenticateDevice checks a handheld's credential presented over HTTP
+// (OwnTracks' Basic auth, the driver app): ErrBadCredentials unless token
+// is driverID's device token now.
+func (a *Accounts) AuthenticateDevice(driverID, token string) error {
+	a.mu.RLock()
+	want, ok := a.devices[driverID]
+	a.mu.RUnlock()
+	if !ok || subtle.ConstantTimeCompare(want, tokenHash(token)) != 1 {
+		return fmt.Errorf("%w: device %q", ErrBadCredentials, clipID(driverID))
+	}
+	return nil
+}
+
+// DeviceForToken finds whose device token this is: an OsmAnd URL carries
+// only the token. Every credential is compared, in constant time each, so
+// the answer's timing says nothing of which was close.
+func (a *Accounts) DeviceForToken(token string) (driverID string, ok bool) {
+	h := tokenHash(token)
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for id, want := range a.devices {
+		if subtle.ConstantTimeCompare(want, h) == 1 {
+			driverID, ok = id, true
+		}
+	}
+	return driverID, ok
+}
+
+// clipID bounds an id from the network for an error message.
+func clipID(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
