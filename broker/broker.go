@@ -481,3 +481,21 @@ func (l *deadlineListener) Accept() (net.Conn, error) {
 	_ = c.SetReadDeadline(time.Now().Add(l.d))
 	return c, nil
 }
+
+// Filters lists the subscription filters beginning with prefix of every
+// session, live or kept, of identity: "locate now" finds an OwnTracks
+// device's command topic this way, also after a restart.
+func (s *Server) Filters(identity, prefix string) []string {
+	var out []string
+	for _, cl := range s.mq.Clients.GetAll() {
+		if cl.Net.Inline || string(cl.Properties.Username) != identity {
+			continue
+		}
+		for f := range cl.State.Subscriptions.GetAll() {
+			if strings.HasPrefix(f, prefix) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}

@@ -49,6 +49,8 @@ type Config struct {
 	Archive  Archive
 	Accounts *auth.Accounts
 	Dispatch Dispatch
+	// Handhelds serves the stock apps and the driver app; nil: off.
+	Handhelds Handhelds
 	// PayrollSecret verifies the payroll webhook; empty: webhook off.
 	PayrollSecret string
 	// Metrics serves /metrics (Prometheus text format), when set.
@@ -90,6 +92,7 @@ type Server struct {
 	throttle *auth.Throttle
 	replays  replays
 	hub      Hub
+	guard    deviceGuard
 }
 
 // New builds the server and its routes; Start binds it.
@@ -162,6 +165,7 @@ func New(cfg Config) *Server {
 	api.GET("/devices", s.listDevices, admin)
 	api.DELETE("/devices/:driverId", s.revokeDevice, admin)
 	api.POST("/admin/backup", s.backup, admin)
+	s.mountHandhelds(read, api)
 	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
 	if cfg.Pprof {
 		s.mountPprof(admin)

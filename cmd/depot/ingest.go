@@ -20,10 +20,20 @@ type ingest struct {
 	log   *slog.Logger
 	now   func() time.Time // Main.Clock: fixes are judged on the depot's time
 
+	// For the stock apps (handhelds.go): presence, the broker's
+	// subscriptions of an identity, and publishing.
+	sessions *sessions
+	filters  func(identity, prefix string) []string
+	publish  func(topic string, payload []byte, qos byte, expiry uint32) error
+	hh       handhelds
+
 	refused sync.Map // reason -> *atomic.Int64
 }
 
 func (in *ingest) Ingest(clientID, topic string, payload []byte, qos byte) error {
+	if strings.HasPrefix(topic, bridge.OwnTracksPrefix) {
+		return in.ownTracksTopic(clientID, topic, payload, qos)
+	}
 	if !strings.HasPrefix(topic, "depot/"+in.id+"/") {
 		return nil // not the depot's tree: plain MQTT, nothing to do with it
 	}
@@ -34,10 +44,14 @@ func (in *ingest) Ingest(clientID, topic string, payload []byte, qos byte) error
 	}
 	switch kind {
 	case bridge.KindGPS:
+		if isOwnTracksJSON(payload) {
+			return in.ownTracksMQTT(clientID, topic, driver, payload, qos > 0)
+		}
 		f, err := bridge.ParseFix(driver, payload, in.now())
 		if err != nil {
 			return in.refuse(err, broker.CodePayloadFormat, clientID, topic)
 		}
+		f.App = gpsApp(clientID)
 		return in.depot.IngestFix(f, qos > 0)
 	case bridge.KindInbox:
 		return in.refuse(errors.New("inbox topics are written by the server only"), broker.CodeNotAuthorized, clientID, topic)
@@ -105,6 +119,20 @@ func (s *sessions) SessionStarted(identity string) {
 		if err := s.depot.DriverConnected(id.Subject); err != nil && !errors.Is(err, bridge.ErrClosed) {
 			s.log.Warn("presence", "driver", id.Subject, "err", err)
 		}
+	}
+}
+
+// gone is a handheld saying it is leaving (OwnTracks' lwt, published):
+// offline, unless the driver has another session.
+func (s *sessions) gone(driver string) {
+	s.mu.Lock()
+	others := s.count[driver] > 1
+	s.mu.Unlock()
+	if others {
+		return
+	}
+	if err := s.depot.DriverDisconnected(driver); err != nil && !errors.Is(err, bridge.ErrClosed) {
+		s.log.Warn("presence", "driver", driver, "err", err)
 	}
 }
 

@@ -341,8 +341,13 @@ func (m *Main) openDomainAndBroker() error {
 	}
 	m.depot = &bridge.Depot{ID: c.Depot, Store: dstore, Log: m.Log.With("part", "depot"), Metrics: m.metrics,
 		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed, Now: m.Clock}
-	m.ingest = &ingest{depot: m.depot, id: c.Depot, log: m.Log.With("part", "ingest"), now: m.Clock}
 	sess := &sessions{depot: m.depot, log: m.Log.With("part", "presence"), count: map[string]int{}}
+	m.ingest = &ingest{depot: m.depot, id: c.Depot, log: m.Log.With("part", "ingest"), now: m.Clock, sessions: sess,
+		filters: func(identity, prefix string) []string { return m.broker.Filters(identity, prefix) },
+		publish: func(topic string, payload []byte, qos byte, expiry uint32) error {
+			return m.broker.PublishExpiring(topic, payload, false, qos, expiry)
+		},
+		hh: handhelds{httpAt: map[string]time.Time{}, pending: map[string]bool{}}}
 	// The caps follow the open files limit, so the process refuses a
 	// client before the kernel refuses it a file.
 	mqttCap, httpCap := connCaps(raiseFileLimit(m.Log))
@@ -387,7 +392,7 @@ func (m *Main) startWeb() error {
 	m.web = ui.New(ui.Config{
 		Addr: c.HTTPAddr, TLS: m.tls, DepotID: c.Depot, Center: [2]float64{feed.DemoLat, feed.DemoLng},
 		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: m.store, Accounts: m.accounts,
-		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Now: m.Clock, NoStream: m.faults.noSSE, Backup: m.backupNow, Metrics: m.metrics.handler(),
+		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Handhelds: m.ingest, Now: m.Clock, NoStream: m.faults.noSSE, Backup: m.backupNow, Metrics: m.metrics.handler(),
 		Ready: func() error {
 			if h := m.depot.StoreHealth(); !h.OK {
 				return fmt.Errorf("store failing (%s); %d events waiting to be written", h.Error, h.Pending)
