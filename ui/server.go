@@ -51,6 +51,10 @@ type Config struct {
 	Dispatch Dispatch
 	// Handhelds serves the stock apps and the driver app; nil: off.
 	Handhelds Handhelds
+	// OsmAndAddr, when set, also serves Traccar Client's OsmAnd requests
+	// on a port of their own (Traccar's is 5055): /<token> and
+	// /api/v1/osmand/<token>, plain HTTP or TLS as the main port.
+	OsmAndAddr string
 	// PayrollSecret verifies the payroll webhook; empty: webhook off.
 	PayrollSecret string
 	// Metrics serves /metrics (Prometheus text format), when set.
@@ -93,6 +97,8 @@ type Server struct {
 	replays  replays
 	hub      Hub
 	guard    deviceGuard
+	osmandE  *echo.Echo // on Config.OsmAndAddr
+	osmandLn net.Listener
 }
 
 // New builds the server and its routes; Start binds it.
@@ -213,7 +219,49 @@ func (s *Server) Start() error {
 			s.cfg.Log.Error("http server stopped", "err", err)
 		}
 	}()
+	return s.startOsmAnd()
+}
+
+// startOsmAnd serves OsmAnd requests on Config.OsmAndAddr, with the
+// main server's limits, error answers and address rules.
+func (s *Server) startOsmAnd() error {
+	if s.cfg.OsmAndAddr == "" || s.cfg.Handhelds == nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.OsmAndAddr)
+	if err != nil {
+		return fmt.Errorf("osmand listen %s: %w", s.cfg.OsmAndAddr, err)
+	}
+	ln = newLimitListener(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP)
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
+	e := echo.New()
+	e.IPExtractor = s.e.IPExtractor
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Server.ReadHeaderTimeout, e.Server.IdleTimeout = s.e.Server.ReadHeaderTimeout, s.e.Server.IdleTimeout
+	e.Server.ErrorLog = s.e.Server.ErrorLog
+	e.Use(middleware.Recover(), middleware.BodyLimit("64K"), s.bodyDeadline)
+	for _, path := range []string{"/:token", "/api/v1/osmand/:token"} {
+		e.GET(path, s.osmand)
+		e.POST(path, s.osmand)
+	}
+	s.osmandE, s.osmandLn = e, ln
+	go func() {
+		if err := e.Server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.cfg.Log.Error("osmand server stopped", "err", err)
+		}
+	}()
 	return nil
+}
+
+// OsmAndAddr is the bound address of the OsmAnd port ("" when off).
+func (s *Server) OsmAndAddr() string {
+	if s.osmandLn == nil {
+		return ""
+	}
+	return s.osmandLn.Addr().String()
 }
 
 // Addr is the bound address.
@@ -231,6 +279,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-s.done:
 	default:
 		close(s.done)
+	}
+	if s.osmandE != nil {
+		_ = s.osmandE.Shutdown(ctx)
 	}
 	return s.e.Shutdown(ctx)
 }
@@ -291,6 +342,9 @@ func (s *Server) healthz(c echo.Context) error {
 		h = s.cfg.Health()
 	}
 	h["http"] = s.Addr()
+	if a := s.OsmAndAddr(); a != "" {
+		h["osmand"] = a
+	}
 	if !s.isAdmin(c) {
 		h = publicHealth(h)
 	}
@@ -302,7 +356,7 @@ func (s *Server) healthz(c echo.Context) error {
 // about the feed, the store or the traffic.
 func publicHealth(h map[string]any) map[string]any {
 	out := map[string]any{}
-	for _, k := range []string{"status", "depot", "version", "mqtt", "http"} {
+	for _, k := range []string{"status", "depot", "version", "mqtt", "http", "osmand"} {
 		if v, ok := h[k]; ok {
 			out[k] = v
 		}

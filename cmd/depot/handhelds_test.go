@@ -492,3 +492,25 @@ func TestDriverState(t *testing.T) {
 		t.Fatalf("D2 sees D1's offer: %s", body)
 	}
 }
+
+// TestOsmAndPort: Traccar Client pointed at a port of its own, as at a
+// Traccar server: http://box:5055/<token>.
+func TestOsmAndPort(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, "", func(c *ServeConfig) { c.OsmAndAddr = "127.0.0.1:0" })
+	var h map[string]any
+	if code := a.request(t, "GET", "/healthz", "", nil, &h); code != 200 || h["osmand"] == nil {
+		t.Fatalf("healthz %d %v", code, h)
+	}
+	at := time.Now().Add(-time.Second).Truncate(time.Second)
+	u := fmt.Sprintf("http://%s/%s?id=D1&timestamp=%d&lat=38.6041&lon=-121.4681", h["osmand"], a.tokens["D1"], at.Unix())
+	if code, body := handheldPost(t, "POST", u, "", "", "", nil); code != 200 {
+		t.Fatalf("OsmAnd port: %d %s", code, body)
+	}
+	if f := a.history(t, "R1"); len(f) != 1 || f[0].Lat != 38.6041 {
+		t.Fatalf("history %+v", f)
+	}
+	if code, _ := handheldPost(t, "POST", fmt.Sprintf("http://%s/nope?id=D1&lat=1&lon=1", h["osmand"]), "", "", "", nil); code != 401 {
+		t.Fatalf("unknown token on the OsmAnd port: %d", code)
+	}
+}

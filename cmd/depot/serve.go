@@ -29,6 +29,7 @@ import (
 type ServeConfig struct {
 	Data           string
 	HTTPAddr       string
+	OsmAndAddr     string
 	MQTTAddr       string
 	Depot          string
 	Demo           bool
@@ -127,6 +128,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.SetOutput(m.Out)
 	fs.StringVar(&c.Data, "data", c.Data, "data directory (created if missing)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "dashboard, REST API and MQTT over WebSocket (/mqtt)")
+	fs.StringVar(&c.OsmAndAddr, "osmand-addr", c.OsmAndAddr, "also take Traccar Client's OsmAnd requests on this address (e.g. :5055), at /<device token>; off when empty (they are always taken at /api/v1/osmand/<device token> on the HTTP port)")
 	fs.StringVar(&c.MQTTAddr, "mqtt-addr", c.MQTTAddr, "MQTT over TCP (8883 by convention with TLS)")
 	fs.StringVar(&c.Depot, "depot", c.Depot, "depot id used in every topic")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "simulated route feed and handhelds")
@@ -392,7 +394,7 @@ func (m *Main) startWeb() error {
 	m.web = ui.New(ui.Config{
 		Addr: c.HTTPAddr, TLS: m.tls, DepotID: c.Depot, Center: [2]float64{feed.DemoLat, feed.DemoLng},
 		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: m.store, Accounts: m.accounts,
-		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Handhelds: m.ingest, Now: m.Clock, NoStream: m.faults.noSSE, Backup: m.backupNow, Metrics: m.metrics.handler(),
+		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Handhelds: m.ingest, OsmAndAddr: c.OsmAndAddr, Now: m.Clock, NoStream: m.faults.noSSE, Backup: m.backupNow, Metrics: m.metrics.handler(),
 		Ready: func() error {
 			if h := m.depot.StoreHealth(); !h.OK {
 				return fmt.Errorf("store failing (%s); %d events waiting to be written", h.Error, h.Pending)
