@@ -16,7 +16,7 @@
 // test runner drives this module (eventlog.test.js).
 
 export const TYPES = new Set(['route:update', 'rescue:alert', 'rescue:updated', 'vto:offer', 'vto:accepted', 'vto:declined',
-  'vto:expired', 'vto:confirmed', 'route:reassigned', 'driver:presence', 'system:status']);
+  'vto:expired', 'vto:confirmed', 'route:reassigned', 'driver:presence', 'driver:device', 'system:status']);
 export const MAX_JUMP = 10000;    // past the log's end: no depot publishes that many during one read of the log
 export const MAX_PENDING = 5000;  // beyond this, live events wait for the log instead of memory
 export const PENDING_ROUNDS = 3;  // catch-ups a queued event may wait for the events before it

@@ -24,6 +24,7 @@ const state = {
   rescues: new Map(),  // rescueId -> rescue (open or acknowledged)
   offers: new Map(),   // vtoId -> offer
   presence: new Map(), // driverId -> {state, since}
+  devices: new Map(),  // driverId -> device health {app, batt, battState, acc, conn, lastFix}
   lastSeq: 0,
   synced: false,       // lastSeq is meaningful
   clockOffset: 0,      // server clock - browser clock, ms
@@ -104,6 +105,7 @@ async function loadState() {
   state.rescues = new Map(list(s.rescues).filter((r) => isID(r.rescueId)).map((r) => [r.rescueId, r]));
   state.offers = new Map(list(s.offers).filter((o) => isID(o.vtoId)).map((o) => [o.vtoId, cleanOffer(o)]));
   state.presence = new Map(Object.entries(isObj(s.presence) ? s.presence : {}).filter(([, v]) => isObj(v)));
+  state.devices = new Map(Object.entries(isObj(s.devices) ? s.devices : {}).filter(([, v]) => isObj(v)));
   state.lastSeq = s.seq;
   state.synced = true;
   if (isObj(s.feed)) onFeed(s.feed);
@@ -164,6 +166,11 @@ function apply(env) {
     case 'driver:presence':
       if (!isID(p.driverId)) return;
       state.presence.set(p.driverId, { state: text(p.state), since: text(p.since) });
+      table.markDriver(p.driverId);
+      break;
+    case 'driver:device':
+      if (!isID(p.driverId)) return;
+      state.devices.set(p.driverId, p);
       table.markDriver(p.driverId);
       break;
     case 'system:status':

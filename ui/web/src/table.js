@@ -41,10 +41,34 @@ export function ago(ms, now) {
   return Math.floor(s / 3600) + 'h' + String(Math.floor((s % 3600) / 60)).padStart(2, '0');
 }
 
+// APPS names the handheld apps device health reports (docs/handhelds.md).
+const APPS = { owntracks: 'OwnTracks', traccar: 'Traccar Client', driverapp: 'driver app', other: 'other app' };
+
+// deviceLabel is the row's battery/app indicator for a driver's device
+// health: its text, its tooltip and whether the battery is low (under
+// 20 % and not charging). null when nothing is known.
+export function deviceLabel(dev) {
+  if (!dev || typeof dev !== 'object') return null;
+  const batt = num(dev.batt);
+  const parts = [has(APPS, dev.app) ? APPS[dev.app] : 'handheld'];
+  if (batt !== null) parts.push(`battery ${Math.round(batt)} %` + (dev.battState === 'charging' ? ' (charging)' : dev.battState === 'full' ? ' (full)' : ''));
+  const acc = num(dev.acc);
+  if (acc !== null) parts.push(`accurate to ${Math.round(acc)} m`);
+  if (dev.conn === 'wifi' || dev.conn === 'mobile' || dev.conn === 'offline') parts.push(`on ${dev.conn === 'wifi' ? 'Wi-Fi' : dev.conn}`);
+  const charging = dev.battState === 'charging' || dev.battState === 'full';
+  return {
+    text: batt !== null ? `${Math.round(batt)}%` : (has(APPS, dev.app) ? APPS[dev.app] : ''),
+    title: parts.join(' · '),
+    low: batt !== null && batt < 20 && !charging,
+    charging,
+  };
+}
+
 // rowKey is everything a row shows but the age of its last fix: a row is
 // rebuilt when it changes, and only its age cell is touched otherwise.
-export function rowKey(r, pr) {
-  return [statusOf(r.statusColor), text(r.routeCode), text(r.routeId), text(r.driverName), text(r.driverId),
+export function rowKey(r, pr, dev) {
+  const d = deviceLabel(dev);
+  return [d ? `${d.text} ${d.title} ${d.low}` : '', statusOf(r.statusColor), text(r.routeCode), text(r.routeId), text(r.driverName), text(r.driverId),
     text(r.performanceTier), pr ? `${text(pr.state)} ${text(pr.since)}` : '', showNum(r.behindSchedule),
     showNum(r.completedStops), showNum(r.totalStops), showNum(r.completedPackages), showNum(r.totalPackages)].join('\u0001');
 }
@@ -115,7 +139,7 @@ export class RouteTable {
         this.rows.set(r.routeId, row);
       }
       if (this.dirty.has(r.routeId)) {
-        const key = rowKey(r, this.state.presence.get(r.driverId));
+        const key = rowKey(r, this.state.presence.get(r.driverId), this.state.devices?.get(r.driverId));
         const ts = Date.parse(r.lastUpdated) || 0;
         if (key !== row.key) {
           row.key = key;
@@ -148,6 +172,7 @@ export class RouteTable {
     const c = statusOf(r.statusColor);
     const pr = this.state.presence.get(r.driverId);
     const ps = pr && has(PRESENCE, pr.state) ? pr.state : 'unknown';
+    const dev = deviceLabel(this.state.devices?.get(r.driverId));
     tr.className = 's-' + c;
     const age = el('td', { className: 'num age' });
     tr.replaceChildren(
@@ -156,7 +181,9 @@ export class RouteTable {
       el('td', null, text(r.driverName) || text(r.driverId),
         r.performanceTier ? el('span', { className: 'tier' }, text(r.performanceTier)) : null,
         pr ? el('span', { className: `presence ${ps}`, title: `${text(pr.state)} since ${text(pr.since)}` },
-          `${PRESENCE[ps] || '?'} `, el('span', { className: 'word' }, text(pr.state))) : null),
+          `${PRESENCE[ps] || '?'} `, el('span', { className: 'word' }, text(pr.state))) : null,
+        dev ? el('span', { className: 'device' + (dev.low ? ' low' : '') + (dev.charging ? ' charging' : ''), title: dev.title,
+          'aria-label': dev.title }, dev.text) : null),
       el('td', { className: 'num behind' }, showNum(r.behindSchedule)),
       el('td', null, bar(r.completedStops, r.totalStops)),
       el('td', null, bar(r.completedPackages, r.totalPackages)),
