@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -103,7 +105,7 @@ const deviceUsage = `Usage:
   depot device add --driver ID [--name TEXT] [--qr KIND] [--qr-file PATH] [--json]
       issue a handheld credential: prints its token (shown once) and its set-ups,
       the links that configure the driver app, OwnTracks (MQTT or HTTP) and Traccar Client
-      --qr KIND        also draw that set-up's QR code in the terminal:
+      --qr KIND        also draw that set-up's QR code in the terminal (or the file below):
                        driverapp, owntracks, owntracks-http or traccar
       --qr-file PATH   write the QR code of --qr (default driverapp) to PATH:
                        SVG when PATH ends in .svg, PNG otherwise (it holds the credential)
@@ -250,4 +252,16 @@ func printDevice(w io.Writer, driver, token, user, clientID string, set *setup.S
 	line("Traccar server URL", set.Traccar)
 	line("Traccar identifier", set.TraccarID)
 	line("Traccar (QR scanner)", set.TraccarQR)
+	if u, err := url.Parse(set.DriverApp); err == nil && isLoopback(u.Hostname()) {
+		fmt.Fprintf(w, "note: these links name %s, which no phone reaches: start the depot with --public-url\n", u.Host)
+	}
+}
+
+// isLoopback reports whether host names this machine only.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }

@@ -131,6 +131,9 @@ func TestDeviceAddSetups(t *testing.T) {
 	if _, code, _ := mqttConnect(a.MQTTAddr(), "drv-D6", "D6", tok); code != 0 {
 		t.Fatalf("printed credential refused: 0x%02x", code)
 	}
+	if !strings.Contains(out, "note: these links name "+a.HTTPAddr()+", which no phone reaches") {
+		t.Errorf("no note that 127.0.0.1 is no address for a phone:\n%s", out)
+	}
 	if !strings.Contains(out, "traccar QR code") || !strings.Contains(out, "widen the terminal") || !strings.Contains(out, "█") {
 		t.Fatalf("no QR code in the terminal:\n%s", out)
 	}
