@@ -221,11 +221,18 @@ func (s *Server) createDevice(c echo.Context) error {
 	if err != nil {
 		return accountError(err)
 	}
+	s.held.put(req.DriverID, tok, s.cfg.Now())
 	s.cfg.Log.Info("device credential issued", "driver", req.DriverID, "by", c.Get(claimsKey).(*auth.Claims).Subject)
-	return c.JSON(http.StatusCreated, map[string]string{
+	out := map[string]any{
 		"driverId": req.DriverID, "token": tok,
 		"mqttUsername": req.DriverID, "mqttClientId": bridge.Identity{Role: bridge.RoleDriver, Subject: req.DriverID}.ClientID(),
-	})
+	}
+	// Without a public URL and with a Host that cannot go into a link, the
+	// answer has no set-ups (the credential is still issued).
+	if set := s.setupFor(c.Request(), req.DriverID, tok); set != nil {
+		out["setup"] = set
+	}
+	return c.JSON(http.StatusCreated, out)
 }
 
 func (s *Server) listDevices(c echo.Context) error {
@@ -247,6 +254,7 @@ func (s *Server) listDevices(c echo.Context) error {
 
 func (s *Server) revokeDevice(c echo.Context) error {
 	id := c.Param("driverId")
+	s.held.drop(id)
 	if err := s.cfg.Accounts.RevokeDevice(id); err != nil {
 		return accountError(err)
 	}

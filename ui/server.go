@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
@@ -85,6 +86,15 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 	// Pprof mounts /debug/pprof (admins only).
 	Pprof bool
+
+	// PublicURL is scheme://host[:port] where handhelds reach the depot
+	// (setup.ParseBase), for the set-ups of provisioned devices; nil: the
+	// scheme and Host of the admin's request.
+	PublicURL *url.URL
+	// MQTTPort and MQTTTLS describe the MQTT-over-TCP listener for the
+	// OwnTracks MQTT set-up, reached at PublicURL's host name (0: none).
+	MQTTPort int
+	MQTTTLS  bool
 }
 
 // Server is the HTTP side of the appliance.
@@ -99,6 +109,7 @@ type Server struct {
 	guard    deviceGuard
 	osmandE  *echo.Echo // on Config.OsmAndAddr
 	osmandLn net.Listener
+	held     heldTokens // new device tokens, for their set-ups' QR codes
 }
 
 // New builds the server and its routes; Start binds it.
@@ -170,6 +181,7 @@ func New(cfg Config) *Server {
 	api.POST("/devices", s.createDevice, admin)
 	api.GET("/devices", s.listDevices, admin)
 	api.DELETE("/devices/:driverId", s.revokeDevice, admin)
+	api.GET("/devices/:driverId/setup", s.deviceSetup, admin)
 	api.POST("/admin/backup", s.backup, admin)
 	s.mountHandhelds(read, api)
 	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })

@@ -8,10 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/depotcc/depot/ui/client"
+	"github.com/depotcc/depot/ui/setup"
 )
 
 // The admin commands talk to the running depot over its API: the data
@@ -97,10 +102,18 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 }
 
 const deviceUsage = `Usage:
-  depot device add --driver ID [--name TEXT]   issue a handheld credential (prints its token once)
+  depot device add --driver ID [--name TEXT] [--qr KIND] [--qr-file PATH] [--json]
+      issue a handheld credential: prints its token (shown once) and its set-ups,
+      the links that configure the driver app, OwnTracks (MQTT or HTTP) and Traccar Client
+      --qr KIND        also draw that set-up's QR code in the terminal (or the file below):
+                       driverapp, owntracks, owntracks-http or traccar
+      --qr-file PATH   write the QR code of --qr (default driverapp) to PATH:
+                       SVG when PATH ends in .svg, PNG otherwise (it holds the credential)
+      --json           print the depot's answer as JSON instead
   depot device revoke --driver ID              revoke it; a live session is disconnected
   depot device list
 Flags of every subcommand: --http ADDR --admin-user NAME; DEPOT_ADMIN_PASSWORD is the admin's password.
+The set-ups' links name the depot's --public-url, or the address given to --http.
 `
 
 // runDevice: depot device add|revoke|list.
@@ -110,11 +123,15 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errors.New("depot device: add, revoke or list?")
 	}
 	fs := flag.NewFlagSet("depot device "+args[0], flag.ContinueOnError)
-	var driver, name *string
+	var driver, name, qrKind, qrFile *string
+	var asJSON *bool
 	if args[0] == "add" || args[0] == "revoke" {
 		driver = fs.String("driver", "", "driver id")
 		if args[0] == "add" {
 			name = fs.String("name", "", "a label for the handheld")
+			qrKind = fs.String("qr", "", "draw this set-up's QR code in the terminal: "+strings.Join(setup.Kinds, ", "))
+			qrFile = fs.String("qr-file", "", "write the QR code of --qr (default driverapp) to this file: SVG if it ends in .svg, else PNG")
+			asJSON = fs.Bool("json", false, "print the depot's answer as JSON")
 		}
 	}
 	switch args[0] {
@@ -130,10 +147,11 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if driver != nil && *driver == "" {
 		return errors.New("--driver is required")
 	}
+	if args[0] == "add" {
+		return deviceAdd(ctx, c, *driver, *name, *qrKind, *qrFile, *asJSON, stdout)
+	}
 	var out any
 	switch args[0] {
-	case "add":
-		err = c.Do(ctx, "POST", "/api/v1/devices", map[string]string{"driverId": *driver, "name": *name}, &out)
 	case "revoke":
 		err = c.Do(ctx, "DELETE", "/api/v1/devices/"+*driver, nil, nil)
 		out = map[string]string{"revoked": *driver}
@@ -145,4 +163,105 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	printJSON(stdout, out)
 	return nil
+}
+
+// deviceAdd issues driver's credential and prints its token and set-ups,
+// and the QR code of one of them when asked (drawn here from the answer:
+// the depot holds the token only for a while, and one request is enough).
+func deviceAdd(ctx context.Context, c *client.Client, driver, name, qrKind, qrFile string, asJSON bool, stdout io.Writer) error {
+	if qrFile != "" && qrKind == "" {
+		qrKind = setup.KindDriverApp
+	}
+	if qrKind != "" && !slices.Contains(setup.Kinds, qrKind) {
+		return fmt.Errorf("--qr %q: want %s", qrKind, strings.Join(setup.Kinds, ", "))
+	}
+	var raw json.RawMessage
+	if err := c.Do(ctx, "POST", "/api/v1/devices", map[string]string{"driverId": driver, "name": name}, &raw); err != nil {
+		return err
+	}
+	var out struct {
+		DriverID     string     `json:"driverId"`
+		Token        string     `json:"token"`
+		MQTTUsername string     `json:"mqttUsername"`
+		MQTTClientID string     `json:"mqttClientId"`
+		Setup        *setup.Set `json:"setup"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("the depot's answer: %w", err)
+	}
+	if asJSON {
+		var v any
+		_ = json.Unmarshal(raw, &v)
+		printJSON(stdout, v)
+	} else {
+		printDevice(stdout, out.DriverID, out.Token, out.MQTTUsername, out.MQTTClientID, out.Setup)
+	}
+	if qrKind == "" {
+		return nil
+	}
+	if out.Setup == nil {
+		return errors.New("no QR code: the depot's answer has no set-ups (it cannot tell its public address: start it with --public-url)")
+	}
+	text, err := out.Setup.Text(qrKind)
+	if err != nil {
+		return err
+	}
+	if qrFile != "" {
+		format := setup.FormatPNG
+		if strings.EqualFold(filepath.Ext(qrFile), ".svg") {
+			format = setup.FormatSVG
+		}
+		img, _, err := setup.Image(text, format)
+		if err != nil {
+			return err
+		}
+		// 0600: the code holds the driver's credential.
+		if err := os.WriteFile(qrFile, img, 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nWrote the %s QR code to %s; it holds the credential: delete it once scanned.\n", qrKind, qrFile)
+		return nil
+	}
+	art, err := setup.Terminal(text)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n%s QR code (drawn for a dark terminal; if lines wrap, widen the terminal or use --qr-file):\n\n%s", qrKind, art)
+	return nil
+}
+
+// printDevice prints a new credential and its set-ups, one labelled line
+// each.
+func printDevice(w io.Writer, driver, token, user, clientID string, set *setup.Set) {
+	line := func(label, v string) {
+		if v != "" {
+			fmt.Fprintf(w, "%-22s %s\n", label+":", v)
+		}
+	}
+	line("driver", driver)
+	line("token (shown once)", token)
+	line("MQTT username", user)
+	line("MQTT client id", clientID)
+	if set == nil {
+		fmt.Fprintln(w, "set-ups: none (the depot cannot tell its public address from this request: start it with --public-url)")
+		return
+	}
+	line("driver app", set.DriverApp)
+	line("OwnTracks (MQTT)", set.OwnTracks)
+	line("OwnTracks (HTTP)", set.OwnTracksHTTP)
+	line("Traccar server URL", set.Traccar)
+	line("Traccar identifier", set.TraccarID)
+	line("Traccar (QR scanner)", set.TraccarQR)
+	if u, err := url.Parse(set.DriverApp); err == nil && isLoopback(u.Hostname()) {
+		fmt.Fprintf(w, "note: these links name %s, which no phone reaches: start the depot with --public-url\n", u.Host)
+	}
+}
+
+// isLoopback reports whether host names this machine only.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/depotcc/depot/storage"
 	"github.com/depotcc/depot/ui"
 	"github.com/depotcc/depot/ui/auth"
+	"github.com/depotcc/depot/ui/setup"
 )
 
 // ServeConfig is everything `depot serve` is told.
@@ -56,6 +58,7 @@ type ServeConfig struct {
 	AdminPassword  string // DEPOT_ADMIN_PASSWORD only: a flag would show in ps
 	TrustedProxies string
 	Pprof          bool
+	PublicURL      string
 
 	PayrollSecretFile     string
 	CortexCredentialsFile string
@@ -64,6 +67,7 @@ type ServeConfig struct {
 	trusted     []*net.IPNet // --trusted-proxies, parsed
 	payrollFrom string       // the --payroll-secret-file PayrollSecret was read from
 	feedHeader  http.Header  // from --cortex-credentials-file
+	publicURL   *url.URL     // --public-url, parsed
 }
 
 // Main is the running appliance. Tests build one with NewMain, set Config,
@@ -160,6 +164,9 @@ func (m *Main) ParseFlags(args []string) error {
 		"comma-separated CIDR ranges (or addresses) of reverse proxies whose X-Forwarded-For names the client;\n"+
 			"unset: the peer address is the client's, whatever the headers say")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof (admins only); off by default")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL,
+		"scheme://host[:port] where handhelds reach the depot (e.g. https://depot.example:8080), for the links and QR codes\n"+
+			"of device set-ups; the OwnTracks MQTT set-up names its host and the --mqtt-addr port. Unset: the host the admin's request came to")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: depot serve [flags]\n\n")
 		fs.PrintDefaults()
@@ -194,6 +201,14 @@ func (c *ServeConfig) validate() error {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	c.trusted = trusted
+	c.publicURL = nil
+	if c.PublicURL != "" {
+		u, err := setup.ParseBase(c.PublicURL)
+		if err != nil {
+			return fmt.Errorf("--public-url: %w", err)
+		}
+		c.publicURL = u
+	}
 	switch {
 	case !bridge.ValidID(c.Depot):
 		return fmt.Errorf("--depot %q: want 1-64 letters, digits, '-', '_' or '.'", c.Depot)
@@ -403,6 +418,7 @@ func (m *Main) startWeb() error {
 		},
 		MQTT: mqttWS, Health: m.health, Log: m.Log.With("part", "http"), Live: m.broker.Err,
 		TrustedProxies: c.trusted, Pprof: c.Pprof, MaxConns: m.httpConnCap,
+		PublicURL: c.publicURL, MQTTPort: setup.PortOf(m.broker.Addr()), MQTTTLS: m.tls != nil,
 	})
 	if err := m.web.Start(); err != nil {
 		return err

@@ -458,6 +458,14 @@ func (a *Accounts) AuthenticateMQTT(username, password []byte, clientID string) 
 	return id, expires, nil
 }
 
+// DeviceTokenValid reports whether token is driverID's credential now.
+func (a *Accounts) DeviceTokenValid(driverID, token string) bool {
+	a.mu.RLock()
+	want, ok := a.devices[driverID]
+	a.mu.RUnlock()
+	return ok && subtle.ConstantTimeCompare(want, tokenHash(token)) == 1
+}
+
 // DeviceValid reports whether driverID has a credential now.
 func (a *Accounts) DeviceValid(driverID string) bool {
 	a.mu.RLock()

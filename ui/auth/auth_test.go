@@ -165,14 +165,20 @@ func TestDevices(t *testing.T) {
 	if err != nil || id != (bridge.Identity{Role: bridge.RoleDriver, Subject: "D1"}) || !exp.IsZero() {
 		t.Fatalf("AuthenticateMQTT: %v %v %v", id, exp, err)
 	}
+	if !a.DeviceTokenValid("D1", tok) || a.DeviceTokenValid("D1", tok+"x") || a.DeviceTokenValid("D2", tok) {
+		t.Fatal("DeviceTokenValid")
+	}
 	tok2, _ := a.CreateDevice("D1", "new phone")
+	if a.DeviceTokenValid("D1", tok) || !a.DeviceTokenValid("D1", tok2) {
+		t.Fatal("DeviceTokenValid after reissue")
+	}
 	if len(*revoked) != 1 {
 		t.Fatal("reissue did not end the old session")
 	}
 	if _, _, err := a.AuthenticateMQTT([]byte("D1"), []byte(tok), "drv-D1"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("old token after reissue: %v", err)
 	}
-	if err := a.RevokeDevice("D1"); err != nil || len(*revoked) != 2 || a.DeviceValid("D1") {
+	if err := a.RevokeDevice("D1"); err != nil || len(*revoked) != 2 || a.DeviceValid("D1") || a.DeviceTokenValid("D1", tok2) {
 		t.Fatalf("revoke: %v %v", err, *revoked)
 	}
 	if _, _, err := a.AuthenticateMQTT([]byte("D1"), []byte(tok2), "drv-D1"); !errors.Is(err, ErrBadCredentials) {

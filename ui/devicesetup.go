@@ -1,0 +1,191 @@
+package ui
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/depotcc/depot/ui/setup"
+	"github.com/labstack/echo/v4"
+)
+
+// SetupHold is how long the depot holds a new device token in memory so
+// the device's set-ups can be shown again as QR codes; only a hash of the
+// token is stored, so afterwards (and after a restart) they cannot.
+const SetupHold = 30 * time.Minute
+
+// setupHeldMax bounds the tokens held at once; the oldest goes first.
+const setupHeldMax = 1000
+
+// errSetupGone is the answer for a device whose token is no longer held.
+const errSetupGone = "the token of this device is no longer held (30 minutes after provisioning, or a restart): provision it again"
+
+// heldTokens are the tokens of the devices provisioned in the last
+// SetupHold, by driver id: in memory only, never written or logged.
+type heldTokens struct {
+	mu sync.Mutex
+	m  map[string]heldToken
+}
+
+type heldToken struct {
+	token string
+	at    time.Time
+}
+
+// put holds driverID's new token, replacing an older one; when full, the
+// expired and then the oldest are dropped.
+func (h *heldTokens) put(driverID, token string, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]heldToken{}
+	}
+	delete(h.m, driverID)
+	if len(h.m) >= setupHeldMax {
+		for id, t := range h.m {
+			if now.Sub(t.at) >= SetupHold {
+				delete(h.m, id)
+			}
+		}
+	}
+	for len(h.m) >= setupHeldMax {
+		oldest, first := "", true
+		var at time.Time
+		for id, t := range h.m {
+			if first || t.at.Before(at) {
+				oldest, at, first = id, t.at, false
+			}
+		}
+		delete(h.m, oldest)
+	}
+	h.m[driverID] = heldToken{token, now}
+}
+
+// get returns driverID's held token while it is held.
+func (h *heldTokens) get(driverID string, now time.Time) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.m[driverID]
+	if !ok {
+		return "", false
+	}
+	if d := now.Sub(t.at); d >= SetupHold || d < -time.Minute { // a clock set back: not trusted either
+		delete(h.m, driverID)
+		return "", false
+	}
+	return t.token, true
+}
+
+func (h *heldTokens) drop(driverID string) {
+	h.mu.Lock()
+	delete(h.m, driverID)
+	h.mu.Unlock()
+}
+
+func (h *heldTokens) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.m)
+}
+
+// publicBase is where handhelds reach the depot: Config.PublicURL, or the
+// scheme and Host of the request (nil when its Host is not a plain name or
+// address and port). The scheme is https for a TLS connection, or when a
+// trusted proxy says so with X-Forwarded-Proto.
+func (s *Server) publicBase(r *http.Request) *url.URL {
+	if s.cfg.PublicURL != nil {
+		return s.cfg.PublicURL
+	}
+	if !validHost(r.Host) {
+		return nil
+	}
+	scheme := "http"
+	if r.TLS != nil || s.fromTrustedProxy(r) && strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https") {
+		scheme = "https"
+	}
+	u, err := setup.ParseBase(scheme + "://" + r.Host)
+	if err != nil {
+		return nil
+	}
+	return u
+}
+
+// fromTrustedProxy reports whether the request's peer is one of
+// Config.TrustedProxies.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	for _, n := range s.cfg.TrustedProxies {
+		if ip != nil && n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// setupFor makes the set-ups of driverID's handheld for the request r, or
+// nil when the depot's public address cannot be told.
+func (s *Server) setupFor(r *http.Request, driverID, token string) *setup.Set {
+	base := s.publicBase(r)
+	if base == nil {
+		return nil
+	}
+	set, err := setup.Make(setup.Params{Base: base, MQTTPort: s.cfg.MQTTPort, MQTTTLS: s.cfg.MQTTTLS, DriverID: driverID, Token: token})
+	if err != nil {
+		return nil
+	}
+	return &set
+}
+
+// deviceSetup answers a set-up of a device provisioned in the last
+// SetupHold as a QR code: GET /devices/:driverId/setup?kind=…&format=png|svg.
+func (s *Server) deviceSetup(c echo.Context) error {
+	kind, format := c.QueryParam("kind"), c.QueryParam("format")
+	if kind == "" {
+		kind = setup.KindDriverApp
+	}
+	if format == "" {
+		format = setup.FormatPNG
+	}
+	if !slices.Contains(setup.Kinds, kind) {
+		return echo.NewHTTPError(http.StatusBadRequest, "kind: want "+strings.Join(setup.Kinds, ", "))
+	}
+	if format != setup.FormatPNG && format != setup.FormatSVG {
+		return echo.NewHTTPError(http.StatusBadRequest, "format: want png or svg")
+	}
+	id := c.Param("driverId")
+	if !s.cfg.Accounts.DeviceValid(id) {
+		return echo.NewHTTPError(http.StatusNotFound, "no such device")
+	}
+	tok, ok := s.held.get(id, s.cfg.Now())
+	if ok && !s.cfg.Accounts.DeviceTokenValid(id, tok) {
+		s.held.drop(id) // replaced by a credential this server did not issue
+		ok = false
+	}
+	if !ok {
+		return echo.NewHTTPError(http.StatusGone, errSetupGone)
+	}
+	set := s.setupFor(c.Request(), id, tok)
+	if set == nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "cannot tell the depot's address from this request's Host: start the depot with --public-url")
+	}
+	text, err := set.Text(kind)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusNotFound, err.Error())
+	}
+	img, mediaType, err := setup.Image(text, format)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Disposition", `inline; filename="setup-`+id+`-`+kind+`.`+format+`"`)
+	return c.Blob(http.StatusOK, mediaType, img)
+}
