@@ -39,7 +39,15 @@ func (old DeviceHealth) worthTelling(cur DeviceHealth) bool {
 // with a driver:device event when worth telling.
 func (m *Machine) deviceSeen(b *Batch, f Fix) error {
 	cur := deviceOf(f)
-	old := m.devices[f.DriverID] // zero for a driver not heard from: a fix that says nothing of its device is not news
+	old := m.devices[f.DriverID]
+	// A fix that does not say (the driver app beside OwnTracks, say)
+	// leaves what the last one said: health must not flap with its source.
+	if cur.Batt == 0 && cur.BattState == "" {
+		cur.Batt, cur.BattState = old.Batt, old.BattState
+	}
+	if cur.Conn == "" {
+		cur.Conn = old.Conn
+	} // zero for a driver not heard from: a fix that says nothing of its device is not news
 	m.devices[f.DriverID] = cur
 	if !old.worthTelling(cur) {
 		return nil

@@ -63,18 +63,34 @@ func (m *Machine) DriverView(driverID string) DriverView {
 		}
 	}
 	slices.SortFunc(v.Rescues, func(a, b DriverRescue) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	for _, a := range m.assignments {
-		if (a.DriverID == driverID || a.FromDriverID == driverID) && a.At.After(since) {
-			code := ""
-			if r, ok := m.routes[a.RouteID]; ok {
-				code = r.RouteCode
-			}
-			v.Reassignments = append(v.Reassignments, RouteReassignment{RouteReassigned: RouteReassigned{RouteID: a.RouteID,
-				RouteCode: code, FromDriverID: a.FromDriverID, ToDriverID: a.DriverID, By: a.By}, At: a.At})
+	for _, a := range m.reassigned {
+		if (a.ToDriverID == driverID || a.FromDriverID == driverID) && a.At.After(since) {
+			v.Reassignments = append(v.Reassignments, a)
 		}
 	}
 	slices.SortFunc(v.Reassignments, func(a, b RouteReassignment) int {
 		return cmp.Or(b.At.Compare(a.At), cmp.Compare(a.RouteID, b.RouteID))
 	})
 	return v
+}
+
+// maxReassigned bounds the reassignments kept for drivers' apps.
+const maxReassigned = 1000
+
+// noteReassigned keeps a reassignment for the drivers' apps. The
+// assignment itself is dropped once the feed agrees with it, within a
+// minute; a driver whose app was closed must still see it. Kept in memory:
+// after a restart an app shows the reassignments made since.
+func (m *Machine) noteReassigned(r RouteReassignment) {
+	since := r.At.Add(-DriverViewWindow)
+	keep := m.reassigned[:0]
+	for _, x := range m.reassigned {
+		if x.At.After(since) {
+			keep = append(keep, x)
+		}
+	}
+	m.reassigned = append(keep, r)
+	if n := len(m.reassigned); n > maxReassigned {
+		m.reassigned = slices.Delete(m.reassigned, 0, n-maxReassigned)
+	}
 }

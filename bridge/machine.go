@@ -48,6 +48,7 @@ type Machine struct {
 	addresses     map[string]string // route id -> address of its position, when the feed has one
 	presence      map[string]*presence
 	devices       map[string]DeviceHealth // each driver's, from its newest fix
+	reassigned    []RouteReassignment     // of the last DriverViewWindow, oldest first, for drivers' apps
 }
 
 // Event is one event as the machine made it: its seq, type and typed

@@ -231,6 +231,17 @@ func TestMachineRules(t *testing.T) {
 					if r, _ := m.Route("R1"); r.DriverName != "ND7" || r.CurrentLat != 38.6 {
 						t.Fatalf("route %+v", r)
 					}
+					// Both drivers' apps still show the move after the
+					// assignment is gone (they may have been closed).
+					for _, d := range []string{"D1", "D7"} {
+						v := m.DriverView(d)
+						if len(v.Reassignments) != 1 || v.Reassignments[0].ToDriverID != "D7" || v.Reassignments[0].FromDriverID != "D1" || v.Reassignments[0].RouteCode == "" {
+							t.Fatalf("%s's view: %+v", d, v.Reassignments)
+						}
+					}
+					if v := m.DriverView("D1"); v.Route != nil {
+						t.Fatalf("D1 still sees the route: %+v", v.Route)
+					}
 				}},
 		}},
 		{"presence: online, silent, back, offline", []step{

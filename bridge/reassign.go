@@ -48,6 +48,8 @@ func (m *Machine) Reassign(b *Batch, routeID, toDriverID, by string) (RouteStatu
 	}
 	a := Assignment{RouteID: routeID, DriverID: toDriverID, DriverName: cur.DriverName, FromDriverID: from,
 		By: by, At: m.Now().UTC()}
+	m.noteReassigned(RouteReassignment{RouteReassigned: RouteReassigned{RouteID: routeID, RouteCode: r.RouteCode,
+		FromDriverID: from, ToDriverID: toDriverID, By: by}, At: a.At})
 	m.assignments[routeID] = a
 	b.Assignments = append(b.Assignments, a)
 	for _, drv := range []string{from, toDriverID} {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,6 +172,19 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 	h.srv.pending.Delete(cl.ID)
 }
 
+// subscribing reports whether a read check of topic is for one of the
+// filters of the SUBSCRIBE being handled (not a delivery).
+func (h *hook) subscribing(cl *mqtt.Client, topic string) bool {
+	v, ok := h.srv.pending.Load(cl.ID)
+	if !ok {
+		return false
+	}
+	p := v.(*pendingSubs)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.filters[topic]
+}
+
 // overSubs reports whether a read check of topic is a new subscription
 // beyond the client's cap.
 func (h *hook) overSubs(cl *mqtt.Client, topic string) bool {
@@ -201,6 +215,12 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return false
 	}
 	ok := h.srv.cfg.Auth.Allow(string(cl.Properties.Username), topic, write)
+	if !ok && !write && strings.HasPrefix(topic, "owntracks/") && !h.subscribing(cl, topic) {
+		// OwnTracks subscribes to owntracks/+/+ to see friends: every
+		// other driver's location is a delivery refused here, by design,
+		// not an attempt worth a count or a log line.
+		return false
+	}
 	if !ok {
 		if write {
 			h.srv.Stats.PublishDenied.Add(1)
@@ -353,8 +373,8 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 }
 
-// OnDisconnect ignores a session that was taken over: its client id lives
-// on in the new connection.
+// OnDisconnect keeps the pending subscriptions of a session that was
+// taken over: its client id lives on in the new connection.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.srv.expires.Delete(cl)
 	if t, ok := h.srv.expiry.LoadAndDelete(cl); ok {
@@ -363,7 +383,10 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if !cl.IsTakenOver() {
 		h.srv.pending.Delete(cl.ID)
 	}
-	if o := h.srv.cfg.Observer; o != nil && !cl.Net.Inline && !cl.IsTakenOver() && len(cl.Properties.Username) > 0 {
+	// A connection taken over ends too: the new one was counted when it
+	// started, so counting this one out keeps the identity's count right
+	// (skipping it left a driver online for good after a takeover).
+	if o := h.srv.cfg.Observer; o != nil && !cl.Net.Inline && len(cl.Properties.Username) > 0 {
 		o.SessionEnded(string(cl.Properties.Username))
 	}
 }

@@ -58,6 +58,17 @@ type deviceGuard struct {
 	fails map[string]*rate.Limiter
 }
 
+// refuse records a wrong credential from addr and answers 429 when addr
+// is over its budget (nil otherwise: the caller answers 401).
+func (g *deviceGuard) refuse(c echo.Context, addr string, now time.Time) error {
+	if wait, blocked := g.blocked(addr, now); blocked {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		return echo.NewHTTPError(http.StatusTooManyRequests, "too many wrong device credentials; try again later")
+	}
+	g.failed(addr, now)
+	return nil
+}
+
 func (g *deviceGuard) blocked(addr string, now time.Time) (time.Duration, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -87,18 +98,18 @@ func (g *deviceGuard) failed(addr string, now time.Time) {
 
 var errDeviceCredential = echo.NewHTTPError(http.StatusUnauthorized, "wrong driver id or device token")
 
-// device authenticates a handheld by HTTP Basic auth.
+// device authenticates a handheld by HTTP Basic auth. A right credential
+// is always taken, whatever others at its address did; a wrong one from
+// an address that sent many is answered 429, so it stops.
 func (s *Server) device(c echo.Context) (string, error) {
 	now, addr := s.cfg.Now(), addrKey(c.RealIP())
-	if wait, blocked := s.guard.blocked(addr, now); blocked {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		return "", echo.NewHTTPError(http.StatusTooManyRequests, "too many wrong device credentials; try again later")
-	}
 	driver, token, ok := c.Request().BasicAuth()
 	if ok && s.cfg.Accounts.AuthenticateDevice(driver, token) == nil {
 		return driver, nil
 	}
-	s.guard.failed(addr, now)
+	if err := s.guard.refuse(c, addr, now); err != nil {
+		return "", err
+	}
 	c.Response().Header().Set("WWW-Authenticate", `Basic realm="depot", charset="UTF-8"`)
 	s.cfg.Log.Info("handheld credential refused", "path", c.Path(), "remote", c.RealIP(), "basic", ok)
 	return "", errDeviceCredential
@@ -111,7 +122,9 @@ func handheldBody(c echo.Context) ([]byte, error) {
 		return nil, echo.NewHTTPError(http.StatusBadRequest, "could not read the body")
 	}
 	if len(b) > bridge.MaxHandheldPayload {
-		return nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", bridge.MaxHandheldPayload))
+		// Nothing a handheld sends that large is a fix (OwnTracks' waypoint
+		// export can be); it is counted and taken, see takenAndDropped.
+		return nil, fmt.Errorf("%w: body over %d bytes", bridge.ErrTooLarge, bridge.MaxHandheldPayload)
 	}
 	return b, nil
 }
@@ -136,7 +149,9 @@ func (s *Server) ownTracks(c echo.Context) error {
 		return err
 	}
 	body, err := handheldBody(c)
-	if err != nil {
+	if errors.Is(err, bridge.ErrTooLarge) && s.cfg.Handhelds.RefuseHandheld(err, "owntracks-http") {
+		body = nil
+	} else if err != nil {
 		return err
 	}
 	cmds, err := s.cfg.Handhelds.OwnTracks(driver, body)
@@ -151,18 +166,18 @@ func (s *Server) ownTracks(c echo.Context) error {
 // client deletes a buffered fix only on 200/201/204.
 func (s *Server) osmand(c echo.Context) error {
 	now, addr := s.cfg.Now(), addrKey(c.RealIP())
-	if wait, blocked := s.guard.blocked(addr, now); blocked {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		return echo.NewHTTPError(http.StatusTooManyRequests, "too many wrong device tokens; try again later")
-	}
 	driver, ok := s.cfg.Accounts.DeviceForToken(c.Param("token"))
 	if !ok {
-		s.guard.failed(addr, now)
+		if err := s.guard.refuse(c, addr, now); err != nil {
+			return err
+		}
 		s.cfg.Log.Info("handheld credential refused", "path", "/api/v1/osmand/…", "remote", c.RealIP())
 		return echo.NewHTTPError(http.StatusUnauthorized, "unknown device token")
 	}
 	body, err := handheldBody(c)
-	if err != nil {
+	if errors.Is(err, bridge.ErrTooLarge) && s.cfg.Handhelds.RefuseHandheld(err, "osmand") {
+		return c.NoContent(http.StatusOK)
+	} else if err != nil {
 		return err
 	}
 	var o bridge.OsmAnd

@@ -221,7 +221,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", s.cfg.Addr, err)
 	}
-	ln = newLimitListener(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP)
+	ln = newLimitListener(ln, s.mainConns(), s.cfg.MaxConnsPerIP)
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS)
 	}
@@ -234,17 +234,30 @@ func (s *Server) Start() error {
 	return s.startOsmAnd()
 }
 
+// mainConns is the main port's share of MaxConns: all of it, or 7/8 when
+// the OsmAnd port takes the rest. The two together stay within the cap the
+// open files limit allows.
+func (s *Server) mainConns() int {
+	if s.cfg.OsmAndAddr == "" || s.cfg.Handhelds == nil || s.cfg.MaxConns < 16 {
+		return s.cfg.MaxConns
+	}
+	return s.cfg.MaxConns - s.cfg.MaxConns/8
+}
+
 // startOsmAnd serves OsmAnd requests on Config.OsmAndAddr, with the
 // main server's limits, error answers and address rules.
 func (s *Server) startOsmAnd() error {
 	if s.cfg.OsmAndAddr == "" || s.cfg.Handhelds == nil {
 		return nil
 	}
+	if s.cfg.MaxConns < 16 {
+		return fmt.Errorf("osmand: %d connections are too few to share with the HTTP port", s.cfg.MaxConns)
+	}
 	ln, err := net.Listen("tcp", s.cfg.OsmAndAddr)
 	if err != nil {
 		return fmt.Errorf("osmand listen %s: %w", s.cfg.OsmAndAddr, err)
 	}
-	ln = newLimitListener(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP)
+	ln = newLimitListener(ln, s.cfg.MaxConns-s.mainConns(), min(s.cfg.MaxConnsPerIP, s.cfg.MaxConns-s.mainConns()))
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS)
 	}

@@ -74,6 +74,23 @@ func (in *ingest) ownTracks(driver string, payload []byte, durable bool) error {
 	return nil
 }
 
+// ownTracksOnGPS takes an OwnTracks location published on the depot's own
+// gps topic. Only a location, within the size of a fix: what this topic
+// carries reaches every dashboard, so nothing else is let through.
+func (in *ingest) ownTracksOnGPS(clientID, topic, driver string, payload []byte, durable bool) error {
+	if len(payload) > bridge.MaxFixPayload {
+		return in.refuse(fmt.Errorf("%w: %d bytes, limit %d", bridge.ErrTooLarge, len(payload), bridge.MaxFixPayload), broker.CodePayloadFormat, clientID, topic)
+	}
+	m, err := bridge.ParseOwnTracks(driver, payload, in.now())
+	if err == nil && m.Type != bridge.OwnTracksLocation {
+		err = fmt.Errorf("%w: only an OwnTracks location may be published on the gps topic, not %q", bridge.ErrMalformed, m.Type)
+	}
+	if err != nil {
+		return in.refuse(err, broker.CodePayloadFormat, clientID, topic)
+	}
+	return in.depot.IngestFix(m.Fix, durable)
+}
+
 // gpsApp names the app behind a fix on the depot's own gps topic: the
 // driver app connects as drv-<id>:app….
 func gpsApp(clientID string) string {
@@ -89,9 +106,8 @@ func isOwnTracksJSON(payload []byte) bool { return bytes.Contains(payload, []byt
 
 // OwnTracks takes the body of an OwnTracks HTTP post from driver (already
 // authenticated) and answers the commands waiting for it. An empty body
-// is allowed and ignored. A fix too old to keep is acknowledged and
-// dropped (counted as stale): refusing it would make the app send it
-// again for ever and hold back every newer fix behind it.
+// is allowed and ignored. A fix that can never be taken is acknowledged
+// and dropped (takenAndDropped).
 func (in *ingest) OwnTracks(driver string, body []byte) ([]json.RawMessage, error) {
 	in.hh.mu.Lock()
 	in.hh.httpAt[driver] = in.now()
@@ -99,7 +115,7 @@ func (in *ingest) OwnTracks(driver string, body []byte) ([]json.RawMessage, erro
 	if len(bytes.TrimSpace(body)) > 0 {
 		err := in.ownTracks(driver, body, true)
 		if err != nil && bridge.RefusalReason(err) != "other" && in.RefuseHandheld(err, "owntracks-http") {
-			err = nil // stale: taken and dropped
+			err = nil // taken and dropped
 		}
 		if err != nil {
 			return nil, err
@@ -123,7 +139,16 @@ func (in *ingest) OsmAnd(f bridge.Fix) error { return in.depot.IngestFix(f, true
 // delivered: a stale fix is, see OwnTracks.
 func (in *ingest) RefuseHandheld(err error, via string) (delivered bool) {
 	_ = in.refuse(err, broker.CodePayloadFormat, via, via)
-	return errors.Is(err, bridge.ErrStale)
+	return takenAndDropped(err)
+}
+
+// takenAndDropped: refusals a stock app is told were delivered. A fix too
+// old, one from a clock far ahead, or a body too large will never be
+// taken, and an app told so would send it again for ever (Traccar Client
+// deletes a buffered fix only on 2xx; OwnTracks on iOS sends nothing newer
+// until it gets one), holding back every later fix. They are counted.
+func takenAndDropped(err error) bool {
+	return errors.Is(err, bridge.ErrStale) || errors.Is(err, bridge.ErrFuture) || errors.Is(err, bridge.ErrTooLarge)
 }
 
 // Locate asks driver's handhelds for their position now: OwnTracks

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/eclipse/paho.golang/paho"
 )
 
 // ---- An MQTT client that speaks as OwnTracks does: level 3 ("MQIsdp"),
@@ -259,8 +260,12 @@ func TestOwnTracksOverMQTT(t *testing.T) {
 			if got := d2.subscribe("owntracks/+/+", "owntracks/#", "owntracks/D2/phone/cmd"); !bytes.Equal(got, []byte{1, 1, 1}) {
 				t.Fatalf("D2's subscriptions: granted % x", got)
 			}
+			denied := a.broker.Stats.ReadDenied.Load()
 			if code, closed := d1.publish("owntracks/D1/phone", otLocation(38.6013, -121.4711, at.Add(time.Second))); code != 0 || closed {
 				t.Fatalf("second location: 0x%02x closed=%v", code, closed)
+			}
+			if n := a.broker.Stats.ReadDenied.Load() - denied; n != 0 {
+				t.Fatalf("a location withheld from a friend's subscription counted %d refused reads", n)
 			}
 			var loc map[string]any
 			if code := a.request(t, "POST", "/api/v1/drivers/D2/locate", a.disp, nil, &loc); code != http.StatusAccepted {
@@ -364,6 +369,12 @@ func TestOwnTracksOverHTTP(t *testing.T) {
 	// A fix too old to keep is taken (else the app sends it for ever) and dropped.
 	if code, body := post("D1", tok, otLocation(1, 1, time.Now().Add(-48*time.Hour))); code != 200 || strings.TrimSpace(body) != "[]" {
 		t.Fatalf("stale fix: %d %s", code, body)
+	}
+	if code, body := post("D1", tok, otLocation(1, 1, time.Now().Add(time.Hour))); code != 200 {
+		t.Fatalf("a fix from a clock an hour ahead: %d %s", code, body)
+	}
+	if code, body := post("D1", tok, []byte(`{"_type":"waypoints","waypoints":[`+strings.Repeat(`{"_type":"waypoint","desc":"x","lat":1,"lon":2,"rad":100,"tst":1},`, 400)+`{}]}`)); code != 200 {
+		t.Fatalf("a waypoints export over the size limit: %d %s", code, body)
 	}
 	if code, body := post("D1", tok, []byte(`{"_type":"transition","event":"leave","tst":1}`)); code != 200 {
 		t.Fatalf("transition: %d %s", code, body)
@@ -513,4 +524,94 @@ func TestOsmAndPort(t *testing.T) {
 	if code, _ := handheldPost(t, "POST", fmt.Sprintf("http://%s/nope?id=D1&lat=1&lon=1", h["osmand"]), "", "", "", nil); code != 401 {
 		t.Fatalf("unknown token on the OsmAnd port: %d", code)
 	}
+}
+
+// TestOwnTracksOnGPSTopic: OwnTracks-shaped JSON on the depot's own gps
+// topic is a fix when it is a location, and refused otherwise: what that
+// topic carries reaches every dashboard (a review found any "_type"
+// carried there, markup and 8 KB included).
+func TestOwnTracksOnGPSTopic(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, "", nil)
+	sub := a.subscribeWS(t, "depot/DEMO1/drivers/+/gps", "depot/DEMO1/events")
+	drv := a.driver(t, "D1")
+	at := time.Now().Add(-time.Second).Truncate(time.Second)
+	for _, bad := range []string{
+		`{"_type":"junk","html":"<img src=x onerror=alert(1)>"}`,
+		`{"_type":"lwt","tst":1}`,
+		`{"_type":"location","lat":1,"lon":2,"tst":` + strconv.FormatInt(at.Unix(), 10) + `,"pad":"` + strings.Repeat("A", 2000) + `"}`,
+	} {
+		if code, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, []byte(bad)); err == nil && code < 0x80 {
+			t.Fatalf("%.40s…: accepted (0x%02x)", bad, code)
+		}
+	}
+	if code, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, otLocation(38.6051, -121.4671, at)); err != nil || code != 0 {
+		t.Fatalf("an OwnTracks location: 0x%02x %v", code, err)
+	}
+	sub.findDelta(t, "DEMO1", "R1", func(d map[string]any) bool { return d["currentLat"] == 38.6051 })
+	if got := sub.waitFor(t, "depot/DEMO1/drivers/D1/gps", 5*time.Second); len(got) != 1 || !bytes.Contains(got[0], []byte("38.6051")) {
+		t.Fatalf("carried on the gps topic: %q", got)
+	}
+	var st bridge.Snapshot
+	a.getJSON(t, "/api/v1/state", &st)
+	if p := st.Presence["D1"]; p.State != bridge.PresenceOnline {
+		t.Fatalf("a refused lwt changed presence: %+v", p)
+	}
+}
+
+// TestDeviceGuardSparesRightCredentials: many wrong credentials from one
+// address (a revoked phone retrying, behind the depot's Wi-Fi) never stop
+// a driver with the right one at the same address.
+func TestDeviceGuardSparesRightCredentials(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, "", nil)
+	u := "http://" + a.HTTPAddr() + "/api/v1/owntracks"
+	last := 0
+	for i := 0; i < 25; i++ {
+		last, _ = handheldPost(t, "POST", u, "D2", "wrong", "application/json", nil)
+	}
+	if last != http.StatusTooManyRequests {
+		t.Fatalf("25 wrong credentials: the last got %d, want 429", last)
+	}
+	if code, body := handheldPost(t, "POST", u, "D1", a.tokens["D1"], "application/json", nil); code != 200 {
+		t.Fatalf("the right credential from the same address: %d %s", code, body)
+	}
+	if code, _ := handheldPost(t, "POST", "http://"+a.HTTPAddr()+"/api/v1/osmand/"+a.tokens["D1"]+"?id=D1&lat=1&lon=1", "", "", "", nil); code != 200 {
+		t.Fatalf("the right OsmAnd token from the same address: %d", code)
+	}
+}
+
+// TestTakeoverKeepsPresenceRight: a handheld reconnecting under its own
+// client id (a takeover, the usual case on a phone whose old connection
+// is half-open) and then leaving is offline, not online for good.
+func TestTakeoverKeepsPresenceRight(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, "", nil)
+	first, code, err := mqttConnect(a.MQTTAddr(), "drv-D1", "D1", a.tokens["D1"])
+	if err != nil || code != 0 {
+		t.Fatalf("connect: 0x%02x %v", code, err)
+	}
+	defer func() { _ = first.Disconnect(&paho.Disconnect{}) }()
+	second, code, err := mqttConnect(a.MQTTAddr(), "drv-D1", "D1", a.tokens["D1"])
+	if err != nil || code != 0 {
+		t.Fatalf("takeover: 0x%02x %v", code, err)
+	}
+	presence := func() string {
+		var st bridge.Snapshot
+		a.getJSON(t, "/api/v1/state", &st)
+		return st.Presence["D1"].State
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if p := presence(); p != bridge.PresenceOnline {
+			return fmt.Errorf("D1 is %q", p)
+		}
+		return nil
+	})
+	_ = second.Disconnect(&paho.Disconnect{})
+	checkFor(t, 5*time.Second, func() error {
+		if p := presence(); p != bridge.PresenceOffline {
+			return fmt.Errorf("D1 is %q after its only connection left", p)
+		}
+		return nil
+	})
 }

@@ -45,7 +45,7 @@ func (in *ingest) Ingest(clientID, topic string, payload []byte, qos byte) error
 	switch kind {
 	case bridge.KindGPS:
 		if isOwnTracksJSON(payload) {
-			return in.ownTracksMQTT(clientID, topic, driver, payload, qos > 0)
+			return in.ownTracksOnGPS(clientID, topic, driver, payload, qos > 0)
 		}
 		f, err := bridge.ParseFix(driver, payload, in.now())
 		if err != nil {
