@@ -3,6 +3,7 @@ package ui
 import (
 	"embed"
 	"io/fs"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -21,7 +22,23 @@ const notBuilt = `<!doctype html><title>Depot</title><body>
 <h1>Dashboard not built</h1><p>This binary was built without the dashboard assets.
 Run <code>make</code> (which runs <code>make ui</code>) and rebuild.</p>`
 
+// The driver app's manifest: Go's own table of types does not know the
+// extension, and an answer sniffed as text/plain under nosniff is one a
+// browser may refuse.
+func init() { _ = mime.AddExtensionType(".webmanifest", "application/manifest+json") }
+
 func (s *Server) mountDashboard() {
+	// The driver app is at /driver/: served at /driver, its relative URLs
+	// (driver.js, sw.js) would resolve to the root. A redirect keeps the
+	// pairing fragment (#driver=…&token=…), which a browser carries over to
+	// a Location that has none.
+	s.e.GET("/driver", func(c echo.Context) error {
+		to := "/driver/"
+		if q := c.Request().URL.RawQuery; q != "" {
+			to += "?" + q
+		}
+		return c.Redirect(http.StatusMovedPermanently, to)
+	})
 	sub, _ := fs.Sub(dist, "dist")
 	if _, err := fs.Stat(sub, "index.html"); err != nil {
 		s.e.GET("/", func(c echo.Context) error { return c.HTML(http.StatusOK, notBuilt) })
@@ -31,7 +48,7 @@ func (s *Server) mountDashboard() {
 		Filesystem: http.FS(sub),
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
-			return p == "/mqtt" || len(p) >= 4 && p[:4] == "/api" || p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/debug/")
+			return p == "/mqtt" || p == "/driver" || len(p) >= 4 && p[:4] == "/api" || p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/debug/")
 		},
 	}))
 }

@@ -15,8 +15,12 @@ import (
 //
 // connect-src names ws:// and wss:// of the host the browser asked for:
 // not every browser counts a WebSocket to the same host as 'self'.
-// The page starts no worker (its MQTT client keeps a background tab's
+// The dashboard starts no worker (its MQTT client keeps a background tab's
 // session alive by pinging as frames arrive), so worker-src is 'none'.
+//
+// The driver app under /driver/ is the one page that runs a service worker
+// (its app shell, for dead zones) and has a web app manifest, and the one
+// that may ask for the browser's position; everything else may not.
 func securityHeaders(mapTiles string, log *slog.Logger) echo.MiddlewareFunc {
 	img := "img-src 'self' data:"
 	if o, ok := tileOrigin(mapTiles); ok {
@@ -26,12 +30,17 @@ func securityHeaders(mapTiles string, log *slog.Logger) echo.MiddlewareFunc {
 	} else {
 		log.Warn("map tiles: cannot tell the tile server's origin from the template; tiles will be refused by the page's Content-Security-Policy", "template", clipForLog(mapTiles, 200))
 	}
-	head := "default-src 'self'; script-src 'self'; style-src 'self'; " + img +
-		"; worker-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; connect-src 'self'"
+	rest := "; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; connect-src 'self'"
+	head := "default-src 'self'; script-src 'self'; style-src 'self'; " + img + "; worker-src 'none'" + rest
+	driverHead := "default-src 'self'; script-src 'self'; style-src 'self'; " + img + "; worker-src 'self'; manifest-src 'self'" + rest
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			h := c.Response().Header()
-			csp := head
+			p := c.Request().URL.Path
+			csp, geo := head, "geolocation=()"
+			if strings.HasPrefix(p, "/driver/") {
+				csp, geo = driverHead, "geolocation=(self)"
+			}
 			if host := c.Request().Host; validHost(host) {
 				csp += " ws://" + host + " wss://" + host
 			}
@@ -39,7 +48,8 @@ func securityHeaders(mapTiles string, log *slog.Logger) echo.MiddlewareFunc {
 			h.Set("X-Content-Type-Options", "nosniff")
 			h.Set("Referrer-Policy", "no-referrer")
 			h.Set("X-Frame-Options", "DENY")
-			if p := c.Request().URL.Path; strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz" {
+			h.Set("Permissions-Policy", geo)
+			if strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz" {
 				h.Set("Cache-Control", "no-store")
 			}
 			return next(c)

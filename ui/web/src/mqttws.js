@@ -1,13 +1,15 @@
-// A small MQTT 5 client over WebSocket for the dashboard, which only
-// subscribes. MQTT.js did the job at about a millisecond of the page's main
-// thread per message (its stream machinery schedules a timer per packet
-// through a process.nextTick shim); this reads each WebSocket frame straight
-// into packets. What the page needs, and no more: CONNECT with a user name,
-// a token as password and a clean start; SUBSCRIBE; PUBLISH received at QoS
-// 0 or 1 (acknowledged); keepalive pings; the server's DISCONNECT. Its
-// interface is the part of MQTT.js's the page used: connect(), on('connect'
-// | 'close' | 'error' | 'message' | 'disconnect'), subscribe(), reconnect(), end(),
-// removeAllListeners(), options, connected, stream.destroy().
+// A small MQTT 5 client over WebSocket for the dashboard (which only
+// subscribes) and the driver app (which also publishes). MQTT.js did the
+// job at about a millisecond of the page's main thread per message (its
+// stream machinery schedules a timer per packet through a process.nextTick
+// shim); this reads each WebSocket frame straight into packets. What the
+// pages need, and no more: CONNECT with a user name, a token as password
+// and a clean start; SUBSCRIBE; PUBLISH received at QoS 0 or 1
+// (acknowledged); PUBLISH sent at QoS 0 or 1 (publish()); keepalive pings;
+// the server's DISCONNECT. Its interface is the part of MQTT.js's the
+// dashboard used: connect(), on('connect' | 'close' | 'error' | 'message' |
+// 'disconnect'), subscribe(), reconnect(), end(), removeAllListeners(),
+// options, connected, stream.destroy(); and publish().
 //
 // The broker is the depot's own (mochi-mqtt); whatever it sends that this
 // does not understand closes the connection, and the page reconnects.
@@ -55,6 +57,20 @@ export function connectPacket({ clientId, username, password, keepalive }) {
   if (username != null) { flags |= 0x80; payload.push(...str(username)); }
   if (password != null) { flags |= 0x40; payload.push(...str(password)); }
   return packet(0x10, [...str('MQTT'), 5, flags, keepalive >> 8, keepalive & 0xff, 0, ...payload]);
+}
+
+// publishPacket is a PUBLISH without properties; id is 0 at QoS 0.
+export function publishPacket(id, topic, payload, qos) {
+  const body = [...str(topic)];
+  if (qos > 0) body.push(id >> 8, id & 0xff);
+  body.push(0);
+  const head = [...varint(body.length + payload.length)];
+  const out = new Uint8Array(1 + head.length + body.length + payload.length);
+  out[0] = 0x30 | (qos << 1);
+  out.set(head, 1);
+  out.set(body, 1 + head.length);
+  out.set(payload, 1 + head.length + body.length);
+  return out;
 }
 
 export function subscribePacket(id, filters, qos) {
@@ -144,25 +160,49 @@ const PROP = { 0x01: 1, 0x02: 4, 0x03: 's', 0x08: 's', 0x09: 's', 0x0b: 'v', 0x1
   0x16: 's', 0x17: 1, 0x18: 4, 0x19: 1, 0x1a: 's', 0x1c: 's', 0x1f: 's', 0x21: 2, 0x22: 2, 0x23: 2, 0x24: 1,
   0x25: 1, 0x26: 'p', 0x27: 4, 0x28: 1, 0x29: 1, 0x2a: 1 };
 
-// serverKeepalive reads a CONNACK's Server Keep Alive (0x13), which the
-// client must then use instead of its own; null when it has none.
-export function serverKeepalive(p) {
-  const r = reader(p.body);
-  r.skip(2);
-  if (!r.left()) return null;
+// readProps reads a properties block at r and returns the values of the
+// two-byte integer and string properties (by identifier); the others are
+// skipped. It throws on an identifier MQTT 5 does not define.
+function readProps(r) {
+  const out = {};
+  if (!r.left()) return out;
   const end = r.varint();
+  if (end > r.left()) throw new MQTTError('truncated properties');
   const props = reader(r.rest().subarray(0, end));
-  let ka = null;
+  r.skip(end);
   while (props.left()) {
     const id = props.varint();
     const t = PROP[id];
     if (t === undefined) throw new MQTTError(`unknown property 0x${id.toString(16)}`);
-    if (id === 0x13) ka = props.u16();
+    if (t === 2) out[id] = props.u16();
+    else if (t === 's') out[id] = props.string();
     else if (t === 'v') props.varint();
-    else if (t === 's') props.skip(props.u16());
     else if (t === 'p') { props.skip(props.u16()); props.skip(props.u16()); } else props.skip(t);
   }
-  return ka;
+  return out;
+}
+
+// connackProps reads a CONNACK's Server Keep Alive (0x13), which the
+// client must then use instead of its own, and Receive Maximum (0x21), the
+// QoS 1 publishes the server takes unacknowledged at a time; null when not
+// given.
+export function connackProps(p) {
+  const r = reader(p.body);
+  r.skip(2);
+  const props = readProps(r);
+  return { keepalive: props[0x13] ?? null, receiveMax: props[0x21] ?? null };
+}
+
+export function serverKeepalive(p) { return connackProps(p).keepalive; }
+
+// parsePuback reads a PUBACK: its packet id, reason code (0 when left
+// out) and reason string (0x1F; '' when none).
+export function parsePuback(p) {
+  const r = reader(p.body);
+  const id = r.u16();
+  const code = r.left() ? r.byte() : 0;
+  const reason = readProps(r)[0x1f];
+  return { id, code, reason: typeof reason === 'string' ? reason : '' };
 }
 
 // reasonOf is the reason code of a CONNACK, SUBACK's first filter or
@@ -179,10 +219,11 @@ function reasonOf(p) {
 
 export class Client {
   // url is ws(s)://host/mqtt; options: clientId, username, password,
-  // keepalive (s), connectTimeout (ms). WebSocket is injected for tests.
+  // keepalive (s), connectTimeout (ms), maxQueue (QoS 1 publishes kept
+  // unacknowledged; 256). WebSocket is injected for tests.
   constructor(url, options, { WebSocket: WS = globalThis.WebSocket, setTimeout: st, clearTimeout: ct, now } = {}) {
     this.url = url;
-    this.options = { keepalive: 60, connectTimeout: 30000, ...options };
+    this.options = { keepalive: 60, connectTimeout: 30000, maxQueue: 256, ...options };
     this.WS = WS;
     this.later = st || ((f, ms) => setTimeout(f, ms));
     this.cancel = ct || ((t) => clearTimeout(t));
@@ -191,6 +232,11 @@ export class Client {
     this.connected = false;
     this.nextId = 1;
     this.acks = new Map(); // packet id -> subscribe callback
+    // QoS 1 publishes not yet acknowledged, oldest first: {topic, payload,
+    // id (0: not sent on this connection), resolve, reject}. They outlive
+    // a connection: each is sent again, in order, after the next CONNACK.
+    this.queue = [];
+    this.receiveMax = 65535;
     this.stream = { destroy: () => this.drop() };
     this.open();
   }
@@ -241,10 +287,12 @@ export class Client {
           this.drop();
           return;
         }
-        const ka = serverKeepalive(p);
+        const { keepalive: ka, receiveMax } = connackProps(p);
         if (ka !== null) { this.options.keepalive = ka; this.armPing(); }
+        this.receiveMax = receiveMax || 65535;
         this.connected = true;
         this.pingAt = this.now();
+        this.pump(); // what the last connection left unacknowledged goes first
         this.emit('connect');
         return;
       }
@@ -253,6 +301,21 @@ export class Client {
         if (m.qos === 1) this.send(new Uint8Array([0x40, 2, m.id >> 8, m.id & 0xff]));
         else if (m.qos === 2) throw new MQTTError('QoS 2 delivery to a QoS 0 subscriber');
         this.emit('message', m.topic, m.payload);
+        return;
+      }
+      case 4: { // PUBACK
+        const a = parsePuback(p);
+        const i = this.queue.findIndex((m) => m.id === a.id);
+        if (i < 0) return; // none of ours is out with that id: nothing to settle
+        const [m] = this.queue.splice(i, 1);
+        if (a.code < 0x80) {
+          m.resolve(a.code);
+        } else {
+          const err = new MQTTError(`publish refused: 0x${a.code.toString(16)}${a.reason ? ' ' + a.reason : ''}`, a.code);
+          err.reason = a.reason;
+          m.reject(err);
+        }
+        this.pump();
         return;
       }
       case 9: { // SUBACK
@@ -298,6 +361,7 @@ export class Client {
   // ping has been out for a whole keepalive.
   pingIfDue(fromTimer) {
     const ka = this.options.keepalive * 1000;
+    if (!ka) return true; // keepalive 0: no pings (MQTT 3.1.2.10)
     const since = this.now() - this.pingAt;
     if (this.pingOut) {
       if (since < ka) return true;
@@ -315,11 +379,59 @@ export class Client {
     if (this.ws && this.ws.readyState === 1) this.ws.send(bytes);
   }
 
+  // newId is a packet id that no SUBSCRIBE or PUBLISH still waits on.
+  newId() {
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = this.nextId % 65535 + 1;
+      if (!this.acks.has(id) && !this.queue.some((m) => m.id === id)) return id;
+    }
+  }
+
   subscribe(filters, { qos = 0 } = {}, cb = () => {}) {
-    const id = this.nextId;
-    this.nextId = this.nextId % 65535 + 1;
+    const id = this.newId();
     this.acks.set(id, cb);
     this.send(subscribePacket(id, filters, qos));
+  }
+
+  // publish sends payload (a string) to topic. At QoS 1 the promise
+  // resolves with the PUBACK's reason code, or rejects with an MQTTError
+  // whose code and reason (the server's reason string) say why it was
+  // refused; a publish made while disconnected waits for the next
+  // connection. At QoS 0 it resolves once written, and rejects when there is
+  // no connection to write it to. Beyond maxQueue unacknowledged publishes,
+  // it rejects at once: a phone that stays offline must not fill memory.
+  publish(topic, payload, { qos = 0 } = {}) {
+    const body = typeof payload === 'string' ? enc.encode(payload) : payload;
+    if (this.ended) return Promise.reject(new MQTTError('client ended'));
+    if (qos === 0) {
+      if (!this.connected) return Promise.reject(new MQTTError('not connected'));
+      this.send(publishPacket(0, topic, body, 0));
+      return Promise.resolve(0);
+    }
+    if (qos !== 1) return Promise.reject(new MQTTError(`QoS ${qos} is not supported`));
+    if (this.queue.length >= this.options.maxQueue) return Promise.reject(new MQTTError('publish queue full'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ topic, payload: body, id: 0, resolve, reject });
+      this.pump();
+    });
+  }
+
+  // queued is the number of QoS 1 publishes not yet acknowledged.
+  get queued() { return this.queue.length; }
+
+  // pump sends the queued publishes not yet sent on this connection, in
+  // order, keeping no more out than the server's Receive Maximum.
+  pump() {
+    if (!this.connected) return;
+    let out = this.queue.filter((m) => m.id).length;
+    for (const m of this.queue) {
+      if (out >= this.receiveMax) return;
+      if (m.id) continue;
+      m.id = this.newId();
+      out++;
+      this.send(publishPacket(m.id, m.topic, m.payload, 1));
+    }
   }
 
   // drop ends the connection now; 'close' follows once.
@@ -340,6 +452,9 @@ export class Client {
     this.ws = null;
     for (const cb of this.acks.values()) cb(new MQTTError('connection closed'));
     this.acks.clear();
+    // A clean start forgets the packet ids: the next connection sends
+    // these again under new ones (a new session, so no DUP flag).
+    for (const m of this.queue) m.id = 0;
     this.emit('close');
   }
 
@@ -356,6 +471,9 @@ export class Client {
       this.send(new Uint8Array([0xe0, 0]));
       this.drop();
     }
+    const q = this.queue;
+    this.queue = [];
+    for (const m of q) m.reject(new MQTTError('client ended'));
   }
 }
 

@@ -81,3 +81,16 @@ test('nothing is handled after a packet closed the connection, in the same frame
   r2.sockets[0].deliver(pkt(0xe0, [0x8e, 0]), PUB);
   assert.deepEqual(ev2.map(([ev]) => ev), ['connect', 'close'], 'no message after close');
 });
+
+// Keepalive 0 is MQTT's "no keepalive" (a server may set it in its
+// CONNACK): frames arriving must not start pings that then count as
+// unanswered and drop the connection.
+test('keepalive 0: no pings, and frames never drop the connection', () => {
+  const r = rig(); const events = [];
+  const c = new Client('ws://h/mqtt', { clientId: 'x', keepalive: 0 }, r.io);
+  c.on('close', () => events.push('close'));
+  r.sockets[0].open(); r.sockets[0].deliver(CONNACK_OK);
+  for (let i = 0; i < 5; i++) { r.clock.t += 60000; r.sockets[0].deliver(PUB); }
+  assert.deepEqual(events, []);
+  assert.equal(r.sockets[0].sent.filter((p) => p[0] === 0xc0).length, 0);
+});
