@@ -5,7 +5,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X 'main.Version=$(VERSION)'
 GO      ?= go
-UI_SRC  := $(wildcard ui/web/src/*) ui/web/build.mjs ui/web/package-lock.json
+UI_SRC  := $(wildcard ui/web/src/*) $(wildcard ui/web/src/driver/*) ui/web/build.mjs ui/web/package-lock.json
 # A count, not a duration: Go 1.26's fuzz coordinator can report a bare
 # "context deadline exceeded" failure when a duration runs out while a worker
 # is busy (go.dev/issue/75804, fixed in Go 1.27), which a loaded CI machine

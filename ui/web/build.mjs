@@ -1,4 +1,5 @@
-// Builds the dashboard into ../dist, which the Go binary embeds.
+// Builds the dashboard into ../dist and the driver app into ../dist/driver,
+// which the Go binary embeds.
 import { build } from 'esbuild';
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 
@@ -20,3 +21,10 @@ await build({
 });
 cpSync('src/index.html', out + 'index.html');
 cpSync('src/favicon.svg', out + 'favicon.svg');
+
+// The driver app, served at /driver/. Its service worker is a classic
+// script (registered without type: 'module'), so it is bundled as one.
+const common = { bundle: true, minify: true, sourcemap: false, target: ['es2020'], platform: 'browser', logLevel: 'warning' };
+await build({ ...common, entryPoints: ['src/driver/driver.js'], format: 'esm', outfile: out + 'driver/driver.js' });
+await build({ ...common, entryPoints: ['src/driver/sw.js'], format: 'iife', outfile: out + 'driver/sw.js' });
+for (const f of ['index.html', 'manifest.webmanifest', 'icon.svg']) cpSync('src/driver/' + f, out + 'driver/' + f);

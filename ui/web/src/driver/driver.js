@@ -1,0 +1,462 @@
+// Depot Command Central: the driver's phone (docs/handhelds.md).
+//
+// Paired once by the QR code's link, /driver/#driver=<id>&token=<token>:
+// the credential goes to localStorage and the fragment leaves the address
+// bar. What the phone shows is the depot's answer to GET
+// /api/v1/driver/state (on start, on every (re)connect, every 30 s) with
+// the driver's inbox merged in as it arrives over MQTT (state.js). Answers
+// and positions go back over MQTT at QoS 1, so the phone knows from the
+// PUBACK that the depot took an answer, or why it did not.
+//
+// Values from the network never become markup: the page is built with
+// el() (text nodes and checked attributes) under a CSP without inline
+// script or style.
+import { connect as mqttConnect, BAD_CREDENTIALS, NOT_AUTHORIZED } from '../mqttws.js';
+import { $, el, SHAPES } from '../dom.js';
+import { isObj } from '../eventlog.js';
+import { showNum, statusOf } from '../checks.js';
+import { Store, parsePairing, loadCred, saveCred, forgetCred, basicAuth, clientId, topic, countdown,
+  answeredEnvelope, OUTCOME } from './state.js';
+import { backoff } from './backoff.js';
+import { gpsPayload, Throttle } from './gps.js';
+import './driver.css';
+
+const SHARE_KEY = 'depot.driver.share';
+const REFRESH_EVERY = 30000;
+// Positions wait in the MQTT client's queue (256) only up to here while
+// the phone is offline: the rest is kept for the driver's answers.
+const GPS_ROOM = 128;
+
+const app = {
+  cred: null,
+  store: new Store(),
+  client: null,
+  conn: 'connecting',
+  revoked: false,
+  answers: new Map(), // ref -> {status: 'sending' | 'acked' | 'refused', action, reason}
+  sharing: false,
+  watch: null,
+  lastPos: null,
+  lastSent: 0, // when the depot last acknowledged a position (local ms)
+  lastTs: null, // the ts of the last position published
+  gpsNote: '',
+  refreshes: 0,
+  csp: [], // what the Content-Security-Policy refused: should stay empty
+};
+// For tests and the curious; the token in it is the one localStorage holds.
+window.__driver = app;
+document.addEventListener('securitypolicyviolation', (e) => {
+  if (app.csp.length < 20) app.csp.push(`${e.effectiveDirective} ${String(e.blockedURI).slice(0, 100)}`);
+});
+
+const serverNow = () => app.store.serverNow(Date.now());
+const clock = (ms, seconds) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', ...(seconds ? { second: '2-digit' } : {}) });
+
+// ---- screens and the connection indicator ----
+function show(screen) {
+  for (const id of ['pair', 'revoked', 'app']) $(id).hidden = id !== screen;
+  $('foot').hidden = screen === 'pair';
+  $('conn').hidden = screen === 'pair'; // an unpaired phone connects to nothing
+}
+
+const CONN_WORDS = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', offline: 'Offline' };
+function setConn(s) {
+  app.conn = s;
+  $('conn').dataset.conn = s;
+  $('conn').querySelector('.label').textContent = CONN_WORDS[s];
+}
+
+// ---- the state answer ----
+// refresh asks the depot what to show; true when it answered. A 401 means
+// the pairing was revoked: the phone stops there.
+async function refresh() {
+  const cred = app.cred;
+  if (!cred || app.revoked) return false;
+  const sentAt = Date.now();
+  let r;
+  try {
+    r = await fetch('../api/v1/driver/state', { cache: 'no-store', headers: { Authorization: basicAuth(cred) } });
+  } catch {
+    return false; // unreachable: the connection indicator says so
+  }
+  if (cred !== app.cred || app.revoked) return false;
+  if (r.status === 401) { revoked(); return false; }
+  if (!r.ok) return false;
+  try {
+    if (!app.store.answer(await r.json(), sentAt, Date.now())) return true;
+  } catch {
+    return false;
+  }
+  app.refreshes++;
+  render();
+  if (!app.client) connect();
+  return true;
+}
+
+// load asks until the depot first answers: the MQTT topics need its id.
+async function load(attempt = 0) {
+  if (await refresh() || app.revoked || !app.cred) return;
+  setConn(navigator.onLine === false || attempt >= 3 ? 'offline' : 'reconnecting');
+  setTimeout(() => load(attempt + 1), backoff(attempt));
+}
+
+function revoked() {
+  if (app.revoked) return;
+  app.revoked = true;
+  const c = app.client;
+  app.client = null;
+  if (c) { c.removeAllListeners('close'); c.end(); }
+  stopWatch();
+  setConn('offline');
+  show('revoked');
+}
+
+// ---- MQTT ----
+// connect opens the phone's one MQTT session. A clean start, always: what
+// the phone shows comes from the state answer, so the broker keeps no
+// session. The client does not reconnect by itself: 'close' does, with
+// backoff and jitter.
+function connect() {
+  const { depot } = app.store.m;
+  const me = app.cred.driver;
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  const c = mqttConnect(`${proto}://${location.host}/mqtt`, {
+    keepalive: 30, connectTimeout: 10000, username: me, password: app.cred.token, clientId: clientId(me),
+  });
+  app.client = c;
+  let attempt = 0;
+  let timer = 0;
+  c.on('connect', () => {
+    setConn('connected');
+    c.subscribe([topic(depot, me, 'inbox')], { qos: 1 }, (err) => {
+      if (err) { c.stream.destroy(); return; } // refused or cut: 'close' tries again, later each time
+      attempt = 0;
+      refresh(); // what happened while the phone was away
+    });
+  });
+  c.on('close', () => {
+    if (app.client !== c) return;
+    setConn(navigator.onLine === false || attempt >= 4 ? 'offline' : 'reconnecting');
+    clearTimeout(timer);
+    timer = setTimeout(() => c.reconnect(), backoff(attempt++));
+  });
+  // A refused credential: the state answer says whether it was revoked
+  // (401 stops the phone) or the broker had another reason (retry).
+  c.on('error', (err) => { if (err && (err.code === BAD_CREDENTIALS || err.code === NOT_AUTHORIZED)) refresh(); });
+  c.on('message', (t, payload) => {
+    let env;
+    try { env = JSON.parse(new TextDecoder().decode(payload)); } catch { return; }
+    onInbox(env);
+  });
+  // Back in coverage: no need to wait out the backoff.
+  window.addEventListener('online', () => {
+    if (app.client === c && !c.connected) { clearTimeout(timer); c.reconnect(); }
+  });
+}
+
+function onInbox(env) {
+  if (isObj(env) && env.type === 'driver:locate') { locate(); return; }
+  const what = app.store.inbox(env, Date.now());
+  if (what === 'reassign') refresh(); // the route card changes with it
+  if (what) renderInbox();
+}
+
+// answer publishes the driver's answer to an offer or a rescue. It shows
+// "Sending…" until the PUBACK (while offline, until the phone is back),
+// then the depot's reason if it refused, then asks the depot again.
+function answer(ref, action) {
+  const a = app.answers.get(ref);
+  if ((a && a.status === 'sending') || !app.client || !app.store.m) return;
+  app.answers.set(ref, { status: 'sending', action });
+  renderInbox();
+  const body = JSON.stringify({ ref, action });
+  app.client.publish(topic(app.store.m.depot, app.cred.driver, 'reply'), body, { qos: 1 }).then(() => {
+    app.answers.set(ref, { status: 'acked', action });
+    app.store.inbox(answeredEnvelope(ref, action), Date.now());
+  }, (err) => {
+    app.answers.set(ref, { status: 'refused', action, reason: (err && (err.reason || err.message)) || 'refused' });
+  }).then(() => {
+    renderInbox();
+    refresh();
+  });
+}
+
+// ---- location ----
+const throttle = new Throttle(5000, sendFix);
+
+function sendFix(pos) {
+  const fix = gpsPayload(pos);
+  const c = app.client;
+  const m = app.store.m;
+  if (!fix || !c || !m || fix.ts === app.lastTs) return; // the same fix twice says nothing new
+  app.lastTs = fix.ts;
+  if (c.queued >= GPS_ROOM) { app.gpsNote = 'Offline: positions are not kept.'; renderGps(); return; }
+  c.publish(topic(m.depot, app.cred.driver, 'gps'), JSON.stringify(fix), { qos: 1 }).then(() => {
+    app.lastSent = Date.now();
+    app.gpsNote = '';
+    renderGps();
+  }, (err) => {
+    app.gpsNote = `Position not taken: ${(err && (err.reason || err.message)) || 'refused'}`;
+    renderGps();
+  });
+}
+
+function setSharing(on) {
+  app.sharing = on;
+  localStorage.setItem(SHARE_KEY, on ? '1' : '0');
+  $('share').checked = on;
+  if (on && app.watch == null) {
+    if (!navigator.geolocation) {
+      app.gpsNote = 'This browser cannot tell where it is.';
+      app.sharing = false;
+      $('share').checked = false;
+    } else {
+      app.watch = navigator.geolocation.watchPosition((pos) => { app.lastPos = pos; throttle.push(pos); }, geoError,
+        { enableHighAccuracy: true, maximumAge: 0 });
+      $('locate').hidden = true;
+    }
+  } else if (!on) {
+    stopWatch();
+  }
+  renderGps();
+}
+
+function stopWatch() {
+  if (app.watch != null) navigator.geolocation.clearWatch(app.watch);
+  app.watch = null;
+  throttle.stop();
+}
+
+function geoError(err) {
+  if (err && err.code === 1) { // PERMISSION_DENIED
+    app.gpsNote = 'Location is blocked: allow it for this site in the browser settings.';
+    setSharing(false);
+    return;
+  }
+  app.gpsNote = 'No position yet; still trying.';
+  renderGps();
+}
+
+// getOnce asks for the position once; maxAge (ms) is how old a position
+// the browser already has may be.
+function getOnce(ok, fail, maxAge = 10000) {
+  if (!navigator.geolocation) { fail({ code: 2 }); return; }
+  navigator.geolocation.getCurrentPosition(ok, fail, { enableHighAccuracy: true, maximumAge: maxAge, timeout: 30000 });
+}
+
+// locate answers a dispatcher's "where are you": at once when sharing (a
+// fresh position, else the last one), otherwise the driver is asked.
+function locate() {
+  if (app.sharing) {
+    getOnce((pos) => { app.lastPos = pos; throttle.now(pos); }, () => { if (app.lastPos) throttle.now(app.lastPos); }, 0);
+    return;
+  }
+  $('locate').hidden = false;
+}
+
+function shareNow() {
+  const b = $('locate-now');
+  b.disabled = true;
+  b.textContent = 'Finding you…';
+  getOnce((pos) => {
+    throttle.now(pos);
+    $('locate').hidden = true;
+    b.disabled = false;
+    b.textContent = 'Share now';
+  }, (err) => {
+    b.disabled = false;
+    b.textContent = 'Share now';
+    geoError(err);
+  });
+}
+
+// ---- drawing ----
+const MEANING = { GREEN: 'on time', YELLOW: 'behind', RED: 'far behind', UNKNOWN: 'status unknown' };
+
+function render() {
+  const m = app.store.m;
+  $('driver-name').textContent = m.driverName || m.driverId;
+  document.title = `${m.driverName || m.driverId} · Depot`;
+  renderRoute(m.route);
+  renderInbox();
+  renderGps();
+}
+
+function renderRoute(r) {
+  const card = $('route');
+  card.dataset.status = r ? statusOf(r.statusColor) : 'NONE';
+  $('route-code').textContent = r ? r.routeCode || r.routeId || '–' : 'No route assigned';
+  const st = statusOf(r && r.statusColor);
+  $('route-status').hidden = !r;
+  $('route-status').textContent = r ? `${SHAPES[st]} ${st} · ${MEANING[st]}` : '';
+  $('route-stops').textContent = r ? `${showNum(r.completedStops)} of ${showNum(r.totalStops)}` : '–';
+  $('route-behind').textContent = r ? showNum(r.behindSchedule) : '–';
+}
+
+function renderGps() {
+  const last = app.lastSent ? `last sent ${clock(app.lastSent, true)}` : '';
+  let t = app.sharing ? `On · ${last || 'waiting for a position…'}` : `Off${last ? ` · ${last}` : ''}`;
+  if (app.gpsNote) t += ` · ${app.gpsNote}`;
+  $('gps-status').textContent = t;
+  $('gps-status').dataset.lastSent = String(app.lastSent);
+}
+
+// shownState is an item's state as the driver sees it: an open offer
+// whose time ran out is expired, whether or not the depot said so yet.
+function shownState(x) {
+  if (x.kind !== 'offer') return x.item.state || '';
+  const left = countdown(x.item.expiresAt, serverNow()).left;
+  return x.item.state === 'open' && left === 0 ? 'expired' : x.item.state;
+}
+
+// answerOf is what became of the driver's answer to ref: 'sending',
+// 'acked', 'refused' or ''. A refusal of an answer the state shows as done
+// is a resend after a reconnect that the depot had already taken.
+function answerOf(ref, state) {
+  const a = app.answers.get(ref);
+  if (!a) return '';
+  if (a.status === 'refused' && state === OUTCOME[a.action]) return 'acked';
+  return a.status;
+}
+
+let drawn = '';
+function renderInbox() {
+  const items = app.store.items();
+  const sig = JSON.stringify([items.map((x) => [x.kind, x.id, shownState(x), answerOf(x.id, x.item.state)]),
+    [...app.answers], Math.floor(serverNow() / 60000)]);
+  if (sig === drawn) return;
+  drawn = sig;
+  $('inbox').replaceChildren(...items.map((x) => (x.kind === 'offer' ? offerCard(x) : x.kind === 'rescue' ? rescueCard(x) : reassignCard(x))));
+  $('inbox-empty').hidden = items.length > 0;
+}
+
+function stateWord(state) {
+  return el('p', { className: `state state-${/^[a-z]+$/.test(state) ? state : 'other'}` }, state);
+}
+
+function answerLine(ref, status) {
+  const a = app.answers.get(ref);
+  if (status === 'sending') return el('p', { className: 'answer' }, 'Sending…');
+  if (status === 'refused') return el('p', { className: 'answer refused', role: 'alert' }, `Not taken: ${a.reason}`);
+  return null;
+}
+
+function card(kind, id, state, status, ...children) {
+  const dataset = { kind, id, state };
+  if (status) dataset.answer = status;
+  return el('li', { className: `msg ${kind}`, dataset }, ...children);
+}
+
+function button(label, action, ref, primary) {
+  return el('button', { className: primary ? 'btn primary' : 'btn', type: 'button', dataset: { action },
+    onclick: () => answer(ref, action) }, label);
+}
+
+function offerCard(x) {
+  const o = x.item;
+  const state = shownState(x);
+  const status = answerOf(o.vtoId, o.state);
+  const open = state === 'open' && status !== 'sending' && status !== 'acked';
+  return card('offer', o.vtoId, state, status,
+    el('h3', null, 'Time off offered', o.routeCode ? ` · ${o.routeCode}` : ''),
+    o.reason ? el('p', { className: 'reason' }, o.reason) : null,
+    state === 'open' ? el('p', null, 'Answer within ',
+      el('span', { className: 'countdown', dataset: { expires: String(Date.parse(o.expiresAt)) } }, countdown(o.expiresAt, serverNow()).text)) : null,
+    open ? el('div', { className: 'buttons' }, button('Accept', 'accept', o.vtoId, true), button('Decline', 'decline', o.vtoId)) : null,
+    state !== 'open' ? stateWord(state) : null,
+    answerLine(o.vtoId, status),
+    x.at ? el('p', { className: 'when' }, `Offered ${clock(x.at)}`) : null);
+}
+
+function rescueCard(x) {
+  const r = x.item;
+  const a = r.alert;
+  const t = a.transfer;
+  const status = answerOf(r.rescueId, r.state);
+  const coords = t.lat != null && t.lng != null;
+  const where = t.address || (coords ? `${t.lat.toFixed(5)}, ${t.lng.toFixed(5)}` : 'not given');
+  let map = null;
+  if (coords) { // numbers, checked: nothing from the network is in this URL but them
+    map = el('a', { className: 'link' }, 'Open in maps');
+    map.href = `geo:${t.lat},${t.lng}?q=${t.lat},${t.lng}`;
+  }
+  const eta = Date.parse(a.eta);
+  const mins = Math.max(0, Math.round((eta - serverNow()) / 60000));
+  return card('rescue', r.rescueId, r.state, status,
+    el('h3', null, 'Rescue: help ', a.routeCode || r.routeId),
+    el('p', null, `${a.driverName || a.driverId || 'A driver'} is ${showNum(a.behind)} stops behind.`),
+    el('p', null, 'Meet at: ', el('b', null, where)),
+    map,
+    Number.isNaN(eta) ? null : el('p', null, 'ETA ', el('b', null, clock(eta)), ` (in ${mins} min)`),
+    r.state === 'open' && status !== 'sending' && status !== 'acked'
+      ? el('div', { className: 'buttons' }, button('On my way', 'ack', r.rescueId, true)) : null,
+    r.state !== 'open' ? stateWord(r.state) : null,
+    answerLine(r.rescueId, status),
+    x.at ? el('p', { className: 'when' }, `Sent ${clock(x.at)}`) : null);
+}
+
+function reassignCard(x) {
+  const r = x.item;
+  const toMe = r.toDriverId === app.cred.driver;
+  return el('li', { className: 'msg reassign', dataset: { kind: 'reassign', id: x.id, dir: toMe ? 'to' : 'from' } },
+    el('h3', null, `Route ${r.routeCode || r.routeId} moved ${toMe ? 'to you' : 'from you'}`),
+    !toMe && r.toDriverId ? el('p', null, `Now driven by ${r.toDriverId}.`) : null,
+    x.at ? el('p', { className: 'when' }, clock(x.at)) : null);
+}
+
+// tick runs the countdowns on the depot's clock; one that reaches zero
+// redraws its card as expired.
+function tick() {
+  if (!app.store.m) return;
+  let over = false;
+  for (const c of document.querySelectorAll('[data-expires]')) {
+    const cd = countdown(Number(c.dataset.expires), serverNow());
+    c.textContent = cd.text;
+    if (cd.left === 0) over = true;
+  }
+  if (over) renderInbox();
+}
+
+// ---- start ----
+// takePairing keeps the credential of a pairing link's fragment, and takes
+// the token out of the address bar (and the history) at once. It says
+// whether there was one.
+function takePairing() {
+  const paired = parsePairing(location.hash);
+  if (paired) {
+    const before = loadCred(localStorage);
+    if (!before || before.driver !== paired.driver) localStorage.removeItem(SHARE_KEY); // another driver's phone now: sharing starts off
+    saveCred(localStorage, paired);
+  }
+  if (/token=/.test(location.hash)) history.replaceState(null, '', location.pathname + location.search);
+  return !!paired;
+}
+
+function boot() {
+  takePairing();
+  // A pairing link opened in a tab that shows the app already changes only
+  // the fragment: the page is not loaded again, so it starts afresh here.
+  window.addEventListener('hashchange', () => { if (takePairing()) location.reload(); });
+  if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js', { scope: './' }).catch(() => {});
+  app.cred = loadCred(localStorage);
+
+  $('signout').onclick = () => { $('signout').hidden = true; $('signout-ask').hidden = false; };
+  $('signout-no').onclick = () => { $('signout').hidden = false; $('signout-ask').hidden = true; };
+  $('signout-yes').onclick = () => {
+    forgetCred(localStorage);
+    localStorage.removeItem(SHARE_KEY);
+    location.replace(location.pathname); // a fresh start, with no session, timer or watch left
+  };
+  if (!app.cred) { show('pair'); return; }
+
+  show('app');
+  $('share').onchange = () => setSharing($('share').checked);
+  $('locate-now').onclick = shareNow;
+  if (localStorage.getItem(SHARE_KEY) === '1') setSharing(true);
+  load();
+  setInterval(refresh, REFRESH_EVERY);
+  setInterval(tick, 1000);
+  document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') refresh(); });
+}
+
+boot();
