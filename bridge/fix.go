@@ -144,8 +144,8 @@ type optionalField struct {
 }
 
 // optional lists the optional fields of w, where each goes in f, and its range.
-func (w *wireFix) optional(f *Fix) []optionalField {
-	return []optionalField{
+func (w *wireFix) optional(f *Fix) [4]optionalField {
+	return [4]optionalField{
 		{w.Acc, &f.Acc, "acc", 0, 1e6},
 		{w.Spd, &f.Spd, "spd", 0, 1000},
 		{w.Hdg, &f.Hdg, "hdg", 0, 360},
