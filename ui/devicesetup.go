@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"crypto/subtle"
 	"net"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/depotcc/depot/ui/auth"
 	"github.com/depotcc/depot/ui/setup"
 	"github.com/labstack/echo/v4"
 )
@@ -34,7 +36,13 @@ type heldTokens struct {
 type heldToken struct {
 	token string
 	at    time.Time
+	// code is the driver app's one-time pairing code for the token
+	// (exchange); "" once used.
+	code string
 }
+
+// newPairCode is a one-time pairing code: 256 random bits, base64url.
+func newPairCode() string { return auth.RandomSecret(32) }
 
 // put holds driverID's new token, replacing an older one; when full, the
 // expired and then the oldest are dropped.
@@ -62,7 +70,45 @@ func (h *heldTokens) put(driverID, token string, now time.Time) {
 		}
 		delete(h.m, oldest)
 	}
-	h.m[driverID] = heldToken{token, now}
+	h.m[driverID] = heldToken{token: token, at: now, code: newPairCode()}
+}
+
+// pairCode returns driverID's unused pairing code, making a new one if the
+// last was used (an admin showing the driver app's QR code again).
+func (h *heldTokens) pairCode(driverID string, now time.Time) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.m[driverID]
+	if !ok || now.Sub(t.at) >= SetupHold {
+		return ""
+	}
+	if t.code == "" {
+		t.code = newPairCode()
+		h.m[driverID] = t
+	}
+	return t.code
+}
+
+// exchange gives the token of an unused pairing code, once. Every held
+// code is compared, in constant time each.
+func (h *heldTokens) exchange(code string, now time.Time) (driverID, token string, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, t := range h.m {
+		if t.code != "" && subtle.ConstantTimeCompare([]byte(t.code), []byte(code)) == 1 {
+			driverID, token, ok = id, t.token, true
+		}
+	}
+	if !ok {
+		return "", "", false
+	}
+	t := h.m[driverID]
+	t.code = ""
+	h.m[driverID] = t
+	if d := now.Sub(t.at); d >= SetupHold || d < -time.Minute {
+		return "", "", false
+	}
+	return driverID, token, true
 }
 
 // get returns driverID's held token while it is held.
@@ -137,7 +183,8 @@ func (s *Server) setupFor(r *http.Request, driverID, token string) *setup.Set {
 	if base == nil {
 		return nil
 	}
-	set, err := setup.Make(setup.Params{Base: base, MQTTPort: s.cfg.MQTTPort, MQTTTLS: s.cfg.MQTTTLS, DriverID: driverID, Token: token})
+	set, err := setup.Make(setup.Params{Base: base, MQTTPort: s.cfg.MQTTPort, MQTTTLS: s.cfg.MQTTTLS, DriverID: driverID, Token: token,
+		PairCode: s.held.pairCode(driverID, s.cfg.Now())})
 	if err != nil {
 		return nil
 	}
@@ -180,6 +227,9 @@ func (s *Server) deviceSetup(c echo.Context) error {
 	if err != nil {
 		return echo.NewHTTPError(http.StatusNotFound, err.Error())
 	}
+	// Whoever holds an admin's token can show a driver's credential for
+	// the hold: each showing is on record.
+	s.cfg.Log.Info("device set-up shown", "driver", id, "kind", kind, "by", who(c), "remote", c.RealIP())
 	img, mediaType, err := setup.Image(text, format)
 	if err != nil {
 		return err
@@ -188,4 +238,35 @@ func (s *Server) deviceSetup(c echo.Context) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Disposition", `inline; filename="setup-`+id+`-`+kind+`.`+format+`"`)
 	return c.Blob(http.StatusOK, mediaType, img)
+}
+
+// pairDriverApp exchanges a one-time pairing code from a driver app link
+// for the device credential: POST /api/v1/driver/pair {"code"}. 410 for a
+// code used, expired or unknown (one answer for all three); wrong codes
+// from one address are slowed down like wrong credentials.
+func (s *Server) pairDriverApp(c echo.Context) error {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	now, addr := s.cfg.Now(), addrKey(c.RealIP())
+	id, tok, ok := "", "", len(req.Code) > 0 && len(req.Code) <= 64
+	if ok {
+		id, tok, ok = s.held.exchange(req.Code, now)
+	}
+	if ok && !s.cfg.Accounts.DeviceTokenValid(id, tok) {
+		s.held.drop(id)
+		ok = false
+	}
+	if !ok {
+		if err := s.guard.refuse(c, addr, now); err != nil {
+			return err
+		}
+		return echo.NewHTTPError(http.StatusGone, "this pairing code was already used or has expired: ask for a new QR code")
+	}
+	s.cfg.Log.Info("driver app paired", "driver", id, "remote", c.RealIP())
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, map[string]string{"driverId": id, "token": tok})
 }

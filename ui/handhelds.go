@@ -46,6 +46,7 @@ func (s *Server) mountHandhelds(read echo.MiddlewareFunc, api *echo.Group) {
 	s.e.GET("/api/v1/osmand/:token", s.osmand)
 	s.e.POST("/api/v1/osmand/:token", s.osmand)
 	s.e.GET("/api/v1/driver/state", s.driverState)
+	s.e.POST("/api/v1/driver/pair", s.pairDriverApp)
 	api.POST("/drivers/:id/locate", s.locate, read)
 }
 
@@ -110,7 +111,11 @@ func (s *Server) device(c echo.Context) (string, error) {
 	if err := s.guard.refuse(c, addr, now); err != nil {
 		return "", err
 	}
-	c.Response().Header().Set("WWW-Authenticate", `Basic realm="depot", charset="UTF-8"`)
+	if c.Path() == "/api/v1/owntracks" {
+		// A challenge for the stock app only: the driver app's page must
+		// not get one, or the browser shows its own sign-in dialog.
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="depot", charset="UTF-8"`)
+	}
 	s.cfg.Log.Info("handheld credential refused", "path", c.Path(), "remote", c.RealIP(), "basic", ok)
 	return "", errDeviceCredential
 }

@@ -215,8 +215,10 @@ func deviceAdd(ctx context.Context, c *client.Client, driver, name, qrKind, qrFi
 		if err != nil {
 			return err
 		}
-		// 0600: the code holds the driver's credential.
-		if err := os.WriteFile(qrFile, img, 0o600); err != nil {
+		// 0600: the code holds the driver's credential. Written to a new
+		// file and renamed over the path, so an existing file's looser
+		// mode, or a symlink at the path, is not kept.
+		if err := writePrivate(qrFile, img); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "\nWrote the %s QR code to %s; it holds the credential: delete it once scanned.\n", qrKind, qrFile)
@@ -254,6 +256,8 @@ func printDevice(w io.Writer, driver, token, user, clientID string, set *setup.S
 	line("Traccar (QR scanner)", set.TraccarQR)
 	if u, err := url.Parse(set.DriverApp); err == nil && isLoopback(u.Hostname()) {
 		fmt.Fprintf(w, "note: these links name %s, which no phone reaches: start the depot with --public-url\n", u.Host)
+	} else if err == nil && u.Scheme == "http" {
+		fmt.Fprintf(w, "note: these links are plain http: a phone sends its token unencrypted over the network; serve TLS (--tls-cert) or put the depot behind an HTTPS proxy and start it with --public-url https://…\n")
 	}
 }
 
@@ -264,4 +268,27 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+}
+
+// writePrivate writes b to path with mode 0600, whatever was there before.
+func writePrivate(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".qr-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o600)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }

@@ -113,7 +113,6 @@ func TestDeviceAddSetups(t *testing.T) {
 	for label, want := range map[string]string{
 		"driver":               "D6",
 		"MQTT client id":       "drv-D6",
-		"driver app":           base + "/driver/#driver=D6&token=" + tok,
 		"Traccar server URL":   base + "/api/v1/osmand/" + tok,
 		"Traccar identifier":   "D6",
 		"Traccar (QR scanner)": base + "/api/v1/osmand/" + tok + "?id=D6",
@@ -121,6 +120,10 @@ func TestDeviceAddSetups(t *testing.T) {
 		if tok == "" || labels[label] != want {
 			t.Errorf("%s: %q, want %q", label, labels[label], want)
 		}
+	}
+	// The driver app's link carries a one-time pairing code, never the token.
+	if l := labels["driver app"]; !strings.HasPrefix(l, base+"/driver/#pair=") || strings.Contains(l, tok) {
+		t.Errorf("driver app: %q", l)
 	}
 	for _, label := range []string{"OwnTracks (MQTT)", "OwnTracks (HTTP)"} {
 		raw, err := setup.DecodeInlineLink(labels[label])
@@ -139,6 +142,10 @@ func TestDeviceAddSetups(t *testing.T) {
 	}
 
 	dir := t.TempDir()
+	// A file already there with a looser mode does not keep it.
+	if err := os.WriteFile(filepath.Join(dir, "d.png"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range []struct{ args []string }{
 		{[]string{"--qr-file", filepath.Join(dir, "d.png")}},
 		{[]string{"--qr", "owntracks", "--qr-file", filepath.Join(dir, "o.SVG")}},

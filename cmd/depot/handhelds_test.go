@@ -615,3 +615,70 @@ func TestTakeoverKeepsPresenceRight(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDriverAppPairing: the driver app's link carries a one-time code,
+// not the token (which would stay in the phone's browser history); the
+// code gives the credential once.
+func TestDriverAppPairing(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, "", nil)
+	var dev struct {
+		Token string `json:"token"`
+		Setup struct {
+			DriverApp string `json:"driverApp"`
+		} `json:"setup"`
+	}
+	if code := a.request(t, "POST", "/api/v1/devices", a.admin, map[string]string{"driverId": "D1"}, &dev); code != 201 {
+		t.Fatalf("provision: %d", code)
+	}
+	_, frag, _ := strings.Cut(dev.Setup.DriverApp, "#")
+	code, ok := strings.CutPrefix(frag, "pair=")
+	if !ok || strings.Contains(dev.Setup.DriverApp, dev.Token) || len(code) < 40 {
+		t.Fatalf("driver app link %q: want a pairing code, not the token", dev.Setup.DriverApp)
+	}
+	code, _ = url.QueryUnescape(code)
+	pair := func(c string) (int, map[string]string) {
+		var out map[string]string
+		st := a.request(t, "POST", "/api/v1/driver/pair", "", map[string]string{"code": c}, &out)
+		return st, out
+	}
+	if st, _ := pair("not-a-code"); st != http.StatusGone {
+		t.Fatalf("a wrong code: %d", st)
+	}
+	if st, out := pair(code); st != 200 || out["driverId"] != "D1" || out["token"] != dev.Token {
+		t.Fatalf("the code: %d %v", st, out)
+	}
+	if st, _ := pair(code); st != http.StatusGone {
+		t.Fatalf("the code a second time: %d", st)
+	}
+	// Showing the driver app's QR code again makes a new code; revoking
+	// the device makes it worthless.
+	var again struct {
+		Setup struct {
+			DriverApp string `json:"driverApp"`
+		} `json:"setup"`
+	}
+	if st := a.request(t, "POST", "/api/v1/devices", a.admin, map[string]string{"driverId": "D2"}, &again); st != 201 {
+		t.Fatalf("provision D2: %d", st)
+	}
+	_, frag, _ = strings.Cut(again.Setup.DriverApp, "#pair=")
+	code2, _ := url.QueryUnescape(frag)
+	if st := a.request(t, "DELETE", "/api/v1/devices/D2", a.admin, nil, nil); st/100 != 2 {
+		t.Fatalf("revoke: %d", st)
+	}
+	if st, _ := pair(code2); st != http.StatusGone {
+		t.Fatalf("the code of a revoked device: %d", st)
+	}
+	// The driver app's state call never invites the browser's own
+	// sign-in dialog.
+	req, _ := http.NewRequest("GET", "http://"+a.HTTPAddr()+"/api/v1/driver/state", nil)
+	req.SetBasicAuth("D1", "wrong")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "" {
+		t.Fatalf("driver state with a wrong token: %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}

@@ -96,7 +96,7 @@ func TestDeviceSetups(t *testing.T) {
 		t.Fatalf("answer %+v", dev)
 	}
 	s, base := dev.Setup, "http://"+a.HTTPAddr()
-	if s.DriverApp != base+"/driver/#driver=D9&token="+dev.Token || s.Traccar != base+"/api/v1/osmand/"+dev.Token || s.TraccarID != "D9" {
+	if !strings.HasPrefix(s.DriverApp, base+"/driver/#pair=") || strings.Contains(s.DriverApp, dev.Token) || s.Traccar != base+"/api/v1/osmand/"+dev.Token || s.TraccarID != "D9" {
 		t.Fatalf("set-ups %+v", s)
 	}
 	mqttPort, _ := strconv.Atoi(a.MQTTAddr()[strings.LastIndex(a.MQTTAddr(), ":")+1:])
@@ -222,7 +222,7 @@ func TestDeviceSetupsPublicURL(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 	s := dev.Setup
-	if !strings.HasPrefix(s.DriverApp, "https://depot.example:8443/driver/#driver=D9&token=") ||
+	if !strings.HasPrefix(s.DriverApp, "https://depot.example:8443/driver/#pair=") ||
 		s.OwnTracksHTTPConfig.URL != "https://depot.example:8443/api/v1/owntracks" ||
 		s.OwnTracksConfig.Host != "depot.example" || s.OwnTracksConfig.Port != setup.PortOf(a.MQTTAddr()) ||
 		s.TraccarQR != "https://depot.example:8443/api/v1/osmand/"+dev.Token+"?id=D9" {

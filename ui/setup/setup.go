@@ -87,6 +87,11 @@ type Params struct {
 	MQTTTLS  bool
 	DriverID string
 	Token    string
+	// PairCode, when set, is a one-time code the driver app exchanges for
+	// the credential (POST /api/v1/driver/pair): its link then carries
+	// the code, not the token, so the token never enters the phone's
+	// browser history.
+	PairCode string
 }
 
 // Set is the set-ups of one handheld, as POST /api/v1/devices answers them.
@@ -180,6 +185,9 @@ func Make(p Params) (Set, error) {
 	tid := TID(p.DriverID)
 	var s Set
 	s.DriverApp = base + "/driver/#driver=" + url.QueryEscape(p.DriverID) + "&token=" + url.QueryEscape(p.Token)
+	if p.PairCode != "" {
+		s.DriverApp = base + "/driver/#pair=" + url.QueryEscape(p.PairCode)
+	}
 	if p.MQTTPort > 0 {
 		s.OwnTracksConfig = &OwnTracksMQTT{
 			Type: "configuration", Mode: OwnTracksModeMQTT,
