@@ -68,14 +68,17 @@ function setConn(s) {
 
 // ---- the state answer ----
 // refresh asks the depot what to show; true when it answered. A 401 means
-// the pairing was revoked: the phone stops there.
+// the pairing was revoked: the phone stops there. Every request of the app
+// omits the browser's credentials (credentials: 'omit'; its own
+// Authorization header still goes): a 401 then never raises the browser's
+// own sign-in dialog, whatever the depot answers with it.
 async function refresh() {
   const cred = app.cred;
   if (!cred || app.revoked) return false;
   const sentAt = Date.now();
   let r;
   try {
-    r = await fetch('../api/v1/driver/state', { cache: 'no-store', headers: { Authorization: basicAuth(cred) } });
+    r = await fetch('../api/v1/driver/state', { cache: 'no-store', credentials: 'omit', headers: { Authorization: basicAuth(cred) } });
   } catch {
     return false; // unreachable: the connection indicator says so
   }
