@@ -1,8 +1,9 @@
 // Depot Command Central: the driver's phone (docs/handhelds.md).
 //
-// Paired once by the QR code's link, /driver/#driver=<id>&token=<token>:
-// the credential goes to localStorage and the fragment leaves the address
-// bar. What the phone shows is the depot's answer to GET
+// Paired once by the QR code's link, /driver/#pair=<one-time code> (or
+// #driver=<id>&token=<token>): the fragment leaves the address bar at once,
+// and the credential the depot gives for it (pairing.js) goes to
+// localStorage. What the phone shows is the depot's answer to GET
 // /api/v1/driver/state (on start, on every (re)connect, every 30 s) with
 // the driver's inbox merged in as it arrives over MQTT (state.js). Answers
 // and positions go back over MQTT at QoS 1, so the phone knows from the
@@ -15,8 +16,9 @@ import { connect as mqttConnect, BAD_CREDENTIALS, NOT_AUTHORIZED } from '../mqtt
 import { $, el, SHAPES } from '../dom.js';
 import { isObj } from '../eventlog.js';
 import { showNum, statusOf } from '../checks.js';
-import { Store, parsePairing, loadCred, saveCred, forgetCred, basicAuth, clientId, topic, countdown,
+import { Store, loadCred, saveCred, forgetCred, basicAuth, clientId, topic, countdown,
   answeredEnvelope, OUTCOME } from './state.js';
+import { parseLink, redeem, decide, failureText } from './pairing.js';
 import { backoff } from './backoff.js';
 import { gpsPayload, Throttle } from './gps.js';
 import './driver.css';
@@ -54,9 +56,10 @@ const clock = (ms, seconds) => new Date(ms).toLocaleTimeString([], { hour: '2-di
 
 // ---- screens and the connection indicator ----
 function show(screen) {
-  for (const id of ['pair', 'revoked', 'app']) $(id).hidden = id !== screen;
-  $('foot').hidden = screen === 'pair';
-  $('conn').hidden = screen === 'pair'; // an unpaired phone connects to nothing
+  for (const id of ['pairing', 'switch', 'pair', 'revoked', 'app']) $(id).hidden = id !== screen;
+  const connects = screen === 'app' || screen === 'revoked'; // an unpaired phone connects to nothing
+  $('foot').hidden = !connects;
+  $('conn').hidden = !connects;
 }
 
 const CONN_WORDS = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', offline: 'Offline' };
@@ -421,42 +424,84 @@ function tick() {
 }
 
 // ---- start ----
-// takePairing keeps the credential of a pairing link's fragment, and takes
-// the token out of the address bar (and the history) at once. It says
-// whether there was one.
-function takePairing() {
-  const paired = parsePairing(location.hash);
-  if (paired) {
-    const before = loadCred(localStorage);
-    if (!before || before.driver !== paired.driver) localStorage.removeItem(SHARE_KEY); // another driver's phone now: sharing starts off
-    saveCred(localStorage, paired);
-  }
-  if (/token=/.test(location.hash)) history.replaceState(null, '', location.pathname + location.search);
-  return !!paired;
+// notice shows text (from the app, never from the network) until the
+// driver dismisses it.
+function notice(text) {
+  $('notice-text').textContent = text;
+  $('notice').hidden = !text;
 }
 
-function boot() {
-  takePairing();
+// askSwitch asks, on the page, whether the phone paired as from should
+// become to's; it resolves true for yes.
+function askSwitch(from, to) {
+  show('switch');
+  $('switch-text').textContent = `This phone is paired as ${from}. The link is for ${to}. Switch this phone to ${to}?`;
+  $('switch-yes').textContent = `Switch to ${to}`;
+  $('switch-no').textContent = `Keep ${from}`;
+  return new Promise((resolve) => {
+    $('switch-yes').onclick = () => resolve(true);
+    $('switch-no').onclick = () => resolve(false);
+  });
+}
+
+// forgetDriver removes what the phone keeps for driver's pairing.
+function forgetDriver() {
+  forgetCred(localStorage);
+  localStorage.removeItem(SHARE_KEY);
+}
+
+// pair takes a pairing link's fragment, if the address has one: the
+// fragment leaves the address bar (and the history) at once, the link is
+// tried with the depot, and what the phone keeps changes only if the
+// depot took it (and, for another driver, the driver said so). It returns
+// the credential to start with and the check's state answer, if any.
+async function pair() {
+  const current = loadCred(localStorage);
+  const link = parseLink(location.hash);
+  if (!link) return { cred: current };
+  history.replaceState(null, '', location.pathname + location.search);
+  show('pairing');
+  const result = await redeem(link);
+  const d = decide(current, result);
+  if (d.do === 'keep') {
+    notice(failureText(d.why, current ? current.driver : ''));
+    return { cred: current };
+  }
+  if (d.do === 'ask' && !(await askSwitch(d.from, d.cred.driver))) return { cred: current };
+  if (current && current.driver !== d.cred.driver) forgetDriver(); // another driver's phone now: sharing starts off
+  saveCred(localStorage, d.cred);
+  return { cred: d.cred, checked: result.answer ? result : null };
+}
+
+async function boot() {
   // A pairing link opened in a tab that shows the app already changes only
   // the fragment: the page is not loaded again, so it starts afresh here.
-  window.addEventListener('hashchange', () => { if (takePairing()) location.reload(); });
+  window.addEventListener('hashchange', () => { if (parseLink(location.hash)) location.reload(); });
   if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js', { scope: './' }).catch(() => {});
-  app.cred = loadCred(localStorage);
-
+  $('notice-ok').onclick = () => notice('');
   $('signout').onclick = () => { $('signout').hidden = true; $('signout-ask').hidden = false; };
   $('signout-no').onclick = () => { $('signout').hidden = false; $('signout-ask').hidden = true; };
   $('signout-yes').onclick = () => {
-    forgetCred(localStorage);
-    localStorage.removeItem(SHARE_KEY);
+    forgetDriver();
     location.replace(location.pathname); // a fresh start, with no session, timer or watch left
   };
-  if (!app.cred) { show('pair'); return; }
+
+  const { cred, checked } = await pair();
+  app.cred = cred;
+  if (!cred) { show('pair'); return; }
 
   show('app');
   $('share').onchange = () => setSharing($('share').checked);
   $('locate-now').onclick = shareNow;
   if (localStorage.getItem(SHARE_KEY) === '1') setSharing(true);
-  load();
+  if (checked && app.store.answer(checked.answer, checked.sentAt, checked.receivedAt)) {
+    // The link's check was a state answer: shown at once, no second request.
+    app.refreshes++;
+    render();
+    connect();
+  } else {
+    load();
+  }
   setInterval(refresh, REFRESH_EVERY);
   setInterval(tick, 1000);
   document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') refresh(); });
