@@ -17,7 +17,7 @@ import { $, el, SHAPES } from '../dom.js';
 import { isObj } from '../eventlog.js';
 import { showNum, statusOf } from '../checks.js';
 import { Store, loadCred, saveCred, forgetCred, basicAuth, clientId, topic, countdown,
-  answeredEnvelope, OUTCOME } from './state.js';
+  answeredEnvelope, reached, fromDepot, isConflict, Pending, forgetPending } from './state.js';
 import { parseLink, redeem, decide, failureText } from './pairing.js';
 import { backoff } from './backoff.js';
 import { gpsPayload, Throttle } from './gps.js';
@@ -35,7 +35,9 @@ const app = {
   client: null,
   conn: 'connecting',
   revoked: false,
-  answers: new Map(), // ref -> {status: 'sending' | 'acked' | 'refused', action, reason}
+  answers: new Map(), // ref -> {status: 'sending' | 'acked' | 'refused', action, reason, conflict}
+  pending: null, // Pending: the answers not acknowledged yet, kept in localStorage
+  sent: new Set(), // the refs of those handed to this page's MQTT client
   sharing: false,
   watch: null,
   lastPos: null,
@@ -134,6 +136,7 @@ function connect() {
   let timer = 0;
   c.on('connect', () => {
     setConn('connected');
+    sendPending(); // what a reload or a killed tab left unacknowledged, or what was answered before this
     c.subscribe([topic(depot, me, 'inbox')], { qos: 1 }, (err) => {
       if (err) { c.stream.destroy(); return; } // refused or cut: 'close' tries again, later each time
       attempt = 0;
@@ -167,20 +170,43 @@ function onInbox(env) {
   if (what) renderInbox();
 }
 
-// answer publishes the driver's answer to an offer or a rescue. It shows
-// "Sending…" until the PUBACK (while offline, until the phone is back),
-// then the depot's reason if it refused, then asks the depot again.
+// answer takes the driver's answer to an offer or a rescue. It is kept
+// (app.pending, in localStorage) until the depot acknowledges or refuses
+// it, and shows "Sending…" until then: while offline, until the phone is
+// back, even across a reload.
 function answer(ref, action) {
   const a = app.answers.get(ref);
-  if ((a && a.status === 'sending') || !app.client || !app.store.m) return;
+  if ((a && a.status === 'sending') || !app.store.m) return;
+  const p = { ref, action, at: Date.now() };
+  app.pending.add(p);
   app.answers.set(ref, { status: 'sending', action });
   renderInbox();
-  const body = JSON.stringify({ ref, action });
-  app.client.publish(topic(app.store.m.depot, app.cred.driver, 'reply'), body, { qos: 1 }).then(() => {
-    app.answers.set(ref, { status: 'acked', action });
-    app.store.inbox(answeredEnvelope(ref, action), Date.now());
+  send(p);
+}
+
+// sendPending hands every kept answer to the MQTT client, once per page:
+// the client keeps what it was given across its reconnects.
+function sendPending() {
+  for (const p of app.pending.all()) send(p);
+}
+
+// send publishes the answer p at QoS 1; the PUBACK says the depot took
+// it, or why it did not, and the depot is asked again what to show.
+function send(p) {
+  const c = app.client;
+  const m = app.store.m;
+  if (!c || !m || app.sent.has(p.ref)) return; // without a client yet: sendPending, once connected
+  app.sent.add(p.ref);
+  c.publish(topic(m.depot, app.cred.driver, 'reply'), JSON.stringify({ ref: p.ref, action: p.action }), { qos: 1 }).then(() => {
+    app.pending.remove(p.ref);
+    app.answers.set(p.ref, { status: 'acked', action: p.action });
+    app.store.inbox(answeredEnvelope(p.ref, p.action), Date.now());
   }, (err) => {
-    app.answers.set(ref, { status: 'refused', action, reason: (err && (err.reason || err.message)) || 'refused' });
+    app.sent.delete(p.ref);
+    const depot = fromDepot(err);
+    if (depot) app.pending.remove(p.ref); // the depot said no: saying it again changes nothing
+    app.answers.set(p.ref, { status: 'refused', action: p.action, conflict: depot && isConflict(err),
+      reason: (err && (err.reason || err.message)) || 'refused' });
   }).then(() => {
     renderInbox();
     refresh();
@@ -316,12 +342,14 @@ function shownState(x) {
 }
 
 // answerOf is what became of the driver's answer to ref: 'sending',
-// 'acked', 'refused' or ''. A refusal of an answer the state shows as done
-// is a resend after a reconnect that the depot had already taken.
+// 'acked', 'refused' or ''. A conflict over an item that is now where the
+// answer leads, or beyond (an accepted offer since confirmed), is an answer
+// sent again (after a reload, or a connection lost before its PUBACK) that
+// the depot had already taken.
 function answerOf(ref, state) {
   const a = app.answers.get(ref);
   if (!a) return '';
-  if (a.status === 'refused' && state === OUTCOME[a.action]) return 'acked';
+  if (a.status === 'refused' && a.conflict && reached(a.action, state)) return 'acked';
   return a.status;
 }
 
@@ -444,10 +472,11 @@ function askSwitch(from, to) {
   });
 }
 
-// forgetDriver removes what the phone keeps for driver's pairing.
-function forgetDriver() {
+// forgetDriver removes what the phone keeps for the pairing of cred.
+function forgetDriver(cred) {
   forgetCred(localStorage);
   localStorage.removeItem(SHARE_KEY);
+  if (cred) forgetPending(localStorage, cred.driver);
 }
 
 // pair takes a pairing link's fragment, if the address has one: the
@@ -468,7 +497,7 @@ async function pair() {
     return { cred: current };
   }
   if (d.do === 'ask' && !(await askSwitch(d.from, d.cred.driver))) return { cred: current };
-  if (current && current.driver !== d.cred.driver) forgetDriver(); // another driver's phone now: sharing starts off
+  if (current && current.driver !== d.cred.driver) forgetDriver(current); // another driver's phone now: sharing starts off
   saveCred(localStorage, d.cred);
   return { cred: d.cred, checked: result.answer ? result : null };
 }
@@ -482,7 +511,7 @@ async function boot() {
   $('signout').onclick = () => { $('signout').hidden = true; $('signout-ask').hidden = false; };
   $('signout-no').onclick = () => { $('signout').hidden = false; $('signout-ask').hidden = true; };
   $('signout-yes').onclick = () => {
-    forgetDriver();
+    forgetDriver(app.cred);
     location.replace(location.pathname); // a fresh start, with no session, timer or watch left
   };
 
@@ -491,6 +520,8 @@ async function boot() {
   if (!cred) { show('pair'); return; }
 
   show('app');
+  app.pending = new Pending(localStorage, cred.driver);
+  for (const p of app.pending.all()) app.answers.set(p.ref, { status: 'sending', action: p.action });
   $('share').onchange = () => setSharing($('share').checked);
   $('locate-now').onclick = shareNow;
   if (localStorage.getItem(SHARE_KEY) === '1') setSharing(true);

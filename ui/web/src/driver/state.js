@@ -192,6 +192,75 @@ export function answeredEnvelope(ref, action) {
 // outcome is the state an answer leads to.
 export const OUTCOME = { accept: 'accepted', decline: 'declined', ack: 'acknowledged' };
 
+// reached says whether an item in state is at or beyond where the answer
+// action leads: an accepted offer may since have been confirmed, an
+// acknowledged rescue resolved. A declined, expired or open offer is not
+// where an accept leads, whatever its rank.
+const has = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+const REACHED = { accept: ['accepted', 'confirmed'], decline: ['declined'], ack: ['acknowledged', 'resolved'] };
+export function reached(action, state) { return has(REACHED, action) && REACHED[action].includes(state); }
+
+// The depot's refusals of a reply (broker.CodeRefused with the reason;
+// cmd/depot/ingest.go): one it turned down because the item was no longer
+// open is a conflict, "conflict: offer … is already accepted".
+export const CODE_REFUSED = 0x83;
+export function fromDepot(err) { return !!err && typeof err.code === 'number' && err.code >= 0x80; }
+export function isConflict(err) {
+  if (!err || err.code !== CODE_REFUSED) return false;
+  return !err.reason || /^conflict\b/i.test(String(err.reason));
+}
+
+// Pending keeps the driver's answers the depot has not acknowledged yet,
+// {ref, action, at (local ms)}, in storage under the driver's own key, so
+// that a reload or a killed tab loses none: the app publishes them again
+// after its first connection. The depot refuses a second one with a
+// conflict, so sending one again is safe. Entries older than the state
+// answer's 12 hours are dropped: nothing they answered is shown any more.
+export const pendingKey = (driver) => `depot.driver.pending.${driver}`;
+export const PENDING_MAX_AGE = 12 * 3600 * 1000;
+const PENDING_MAX = 50;
+
+export class Pending {
+  constructor(storage, driver, now = Date.now()) {
+    this.storage = storage;
+    this.key = pendingKey(driver);
+    this.list = [];
+    let raw = null;
+    try { raw = JSON.parse(storage.getItem(this.key)); } catch { /* none */ }
+    for (const p of Array.isArray(raw) ? raw : []) {
+      if (!isObj(p) || typeof p.ref !== 'string' || !p.ref || p.ref.length > 200 || !has(OUTCOME, p.action)) continue;
+      if (!Number.isFinite(p.at) || now - p.at > PENDING_MAX_AGE) continue;
+      this.list = this.list.filter((q) => q.ref !== p.ref);
+      this.list.push({ ref: p.ref, action: p.action, at: p.at });
+    }
+    this.list = this.list.slice(-PENDING_MAX);
+  }
+
+  all() { return this.list.map((p) => ({ ...p })); }
+
+  // add keeps p, in place of an earlier answer to the same ref.
+  add(p) {
+    this.list = this.list.filter((q) => q.ref !== p.ref);
+    this.list.push({ ref: p.ref, action: p.action, at: p.at });
+    this.list = this.list.slice(-PENDING_MAX);
+    this.save();
+  }
+
+  remove(ref) {
+    const n = this.list.length;
+    this.list = this.list.filter((q) => q.ref !== ref);
+    if (this.list.length !== n) this.save();
+  }
+
+  save() {
+    try {
+      if (this.list.length) this.storage.setItem(this.key, JSON.stringify(this.list));
+      else this.storage.removeItem(this.key);
+    } catch { /* storage full or refused: the answers still go from memory */ }
+  }
+}
+export function forgetPending(storage, driver) { storage.removeItem(pendingKey(driver)); }
+
 // Store holds the model and the inbox messages that came after the last
 // state request left, so that an answer made before them does not drop
 // them: each new answer is the truth, with those merged on top again.

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Store, fromAnswer, mergeEnvelope, countdown, serverOffset, parsePairing, loadCred, saveCred, forgetCred,
-  basicAuth, clientId, answeredEnvelope } from './state.js';
+  basicAuth, clientId, answeredEnvelope, reached, fromDepot, isConflict, Pending, forgetPending, pendingKey, PENDING_MAX_AGE } from './state.js';
 
 const T = (s) => `2025-11-26T10:${s}Z`;
 const answer = (over = {}) => ({
@@ -132,4 +132,91 @@ test('pairing: the fragment\'s credential, kept and forgotten', () => {
   const id = clientId('D7');
   assert.match(id, /^drv-D7:app[a-z0-9]{12}$/);
   assert.notEqual(clientId('D7'), id);
+});
+
+const memory = () => {
+  const mem = new Map();
+  return { mem, getItem: (k) => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, String(v)), removeItem: (k) => mem.delete(k) };
+};
+
+test('answers not yet acknowledged outlive the page, per driver, and go when settled', () => {
+  const st = memory();
+  const now = 1764150000000;
+  const p = new Pending(st, 'D7', now);
+  assert.deepEqual(p.all(), []);
+  p.add({ ref: 'vto_1', action: 'accept', at: now });
+  p.add({ ref: 'rsc_R2_5', action: 'ack', at: now + 1 });
+  // A reload: another page reads them back, in order.
+  assert.deepEqual(new Pending(st, 'D7', now + 1000).all(),
+    [{ ref: 'vto_1', action: 'accept', at: now }, { ref: 'rsc_R2_5', action: 'ack', at: now + 1 }]);
+  assert.deepEqual(new Pending(st, 'D8', now).all(), [], 'another driver\'s are not this one\'s');
+  // A second answer to one ref takes the first's place.
+  p.add({ ref: 'vto_1', action: 'decline', at: now + 2 });
+  assert.deepEqual(new Pending(st, 'D7', now).all().map((x) => [x.ref, x.action]), [['rsc_R2_5', 'ack'], ['vto_1', 'decline']]);
+  // Acknowledged or refused: gone; the last one takes the key with it.
+  p.remove('rsc_R2_5');
+  p.remove('nothing');
+  assert.deepEqual(new Pending(st, 'D7', now).all().map((x) => x.ref), ['vto_1']);
+  p.remove('vto_1');
+  assert.equal(st.getItem(pendingKey('D7')), null);
+  // Signing out forgets them.
+  p.add({ ref: 'vto_2', action: 'accept', at: now });
+  forgetPending(st, 'D7');
+  assert.deepEqual(new Pending(st, 'D7', now).all(), []);
+});
+
+test('what storage holds is checked, and answers older than the state\'s 12 hours are dropped', () => {
+  const st = memory();
+  const now = 1764150000000;
+  st.setItem(pendingKey('D7'), JSON.stringify([
+    { ref: 'vto_old', action: 'accept', at: now - PENDING_MAX_AGE - 1 },
+    { ref: 'vto_1', action: 'accept', at: now - 1000 },
+    { ref: 'vto_2', action: 'explode', at: now },
+    { ref: '', action: 'ack', at: now },
+    { ref: 7, action: 'ack', at: now },
+    { ref: 'rsc_1', action: 'ack', at: 'yesterday' },
+    null,
+    { ref: 'vto_1', action: 'decline', at: now },
+  ]));
+  assert.deepEqual(new Pending(st, 'D7', now).all(), [{ ref: 'vto_1', action: 'decline', at: now }]);
+  st.setItem(pendingKey('D7'), '{not json');
+  assert.deepEqual(new Pending(st, 'D7', now).all(), []);
+  st.setItem(pendingKey('D7'), '{"ref":"x"}');
+  assert.deepEqual(new Pending(st, 'D7', now).all(), []);
+  // Storage that refuses (full, or private mode): the page goes on.
+  const full = { getItem: () => null, setItem: () => { throw new Error('QuotaExceededError'); }, removeItem: () => {} };
+  const p = new Pending(full, 'D7', now);
+  p.add({ ref: 'vto_1', action: 'accept', at: now });
+  assert.deepEqual(p.all().map((x) => x.ref), ['vto_1']);
+});
+
+test('a conflict over an item at or beyond where the answer leads is an answer the depot had taken', () => {
+  assert.ok(reached('accept', 'accepted'));
+  assert.ok(reached('accept', 'confirmed'), 'an accepted offer moved on to confirmed');
+  assert.ok(!reached('accept', 'declined'));
+  assert.ok(!reached('accept', 'expired'));
+  assert.ok(!reached('accept', 'open'));
+  assert.ok(reached('decline', 'declined'));
+  assert.ok(!reached('decline', 'accepted'));
+  assert.ok(!reached('decline', 'confirmed'));
+  assert.ok(!reached('decline', 'expired'));
+  assert.ok(reached('ack', 'acknowledged'));
+  assert.ok(reached('ack', 'resolved'));
+  assert.ok(!reached('ack', 'open'));
+  assert.ok(!reached('toString', 'accepted'));
+  assert.ok(!reached('accept', undefined));
+  // What the PUBACK said.
+  const refusal = (code, reason) => Object.assign(new Error('publish refused'), { code, reason });
+  assert.ok(isConflict(refusal(0x83, 'conflict: offer vto_1 is already confirmed')));
+  assert.ok(isConflict(refusal(0x83, 'conflict: offer vto_1 has expired')));
+  assert.ok(isConflict(refusal(0x83, undefined)), 'no reason string: the state decides');
+  assert.ok(!isConflict(refusal(0x83, 'not found: no offer vto_1')));
+  assert.ok(!isConflict(refusal(0x83, 'forbidden: offer vto_1 is for D8')));
+  assert.ok(!isConflict(refusal(0x87, 'conflict: odd')));
+  assert.ok(!isConflict(new Error('client ended')));
+  assert.ok(!isConflict(null));
+  assert.ok(fromDepot(refusal(0x83, 'x')));
+  assert.ok(fromDepot(refusal(0x99, 'x')));
+  assert.ok(!fromDepot(new Error('publish queue full')), 'the phone\'s own failure: kept, sent again later');
+  assert.ok(!fromDepot(null));
 });
