@@ -17,7 +17,7 @@ import { $, el, SHAPES } from '../dom.js';
 import { isObj } from '../eventlog.js';
 import { showNum, statusOf } from '../checks.js';
 import { Store, loadCred, saveCred, forgetCred, basicAuth, clientId, topic, countdown,
-  answeredEnvelope, reached, fromDepot, isConflict, Pending, forgetPending } from './state.js';
+  answeredEnvelope, reached, fromDepot, isConflict, Pending, forgetPending, saveState, loadState, forgetState } from './state.js';
 import { parseLink, redeem, decide, failureText } from './pairing.js';
 import { backoff } from './backoff.js';
 import { gpsPayload, Throttle } from './gps.js';
@@ -91,7 +91,10 @@ async function refresh() {
   if (r.status === 401) { revoked(); return false; }
   if (!r.ok) return false;
   try {
-    if (!app.store.answer(await r.json(), sentAt, Date.now())) return true;
+    const a = await r.json();
+    const receivedAt = Date.now();
+    if (!app.store.answer(a, sentAt, receivedAt)) return true;
+    saveState(localStorage, cred.driver, { answer: a, sentAt, receivedAt });
   } catch {
     return false;
   }
@@ -116,6 +119,7 @@ function revoked() {
   if (c) { c.removeAllListeners('close'); c.end(); }
   stopWatch();
   setConn('offline');
+  forgetState(localStorage, app.cred.driver); // a revoked phone (lost, or passed on) keeps none of the driver's messages
   show('revoked');
 }
 
@@ -305,10 +309,20 @@ function shareNow() {
 // ---- drawing ----
 const MEANING = { GREEN: 'on time', YELLOW: 'behind', RED: 'far behind', UNKNOWN: 'status unknown' };
 
+// when is a moment the driver can place: the time today, else the day too.
+function when(ms) {
+  const d = new Date(ms);
+  if (d.toDateString() === new Date().toDateString()) return clock(ms);
+  return d.toLocaleString([], { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+}
+
 function render() {
   const m = app.store.m;
   $('driver-name').textContent = m.driverName || m.driverId;
   document.title = `${m.driverName || m.driverId} · Depot`;
+  const asOf = app.store.asOf;
+  $('asof').hidden = asOf == null;
+  $('asof').textContent = asOf == null ? '' : `Not up to date: as of ${when(asOf)}`;
   renderRoute(m.route);
   renderInbox();
   renderGps();
@@ -360,6 +374,7 @@ function renderInbox() {
     [...app.answers], Math.floor(serverNow() / 60000)]);
   if (sig === drawn) return;
   drawn = sig;
+  $('inbox-empty').textContent = app.store.m ? 'No messages.' : 'Loading…';
   $('inbox').replaceChildren(...items.map((x) => (x.kind === 'offer' ? offerCard(x) : x.kind === 'rescue' ? rescueCard(x) : reassignCard(x))));
   $('inbox-empty').hidden = items.length > 0;
 }
@@ -476,7 +491,18 @@ function askSwitch(from, to) {
 function forgetDriver(cred) {
   forgetCred(localStorage);
   localStorage.removeItem(SHARE_KEY);
-  if (cred) forgetPending(localStorage, cred.driver);
+  if (cred) {
+    forgetPending(localStorage, cred.driver);
+    forgetState(localStorage, cred.driver);
+  }
+}
+
+// nameOf is how the phone names the driver of cred: the name the last
+// state answer gave, else the id.
+function nameOf(cred) {
+  const s = loadState(localStorage, cred.driver);
+  const name = s && typeof s.answer.driverName === 'string' ? s.answer.driverName.trim().slice(0, 80) : '';
+  return name ? `${name} (${cred.driver})` : cred.driver;
 }
 
 // pair takes a pairing link's fragment, if the address has one: the
@@ -493,10 +519,10 @@ async function pair() {
   const result = await redeem(link);
   const d = decide(current, result);
   if (d.do === 'keep') {
-    notice(failureText(d.why, current ? current.driver : ''));
+    notice(failureText(d.why, current ? nameOf(current) : ''));
     return { cred: current };
   }
-  if (d.do === 'ask' && !(await askSwitch(d.from, d.cred.driver))) return { cred: current };
+  if (d.do === 'ask' && !(await askSwitch(nameOf(current), d.cred.driver))) return { cred: current };
   if (current && current.driver !== d.cred.driver) forgetDriver(current); // another driver's phone now: sharing starts off
   saveCred(localStorage, d.cred);
   return { cred: d.cred, checked: result.answer ? result : null };
@@ -527,10 +553,13 @@ async function boot() {
   if (localStorage.getItem(SHARE_KEY) === '1') setSharing(true);
   if (checked && app.store.answer(checked.answer, checked.sentAt, checked.receivedAt)) {
     // The link's check was a state answer: shown at once, no second request.
+    saveState(localStorage, cred.driver, checked);
     app.refreshes++;
     render();
     connect();
   } else {
+    // What the depot said last, until it answers this page.
+    if (app.store.restore(loadState(localStorage, cred.driver))) render();
     load();
   }
   setInterval(refresh, REFRESH_EVERY);

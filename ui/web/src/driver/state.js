@@ -261,6 +261,29 @@ export class Pending {
 }
 export function forgetPending(storage, driver) { storage.removeItem(pendingKey(driver)); }
 
+// The last state answer is kept per driver (answer, as the depot sent it,
+// and the local times its request left and it came), for restore: a
+// reload without signal does not claim there is nothing.
+export const stateKey = (driver) => `depot.driver.state.${driver}`;
+
+export function saveState(storage, driver, { answer, sentAt, receivedAt }) {
+  try {
+    storage.setItem(stateKey(driver), JSON.stringify({ answer, sentAt, receivedAt }));
+  } catch { /* storage full or refused: the next reload waits for the depot */ }
+}
+
+// loadState is the kept answer of driver, or null; one that is not an
+// answer for driver (fromAnswer would refuse it) is none.
+export function loadState(storage, driver) {
+  let s;
+  try { s = JSON.parse(storage.getItem(stateKey(driver))); } catch { return null; }
+  if (!isObj(s) || !isObj(s.answer) || s.answer.driverId !== driver) return null;
+  if (!Number.isFinite(s.sentAt) || !Number.isFinite(s.receivedAt)) return null;
+  try { fromAnswer(s.answer); } catch { return null; }
+  return { answer: s.answer, sentAt: s.sentAt, receivedAt: s.receivedAt };
+}
+export function forgetState(storage, driver) { storage.removeItem(stateKey(driver)); }
+
 // Store holds the model and the inbox messages that came after the last
 // state request left, so that an answer made before them does not drop
 // them: each new answer is the truth, with those merged on top again.
@@ -269,7 +292,25 @@ export class Store {
     this.m = null;
     this.recent = []; // {env, at}: at is when it came (local ms)
     this.appliedAt = -Infinity; // when the request of the answer in m left
+    this.asOf = null; // when the answer in m came (local ms), while it is one kept from before this page
     this.max = max;
+  }
+
+  // restore shows a state answer kept from an earlier page (loadState)
+  // until the depot answers this one: a phone reloaded without signal
+  // still shows the route and the messages, as of when they came. Any
+  // fresh answer replaces it, whatever the clocks say. False when there is
+  // a model already, or saved is not an answer.
+  restore(saved) {
+    if (this.m || !saved) return false;
+    try {
+      this.answer(saved.answer, saved.sentAt, saved.receivedAt);
+    } catch {
+      return false;
+    }
+    this.asOf = saved.receivedAt;
+    this.appliedAt = -Infinity;
+    return true;
   }
 
   // answer takes the state answer to a request sent at sentAt and answered
@@ -282,6 +323,7 @@ export class Store {
     for (const r of this.recent) mergeEnvelope(m, r.env);
     this.m = m;
     this.appliedAt = sentAt;
+    this.asOf = null;
     return true;
   }
 

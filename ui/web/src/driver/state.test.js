@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Store, fromAnswer, mergeEnvelope, countdown, serverOffset, parsePairing, loadCred, saveCred, forgetCred,
-  basicAuth, clientId, answeredEnvelope, reached, fromDepot, isConflict, Pending, forgetPending, pendingKey, PENDING_MAX_AGE } from './state.js';
+  basicAuth, clientId, answeredEnvelope, reached, fromDepot, isConflict, Pending, forgetPending, pendingKey, PENDING_MAX_AGE,
+  saveState, loadState, forgetState, stateKey } from './state.js';
 
 const T = (s) => `2025-11-26T10:${s}Z`;
 const answer = (over = {}) => ({
@@ -219,4 +220,51 @@ test('a conflict over an item at or beyond where the answer leads is an answer t
   assert.ok(fromDepot(refusal(0x99, 'x')));
   assert.ok(!fromDepot(new Error('publish queue full')), 'the phone\'s own failure: kept, sent again later');
   assert.ok(!fromDepot(null));
+});
+
+test('the last state answer is kept per driver and shown, as of when it came, until a fresh one', () => {
+  const st = memory();
+  assert.equal(loadState(st, 'D7'), null);
+  saveState(st, 'D7', { answer: answer(), sentAt: 1000, receivedAt: 1100 });
+  const saved = loadState(st, 'D7');
+  assert.deepEqual(saved, { answer: answer(), sentAt: 1000, receivedAt: 1100 });
+  assert.equal(loadState(st, 'D8'), null, 'another driver\'s is not this one\'s');
+
+  // A reload: shown at once, marked as of when it came.
+  const s = new Store();
+  assert.ok(s.restore(saved));
+  assert.equal(s.asOf, 1100);
+  assert.equal(s.m.route.routeCode, 'R-101');
+  assert.equal(s.items().length, 3);
+  assert.equal(s.restore(saved), false, 'never over a model already shown');
+  // A fresh answer replaces it, even from a phone whose clock went back.
+  assert.ok(s.answer(answer({ offers: [] }), 500, 600));
+  assert.equal(s.asOf, null);
+  assert.equal(s.m.offers.size, 0);
+
+  assert.equal(new Store().restore(null), false);
+  forgetState(st, 'D7');
+  assert.equal(loadState(st, 'D7'), null);
+});
+
+test('a kept state answer is checked like a fresh one', () => {
+  const st = memory();
+  const put = (v) => st.setItem(stateKey('D7'), typeof v === 'string' ? v : JSON.stringify(v));
+  put('{bad');
+  assert.equal(loadState(st, 'D7'), null);
+  put({ answer: answer({ driverId: 'D8' }), sentAt: 1, receivedAt: 2 });
+  assert.equal(loadState(st, 'D7'), null, 'an answer for another driver');
+  put({ answer: answer({ driverId: 'D7', depot: 'x/#' }), sentAt: 1, receivedAt: 2 });
+  assert.equal(loadState(st, 'D7'), null, 'an answer fromAnswer refuses');
+  put({ answer: answer({ driverId: 'D7' }), sentAt: 1 });
+  assert.equal(loadState(st, 'D7'), null);
+  put([answer()]);
+  assert.equal(loadState(st, 'D7'), null);
+  // Kept text is text, as fresh: a name that is not a string shows as none.
+  put({ answer: answer({ driverId: 'D7', driverName: { html: '<b>' } }), sentAt: 1, receivedAt: 2 });
+  const s = new Store();
+  assert.ok(s.restore(loadState(st, 'D7')));
+  assert.equal(s.m.driverName, '');
+  // Storage that refuses: nothing kept, nothing thrown.
+  saveState({ setItem: () => { throw new Error('QuotaExceededError'); } }, 'D7', { answer: answer(), sentAt: 1, receivedAt: 2 });
 });
