@@ -202,5 +202,33 @@ func TestBrowserDriverApp(t *testing.T) {
 		revisit(dev.Setup.DriverApp, "the same credential again, the phone still paired", "")
 	}
 	revisit(origin+"/driver/#pair=Zm9yZ2VkLWNvZGUtZm9yZ2VkLWNvZGUtZm9yZ2VkLWM", "a forged code refused, the phone still paired", "ask your dispatcher for a new QR code. This phone stays paired as Ana Silva (D1).")
+
+	// Another driver's link: the phone asks on the page before it
+	// switches. Kept, it stays D1's; switched, it is D2's, and D1's state
+	// is gone from it.
+	d2 := func() {
+		var dev2 struct {
+			Setup struct {
+				DriverApp string `json:"driverApp"`
+			} `json:"setup"`
+		}
+		if code := a.request(t, "POST", "/api/v1/devices", a.admin, map[string]string{"driverId": "D2", "name": "Bo's phone"}, &dev2); code != 201 {
+			t.Fatalf("provision D2: %d", code)
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(dev2.Setup.DriverApp)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, "the question", `location.hash === '' && !document.getElementById('switch').hidden &&
+			document.getElementById('switch-text').textContent.includes('Ana Silva (D1)') && document.getElementById('app').hidden`)
+	}
+	d2()
+	click(t, ctx, `#switch-no`)
+	waitJS(t, ctx, "still D1's", `document.getElementById('conn').dataset.conn === 'connected' &&
+		document.getElementById('route-code').textContent.includes('CX01') && localStorage.getItem('depot.driver') === `+"`"+kept+"`")
+	d2()
+	click(t, ctx, `#switch-yes`)
+	waitJS(t, ctx, "D2's now", `document.getElementById('conn').dataset.conn === 'connected' &&
+		document.getElementById('route-code').textContent.includes('CX02') && JSON.parse(localStorage.getItem('depot.driver')).driver === 'D2' &&
+		localStorage.getItem('depot.driver.state.D1') === null && localStorage.getItem('depot.driver.state.D2') !== null`)
 	waitJS(t, ctx, "no CSP refusals after the links", `window.__driver.csp.length === 0`)
 }
