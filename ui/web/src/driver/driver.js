@@ -17,7 +17,7 @@ import { $, el, SHAPES } from '../dom.js';
 import { isObj } from '../eventlog.js';
 import { showNum, statusOf } from '../checks.js';
 import { Store, loadCred, saveCred, forgetCred, basicAuth, clientId, topic, countdown,
-  answeredEnvelope, reached, fromDepot, isConflict, Pending, forgetPending, saveState, loadState, forgetState } from './state.js';
+  answeredEnvelope, reached, final, isConflict, Pending, forgetPending, saveState, loadState, forgetState } from './state.js';
 import { parseLink, redeem, decide, failureText } from './pairing.js';
 import { backoff } from './backoff.js';
 import { gpsPayload, Throttle } from './gps.js';
@@ -207,9 +207,8 @@ function send(p) {
     app.store.inbox(answeredEnvelope(p.ref, p.action), Date.now());
   }, (err) => {
     app.sent.delete(p.ref);
-    const depot = fromDepot(err);
-    if (depot) app.pending.remove(p.ref); // the depot said no: saying it again changes nothing
-    app.answers.set(p.ref, { status: 'refused', action: p.action, conflict: depot && isConflict(err),
+    if (final(err)) app.pending.remove(p.ref); // the depot said no: saying it again changes nothing
+    app.answers.set(p.ref, { status: 'refused', action: p.action, conflict: isConflict(err),
       reason: (err && (err.reason || err.message)) || 'refused' });
   }).then(() => {
     renderInbox();

@@ -204,7 +204,16 @@ export function reached(action, state) { return has(REACHED, action) && REACHED[
 // cmd/depot/ingest.go): one it turned down because the item was no longer
 // open is a conflict, "conflict: offer … is already accepted".
 export const CODE_REFUSED = 0x83;
-export function fromDepot(err) { return !!err && typeof err.code === 'number' && err.code >= 0x80; }
+
+// final says whether err is the depot's refusal of the answer itself,
+// which sending it again cannot change; not the phone's own failure (no
+// code: the client ended, its queue is full) nor the depot's of the
+// moment: 0x80 (it could not store it), 0x89 (busy), 0x96 and 0x97 (this
+// handheld's budget).
+const TRANSIENT = [0x80, 0x89, 0x96, 0x97];
+export function final(err) {
+  return !!err && typeof err.code === 'number' && err.code >= 0x80 && !TRANSIENT.includes(err.code);
+}
 export function isConflict(err) {
   if (!err || err.code !== CODE_REFUSED) return false;
   return !err.reason || /^conflict\b/i.test(String(err.reason));

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Store, fromAnswer, mergeEnvelope, countdown, serverOffset, parsePairing, loadCred, saveCred, forgetCred,
-  basicAuth, clientId, answeredEnvelope, reached, fromDepot, isConflict, Pending, forgetPending, pendingKey, PENDING_MAX_AGE,
+  basicAuth, clientId, answeredEnvelope, reached, final, isConflict, Pending, forgetPending, pendingKey, PENDING_MAX_AGE,
   saveState, loadState, forgetState, stateKey } from './state.js';
 
 const T = (s) => `2025-11-26T10:${s}Z`;
@@ -216,10 +216,17 @@ test('a conflict over an item at or beyond where the answer leads is an answer t
   assert.ok(!isConflict(refusal(0x87, 'conflict: odd')));
   assert.ok(!isConflict(new Error('client ended')));
   assert.ok(!isConflict(null));
-  assert.ok(fromDepot(refusal(0x83, 'x')));
-  assert.ok(fromDepot(refusal(0x99, 'x')));
-  assert.ok(!fromDepot(new Error('publish queue full')), 'the phone\'s own failure: kept, sent again later');
-  assert.ok(!fromDepot(null));
+  // Which refusals end an answer, and which leave it kept to be sent again.
+  assert.ok(final(refusal(0x83, 'conflict: offer vto_1 is already accepted')));
+  assert.ok(final(refusal(0x83, 'not found: no offer vto_1')));
+  assert.ok(final(refusal(0x99, 'invalid: …')));
+  assert.ok(final(refusal(0x87, 'not authorized')));
+  assert.ok(!final(refusal(0x80, undefined)), 'the depot could not store it: not the answer\'s fault');
+  assert.ok(!final(refusal(0x96, 'message rate too high')));
+  assert.ok(!final(refusal(0x97, 'quota exceeded')));
+  assert.ok(!final(refusal(0x10, undefined)), 'not a refusal (no matching subscribers)');
+  assert.ok(!final(new Error('publish queue full')), 'the phone\'s own failure: kept, sent again later');
+  assert.ok(!final(null));
 });
 
 test('the last state answer is kept per driver and shown, as of when it came, until a fresh one', () => {
