@@ -162,13 +162,25 @@ func TestBrowserDriverApp(t *testing.T) {
 		t.Fatalf("device health %+v", dv)
 	}
 
-	// A reload shows the same cards, none twice.
+	// A reload shows the same cards, none twice. The two answers are
+	// left as a tab killed before their PUBACKs leaves them: kept, so they
+	// go again after the reload; the depot refuses them as conflicts, and
+	// the phone shows them taken, not "Not taken".
 	before, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('#inbox li')].map(l => l.dataset.id + ':' + l.dataset.state).join(' ')`))
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`localStorage.setItem('depot.driver.pending.D1', JSON.stringify([
+		{ ref: '`+offer.VTOID+`', action: 'accept', at: Date.now() },
+		{ ref: document.querySelector('#inbox li[data-kind="rescue"]').dataset.id, action: 'ack', at: Date.now() }])) === undefined`)); err != nil {
+		t.Fatal(err)
+	}
 	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the same cards after a reload", `document.getElementById('conn').dataset.conn === 'connected' &&
 		[...document.querySelectorAll('#inbox li')].map(l => l.dataset.id + ':' + l.dataset.state).join(' ') === `+"`"+before+"`")
+	waitJS(t, ctx, "the answers sent again, and shown taken", `localStorage.getItem('depot.driver.pending.D1') === null &&
+		!!document.querySelector('`+card+`[data-answer="acked"][data-state="accepted"]') &&
+		!!document.querySelector('#inbox li[data-kind="rescue"][data-answer="acked"][data-state="acknowledged"]') &&
+		!document.querySelector('#inbox [role="alert"]')`)
 	waitJS(t, ctx, "no CSP refusals", `window.__driver.csp.length === 0`)
 
 	if out := os.Getenv("DEPOT_DRIVER_SCREENSHOT"); out != "" {
