@@ -42,6 +42,21 @@ func phone(t *testing.T, ctx context.Context, origin string, lat, lng float64) {
 	}
 }
 
+// waitPromise waits until the promise expr resolves to true.
+func waitPromise(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	checkFor(t, 15*time.Second, func() error {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr, chromedp.EvalAwaitPromise))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("page: not yet %s", what)
+		}
+		return nil
+	})
+}
+
 func click(t *testing.T, ctx context.Context, sel string) {
 	t.Helper()
 	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const e = document.querySelector(`+"`"+sel+"`"+`); if (!e) return false; e.click(); return true; })()`))
@@ -85,6 +100,12 @@ func TestBrowserDriverApp(t *testing.T) {
 	waitJS(t, ctx, "the route card", `document.getElementById('route-code').textContent.includes('CX01') &&
 		document.getElementById('route').dataset.status === 'YELLOW' && document.getElementById('driver-name').textContent.includes('Ana Silva')`)
 	waitJS(t, ctx, "a phone-sized page that does not scroll sideways", `innerWidth === 360 && document.documentElement.scrollWidth <= 360`)
+	// The service worker keeps this build's shell, all of it, in a cache
+	// named for the build.
+	waitPromise(t, ctx, "the app shell cached", `(async () => {
+		const ks = (await caches.keys()).filter((k) => k.startsWith('depot-driver-'));
+		return ks.length === 1 && /^depot-driver-shell-[0-9a-f]{16}$/.test(ks[0]) && (await (await caches.open(ks[0])).keys()).length === 6;
+	})()`)
 
 	// The dispatcher's dashboard, in a tab of its own.
 	dash, cancel := chromedp.NewContext(ctx)
@@ -141,13 +162,25 @@ func TestBrowserDriverApp(t *testing.T) {
 		t.Fatalf("device health %+v", dv)
 	}
 
-	// A reload shows the same cards, none twice.
+	// A reload shows the same cards, none twice. The two answers are
+	// left as a tab killed before their PUBACKs leaves them: kept, so they
+	// go again after the reload; the depot refuses them as conflicts, and
+	// the phone shows them taken, not "Not taken".
 	before, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('#inbox li')].map(l => l.dataset.id + ':' + l.dataset.state).join(' ')`))
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`localStorage.setItem('depot.driver.pending.D1', JSON.stringify([
+		{ ref: '`+offer.VTOID+`', action: 'accept', at: Date.now() },
+		{ ref: document.querySelector('#inbox li[data-kind="rescue"]').dataset.id, action: 'ack', at: Date.now() }])) === undefined`)); err != nil {
+		t.Fatal(err)
+	}
 	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the same cards after a reload", `document.getElementById('conn').dataset.conn === 'connected' &&
 		[...document.querySelectorAll('#inbox li')].map(l => l.dataset.id + ':' + l.dataset.state).join(' ') === `+"`"+before+"`")
+	waitJS(t, ctx, "the answers sent again, and shown taken", `localStorage.getItem('depot.driver.pending.D1') === null &&
+		!!document.querySelector('`+card+`[data-answer="acked"][data-state="accepted"]') &&
+		!!document.querySelector('#inbox li[data-kind="rescue"][data-answer="acked"][data-state="acknowledged"]') &&
+		!document.querySelector('#inbox [role="alert"]')`)
 	waitJS(t, ctx, "no CSP refusals", `window.__driver.csp.length === 0`)
 
 	if out := os.Getenv("DEPOT_DRIVER_SCREENSHOT"); out != "" {
@@ -159,4 +192,55 @@ func TestBrowserDriverApp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	// The same link again, and then a forged one: neither unpairs the
+	// phone. A one-time code (once the back end makes the link of one) is
+	// used by now, and the phone says so; a link with the credential
+	// itself still holds it.
+	kept, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem('depot.driver')`))
+	revisit := func(link, what, notice string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(link)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, what, `location.hash === '' && document.getElementById('conn').dataset.conn === 'connected' &&
+			document.getElementById('route-code').textContent.includes('CX01') && localStorage.getItem('depot.driver') === `+"`"+kept+"`"+` &&
+			(`+"`"+notice+"`"+` === '' ? document.getElementById('notice').hidden :
+				!document.getElementById('notice').hidden && document.getElementById('notice-text').textContent.includes(`+"`"+notice+"`"+`))`)
+	}
+	if strings.Contains(dev.Setup.DriverApp, "#pair=") {
+		revisit(dev.Setup.DriverApp, "the used code refused, the phone still paired", "This pairing code was already used or has expired: ask your dispatcher for a new QR code. This phone stays paired as Ana Silva (D1).")
+	} else {
+		revisit(dev.Setup.DriverApp, "the same credential again, the phone still paired", "")
+	}
+	revisit(origin+"/driver/#pair=Zm9yZ2VkLWNvZGUtZm9yZ2VkLWNvZGUtZm9yZ2VkLWM", "a forged code refused, the phone still paired", "ask your dispatcher for a new QR code. This phone stays paired as Ana Silva (D1).")
+
+	// Another driver's link: the phone asks on the page before it
+	// switches. Kept, it stays D1's; switched, it is D2's, and D1's state
+	// is gone from it.
+	d2 := func() {
+		var dev2 struct {
+			Setup struct {
+				DriverApp string `json:"driverApp"`
+			} `json:"setup"`
+		}
+		if code := a.request(t, "POST", "/api/v1/devices", a.admin, map[string]string{"driverId": "D2", "name": "Bo's phone"}, &dev2); code != 201 {
+			t.Fatalf("provision D2: %d", code)
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(dev2.Setup.DriverApp)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, "the question", `location.hash === '' && !document.getElementById('switch').hidden &&
+			document.getElementById('switch-text').textContent.includes('Ana Silva (D1)') && document.getElementById('app').hidden`)
+	}
+	d2()
+	click(t, ctx, `#switch-no`)
+	waitJS(t, ctx, "still D1's", `document.getElementById('conn').dataset.conn === 'connected' &&
+		document.getElementById('route-code').textContent.includes('CX01') && localStorage.getItem('depot.driver') === `+"`"+kept+"`")
+	d2()
+	click(t, ctx, `#switch-yes`)
+	waitJS(t, ctx, "D2's now", `document.getElementById('conn').dataset.conn === 'connected' &&
+		document.getElementById('route-code').textContent.includes('CX02') && JSON.parse(localStorage.getItem('depot.driver')).driver === 'D2' &&
+		localStorage.getItem('depot.driver.state.D1') === null && localStorage.getItem('depot.driver.state.D2') !== null`)
+	waitJS(t, ctx, "no CSP refusals after the links", `window.__driver.csp.length === 0`)
 }

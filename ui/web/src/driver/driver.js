@@ -1,8 +1,9 @@
 // Depot Command Central: the driver's phone (docs/handhelds.md).
 //
-// Paired once by the QR code's link, /driver/#driver=<id>&token=<token>:
-// the credential goes to localStorage and the fragment leaves the address
-// bar. What the phone shows is the depot's answer to GET
+// Paired once by the QR code's link, /driver/#pair=<one-time code> (or
+// #driver=<id>&token=<token>): the fragment leaves the address bar at once,
+// and the credential the depot gives for it (pairing.js) goes to
+// localStorage. What the phone shows is the depot's answer to GET
 // /api/v1/driver/state (on start, on every (re)connect, every 30 s) with
 // the driver's inbox merged in as it arrives over MQTT (state.js). Answers
 // and positions go back over MQTT at QoS 1, so the phone knows from the
@@ -15,8 +16,9 @@ import { connect as mqttConnect, BAD_CREDENTIALS, NOT_AUTHORIZED } from '../mqtt
 import { $, el, SHAPES } from '../dom.js';
 import { isObj } from '../eventlog.js';
 import { showNum, statusOf } from '../checks.js';
-import { Store, parsePairing, loadCred, saveCred, forgetCred, basicAuth, clientId, topic, countdown,
-  answeredEnvelope, OUTCOME } from './state.js';
+import { Store, loadCred, saveCred, forgetCred, basicAuth, clientId, topic, countdown,
+  answeredEnvelope, reached, final, isConflict, Pending, forgetPending, saveState, loadState, forgetState } from './state.js';
+import { parseLink, redeem, decide, failureText } from './pairing.js';
 import { backoff } from './backoff.js';
 import { gpsPayload, Throttle } from './gps.js';
 import './driver.css';
@@ -33,7 +35,9 @@ const app = {
   client: null,
   conn: 'connecting',
   revoked: false,
-  answers: new Map(), // ref -> {status: 'sending' | 'acked' | 'refused', action, reason}
+  answers: new Map(), // ref -> {status: 'sending' | 'acked' | 'refused', action, reason, conflict}
+  pending: null, // Pending: the answers not acknowledged yet, kept in localStorage
+  sent: new Set(), // the refs of those handed to this page's MQTT client
   sharing: false,
   watch: null,
   lastPos: null,
@@ -54,9 +58,10 @@ const clock = (ms, seconds) => new Date(ms).toLocaleTimeString([], { hour: '2-di
 
 // ---- screens and the connection indicator ----
 function show(screen) {
-  for (const id of ['pair', 'revoked', 'app']) $(id).hidden = id !== screen;
-  $('foot').hidden = screen === 'pair';
-  $('conn').hidden = screen === 'pair'; // an unpaired phone connects to nothing
+  for (const id of ['pairing', 'switch', 'pair', 'revoked', 'app']) $(id).hidden = id !== screen;
+  const connects = screen === 'app' || screen === 'revoked'; // an unpaired phone connects to nothing
+  $('foot').hidden = !connects;
+  $('conn').hidden = !connects;
 }
 
 const CONN_WORDS = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', offline: 'Offline' };
@@ -68,14 +73,17 @@ function setConn(s) {
 
 // ---- the state answer ----
 // refresh asks the depot what to show; true when it answered. A 401 means
-// the pairing was revoked: the phone stops there.
+// the pairing was revoked: the phone stops there. Every request of the app
+// omits the browser's credentials (credentials: 'omit'; its own
+// Authorization header still goes): a 401 then never raises the browser's
+// own sign-in dialog, whatever the depot answers with it.
 async function refresh() {
   const cred = app.cred;
   if (!cred || app.revoked) return false;
   const sentAt = Date.now();
   let r;
   try {
-    r = await fetch('../api/v1/driver/state', { cache: 'no-store', headers: { Authorization: basicAuth(cred) } });
+    r = await fetch('../api/v1/driver/state', { cache: 'no-store', credentials: 'omit', headers: { Authorization: basicAuth(cred) } });
   } catch {
     return false; // unreachable: the connection indicator says so
   }
@@ -83,7 +91,10 @@ async function refresh() {
   if (r.status === 401) { revoked(); return false; }
   if (!r.ok) return false;
   try {
-    if (!app.store.answer(await r.json(), sentAt, Date.now())) return true;
+    const a = await r.json();
+    const receivedAt = Date.now();
+    if (!app.store.answer(a, sentAt, receivedAt)) return true;
+    saveState(localStorage, cred.driver, { answer: a, sentAt, receivedAt });
   } catch {
     return false;
   }
@@ -108,6 +119,7 @@ function revoked() {
   if (c) { c.removeAllListeners('close'); c.end(); }
   stopWatch();
   setConn('offline');
+  forgetState(localStorage, app.cred.driver); // a revoked phone (lost, or passed on) keeps none of the driver's messages
   show('revoked');
 }
 
@@ -128,6 +140,7 @@ function connect() {
   let timer = 0;
   c.on('connect', () => {
     setConn('connected');
+    sendPending(); // what a reload or a killed tab left unacknowledged, or what was answered before this
     c.subscribe([topic(depot, me, 'inbox')], { qos: 1 }, (err) => {
       if (err) { c.stream.destroy(); return; } // refused or cut: 'close' tries again, later each time
       attempt = 0;
@@ -161,20 +174,42 @@ function onInbox(env) {
   if (what) renderInbox();
 }
 
-// answer publishes the driver's answer to an offer or a rescue. It shows
-// "Sending…" until the PUBACK (while offline, until the phone is back),
-// then the depot's reason if it refused, then asks the depot again.
+// answer takes the driver's answer to an offer or a rescue. It is kept
+// (app.pending, in localStorage) until the depot acknowledges or refuses
+// it, and shows "Sending…" until then: while offline, until the phone is
+// back, even across a reload.
 function answer(ref, action) {
   const a = app.answers.get(ref);
-  if ((a && a.status === 'sending') || !app.client || !app.store.m) return;
+  if ((a && a.status === 'sending') || !app.store.m) return;
+  const p = { ref, action, at: Date.now() };
+  app.pending.add(p);
   app.answers.set(ref, { status: 'sending', action });
   renderInbox();
-  const body = JSON.stringify({ ref, action });
-  app.client.publish(topic(app.store.m.depot, app.cred.driver, 'reply'), body, { qos: 1 }).then(() => {
-    app.answers.set(ref, { status: 'acked', action });
-    app.store.inbox(answeredEnvelope(ref, action), Date.now());
+  send(p);
+}
+
+// sendPending hands every kept answer to the MQTT client, once per page:
+// the client keeps what it was given across its reconnects.
+function sendPending() {
+  for (const p of app.pending.all()) send(p);
+}
+
+// send publishes the answer p at QoS 1; the PUBACK says the depot took
+// it, or why it did not, and the depot is asked again what to show.
+function send(p) {
+  const c = app.client;
+  const m = app.store.m;
+  if (!c || !m || app.sent.has(p.ref)) return; // without a client yet: sendPending, once connected
+  app.sent.add(p.ref);
+  c.publish(topic(m.depot, app.cred.driver, 'reply'), JSON.stringify({ ref: p.ref, action: p.action }), { qos: 1 }).then(() => {
+    app.pending.remove(p.ref);
+    app.answers.set(p.ref, { status: 'acked', action: p.action });
+    app.store.inbox(answeredEnvelope(p.ref, p.action), Date.now());
   }, (err) => {
-    app.answers.set(ref, { status: 'refused', action, reason: (err && (err.reason || err.message)) || 'refused' });
+    app.sent.delete(p.ref);
+    if (final(err)) app.pending.remove(p.ref); // the depot said no: saying it again changes nothing
+    app.answers.set(p.ref, { status: 'refused', action: p.action, conflict: isConflict(err),
+      reason: (err && (err.reason || err.message)) || 'refused' });
   }).then(() => {
     renderInbox();
     refresh();
@@ -273,10 +308,20 @@ function shareNow() {
 // ---- drawing ----
 const MEANING = { GREEN: 'on time', YELLOW: 'behind', RED: 'far behind', UNKNOWN: 'status unknown' };
 
+// when is a moment the driver can place: the time today, else the day too.
+function when(ms) {
+  const d = new Date(ms);
+  if (d.toDateString() === new Date().toDateString()) return clock(ms);
+  return d.toLocaleString([], { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' });
+}
+
 function render() {
   const m = app.store.m;
   $('driver-name').textContent = m.driverName || m.driverId;
   document.title = `${m.driverName || m.driverId} · Depot`;
+  const asOf = app.store.asOf;
+  $('asof').hidden = asOf == null;
+  $('asof').textContent = asOf == null ? '' : `Not up to date: as of ${when(asOf)}`;
   renderRoute(m.route);
   renderInbox();
   renderGps();
@@ -310,12 +355,14 @@ function shownState(x) {
 }
 
 // answerOf is what became of the driver's answer to ref: 'sending',
-// 'acked', 'refused' or ''. A refusal of an answer the state shows as done
-// is a resend after a reconnect that the depot had already taken.
+// 'acked', 'refused' or ''. A conflict over an item that is now where the
+// answer leads, or beyond (an accepted offer since confirmed), is an answer
+// sent again (after a reload, or a connection lost before its PUBACK) that
+// the depot had already taken.
 function answerOf(ref, state) {
   const a = app.answers.get(ref);
   if (!a) return '';
-  if (a.status === 'refused' && state === OUTCOME[a.action]) return 'acked';
+  if (a.status === 'refused' && a.conflict && reached(a.action, state)) return 'acked';
   return a.status;
 }
 
@@ -326,6 +373,7 @@ function renderInbox() {
     [...app.answers], Math.floor(serverNow() / 60000)]);
   if (sig === drawn) return;
   drawn = sig;
+  $('inbox-empty').textContent = app.store.m ? 'No messages.' : 'Loading…';
   $('inbox').replaceChildren(...items.map((x) => (x.kind === 'offer' ? offerCard(x) : x.kind === 'rescue' ? rescueCard(x) : reassignCard(x))));
   $('inbox-empty').hidden = items.length > 0;
 }
@@ -418,42 +466,101 @@ function tick() {
 }
 
 // ---- start ----
-// takePairing keeps the credential of a pairing link's fragment, and takes
-// the token out of the address bar (and the history) at once. It says
-// whether there was one.
-function takePairing() {
-  const paired = parsePairing(location.hash);
-  if (paired) {
-    const before = loadCred(localStorage);
-    if (!before || before.driver !== paired.driver) localStorage.removeItem(SHARE_KEY); // another driver's phone now: sharing starts off
-    saveCred(localStorage, paired);
-  }
-  if (/token=/.test(location.hash)) history.replaceState(null, '', location.pathname + location.search);
-  return !!paired;
+// notice shows text (from the app, never from the network) until the
+// driver dismisses it.
+function notice(text) {
+  $('notice-text').textContent = text;
+  $('notice').hidden = !text;
 }
 
-function boot() {
-  takePairing();
+// askSwitch asks, on the page, whether the phone paired as from should
+// become to's; it resolves true for yes.
+function askSwitch(from, to) {
+  show('switch');
+  $('switch-text').textContent = `This phone is paired as ${from}. The link is for ${to}. Switch this phone to ${to}?`;
+  $('switch-yes').textContent = `Switch to ${to}`;
+  $('switch-no').textContent = `Keep ${from}`;
+  return new Promise((resolve) => {
+    $('switch-yes').onclick = () => resolve(true);
+    $('switch-no').onclick = () => resolve(false);
+  });
+}
+
+// forgetDriver removes what the phone keeps for the pairing of cred.
+function forgetDriver(cred) {
+  forgetCred(localStorage);
+  localStorage.removeItem(SHARE_KEY);
+  if (cred) {
+    forgetPending(localStorage, cred.driver);
+    forgetState(localStorage, cred.driver);
+  }
+}
+
+// nameOf is how the phone names the driver of cred: the name the last
+// state answer gave, else the id.
+function nameOf(cred) {
+  const s = loadState(localStorage, cred.driver);
+  const name = s && typeof s.answer.driverName === 'string' ? s.answer.driverName.trim().slice(0, 80) : '';
+  return name ? `${name} (${cred.driver})` : cred.driver;
+}
+
+// pair takes a pairing link's fragment, if the address has one: the
+// fragment leaves the address bar (and the history) at once, the link is
+// tried with the depot, and what the phone keeps changes only if the
+// depot took it (and, for another driver, the driver said so). It returns
+// the credential to start with and the check's state answer, if any.
+async function pair() {
+  const current = loadCred(localStorage);
+  const link = parseLink(location.hash);
+  if (!link) return { cred: current };
+  history.replaceState(null, '', location.pathname + location.search);
+  show('pairing');
+  const result = await redeem(link);
+  const d = decide(current, result);
+  if (d.do === 'keep') {
+    notice(failureText(d.why, current ? nameOf(current) : ''));
+    return { cred: current };
+  }
+  if (d.do === 'ask' && !(await askSwitch(nameOf(current), d.cred.driver))) return { cred: current };
+  if (current && current.driver !== d.cred.driver) forgetDriver(current); // another driver's phone now: sharing starts off
+  saveCred(localStorage, d.cred);
+  return { cred: d.cred, checked: result.answer ? result : null };
+}
+
+async function boot() {
   // A pairing link opened in a tab that shows the app already changes only
   // the fragment: the page is not loaded again, so it starts afresh here.
-  window.addEventListener('hashchange', () => { if (takePairing()) location.reload(); });
+  window.addEventListener('hashchange', () => { if (parseLink(location.hash)) location.reload(); });
   if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js', { scope: './' }).catch(() => {});
-  app.cred = loadCred(localStorage);
-
+  $('notice-ok').onclick = () => notice('');
   $('signout').onclick = () => { $('signout').hidden = true; $('signout-ask').hidden = false; };
   $('signout-no').onclick = () => { $('signout').hidden = false; $('signout-ask').hidden = true; };
   $('signout-yes').onclick = () => {
-    forgetCred(localStorage);
-    localStorage.removeItem(SHARE_KEY);
+    forgetDriver(app.cred);
     location.replace(location.pathname); // a fresh start, with no session, timer or watch left
   };
-  if (!app.cred) { show('pair'); return; }
+
+  const { cred, checked } = await pair();
+  app.cred = cred;
+  if (!cred) { show('pair'); return; }
 
   show('app');
+  app.pending = new Pending(localStorage, cred.driver);
+  for (const p of app.pending.all()) app.answers.set(p.ref, { status: 'sending', action: p.action });
   $('share').onchange = () => setSharing($('share').checked);
   $('locate-now').onclick = shareNow;
   if (localStorage.getItem(SHARE_KEY) === '1') setSharing(true);
-  load();
+  if (checked && app.store.answer(checked.answer, checked.sentAt, checked.receivedAt)) {
+    // The link's check was a state answer: shown at once, no second request.
+    saveState(localStorage, cred.driver, checked);
+    app.refreshes++;
+    render();
+    connect();
+  } else {
+    // What the depot said last, until it answers this page.
+    if (app.store.restore(loadState(localStorage, cred.driver))) render();
+    load();
+  }
   setInterval(refresh, REFRESH_EVERY);
   setInterval(tick, 1000);
   document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') refresh(); });

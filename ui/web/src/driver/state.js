@@ -192,6 +192,107 @@ export function answeredEnvelope(ref, action) {
 // outcome is the state an answer leads to.
 export const OUTCOME = { accept: 'accepted', decline: 'declined', ack: 'acknowledged' };
 
+// reached says whether an item in state is at or beyond where the answer
+// action leads: an accepted offer may since have been confirmed, an
+// acknowledged rescue resolved. A declined, expired or open offer is not
+// where an accept leads, whatever its rank.
+const has = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+const REACHED = { accept: ['accepted', 'confirmed'], decline: ['declined'], ack: ['acknowledged', 'resolved'] };
+export function reached(action, state) { return has(REACHED, action) && REACHED[action].includes(state); }
+
+// The depot's refusals of a reply (broker.CodeRefused with the reason;
+// cmd/depot/ingest.go): one it turned down because the item was no longer
+// open is a conflict, "conflict: offer … is already accepted".
+export const CODE_REFUSED = 0x83;
+
+// final says whether err is the depot's refusal of the answer itself,
+// which sending it again cannot change; not the phone's own failure (no
+// code: the client ended, its queue is full) nor the depot's of the
+// moment: 0x80 (it could not store it), 0x89 (busy), 0x96 and 0x97 (this
+// handheld's budget).
+const TRANSIENT = [0x80, 0x89, 0x96, 0x97];
+export function final(err) {
+  return !!err && typeof err.code === 'number' && err.code >= 0x80 && !TRANSIENT.includes(err.code);
+}
+export function isConflict(err) {
+  if (!err || err.code !== CODE_REFUSED) return false;
+  return !err.reason || /^conflict\b/i.test(String(err.reason));
+}
+
+// Pending keeps the driver's answers the depot has not acknowledged yet,
+// {ref, action, at (local ms)}, in storage under the driver's own key, so
+// that a reload or a killed tab loses none: the app publishes them again
+// after its first connection. The depot refuses a second one with a
+// conflict, so sending one again is safe. Entries older than the state
+// answer's 12 hours are dropped: nothing they answered is shown any more.
+export const pendingKey = (driver) => `depot.driver.pending.${driver}`;
+export const PENDING_MAX_AGE = 12 * 3600 * 1000;
+const PENDING_MAX = 50;
+
+export class Pending {
+  constructor(storage, driver, now = Date.now()) {
+    this.storage = storage;
+    this.key = pendingKey(driver);
+    this.list = [];
+    let raw = null;
+    try { raw = JSON.parse(storage.getItem(this.key)); } catch { /* none */ }
+    for (const p of Array.isArray(raw) ? raw : []) {
+      if (!isObj(p) || typeof p.ref !== 'string' || !p.ref || p.ref.length > 200 || !has(OUTCOME, p.action)) continue;
+      if (!Number.isFinite(p.at) || now - p.at > PENDING_MAX_AGE) continue;
+      this.list = this.list.filter((q) => q.ref !== p.ref);
+      this.list.push({ ref: p.ref, action: p.action, at: p.at });
+    }
+    this.list = this.list.slice(-PENDING_MAX);
+  }
+
+  all() { return this.list.map((p) => ({ ...p })); }
+
+  // add keeps p, in place of an earlier answer to the same ref.
+  add(p) {
+    this.list = this.list.filter((q) => q.ref !== p.ref);
+    this.list.push({ ref: p.ref, action: p.action, at: p.at });
+    this.list = this.list.slice(-PENDING_MAX);
+    this.save();
+  }
+
+  remove(ref) {
+    const n = this.list.length;
+    this.list = this.list.filter((q) => q.ref !== ref);
+    if (this.list.length !== n) this.save();
+  }
+
+  save() {
+    try {
+      if (this.list.length) this.storage.setItem(this.key, JSON.stringify(this.list));
+      else this.storage.removeItem(this.key);
+    } catch { /* storage full or refused: the answers still go from memory */ }
+  }
+}
+export function forgetPending(storage, driver) { storage.removeItem(pendingKey(driver)); }
+
+// The last state answer is kept per driver (answer, as the depot sent it,
+// and the local times its request left and it came), for restore: a
+// reload without signal does not claim there is nothing.
+export const stateKey = (driver) => `depot.driver.state.${driver}`;
+
+export function saveState(storage, driver, { answer, sentAt, receivedAt }) {
+  try {
+    storage.setItem(stateKey(driver), JSON.stringify({ answer, sentAt, receivedAt }));
+  } catch { /* storage full or refused: the next reload waits for the depot */ }
+}
+
+// loadState is the kept answer of driver, or null; one that is not an
+// answer for driver (fromAnswer would refuse it) is none.
+export function loadState(storage, driver) {
+  let s;
+  try { s = JSON.parse(storage.getItem(stateKey(driver))); } catch { return null; }
+  if (!isObj(s) || !isObj(s.answer) || s.answer.driverId !== driver) return null;
+  if (!Number.isFinite(s.sentAt) || !Number.isFinite(s.receivedAt)) return null;
+  try { fromAnswer(s.answer); } catch { return null; }
+  return { answer: s.answer, sentAt: s.sentAt, receivedAt: s.receivedAt };
+}
+export function forgetState(storage, driver) { storage.removeItem(stateKey(driver)); }
+
 // Store holds the model and the inbox messages that came after the last
 // state request left, so that an answer made before them does not drop
 // them: each new answer is the truth, with those merged on top again.
@@ -200,7 +301,25 @@ export class Store {
     this.m = null;
     this.recent = []; // {env, at}: at is when it came (local ms)
     this.appliedAt = -Infinity; // when the request of the answer in m left
+    this.asOf = null; // when the answer in m came (local ms), while it is one kept from before this page
     this.max = max;
+  }
+
+  // restore shows a state answer kept from an earlier page (loadState)
+  // until the depot answers this one: a phone reloaded without signal
+  // still shows the route and the messages, as of when they came. Any
+  // fresh answer replaces it, whatever the clocks say. False when there is
+  // a model already, or saved is not an answer.
+  restore(saved) {
+    if (this.m || !saved) return false;
+    try {
+      this.answer(saved.answer, saved.sentAt, saved.receivedAt);
+    } catch {
+      return false;
+    }
+    this.asOf = saved.receivedAt;
+    this.appliedAt = -Infinity;
+    return true;
   }
 
   // answer takes the state answer to a request sent at sentAt and answered
@@ -213,6 +332,7 @@ export class Store {
     for (const r of this.recent) mergeEnvelope(m, r.env);
     this.m = m;
     this.appliedAt = sentAt;
+    this.asOf = null;
     return true;
   }
 

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Store, fromAnswer, mergeEnvelope, countdown, serverOffset, parsePairing, loadCred, saveCred, forgetCred,
-  basicAuth, clientId, answeredEnvelope } from './state.js';
+  basicAuth, clientId, answeredEnvelope, reached, final, isConflict, Pending, forgetPending, pendingKey, PENDING_MAX_AGE,
+  saveState, loadState, forgetState, stateKey } from './state.js';
 
 const T = (s) => `2025-11-26T10:${s}Z`;
 const answer = (over = {}) => ({
@@ -132,4 +133,145 @@ test('pairing: the fragment\'s credential, kept and forgotten', () => {
   const id = clientId('D7');
   assert.match(id, /^drv-D7:app[a-z0-9]{12}$/);
   assert.notEqual(clientId('D7'), id);
+});
+
+const memory = () => {
+  const mem = new Map();
+  return { mem, getItem: (k) => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, String(v)), removeItem: (k) => mem.delete(k) };
+};
+
+test('answers not yet acknowledged outlive the page, per driver, and go when settled', () => {
+  const st = memory();
+  const now = 1764150000000;
+  const p = new Pending(st, 'D7', now);
+  assert.deepEqual(p.all(), []);
+  p.add({ ref: 'vto_1', action: 'accept', at: now });
+  p.add({ ref: 'rsc_R2_5', action: 'ack', at: now + 1 });
+  // A reload: another page reads them back, in order.
+  assert.deepEqual(new Pending(st, 'D7', now + 1000).all(),
+    [{ ref: 'vto_1', action: 'accept', at: now }, { ref: 'rsc_R2_5', action: 'ack', at: now + 1 }]);
+  assert.deepEqual(new Pending(st, 'D8', now).all(), [], 'another driver\'s are not this one\'s');
+  // A second answer to one ref takes the first's place.
+  p.add({ ref: 'vto_1', action: 'decline', at: now + 2 });
+  assert.deepEqual(new Pending(st, 'D7', now).all().map((x) => [x.ref, x.action]), [['rsc_R2_5', 'ack'], ['vto_1', 'decline']]);
+  // Acknowledged or refused: gone; the last one takes the key with it.
+  p.remove('rsc_R2_5');
+  p.remove('nothing');
+  assert.deepEqual(new Pending(st, 'D7', now).all().map((x) => x.ref), ['vto_1']);
+  p.remove('vto_1');
+  assert.equal(st.getItem(pendingKey('D7')), null);
+  // Signing out forgets them.
+  p.add({ ref: 'vto_2', action: 'accept', at: now });
+  forgetPending(st, 'D7');
+  assert.deepEqual(new Pending(st, 'D7', now).all(), []);
+});
+
+test('what storage holds is checked, and answers older than the state\'s 12 hours are dropped', () => {
+  const st = memory();
+  const now = 1764150000000;
+  st.setItem(pendingKey('D7'), JSON.stringify([
+    { ref: 'vto_old', action: 'accept', at: now - PENDING_MAX_AGE - 1 },
+    { ref: 'vto_1', action: 'accept', at: now - 1000 },
+    { ref: 'vto_2', action: 'explode', at: now },
+    { ref: '', action: 'ack', at: now },
+    { ref: 7, action: 'ack', at: now },
+    { ref: 'rsc_1', action: 'ack', at: 'yesterday' },
+    null,
+    { ref: 'vto_1', action: 'decline', at: now },
+  ]));
+  assert.deepEqual(new Pending(st, 'D7', now).all(), [{ ref: 'vto_1', action: 'decline', at: now }]);
+  st.setItem(pendingKey('D7'), '{not json');
+  assert.deepEqual(new Pending(st, 'D7', now).all(), []);
+  st.setItem(pendingKey('D7'), '{"ref":"x"}');
+  assert.deepEqual(new Pending(st, 'D7', now).all(), []);
+  // Storage that refuses (full, or private mode): the page goes on.
+  const full = { getItem: () => null, setItem: () => { throw new Error('QuotaExceededError'); }, removeItem: () => {} };
+  const p = new Pending(full, 'D7', now);
+  p.add({ ref: 'vto_1', action: 'accept', at: now });
+  assert.deepEqual(p.all().map((x) => x.ref), ['vto_1']);
+});
+
+test('a conflict over an item at or beyond where the answer leads is an answer the depot had taken', () => {
+  assert.ok(reached('accept', 'accepted'));
+  assert.ok(reached('accept', 'confirmed'), 'an accepted offer moved on to confirmed');
+  assert.ok(!reached('accept', 'declined'));
+  assert.ok(!reached('accept', 'expired'));
+  assert.ok(!reached('accept', 'open'));
+  assert.ok(reached('decline', 'declined'));
+  assert.ok(!reached('decline', 'accepted'));
+  assert.ok(!reached('decline', 'confirmed'));
+  assert.ok(!reached('decline', 'expired'));
+  assert.ok(reached('ack', 'acknowledged'));
+  assert.ok(reached('ack', 'resolved'));
+  assert.ok(!reached('ack', 'open'));
+  assert.ok(!reached('toString', 'accepted'));
+  assert.ok(!reached('accept', undefined));
+  // What the PUBACK said.
+  const refusal = (code, reason) => Object.assign(new Error('publish refused'), { code, reason });
+  assert.ok(isConflict(refusal(0x83, 'conflict: offer vto_1 is already confirmed')));
+  assert.ok(isConflict(refusal(0x83, 'conflict: offer vto_1 has expired')));
+  assert.ok(isConflict(refusal(0x83, undefined)), 'no reason string: the state decides');
+  assert.ok(!isConflict(refusal(0x83, 'not found: no offer vto_1')));
+  assert.ok(!isConflict(refusal(0x83, 'forbidden: offer vto_1 is for D8')));
+  assert.ok(!isConflict(refusal(0x87, 'conflict: odd')));
+  assert.ok(!isConflict(new Error('client ended')));
+  assert.ok(!isConflict(null));
+  // Which refusals end an answer, and which leave it kept to be sent again.
+  assert.ok(final(refusal(0x83, 'conflict: offer vto_1 is already accepted')));
+  assert.ok(final(refusal(0x83, 'not found: no offer vto_1')));
+  assert.ok(final(refusal(0x99, 'invalid: …')));
+  assert.ok(final(refusal(0x87, 'not authorized')));
+  assert.ok(!final(refusal(0x80, undefined)), 'the depot could not store it: not the answer\'s fault');
+  assert.ok(!final(refusal(0x96, 'message rate too high')));
+  assert.ok(!final(refusal(0x97, 'quota exceeded')));
+  assert.ok(!final(refusal(0x10, undefined)), 'not a refusal (no matching subscribers)');
+  assert.ok(!final(new Error('publish queue full')), 'the phone\'s own failure: kept, sent again later');
+  assert.ok(!final(null));
+});
+
+test('the last state answer is kept per driver and shown, as of when it came, until a fresh one', () => {
+  const st = memory();
+  assert.equal(loadState(st, 'D7'), null);
+  saveState(st, 'D7', { answer: answer(), sentAt: 1000, receivedAt: 1100 });
+  const saved = loadState(st, 'D7');
+  assert.deepEqual(saved, { answer: answer(), sentAt: 1000, receivedAt: 1100 });
+  assert.equal(loadState(st, 'D8'), null, 'another driver\'s is not this one\'s');
+
+  // A reload: shown at once, marked as of when it came.
+  const s = new Store();
+  assert.ok(s.restore(saved));
+  assert.equal(s.asOf, 1100);
+  assert.equal(s.m.route.routeCode, 'R-101');
+  assert.equal(s.items().length, 3);
+  assert.equal(s.restore(saved), false, 'never over a model already shown');
+  // A fresh answer replaces it, even from a phone whose clock went back.
+  assert.ok(s.answer(answer({ offers: [] }), 500, 600));
+  assert.equal(s.asOf, null);
+  assert.equal(s.m.offers.size, 0);
+
+  assert.equal(new Store().restore(null), false);
+  forgetState(st, 'D7');
+  assert.equal(loadState(st, 'D7'), null);
+});
+
+test('a kept state answer is checked like a fresh one', () => {
+  const st = memory();
+  const put = (v) => st.setItem(stateKey('D7'), typeof v === 'string' ? v : JSON.stringify(v));
+  put('{bad');
+  assert.equal(loadState(st, 'D7'), null);
+  put({ answer: answer({ driverId: 'D8' }), sentAt: 1, receivedAt: 2 });
+  assert.equal(loadState(st, 'D7'), null, 'an answer for another driver');
+  put({ answer: answer({ driverId: 'D7', depot: 'x/#' }), sentAt: 1, receivedAt: 2 });
+  assert.equal(loadState(st, 'D7'), null, 'an answer fromAnswer refuses');
+  put({ answer: answer({ driverId: 'D7' }), sentAt: 1 });
+  assert.equal(loadState(st, 'D7'), null);
+  put([answer()]);
+  assert.equal(loadState(st, 'D7'), null);
+  // Kept text is text, as fresh: a name that is not a string shows as none.
+  put({ answer: answer({ driverId: 'D7', driverName: { html: '<b>' } }), sentAt: 1, receivedAt: 2 });
+  const s = new Store();
+  assert.ok(s.restore(loadState(st, 'D7')));
+  assert.equal(s.m.driverName, '');
+  // Storage that refuses: nothing kept, nothing thrown.
+  saveState({ setItem: () => { throw new Error('QuotaExceededError'); } }, 'D7', { answer: answer(), sentAt: 1, receivedAt: 2 });
 });

@@ -2,42 +2,69 @@
 // that the app opens where the phone has no signal; it never touches the
 // API or /mqtt, which go to the network as if it were not there.
 //
+// One build, one cache: __SHELL_VERSION__ is a hash of the build's shell
+// files (build.mjs), so a depot serving a new build serves a new sw.js,
+// whose install fetches every shell file afresh and keeps them only if all
+// came and are what they should be (a captive portal's page is not
+// driver.js); its activation then deletes the older builds' caches. A
+// phone never mixes the files of two builds from its cache.
+//
 // Network first: a depot that was updated serves its new app at once;
-// the cache answers only when the network does not, within a few seconds.
-import { SHELL, isShell } from './shell.js';
+// the cache answers only when the network does not within a few seconds,
+// or answers with something the shell file is not. Only the install
+// writes to the cache.
+import { SHELL, shellPath, fits, cacheName, stale } from './shell.js';
 
-const CACHE = 'depot-driver-shell-v1';
+/* global __SHELL_VERSION__ */
+const CACHE = cacheName(typeof __SHELL_VERSION__ === 'string' ? __SHELL_VERSION__ : 'dev');
 const WAIT = 4000;
 
 self.addEventListener('install', (e) => {
-  e.waitUntil(caches.open(CACHE)
-    .then((c) => c.addAll(SHELL.map((p) => new URL(p, self.registration.scope).href)))
-    .then(() => self.skipWaiting()));
+  e.waitUntil(install().then(() => self.skipWaiting()));
 });
+
+async function install() {
+  const scope = self.registration.scope;
+  const got = await Promise.all(SHELL.map(async (p) => {
+    const url = new URL(p, scope).href;
+    // cache: 'reload': past the browser's HTTP cache, which may hold the
+    // files of the build before.
+    const res = await fetch(url, { credentials: 'omit', cache: 'reload' });
+    if (!(await fits(p, res))) throw new Error(`driver app shell: ${p || 'the page'} came as ${res.status} ${res.headers.get('content-type')}`);
+    return [url, res];
+  }));
+  const cache = await caches.open(CACHE);
+  try {
+    await Promise.all(got.map(([url, res]) => cache.put(url, res)));
+  } catch (err) {
+    await caches.delete(CACHE); // half a shell is none
+    throw err;
+  }
+}
 
 self.addEventListener('activate', (e) => {
   e.waitUntil(caches.keys()
-    .then((keys) => Promise.all(keys.filter((k) => k.startsWith('depot-driver-') && k !== CACHE).map((k) => caches.delete(k))))
+    .then((keys) => Promise.all(stale(keys, CACHE).map((k) => caches.delete(k))))
     .then(() => self.clients.claim()));
 });
 
 self.addEventListener('fetch', (e) => {
   const req = e.request;
-  if (req.method !== 'GET' || !isShell(req.url, self.registration.scope)) return; // the network's, untouched
-  e.respondWith(shell(req));
+  const path = req.method === 'GET' ? shellPath(req.url, self.registration.scope) : null;
+  if (path === null) return; // the network's, untouched
+  e.respondWith(shell(req, path));
 });
 
-async function shell(req) {
-  const key = req.url.split('#')[0];
-  const cache = await caches.open(CACHE);
-  const net = fetch(req).then(async (res) => {
-    if (res.ok && !res.redirected) await cache.put(key, res.clone());
-    return res;
-  });
+async function shell(req, path) {
+  // The browser's credentials are not the app's business (a navigation's
+  // request cannot be remade, and is sent as it is).
+  const net = fetch(req.mode === 'navigate' ? req : new Request(req, { credentials: 'omit' }));
   net.catch(() => {}); // when the cache answered, a failure later is no one's
+  let res = null;
   try {
-    const res = await Promise.race([net, new Promise((r) => { setTimeout(r, WAIT, null); })]);
-    if (res) return res;
+    res = await Promise.race([net, new Promise((r) => { setTimeout(r, WAIT, null); })]);
   } catch { /* no network: the cache */ }
-  return (await cache.match(key)) || net; // nothing kept: wait for the network after all
+  if (res && await fits(path, res)) return res;
+  const kept = await (await caches.open(CACHE)).match(new URL(path, self.registration.scope).href);
+  return kept || res || net; // nothing kept: what the network says, when it says it
 }
