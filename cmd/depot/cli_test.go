@@ -33,7 +33,7 @@ func TestAdminCommands(t *testing.T) {
 		DriverID, Token, MqttClientID string
 		Setup                         struct{ DriverApp string }
 	}
-	if json.Unmarshal([]byte(out), &dev); dev.Token == "" || dev.MqttClientID != "drv-D5" || !strings.Contains(dev.Setup.DriverApp, dev.Token) {
+	if json.Unmarshal([]byte(out), &dev); dev.Token == "" || dev.MqttClientID != "drv-D5" || !strings.Contains(dev.Setup.DriverApp, "#pair=") || strings.Contains(dev.Setup.DriverApp, dev.Token) {
 		t.Fatalf("device add printed %s", out)
 	}
 	if _, code, _ := mqttConnect(a.MQTTAddr(), "drv-D5", "D5", dev.Token); code != 0 {
