@@ -105,6 +105,9 @@ type AppStatus struct {
 	MQTTRefused MQTTRefusals `json:"mqttRefused"`
 	UptimeS     int64        `json:"uptimeS"`
 	Version     string       `json:"version"`
+	// Push is the push outbox's health (package push's Health): last
+	// success, queued, failing targets. Absent when push is off.
+	Push any `json:"push,omitempty"`
 }
 
 // Connections counts the connected MQTT clients.

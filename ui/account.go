@@ -241,13 +241,14 @@ func (s *Server) listDevices(c echo.Context) error {
 		return err
 	}
 	type view struct {
-		DriverID string    `json:"driverId"`
-		Name     string    `json:"name"`
-		Created  time.Time `json:"created"`
+		DriverID string           `json:"driverId"`
+		Name     string           `json:"name"`
+		Created  time.Time        `json:"created"`
+		Push     []pushTargetView `json:"push"`
 	}
 	out := make([]view, len(ds))
 	for i, d := range ds {
-		out[i] = view{d.DriverID, d.Name, d.Created}
+		out[i] = view{d.DriverID, d.Name, d.Created, s.pushTargets(d.DriverID)}
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -257,6 +258,12 @@ func (s *Server) revokeDevice(c echo.Context) error {
 	s.held.drop(id)
 	if err := s.cfg.Accounts.RevokeDevice(id); err != nil {
 		return accountError(err)
+	}
+	if s.cfg.Push != nil {
+		// A revoked handheld is woken no more.
+		if err := s.cfg.Push.DropDriver(id); err != nil {
+			s.cfg.Log.Warn("push targets of a revoked device", "driver", id, "err", err)
+		}
 	}
 	s.cfg.Log.Info("device credential revoked", "driver", id, "by", c.Get(claimsKey).(*auth.Claims).Subject)
 	return c.NoContent(http.StatusNoContent)

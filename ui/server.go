@@ -52,6 +52,8 @@ type Config struct {
 	Dispatch Dispatch
 	// Handhelds serves the stock apps and the driver app; nil: off.
 	Handhelds Handhelds
+	// Push is the push outbox; nil: off.
+	Push Push
 	// OsmAndAddr, when set, also serves Traccar Client's OsmAnd requests
 	// on a port of their own (Traccar's is 5055): /<token> and
 	// /api/v1/osmand/<token>, plain HTTP or TLS as the main port.
@@ -184,6 +186,7 @@ func New(cfg Config) *Server {
 	api.GET("/devices/:driverId/setup", s.deviceSetup, admin)
 	api.POST("/admin/backup", s.backup, admin)
 	s.mountHandhelds(read, api)
+	s.mountPush()
 	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
 	if cfg.Pprof {
 		s.mountPprof(admin)

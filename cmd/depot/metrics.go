@@ -6,6 +6,7 @@ import (
 
 	"github.com/depotcc/depot/bridge"
 	"github.com/depotcc/depot/broker"
+	"github.com/depotcc/depot/push"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -120,4 +121,32 @@ func (l *labelled) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range l.vals() {
 		ch <- prometheus.MustNewConstMetric(l.desc, t, v, k)
 	}
+}
+
+// watchPush registers the push outbox's figures.
+func (x *metrics) watchPush(o *push.Outbox) {
+	h := func(f func(push.Health) float64) func() float64 { return func() float64 { return f(o.Health()) } }
+	x.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "depot_push_queued", Help: "Pushes waiting in the outbox."},
+			h(func(p push.Health) float64 { return float64(p.Queued) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "depot_push_targets", Help: "Registered push targets."},
+			h(func(p push.Health) float64 { return float64(p.Targets) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "depot_push_failing_targets", Help: "Push targets whose last attempt failed."},
+			h(func(p push.Health) float64 { return float64(p.FailingTargets) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "depot_push_last_success_timestamp_seconds", Help: "When a push was last delivered (0: never)."},
+			h(func(p push.Health) float64 {
+				if p.LastSuccess.IsZero() {
+					return 0
+				}
+				return float64(p.LastSuccess.UnixMilli()) / 1000
+			})),
+	)
+	x.reg.MustRegister(&labelled{
+		desc: prometheus.NewDesc("depot_push_total", "Pushes by outcome: sent, failed (given up), removed (dead target), expired (before delivery), live (the MQTT session took it).", []string{"outcome"}, nil),
+		vals: func() map[string]float64 {
+			p := o.Health()
+			return map[string]float64{"sent": float64(p.Sent), "failed": float64(p.Failed), "removed": float64(p.Removed),
+				"expired": float64(p.Expired), "live": float64(p.Live)}
+		}, counter: true,
+	})
 }

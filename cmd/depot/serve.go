@@ -21,6 +21,7 @@ import (
 	"github.com/depotcc/depot/bridge"
 	"github.com/depotcc/depot/bridge/feed"
 	"github.com/depotcc/depot/broker"
+	"github.com/depotcc/depot/push"
 	"github.com/depotcc/depot/storage"
 	"github.com/depotcc/depot/ui"
 	"github.com/depotcc/depot/ui/auth"
@@ -59,6 +60,10 @@ type ServeConfig struct {
 	TrustedProxies string
 	Pprof          bool
 	PublicURL      string
+	FCMCredentials string
+	FCMEndpoint    string
+	NoWebPush      bool
+	PushContact    string
 
 	PayrollSecretFile     string
 	CortexCredentialsFile string
@@ -99,6 +104,9 @@ type Main struct {
 	httpConnCap int
 	tls         *tls.Config // the TCP and HTTP listeners', when --tls-cert is set
 	demo        *feed.Demo  // the demo feed, with --demo
+	push        *push.Outbox
+	acks        *liveAcks // inbox messages drivers' sessions acknowledged
+	vapid       string    // the Web Push public key ("" when off)
 
 	faults faults
 }
@@ -112,12 +120,14 @@ type faults struct {
 	noSSE            bool                            // /api/v1/stream is cut too
 	logTo            io.Writer                       // the log goes here instead of Out
 	wrapMQTTListener func(net.Listener) net.Listener // accept errors
+	pushGrace        time.Duration                   // the live session's head start (push.DefaultGrace)
+	pushPoll         time.Duration                   // how often the push outbox looks (push.DefaultPoll)
 }
 
 // NewMain returns a Main with the default configuration, logging to out.
 func NewMain(out io.Writer) *Main {
 	return &Main{Out: out, Config: ServeConfig{
-		Data: "./data", HTTPAddr: ":8080", MQTTAddr: ":1883", Depot: "DEMO1",
+		Data: "./data", HTTPAddr: ":8080", FCMEndpoint: "https://fcm.googleapis.com/v1", MQTTAddr: ":1883", Depot: "DEMO1",
 		DemoRoutes: 30, DemoRate: time.Second, CortexInterval: 30 * time.Second, LogLevel: "info",
 		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30, EventRetention: 30 * 24 * time.Hour,
 		PublishRate: 20, PublishBurst: 60, BackupInterval: 24 * time.Hour, BackupKeep: 7,
@@ -164,6 +174,10 @@ func (m *Main) ParseFlags(args []string) error {
 		"comma-separated CIDR ranges (or addresses) of reverse proxies whose X-Forwarded-For names the client;\n"+
 			"unset: the peer address is the client's, whatever the headers say")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof (admins only); off by default")
+	fs.StringVar(&c.FCMCredentials, "fcm-credentials", c.FCMCredentials, "Firebase service-account JSON file: push VTO offers, rescues and reassignments to native apps through Firebase Cloud Messaging (off when unset)")
+	fs.StringVar(&c.FCMEndpoint, "fcm-endpoint", c.FCMEndpoint, "Firebase Cloud Messaging HTTP v1 endpoint (a proxy or a test double)")
+	fs.BoolVar(&c.NoWebPush, "no-webpush", c.NoWebPush, "do not offer Web Push to the driver app (on by default: its VAPID keys are made at first start and kept in the data directory)")
+	fs.StringVar(&c.PushContact, "push-contact", c.PushContact, "contact push services may use to reach the operator (mailto: or https: URL; default: --public-url)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL,
 		"scheme://host[:port] where handhelds reach the depot (e.g. https://depot.example:8080), for the links and QR codes\n"+
 			"of device set-ups; the OwnTracks MQTT set-up names its host and the --mqtt-addr port. Unset: the host the admin's request came to")
@@ -265,6 +279,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.openStore,
 		m.openAccounts,
 		m.openDomainAndBroker,
+		m.openPush,
 		m.startWeb,
 		func() error { return m.startJobs(rctx) },
 		func() error { return m.startDemo(rctx) },
@@ -359,6 +374,7 @@ func (m *Main) openDomainAndBroker() error {
 	m.depot = &bridge.Depot{ID: c.Depot, Store: dstore, Log: m.Log.With("part", "depot"), Metrics: m.metrics,
 		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed, Now: m.Clock}
 	sess := &sessions{depot: m.depot, log: m.Log.With("part", "presence"), count: map[string]int{}}
+	m.acks = &liveAcks{seen: map[string]time.Time{}, now: m.Clock}
 	m.ingest = &ingest{depot: m.depot, id: c.Depot, log: m.Log.With("part", "ingest"), now: m.Clock, sessions: sess,
 		filters: func(identity, prefix string) []string { return m.broker.Filters(identity, prefix) },
 		publish: func(topic string, payload []byte, qos byte, expiry uint32) error {
@@ -379,6 +395,7 @@ func (m *Main) openDomainAndBroker() error {
 		KeepSession:    mauth.KeepStoredSession,
 		Ingest:         m.ingest,
 		Observer:       sess,
+		Acked:          m.acks.acked,
 		Sessions:       m.store,
 		PublishRate:    c.PublishRate, PublishBurst: c.PublishBurst,
 	})
@@ -416,6 +433,7 @@ func (m *Main) startWeb() error {
 			}
 			return nil
 		},
+		Push: pushAPI{o: m.push, vapid: m.vapid},
 		MQTT: mqttWS, Health: m.health, Log: m.Log.With("part", "http"), Live: m.broker.Err,
 		TrustedProxies: c.trusted, Pprof: c.Pprof, MaxConns: m.httpConnCap,
 		PublicURL: c.publicURL, MQTTPort: setup.PortOf(m.broker.Addr()), MQTTTLS: m.tls != nil,
@@ -451,6 +469,7 @@ func (m *Main) startJobs(ctx context.Context) error {
 	} else {
 		m.Log.Warn("no route feed: start with --cortex-url or --demo to see routes")
 	}
+	m.goRun(func() { m.push.Run(ctx) })
 	m.goRun(func() { every(ctx, 5*time.Second, true, m.heartbeat) })
 	m.goRun(func() { every(ctx, time.Second, false, m.tick) })
 	m.goRun(func() { every(ctx, time.Minute, false, m.foldHistory) })
@@ -594,6 +613,7 @@ func (m *Main) health() map[string]any {
 		"commits":      s.Commits.Load(),
 		"commitErrors": s.CommitErrors.Load(),
 		"store":        m.depot.StoreHealth(),
+		"push":         m.pushHealth(),
 	}
 }
 
@@ -623,7 +643,7 @@ func (m *Main) heartbeat() {
 			Dashboards: byRole[bridge.RoleDispatcher] + byRole[bridge.RoleAdmin]},
 		MQTTRefused: bridge.MQTTRefusals{Connect: m.broker.Stats.ConnectRefused.Load(),
 			Publish: m.broker.Stats.PublishDenied.Load(), Read: m.broker.Stats.ReadDenied.Load()},
-		UptimeS: int64(time.Since(m.started).Seconds()), Version: Version,
+		UptimeS: int64(time.Since(m.started).Seconds()), Version: Version, Push: m.pushHealth(),
 	})
 	if err != nil && !errors.Is(err, bridge.ErrClosed) {
 		m.Log.Warn("heartbeat", "err", err)
