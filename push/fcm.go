@@ -101,6 +101,8 @@ func checkRSAKey(p string) error {
 	return nil
 }
 
+var _ Sender = (*FCM)(nil)
+
 // Project is the Firebase project the credentials belong to.
 func (f *FCM) Project() string { return f.project }
 
@@ -177,6 +179,11 @@ func (f *FCM) Send(ctx context.Context, t Target, m Message) Result {
 		return Result{Err: fmt.Errorf("fcm: %w", err)}
 	}
 
+	// The token source does not take ctx (it fetches with the client alone,
+	// bounded by its timeout), so a caller that has given up stops here.
+	if err := ctx.Err(); err != nil {
+		return Result{Retry: true, Err: fmt.Errorf("fcm: %w", err)}
+	}
 	tok, err := f.tokens.Token()
 	if err != nil {
 		// The token server refusing the grant (bad key, disabled account)

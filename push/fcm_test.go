@@ -344,3 +344,53 @@ func checkResult(t *testing.T, got, want Result) {
 		t.Errorf("Result %+v, want %+v", got, want)
 	}
 }
+
+func TestFCMTokenRefused(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		retry  bool
+	}{{400, false}, {401, false}, {503, true}} {
+		tokens := httptest.NewServer(answer(c.status, nil, `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`))
+		fcm, sends := fakeFCM(t, answer(200, nil, `{}`))
+		f, err := NewFCM(serviceAccountJSON(t, testRSAKey(t), tokens.URL+"/token"), fcm.URL+"/v1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := f.Send(context.Background(), Target{Kind: KindFCM, Token: testFCMTok}, testMessage())
+		if r.Retry != c.retry || r.Remove || r.Err == nil {
+			t.Errorf("token server %d: %+v, want Retry %v and an error", c.status, r, c.retry)
+		}
+		if sends.Load() != 0 {
+			t.Errorf("token server %d: sent without a token", c.status)
+		}
+		tokens.Close()
+	}
+}
+
+func TestFCMConcurrentSends(t *testing.T) {
+	f, grants, sends := newTestFCM(t, answer(200, nil, `{}`))
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if r := f.Send(context.Background(), Target{Kind: KindFCM, Token: testFCMTok}, testMessage()); r != (Result{}) {
+				t.Errorf("Send: %+v", r)
+			}
+		})
+	}
+	wg.Wait()
+	if sends.Load() != 8 || grants.Load() != 1 {
+		t.Errorf("sends %d, grants %d; want 8, 1", sends.Load(), grants.Load())
+	}
+}
+
+func TestFCMCancelledContext(t *testing.T) {
+	f, grants, sends := newTestFCM(t, answer(200, nil, `{}`))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if r := f.Send(ctx, Target{Kind: KindFCM, Token: testFCMTok}, testMessage()); !r.Retry || !errors.Is(r.Err, context.Canceled) {
+		t.Errorf("Send: %+v, want Retry with context.Canceled", r)
+	}
+	if sends.Load() != 0 || grants.Load() != 0 {
+		t.Errorf("sends %d, grants %d; want none", sends.Load(), grants.Load())
+	}
+}

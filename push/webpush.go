@@ -126,6 +126,8 @@ type WebPush struct {
 	now        func() time.Time
 }
 
+var _ Sender = (*WebPush)(nil)
+
 // NewWebPush sends with the key pair v. subscriber is the contact the push
 // services may write to about our traffic: "mailto:ops@…", a bare e-mail
 // address or an https URL. nil hc means a client with a 15 s timeout.
