@@ -7,7 +7,10 @@
 // /api/v1/driver/state (on start, on every (re)connect, every 30 s) with
 // the driver's inbox merged in as it arrives over MQTT (state.js). Answers
 // and positions go back over MQTT at QoS 1, so the phone knows from the
-// PUBACK that the depot took an answer, or why it did not.
+// PUBACK that the depot took an answer, or why it did not. With "Notify
+// me when the app is closed" on, the depot wakes the phone by Web Push
+// (push.js, sw.js); a notification's click opens the app at #msg=<ref> or
+// #answer=<action>:<ref>, an answer then kept and sent like the card's.
 //
 // Values from the network never become markup: the page is built with
 // el() (text nodes and checked attributes) under a CSP without inline
@@ -21,6 +24,7 @@ import { Store, loadCred, saveCred, forgetCred, basicAuth, clientId, topic, coun
 import { parseLink, redeem, decide, failureText } from './pairing.js';
 import { backoff } from './backoff.js';
 import { gpsPayload, Throttle } from './gps.js';
+import { vapid, turnOn, turnOff, wanted, want, statusText, parseFragment, fromMessage } from './push.js';
 import './driver.css';
 
 const SHARE_KEY = 'depot.driver.share';
@@ -45,6 +49,9 @@ const app = {
   lastTs: null, // the ts of the last position published
   gpsNote: '',
   refreshes: 0,
+  push: { key: null, state: 'off', busy: false, synced: false, tries: 0 }, // Web Push (push.js)
+  highlight: '', // the ref of the card a notification was for
+  scrollTo: '', // and the same, until its card is drawn and scrolled to
   csp: [], // what the Content-Security-Policy refused: should stay empty
 };
 // For tests and the curious; the token in it is the one localStorage holds.
@@ -101,6 +108,7 @@ async function refresh() {
   app.refreshes++;
   render();
   if (!app.client) connect();
+  syncPush(); // what the start could not do without the depot
   return true;
 }
 
@@ -120,6 +128,7 @@ function revoked() {
   stopWatch();
   setConn('offline');
   forgetState(localStorage, app.cred.driver); // a revoked phone (lost, or passed on) keeps none of the driver's messages
+  dropPush(app.cred, false); // nor is it woken for them (the depot cannot be told: the credential is no more)
   show('revoked');
 }
 
@@ -179,8 +188,14 @@ function onInbox(env) {
 // it, and shows "Sending…" until then: while offline, until the phone is
 // back, even across a reload.
 function answer(ref, action) {
+  if (app.store.m) queueAnswer(ref, action);
+}
+
+// queueAnswer keeps and sends an answer, also one given before the phone
+// shows anything (from a notification's button): it goes once connected.
+function queueAnswer(ref, action) {
   const a = app.answers.get(ref);
-  if ((a && a.status === 'sending') || !app.store.m) return;
+  if (a && a.status === 'sending') return;
   const p = { ref, action, at: Date.now() };
   app.pending.add(p);
   app.answers.set(ref, { status: 'sending', action });
@@ -305,6 +320,149 @@ function shareNow() {
   });
 }
 
+// ---- Web Push (push.js) ----
+// The switch "Notify me when the app is closed": on, the browser's push
+// subscription is registered with the depot, which then wakes the phone
+// for what the app, closed, did not take. The service worker shows it;
+// a click opens the app at the message (#msg=<ref>), or with the answer
+// of the notification's button (#answer=<action>:<ref>), taken here.
+const pushable = () => 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+const within = (ms, p) => Promise.race([p, new Promise((_, no) => { setTimeout(no, ms, new Error('timed out')); })]);
+
+// pushManager is the service worker's, once it runs.
+async function pushManager() {
+  return (await within(10000, navigator.serviceWorker.ready)).pushManager;
+}
+
+function showPush(r) {
+  app.push.state = r.state;
+  $('push').checked = ['on', 'working', 'pending'].includes(r.state);
+  $('push-status').textContent = statusText(r);
+  $('push-status').dataset.state = r.state;
+}
+
+// pushKey is the depot's VAPID key, asked once; null when it has none
+// (the switch is then hidden) or could not be asked (r.error).
+async function pushKey() {
+  if (app.push.key) return { key: app.push.key };
+  const v = await vapid(fetch);
+  if (v.key) app.push.key = v.key;
+  if (v.off) {
+    $('push-label').hidden = true;
+    showPush({ state: 'disabled' });
+  }
+  return v;
+}
+
+// syncPush makes sure, on start, that a switch left on still holds: the
+// subscription the browser has (or a new one, if the depot's key changed)
+// is registered again (the depot takes the same one twice as once).
+// Tried again after a state answer while it could not be done.
+async function syncPush() {
+  const cred = app.cred;
+  if (!cred || app.push.synced || app.push.busy || !pushable() || app.push.tries >= 5) return;
+  app.push.busy = true;
+  app.push.tries++;
+  try {
+    const v = await pushKey();
+    const on = wanted(localStorage, cred.driver);
+    if (v.off || (v.key && !on)) { app.push.synced = true; return; }
+    if (v.error) { if (on) showPush({ state: 'pending', why: v.error }); return; }
+    let r;
+    try {
+      r = await turnOn({ permission: async () => Notification.permission, pm: await pushManager(), get: fetch, cred, key: v.key });
+    } catch (err) {
+      r = { state: 'error', why: `the app's service worker is not running (${err.message})` };
+    }
+    if (cred !== app.cred) return;
+    if (r.state === 'error') r = { state: 'pending', why: r.why }; // still on: tried again later
+    else app.push.synced = true;
+    if (r.state === 'blocked' || r.state === 'dismissed') want(localStorage, cred.driver, false);
+    showPush(r);
+  } finally {
+    app.push.busy = false;
+  }
+}
+
+// switchPush is the driver's touch on the switch.
+async function switchPush(on) {
+  const cred = app.cred;
+  if (app.push.busy || !cred) { $('push').checked = !on; return; }
+  // Asked at once, in the touch: a browser asks only what a touch asked for.
+  const asked = on ? Promise.resolve(Notification.requestPermission()) : null;
+  if (asked) asked.catch(() => {}); // turnOn reads it; none if the worker is not running
+  app.push.busy = true;
+  $('push').disabled = true;
+  showPush({ state: 'working' });
+  let r;
+  try {
+    const pm = await pushManager();
+    if (on) {
+      const v = await pushKey();
+      r = v.key ? await turnOn({ permission: () => asked, pm, get: fetch, cred, key: v.key })
+        : v.off ? { state: 'disabled' } : { state: 'error', why: v.error };
+    } else {
+      r = await turnOff({ pm, get: fetch, cred });
+    }
+  } catch (err) {
+    r = { state: on ? 'error' : 'off', why: `the app's service worker is not running (${err.message})` };
+  } finally {
+    app.push.busy = false;
+    $('push').disabled = false;
+  }
+  if (cred !== app.cred) return;
+  app.push.synced = true;
+  want(localStorage, cred.driver, r.state === 'on');
+  showPush(r);
+}
+
+// dropPush is the phone leaving cred's driver (signing out, switching,
+// revoked): the subscription is dropped, the depot told (tell) as far as
+// it can be within a few seconds, and the notifications shown closed.
+async function dropPush(cred, tell = true) {
+  if (!cred || !pushable()) return;
+  want(localStorage, cred.driver, false);
+  try {
+    const reg = await navigator.serviceWorker.getRegistration();
+    if (!reg) return;
+    for (const n of await reg.getNotifications()) n.close();
+    await within(3000, turnOff({ pm: reg.pushManager, get: fetch, cred: tell ? cred : null }));
+  } catch { /* best effort: the depot forgets a subscription its push service says is gone */ }
+}
+
+function startPush() {
+  $('push-card').hidden = false;
+  if (!pushable()) {
+    $('push').disabled = true;
+    showPush({ state: 'unsupported' });
+    return;
+  }
+  $('push').onchange = () => switchPush($('push').checked);
+  showPush({ state: wanted(localStorage, app.cred.driver) ? 'pending' : 'off' });
+  syncPush();
+}
+
+// takePush acts on what a notification's click brought (parseFragment's,
+// or fromMessage's): an answer is kept and sent as if its button on the
+// card had been pressed; the card it is about is shown.
+function takePush(f) {
+  if (!f || f.bad || !app.cred || app.revoked) return;
+  if (f.driverId && f.driverId !== app.cred.driver) return; // for the driver this phone was before
+  const ref = f.answer ? f.answer.ref : f.msg;
+  if (f.answer) queueAnswer(ref, f.answer.action);
+  app.highlight = ref;
+  app.scrollTo = ref;
+  renderInbox();
+}
+
+// takeFragment takes #answer=… or #msg=… from the address, and removes it.
+function takeFragment() {
+  const f = parseFragment(location.hash);
+  if (!f) return;
+  history.replaceState(null, '', location.pathname + location.search);
+  takePush(f);
+}
+
 // ---- drawing ----
 const MEANING = { GREEN: 'on time', YELLOW: 'behind', RED: 'far behind', UNKNOWN: 'status unknown' };
 
@@ -370,12 +528,18 @@ let drawn = '';
 function renderInbox() {
   const items = app.store.items();
   const sig = JSON.stringify([items.map((x) => [x.kind, x.id, shownState(x), answerOf(x.id, x.item.state)]),
-    [...app.answers], Math.floor(serverNow() / 60000)]);
-  if (sig === drawn) return;
-  drawn = sig;
-  $('inbox-empty').textContent = app.store.m ? 'No messages.' : 'Loading…';
-  $('inbox').replaceChildren(...items.map((x) => (x.kind === 'offer' ? offerCard(x) : x.kind === 'rescue' ? rescueCard(x) : reassignCard(x))));
-  $('inbox-empty').hidden = items.length > 0;
+    [...app.answers], Math.floor(serverNow() / 60000), app.highlight]);
+  if (sig !== drawn) {
+    drawn = sig;
+    $('inbox-empty').textContent = app.store.m ? 'No messages.' : 'Loading…';
+    $('inbox').replaceChildren(...items.map((x) => (x.kind === 'offer' ? offerCard(x) : x.kind === 'rescue' ? rescueCard(x) : reassignCard(x))));
+    $('inbox-empty').hidden = items.length > 0;
+  }
+  const hl = app.scrollTo && $('inbox').querySelector('[data-highlight]');
+  if (hl) {
+    app.scrollTo = '';
+    hl.scrollIntoView({ block: 'center' });
+  }
 }
 
 function stateWord(state) {
@@ -392,6 +556,7 @@ function answerLine(ref, status) {
 function card(kind, id, state, status, ...children) {
   const dataset = { kind, id, state };
   if (status) dataset.answer = status;
+  if (id === app.highlight) dataset.highlight = 'true';
   return el('li', { className: `msg ${kind}`, dataset }, ...children);
 }
 
@@ -446,7 +611,9 @@ function rescueCard(x) {
 function reassignCard(x) {
   const r = x.item;
   const toMe = r.toDriverId === app.cred.driver;
-  return el('li', { className: 'msg reassign', dataset: { kind: 'reassign', id: x.id, dir: toMe ? 'to' : 'from' } },
+  const dataset = { kind: 'reassign', id: x.id, dir: toMe ? 'to' : 'from' };
+  if (r.routeId === app.highlight) dataset.highlight = 'true'; // a push names the route
+  return el('li', { className: 'msg reassign', dataset },
     el('h3', null, `Route ${r.routeCode || r.routeId} moved ${toMe ? 'to you' : 'from you'}`),
     !toMe && r.toDriverId ? el('p', null, `Now driven by ${r.toDriverId}.`) : null,
     x.at ? el('p', { className: 'when' }, clock(x.at)) : null);
@@ -491,6 +658,7 @@ function forgetDriver(cred) {
   forgetCred(localStorage);
   localStorage.removeItem(SHARE_KEY);
   if (cred) {
+    want(localStorage, cred.driver, false);
     forgetPending(localStorage, cred.driver);
     forgetState(localStorage, cred.driver);
   }
@@ -522,7 +690,10 @@ async function pair() {
     return { cred: current };
   }
   if (d.do === 'ask' && !(await askSwitch(nameOf(current), d.cred.driver))) return { cred: current };
-  if (current && current.driver !== d.cred.driver) forgetDriver(current); // another driver's phone now: sharing starts off
+  if (current && current.driver !== d.cred.driver) { // another driver's phone now: sharing and notifications start off
+    await dropPush(current);
+    forgetDriver(current);
+  }
   saveCred(localStorage, d.cred);
   return { cred: d.cred, checked: result.answer ? result : null };
 }
@@ -530,19 +701,29 @@ async function pair() {
 async function boot() {
   // A pairing link opened in a tab that shows the app already changes only
   // the fragment: the page is not loaded again, so it starts afresh here.
-  window.addEventListener('hashchange', () => { if (parseLink(location.hash)) location.reload(); });
-  if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js', { scope: './' }).catch(() => {});
+  window.addEventListener('hashchange', () => { if (parseLink(location.hash)) location.reload(); else takeFragment(); });
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.register('sw.js', { scope: './' }).catch(() => {});
+    navigator.serviceWorker.addEventListener('message', (e) => takePush(fromMessage(e.data)));
+    navigator.serviceWorker.startMessages(); // what a notification's click posted before this page was ready
+  }
   $('notice-ok').onclick = () => notice('');
   $('signout').onclick = () => { $('signout').hidden = true; $('signout-ask').hidden = false; };
   $('signout-no').onclick = () => { $('signout').hidden = false; $('signout-ask').hidden = true; };
-  $('signout-yes').onclick = () => {
+  $('signout-yes').onclick = async () => {
+    $('signout-yes').disabled = true;
+    await dropPush(app.cred);
     forgetDriver(app.cred);
     location.replace(location.pathname); // a fresh start, with no session, timer or watch left
   };
 
   const { cred, checked } = await pair();
   app.cred = cred;
-  if (!cred) { show('pair'); return; }
+  if (!cred) {
+    if (parseFragment(location.hash)) history.replaceState(null, '', location.pathname + location.search);
+    show('pair');
+    return;
+  }
 
   show('app');
   app.pending = new Pending(localStorage, cred.driver);
@@ -550,6 +731,8 @@ async function boot() {
   $('share').onchange = () => setSharing($('share').checked);
   $('locate-now').onclick = shareNow;
   if (localStorage.getItem(SHARE_KEY) === '1') setSharing(true);
+  takeFragment(); // a notification's click that opened the app
+  startPush();
   if (checked && app.store.answer(checked.answer, checked.sentAt, checked.receivedAt)) {
     // The link's check was a state answer: shown at once, no second request.
     saveState(localStorage, cred.driver, checked);

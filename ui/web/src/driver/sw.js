@@ -13,7 +13,12 @@
 // the cache answers only when the network does not within a few seconds,
 // or answers with something the shell file is not. Only the install
 // writes to the cache.
+//
+// Web Push (push.js): a push shows a notification, a click on it opens
+// the app (or brings the open one forward) at the message, or with the
+// answer of the button the driver pressed, which the app then sends.
 import { SHELL, shellPath, fits, cacheName, stale } from './shell.js';
+import { notification, clickUrl } from './push.js';
 
 /* global __SHELL_VERSION__ */
 const CACHE = cacheName(typeof __SHELL_VERSION__ === 'string' ? __SHELL_VERSION__ : 'dev');
@@ -67,4 +72,29 @@ async function shell(req, path) {
   if (res && await fits(path, res)) return res;
   const kept = await (await caches.open(CACHE)).match(new URL(path, self.registration.scope).href);
   return kept || res || net; // nothing kept: what the network says, when it says it
+}
+
+self.addEventListener('push', (e) => {
+  let p = null;
+  try { p = e.data ? e.data.json() : null; } catch { /* not JSON: dropped */ }
+  const max = self.Notification && Number.isFinite(self.Notification.maxActions) ? self.Notification.maxActions : 0;
+  const n = notification(p, Date.now(), max);
+  if (n) e.waitUntil(self.registration.showNotification(n.title, n.options));
+});
+
+self.addEventListener('notificationclick', (e) => {
+  e.notification.close();
+  e.waitUntil(openApp(clickUrl(e.action, e.notification.data), e.notification.data));
+});
+
+// openApp brings an open tab of the app forward and tells it what was
+// clicked (it is not loaded again: what it shows and sends stays), or
+// opens the app at the fragment.
+async function openApp(frag, data) {
+  const scope = self.registration.scope;
+  const all = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const c = all.find((w) => w.url.startsWith(scope));
+  if (!c) return self.clients.openWindow(scope + frag);
+  if (frag) c.postMessage({ type: 'depot:push', url: frag, driverId: data && data.driverId });
+  return c.focus();
 }
