@@ -136,7 +136,7 @@ type Config struct {
 	// Acked, when set, is told of every QoS 1 message a driver's session
 	// acknowledged (its PUBACK): the push outbox's proof that the live
 	// path delivered a message. Called on the client's read goroutine.
-	Acked func(identity, topic string, payload []byte)
+	Acked          func(identity, topic string, payload []byte)
 	Sessions       SessionStore  // optional: persistent sessions survive restarts
 	Log            *slog.Logger  // slog.Default()
 	ConnectTimeout time.Duration // CONNECT must arrive within; 10s

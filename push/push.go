@@ -32,7 +32,11 @@ type Target struct {
 // Subscription is a browser's PushSubscription as its toJSON gives it.
 type Subscription struct {
 	Endpoint string `json:"endpoint"`
-	Keys     struct {
+	// ExpirationTime is in every browser's toJSON (null as a rule); it is
+	// accepted and not used: a subscription that ends makes its push
+	// service answer 404/410, which removes it.
+	ExpirationTime *float64 `json:"expirationTime,omitempty"`
+	Keys           struct {
 		P256dh string `json:"p256dh"`
 		Auth   string `json:"auth"`
 	} `json:"keys"`
