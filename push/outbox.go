@@ -131,7 +131,7 @@ func (o *Outbox) Register(driver string, t Target) (Target, error) {
 	}
 	ts = slices.DeleteFunc(ts, func(x Target) bool { return x.ID == t.ID })
 	for len(ts) >= MaxTargets {
-		if err := o.Store.PushDelete(targetKey(driver, ts[0].ID)); err != nil {
+		if err := o.del(targetKey(driver, ts[0].ID)); err != nil {
 			return Target{}, err
 		}
 		ts = ts[1:]
@@ -144,20 +144,34 @@ func (o *Outbox) putTarget(t Target) error {
 	if err != nil {
 		return err
 	}
+	o.changed()
 	return o.Store.PushPut(targetKey(t.DriverID, t.ID), b)
+}
+
+// del deletes a record of the outbox's.
+func (o *Outbox) del(key string) error {
+	o.changed()
+	return o.Store.PushDelete(key)
+}
+
+// changed makes the next Health read the store again.
+func (o *Outbox) changed() {
+	o.mu.Lock()
+	o.scanned = time.Time{}
+	o.mu.Unlock()
 }
 
 // Unregister forgets a driver's target (t needs only its kind and token or
 // endpoint). Not an error when it was not registered.
 func (o *Outbox) Unregister(driver string, t Target) error {
-	return o.Store.PushDelete(targetKey(driver, TargetID(t)))
+	return o.del(targetKey(driver, TargetID(t)))
 }
 
 // DropDriver forgets every target of a driver (its credential was revoked).
 func (o *Outbox) DropDriver(driver string) error {
 	ts, err := o.Targets(driver)
 	for _, t := range ts {
-		if err := o.Store.PushDelete(targetKey(driver, t.ID)); err != nil {
+		if err := o.del(targetKey(driver, t.ID)); err != nil {
 			return err
 		}
 	}
@@ -296,6 +310,7 @@ func (o *Outbox) putEntry(e *entry) error {
 	if err != nil {
 		return err
 	}
+	o.changed()
 	return o.Store.PushPut(entryKey(e), b)
 }
 
@@ -326,12 +341,12 @@ func (o *Outbox) attempt(ctx context.Context, e *entry) error {
 	switch {
 	case !now.Before(e.Msg.Expires):
 		o.count(func(h *Health) { h.Expired++ })
-		return o.Store.PushDelete(entryKey(e))
+		return o.del(entryKey(e))
 	case now.Before(e.Due) || now.Before(e.Next):
 		return nil
 	case e.Attempts == 0 && len(e.Done) == 0 && o.Live != nil && o.Live(e.DriverID, e.Msg.ID):
 		o.count(func(h *Health) { h.Live++ })
-		return o.Store.PushDelete(entryKey(e))
+		return o.del(entryKey(e))
 	}
 	ts, err := o.Targets(e.DriverID)
 	if err != nil {
@@ -356,7 +371,7 @@ func (o *Outbox) attempt(ctx context.Context, e *entry) error {
 		case r.Remove:
 			o.log().Info("push target removed", "driver", t.DriverID, "target", t.ID, "kind", t.Kind, "reason", errText(r.Err))
 			o.count(func(h *Health) { h.Removed++ })
-			if err := o.Store.PushDelete(targetKey(t.DriverID, t.ID)); err != nil {
+			if err := o.del(targetKey(t.DriverID, t.ID)); err != nil {
 				return err
 			}
 		case r.Retry:
@@ -382,7 +397,7 @@ func (o *Outbox) attempt(ctx context.Context, e *entry) error {
 		}
 	}
 	if !retry {
-		return o.Store.PushDelete(entryKey(e))
+		return o.del(entryKey(e))
 	}
 	e.Attempts++
 	e.Next = now.Add(max(wait, backoff(e.Attempts)))
