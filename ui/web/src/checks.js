@@ -31,3 +31,21 @@ export function cleanOffer(o) {
   return { vtoId: o.vtoId, routeCode: text(o.routeCode), driverName: text(o.driverName), reason: text(o.reason),
     state: text(o.state), offeredAt: text(o.offeredAt), expiresAt: text(o.expiresAt) };
 }
+
+// pushSummary is the status bar's word on push (the heartbeat's push
+// health): null when push is off; bad when messages wait or targets fail.
+export function pushSummary(p) {
+  if (p === null || typeof p !== 'object' || !Array.isArray(p.enabled) || p.enabled.length === 0) return null;
+  const queued = num(p.queued) ?? 0;
+  const failing = num(p.failingTargets) ?? 0;
+  const parts = [];
+  if (queued) parts.push(`${queued} queued`);
+  if (failing) parts.push(`${failing} failing`);
+  const last = text(p.lastSuccess);
+  return {
+    text: parts.length ? parts.join(' · ') : 'ok',
+    title: `push (${p.enabled.filter((k) => typeof k === 'string').join(', ')}): last delivered ${last || 'never'}; ` +
+      `${showNum(p.targets)} targets; sent ${showNum(p.sent)}, taken live ${showNum(p.live)}, expired ${showNum(p.expired)}`,
+    bad: parts.length > 0,
+  };
+}

@@ -26,3 +26,14 @@ test('colours, numbers and text are what they claim', () => {
   assert.equal(showNum(null), '—');
   assert.equal(text(5), '');
 });
+
+test('push health in the status bar', async () => {
+  const { pushSummary } = await import('./checks.js');
+  assert.equal(pushSummary(undefined), null);
+  assert.equal(pushSummary({ enabled: [] }), null);
+  assert.deepEqual(pushSummary({ enabled: ['webpush'], queued: 0, failingTargets: 0 }).text, 'ok');
+  const bad = pushSummary({ enabled: ['fcm', 'webpush'], queued: 3, failingTargets: 1, lastSuccess: '<b>x</b>' });
+  assert.equal(bad.text, '3 queued · 1 failing');
+  assert.equal(bad.bad, true);
+  assert.match(bad.title, /^push \(fcm, webpush\)/);
+});
