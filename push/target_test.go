@@ -4,7 +4,9 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -122,4 +124,37 @@ func TestTTLLeft(t *testing.T) {
 	if s, ok := ttlLeft(time.Time{}, now); !ok || s >= 0 {
 		t.Errorf("no expiry: %d %v, want negative true", s, ok)
 	}
+}
+
+// FuzzTargetValidate: whatever a handheld registers, Validate answers
+// without panicking, and what it accepts is bounded and well-formed.
+func FuzzTargetValidate(f *testing.F) {
+	f.Add([]byte(`{"kind":"fcm","token":"abc:DEF-123"}`))
+	f.Add([]byte(`{"kind":"webpush","subscription":{"endpoint":"https://push.example/x","expirationTime":null,"keys":{"p256dh":"BCCl5R15vm39L8K7vKCthqfwGzve6FnH1GViiolwwq1iLpIxnZapNRj8JYt3rDLZI9Dya0M1mEf-WNR0cyj5IWg","auth":"AAAAAAAAAAAAAAAAAAAAAA"}}}`))
+	f.Add([]byte(`{"kind":"webpush","subscription":{"endpoint":"javascript:alert(1)"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var tg Target
+		if json.Unmarshal(b, &tg) != nil {
+			return
+		}
+		if err := tg.Validate(); err != nil {
+			return
+		}
+		if len(TargetID(tg)) != 32 {
+			t.Fatalf("id %q", TargetID(tg))
+		}
+		switch tg.Kind {
+		case KindFCM:
+			if len(tg.Token) == 0 || len(tg.Token) > 4096 {
+				t.Fatalf("accepted token of %d bytes", len(tg.Token))
+			}
+		case KindWebPush:
+			u, err := url.Parse(tg.Subscription.Endpoint)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || len(tg.Subscription.Endpoint) > 2048 {
+				t.Fatalf("accepted endpoint %q", tg.Subscription.Endpoint)
+			}
+		default:
+			t.Fatalf("accepted kind %q", tg.Kind)
+		}
+	})
 }
