@@ -24,7 +24,7 @@ import { Store, loadCred, saveCred, forgetCred, basicAuth, clientId, topic, coun
 import { parseLink, redeem, decide, failureText } from './pairing.js';
 import { backoff } from './backoff.js';
 import { gpsPayload, Throttle } from './gps.js';
-import { vapid, turnOn, turnOff, wanted, want, statusText, parseFragment, fromMessage } from './push.js';
+import { vapid, turnOn, turnOff, wanted, want, statusText, parseFragment, fromMessage, ANSWER_CACHE, answerKey } from './push.js';
 import './driver.css';
 
 const SHARE_KEY = 'depot.driver.share';
@@ -456,10 +456,24 @@ function takePush(f) {
 }
 
 // takeFragment takes #answer=… or #msg=… from the address, and removes it.
-function takeFragment() {
+// An answer is taken only with the service worker's proof that it came
+// from a notification's button (ANSWER_CACHE), used once; without it the
+// card is only shown, for the driver to answer there.
+async function takeFragment() {
   const f = parseFragment(location.hash);
   if (!f) return;
   history.replaceState(null, '', location.pathname + location.search);
+  if (f.answer) {
+    let proof = false;
+    try {
+      const c = await caches.open(ANSWER_CACHE);
+      proof = await c.delete(answerKey(new URL('./', location.href).href, f.answer.action, f.answer.ref));
+    } catch { /* no Cache Storage: no proof */ }
+    if (!proof) {
+      takePush({ msg: f.answer.ref });
+      return;
+    }
+  }
   takePush(f);
 }
 

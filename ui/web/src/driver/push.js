@@ -49,6 +49,13 @@ export function notification(p, now, maxActions = 0) {
 // button's, '' for the notification itself) opens the app, relative to
 // the worker's scope: '#answer=<action>:<ref>', '#msg=<ref>', or '' for
 // the app as it is.
+// ANSWER_CACHE is where the service worker leaves proof that an answer in
+// #answer=… came from a notification's button: only script of this origin
+// can write there, so a link someone sends the driver cannot answer for
+// them (the page then only shows the card).
+export const ANSWER_CACHE = 'depot-answers';
+export function answerKey(scope, action, ref) { return `${scope}__answer/${action}/${ref}`; }
+
 export function clickUrl(action, data) {
   const ref = isObj(data) && validRef(data.ref) ? data.ref : '';
   if (!ref) return '';

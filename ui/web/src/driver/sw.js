@@ -18,7 +18,7 @@
 // the app (or brings the open one forward) at the message, or with the
 // answer of the button the driver pressed, which the app then sends.
 import { SHELL, shellPath, fits, cacheName, stale } from './shell.js';
-import { notification, clickUrl } from './push.js';
+import { notification, clickUrl, parseFragment, ANSWER_CACHE, answerKey } from './push.js';
 
 /* global __SHELL_VERSION__ */
 const CACHE = cacheName(typeof __SHELL_VERSION__ === 'string' ? __SHELL_VERSION__ : 'dev');
@@ -94,7 +94,13 @@ async function openApp(frag, data) {
   const scope = self.registration.scope;
   const all = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
   const c = all.find((w) => w.url.startsWith(scope));
-  if (!c) return self.clients.openWindow(scope + frag);
+  if (!c) {
+    const f = parseFragment(frag);
+    if (f && f.answer) {
+      await (await caches.open(ANSWER_CACHE)).put(answerKey(scope, f.answer.action, f.answer.ref), new Response(String(Date.now())));
+    }
+    return self.clients.openWindow(scope + frag);
+  }
   if (frag) c.postMessage({ type: 'depot:push', url: frag, driverId: data && data.driverId });
   return c.focus();
 }
