@@ -323,7 +323,7 @@ const dropTopic = "$SYS/depot/dropped"
 // after its topic passed the ACL, so it cannot lead anywhere the client may
 // not write.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Puback && h.srv.cfg.Acked != nil && bytes.HasPrefix(cl.Properties.Username, []byte("driver:")) {
+	if pk.FixedHeader.Type == packets.Puback && pk.ReasonCode < 0x80 && h.srv.cfg.Acked != nil && bytes.HasPrefix(cl.Properties.Username, []byte("driver:")) {
 		// Read before mochi handles the PUBACK, while the message it
 		// acknowledges is still in flight.
 		if out, ok := cl.State.Inflight.Get(pk.PacketID); ok && out.FixedHeader.Type == packets.Publish {

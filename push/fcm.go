@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,6 +117,13 @@ type fcmMessage struct {
 	Data         map[string]string `json:"data,omitempty"`
 	Notification *fcmNotification  `json:"notification,omitempty"`
 	Android      fcmAndroid        `json:"android"`
+	APNS         *fcmAPNS          `json:"apns,omitempty"`
+}
+
+// fcmAPNS is what FCM passes on to Apple for an iPhone: without it an
+// offer's push would live Apple's default of weeks and stack.
+type fcmAPNS struct {
+	Headers map[string]string `json:"headers"`
 }
 
 type fcmNotification struct {
@@ -124,9 +132,16 @@ type fcmNotification struct {
 }
 
 type fcmAndroid struct {
-	Priority    string `json:"priority"`
-	TTL         string `json:"ttl,omitempty"`
-	CollapseKey string `json:"collapse_key,omitempty"`
+	Priority     string               `json:"priority"`
+	TTL          string               `json:"ttl,omitempty"`
+	CollapseKey  string               `json:"collapse_key,omitempty"`
+	Notification *fcmAndroidNotifying `json:"notification,omitempty"`
+}
+
+// fcmAndroidNotifying's tag makes a newer notification of the same offer
+// or rescue replace the one on screen instead of stacking under it.
+type fcmAndroidNotifying struct {
+	Tag string `json:"tag"`
 }
 
 // fcmError is Google's error answer (google.rpc.Status), with the details
@@ -174,6 +189,14 @@ func (f *FCM) Send(ctx context.Context, t Target, m Message) Result {
 	if ttl >= 0 {
 		msg.Android.TTL = fmt.Sprintf("%ds", ttl)
 	}
+	if m.CollapseKey != "" {
+		msg.Android.Notification = &fcmAndroidNotifying{Tag: m.CollapseKey}
+		h := map[string]string{"apns-priority": "10", "apns-collapse-id": clipBytes(m.CollapseKey, 64)}
+		if !m.Expires.IsZero() {
+			h["apns-expiration"] = strconv.FormatInt(m.Expires.Unix(), 10)
+		}
+		msg.APNS = &fcmAPNS{Headers: h}
+	}
 	body, err := json.Marshal(fcmRequest{Message: msg})
 	if err != nil {
 		return Result{Err: fmt.Errorf("fcm: %w", err)}
@@ -203,7 +226,7 @@ func (f *FCM) Send(ctx context.Context, t Target, m Message) Result {
 	tok.SetAuthHeader(req)
 	resp, err := f.hc.Do(req)
 	if err != nil {
-		return Result{Retry: true, Err: fmt.Errorf("fcm: %w", err)}
+		return Result{Retry: true, Err: fmt.Errorf("fcm: %w", noURL(err))}
 	}
 	defer resp.Body.Close()
 	answer := readBody(resp)
@@ -242,4 +265,12 @@ func fcmFailure(resp *http.Response, answer []byte, now time.Time) Result {
 		return Result{Remove: true, Err: err}
 	}
 	return Result{Err: err}
+}
+
+// clipBytes cuts s to at most n bytes (apns-collapse-id's limit).
+func clipBytes(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

@@ -116,10 +116,16 @@ type fcmBody struct {
 			Body  string `json:"body"`
 		} `json:"notification"`
 		Android struct {
-			Priority    string `json:"priority"`
-			TTL         string `json:"ttl"`
-			CollapseKey string `json:"collapse_key"`
+			Priority     string `json:"priority"`
+			TTL          string `json:"ttl"`
+			CollapseKey  string `json:"collapse_key"`
+			Notification struct {
+				Tag string `json:"tag"`
+			} `json:"notification"`
 		} `json:"android"`
+		APNS struct {
+			Headers map[string]string `json:"headers"`
+		} `json:"apns"`
 	} `json:"message"`
 }
 
@@ -159,8 +165,11 @@ func fakeFCM(t *testing.T, reply http.HandlerFunc) (srv *httptest.Server, sends 
 		if m.Notification.Title != "New load" || m.Notification.Body != "Bay 4 → Leeds" {
 			t.Errorf("fcm: notification %+v", m.Notification)
 		}
-		if m.Android.Priority != "high" || m.Android.CollapseKey != "off_9" {
+		if m.Android.Priority != "high" || m.Android.CollapseKey != "off_9" || m.Android.Notification.Tag != "off_9" {
 			t.Errorf("fcm: android %+v", m.Android)
+		}
+		if h := m.APNS.Headers; h["apns-collapse-id"] != "off_9" || h["apns-priority"] != "10" || h["apns-expiration"] == "" {
+			t.Errorf("fcm: apns %+v: an iPhone's push must collapse and expire with the offer", h)
 		}
 		// Expires is 30 min ahead; whole seconds rounded down, so "1799s"
 		// (or "1800s" on a clock that did not move).

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ const (
 	MaxTargets = 8
 	// pushTTL is how long a rescue or a reassignment is worth a push.
 	pushTTL   = time.Hour
-	sendLimit = 15 * time.Second
+	sendLimit = 10 * time.Second
 )
 
 // Outbox turns the depot's event log into pushes (docs/handhelds.md). It
@@ -52,8 +53,12 @@ type Outbox struct {
 	Store   Store
 	Senders map[string]Sender // by target kind; a kind without a sender is not pushed
 	// Live reports whether the driver's MQTT session acknowledged the
-	// message (by its event id): then no push is sent.
-	Live  func(driverID, messageID string) bool
+	// message, by any of ids (its event id, or the offer's or rescue's
+	// id that a resent inbox message carries): then no push is sent.
+	Live func(driverID string, ids ...string) bool
+	// Last is the log's newest seq: the cursor passes over a stretch of
+	// the log that holds no events (pruned, or dropped by a failing disk).
+	Last  func() uint64
 	Log   *slog.Logger
 	Now   func() time.Time
 	Grace time.Duration
@@ -62,6 +67,9 @@ type Outbox struct {
 	mu     sync.Mutex
 	health Health
 	warned map[string]bool // target id → an error was logged once
+	// held are entries whose record could not be written after a send (a
+	// full disk): they wait here instead of being sent again each round.
+	held map[string]time.Time
 	// The store's part of Health, read at most once a second (a scrape
 	// of /metrics asks for it once per figure).
 	scanned   time.Time
@@ -81,6 +89,7 @@ type Health struct {
 	Failed         int64     `json:"failed"`  // given up (not retryable)
 	Removed        int64     `json:"removed"` // dead targets forgotten
 	Expired        int64     `json:"expired"` // entries that expired before delivery
+	Settled        int64     `json:"settled"` // dropped: the offer or rescue was answered or closed first
 	Live           int64     `json:"live"`    // not pushed: the live session took it
 }
 
@@ -253,9 +262,26 @@ func (o *Outbox) follow() error {
 	cursor := binary.BigEndian.Uint64(raw)
 	for {
 		evs, err := o.Store.EventsAfter(cursor, 500)
-		if err != nil || len(evs) == 0 {
+		if err != nil {
 			return err
 		}
+		if len(evs) == 0 {
+			last := uint64(0)
+			if o.Last != nil {
+				last = o.Last()
+			}
+			if last <= cursor {
+				return nil
+			}
+			// A stretch with no events: go past it, or nothing after it
+			// would ever be pushed.
+			cursor = min(cursor+500, last)
+			if err := o.Store.PushPut(cursorKey, binary.BigEndian.AppendUint64(nil, cursor)); err != nil {
+				return err
+			}
+			continue
+		}
+		before := cursor
 		for _, ev := range evs {
 			var env struct {
 				Seq       uint64          `json:"seq"`
@@ -269,6 +295,12 @@ func (o *Outbox) follow() error {
 				continue
 			}
 			cursor = env.Seq
+			if ref := settled(env.Type, env.Payload); ref != "" {
+				if err := o.cancel(ref); err != nil {
+					return err
+				}
+				continue
+			}
 			if env.Priority != bridge.PriorityHigh && env.Priority != bridge.PriorityCritical {
 				continue
 			}
@@ -281,10 +313,54 @@ func (o *Outbox) follow() error {
 				}
 			}
 		}
+		if cursor == before {
+			// Nothing here could be read: never stay on it for good.
+			cursor += uint64(len(evs))
+		}
 		if err := o.Store.PushPut(cursorKey, binary.BigEndian.AppendUint64(nil, cursor)); err != nil {
 			return err
 		}
 	}
+}
+
+// settled names the offer or rescue an event closes (answered, expired,
+// confirmed, acknowledged, resolved): a push still waiting for it would
+// only tell the driver something that is over.
+func settled(typ string, payload json.RawMessage) string {
+	var p struct {
+		VTOID    string `json:"vtoId"`
+		RescueID string `json:"rescueId"`
+		State    string `json:"state"`
+	}
+	switch typ {
+	case bridge.EventVTOAccepted, bridge.EventVTODeclined, bridge.EventVTOExpired, bridge.EventVTOConfirmed:
+		if json.Unmarshal(payload, &p) == nil {
+			return p.VTOID
+		}
+	case bridge.EventRescueUpdated:
+		if json.Unmarshal(payload, &p) == nil && p.State != bridge.StateOpen {
+			return p.RescueID
+		}
+	}
+	return ""
+}
+
+// cancel drops the waiting entries of an offer or rescue.
+func (o *Outbox) cancel(ref string) error {
+	vals, err := o.Store.PushScan("o/")
+	if err != nil {
+		return err
+	}
+	for _, v := range vals {
+		var e entry
+		if json.Unmarshal(v, &e) == nil && e.Msg.CollapseKey == ref {
+			o.count(func(h *Health) { h.Settled++ })
+			if err := o.del(entryKey(&e)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // file stores an entry for driver if it has a target and the message is
@@ -301,7 +377,9 @@ func (o *Outbox) file(seq uint64, driver string, msg Message, at time.Time) erro
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	e := &entry{Seq: seq, DriverID: driver, Msg: msg, Due: at.Add(grace)}
+	// From now when the event is old (the outbox was behind): the live
+	// session gets its head start all the same.
+	e := &entry{Seq: seq, DriverID: driver, Msg: msg, Due: maxTime(at, o.now()).Add(grace)}
 	return o.putEntry(e)
 }
 
@@ -320,6 +398,7 @@ func (o *Outbox) deliver(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	down := map[string]bool{} // services that failed this round: not tried again in it
 	for _, v := range vals {
 		if ctx.Err() != nil {
 			return nil
@@ -328,25 +407,42 @@ func (o *Outbox) deliver(ctx context.Context) error {
 		if json.Unmarshal(v, &e) != nil {
 			continue
 		}
-		if err := o.attempt(ctx, &e); err != nil {
+		if err := o.attempt(ctx, &e, down); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// attempt sends e to each of its driver's targets not yet done.
-func (o *Outbox) attempt(ctx context.Context, e *entry) error {
+// service names the push service a target is sent through: FCM, or a
+// Web Push endpoint's host.
+func service(t Target) string {
+	if t.Subscription != nil {
+		if u, err := url.Parse(t.Subscription.Endpoint); err == nil {
+			return t.Kind + "/" + u.Host
+		}
+	}
+	return t.Kind
+}
+
+// attempt sends e to each of its driver's targets not yet done. A
+// service that failed with no answer this round (down) is not tried again
+// in it, so one unreachable service does not hold up the others.
+func (o *Outbox) attempt(ctx context.Context, e *entry, down map[string]bool) error {
 	now := o.now()
+	key := entryKey(e)
+	o.mu.Lock()
+	heldUntil, held := o.held[key]
+	o.mu.Unlock()
 	switch {
 	case !now.Before(e.Msg.Expires):
 		o.count(func(h *Health) { h.Expired++ })
-		return o.del(entryKey(e))
-	case now.Before(e.Due) || now.Before(e.Next):
+		return o.del(key)
+	case now.Before(e.Due) || now.Before(e.Next) || held && now.Before(heldUntil):
 		return nil
-	case e.Attempts == 0 && len(e.Done) == 0 && o.Live != nil && o.Live(e.DriverID, e.Msg.ID):
+	case o.Live != nil && o.Live(e.DriverID, e.Msg.ID, e.Msg.CollapseKey):
 		o.count(func(h *Health) { h.Live++ })
-		return o.del(entryKey(e))
+		return o.del(key)
 	}
 	ts, err := o.Targets(e.DriverID)
 	if err != nil {
@@ -360,6 +456,10 @@ func (o *Outbox) attempt(ctx context.Context, e *entry) error {
 		s, ok := o.Senders[t.Kind]
 		if !ok {
 			continue // that kind is off: the target waits for it to be on, until the entry expires
+		}
+		if down[service(t)] {
+			retry = true
+			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, sendLimit)
 		r := s.Send(sctx, t, e.Msg)
@@ -376,6 +476,9 @@ func (o *Outbox) attempt(ctx context.Context, e *entry) error {
 			}
 		case r.Retry:
 			retry, wait = true, max(wait, r.RetryAfter)
+			if r.RetryAfter == 0 {
+				down[service(t)] = true
+			}
 			o.noteFailure(t, r.Err, false)
 		case r.Err != nil:
 			e.Done = append(e.Done, t.ID)
@@ -384,24 +487,63 @@ func (o *Outbox) attempt(ctx context.Context, e *entry) error {
 		default:
 			e.Done = append(e.Done, t.ID)
 			o.count(func(h *Health) { h.Sent++; h.LastSuccess = o.now().UTC() })
-			t.LastOK, t.LastError = o.now().UTC(), ""
-			if err := o.putTarget(t); err != nil {
+			// The delivery on record first: a disk that takes no write
+			// must not make the next round send it again.
+			if err := o.putEntry(e); err != nil {
+				// Sent once now; again in five minutes at the soonest if
+				// the disk still takes nothing (nothing in memory can tell
+				// a restart it went).
+				o.hold(key, now.Add(5*time.Minute))
 				return err
 			}
+			t.LastOK, t.LastError = o.now().UTC(), ""
+			o.updateTarget(t)
 			o.mu.Lock()
 			delete(o.warned, t.ID)
 			o.mu.Unlock()
 		}
-		if err := o.putEntry(e); err != nil { // a delivery is on record before the next send
-			return err
-		}
 	}
 	if !retry {
-		return o.del(entryKey(e))
+		o.mu.Lock()
+		delete(o.held, key)
+		o.mu.Unlock()
+		return o.del(key)
 	}
 	e.Attempts++
 	e.Next = now.Add(max(wait, backoff(e.Attempts)))
-	return o.putEntry(e)
+	if err := o.putEntry(e); err != nil {
+		o.hold(key, e.Next)
+		return err
+	}
+	return nil
+}
+
+// hold keeps an entry back until t without a record of it.
+func (o *Outbox) hold(key string, t time.Time) {
+	o.mu.Lock()
+	if o.held == nil || len(o.held) > 10000 {
+		o.held = map[string]time.Time{}
+	}
+	o.held[key] = t
+	o.mu.Unlock()
+}
+
+// updateTarget writes what became of a target, only if it is still
+// registered: one dropped during a send (switched off, its device
+// revoked) must not come back. Best effort: a failed write loses a
+// status, not a push.
+func (o *Outbox) updateTarget(t Target) {
+	if _, err := o.Store.PushGet(targetKey(t.DriverID, t.ID)); err != nil {
+		return
+	}
+	_ = o.putTarget(t)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // backoff is 2 s doubling to 5 min, with up to 20 % jitter so that
@@ -416,7 +558,7 @@ func backoff(n int) time.Duration {
 // it succeeds again.
 func (o *Outbox) noteFailure(t Target, err error, final bool) {
 	t.LastError = errText(err)
-	_ = o.putTarget(t)
+	o.updateTarget(t)
 	o.mu.Lock()
 	if o.warned == nil {
 		o.warned = map[string]bool{}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 )
@@ -26,6 +27,10 @@ func TargetID(t Target) string {
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// allowLocalHTTP lets a push service on this machine be reached (tests'
+// doubles); off in the product.
+var allowLocalHTTP = false
 
 // Limits on what a handheld may register: generous for real tokens and
 // endpoints, small enough that a stored target stays small.
@@ -72,15 +77,26 @@ func (s *Subscription) validate() error {
 	if err != nil {
 		return fmt.Errorf("push: webpush endpoint: %w", err)
 	}
+	local := u.Hostname() == "localhost"
+	if ip := net.ParseIP(u.Hostname()); ip != nil {
+		local = ip.IsLoopback()
+		// A push service is on the internet: an endpoint naming an
+		// address of this machine or the depot's network would have the
+		// depot POST wherever a handheld says.
+		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast() {
+			if !(allowLocalHTTP && ip.IsLoopback()) {
+				return fmt.Errorf("push: webpush endpoint names a local address")
+			}
+		}
+	}
 	switch {
 	case u.Host == "" || u.User != nil:
-		return fmt.Errorf("push: webpush endpoint %q is not a plain absolute URL", s.Endpoint)
-	case u.Scheme == "https":
-	case u.Scheme == "http" && (u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost"):
-		// Only tests run a push service on this machine; anywhere else the
-		// encrypted payload still must not travel over plain HTTP.
+		return fmt.Errorf("push: webpush endpoint is not a plain absolute URL")
+	case u.Scheme == "https" && (!local || allowLocalHTTP):
+	case u.Scheme == "http" && local && allowLocalHTTP:
+		// Only tests run a push service on this machine.
 	default:
-		return fmt.Errorf("push: webpush endpoint %q is not https", s.Endpoint)
+		return fmt.Errorf("push: webpush endpoint is not an https URL of a push service")
 	}
 	p256dh, err := decodeB64URL(s.Keys.P256dh)
 	if err != nil {

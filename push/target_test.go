@@ -158,3 +158,25 @@ func FuzzTargetValidate(f *testing.F) {
 		}
 	})
 }
+
+// TestEndpointNotLocal: in the product, a handheld cannot name an address
+// of the box or its network as its push service (the depot would POST
+// there), nor plain http.
+func TestEndpointNotLocal(t *testing.T) {
+	allowLocalHTTP = false
+	defer func() { allowLocalHTTP = true }()
+	b := newBrowser(t, "https://push.example/x")
+	for _, ep := range []string{"http://127.0.0.1:9/x", "https://127.0.0.1/x", "https://10.1.2.3/x", "https://192.168.1.1/x",
+		"https://[::1]/x", "https://169.254.169.254/latest", "http://push.example/x", "https://localhost/x"} {
+		tg := b.target
+		sub := *tg.Subscription
+		sub.Endpoint = ep
+		tg.Subscription = &sub
+		if err := tg.Validate(); err == nil {
+			t.Errorf("%s accepted", ep)
+		}
+	}
+	if err := b.target.Validate(); err != nil {
+		t.Errorf("a push service on the internet refused: %v", err)
+	}
+}

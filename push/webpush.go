@@ -192,7 +192,7 @@ func (w *WebPush) Send(ctx context.Context, t Target, m Message) Result {
 		VAPIDPrivateKey: w.vapid.PrivateKey,
 	})
 	if err != nil {
-		return Result{Retry: d.called, Err: fmt.Errorf("webpush: %w", err)}
+		return Result{Retry: d.called, Err: fmt.Errorf("webpush: %w", noURL(err))}
 	}
 	defer resp.Body.Close()
 	answer := readBody(resp)

@@ -259,12 +259,7 @@ func (s *Server) revokeDevice(c echo.Context) error {
 	if err := s.cfg.Accounts.RevokeDevice(id); err != nil {
 		return accountError(err)
 	}
-	if s.cfg.Push != nil {
-		// A revoked handheld is woken no more.
-		if err := s.cfg.Push.DropDriver(id); err != nil {
-			s.cfg.Log.Warn("push targets of a revoked device", "driver", id, "err", err)
-		}
-	}
+
 	s.cfg.Log.Info("device credential revoked", "driver", id, "by", c.Get(claimsKey).(*auth.Claims).Subject)
 	return c.NoContent(http.StatusNoContent)
 }

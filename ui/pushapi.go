@@ -16,7 +16,6 @@ type Push interface {
 	Register(driverID string, t push.Target) (push.Target, error)
 	Unregister(driverID string, t push.Target) error
 	Targets(driverID string) ([]push.Target, error)
-	DropDriver(driverID string) error
 	VAPIDPublicKey() string // "" when Web Push is off
 	Kinds() []string        // target kinds that are pushed
 }

@@ -52,11 +52,18 @@ func (l *liveAcks) acked(identity, topic string, payload []byte) {
 	}
 }
 
-func (l *liveAcks) took(driver, messageID string) bool {
+// took reports whether driver's session acknowledged a message by any of
+// ids: an event's id, or an offer's id (an offer resent at reconnect
+// carries that).
+func (l *liveAcks) took(driver string, ids ...string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, ok := l.seen[driver+"\x00"+messageID]
-	return ok
+	for _, id := range ids {
+		if _, ok := l.seen[driver+"\x00"+id]; ok && id != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // openPush builds the push outbox: Web Push with the depot's VAPID keys
@@ -85,7 +92,7 @@ func (m *Main) openPush() error {
 		senders[push.KindFCM] = f
 		m.Log.Info("push: Firebase Cloud Messaging on", "project", f.Project(), "endpoint", c.FCMEndpoint)
 	}
-	m.push = &push.Outbox{Store: m.store, Senders: senders, Live: m.acks.took, Log: m.Log.With("part", "push"), Now: m.Clock,
+	m.push = &push.Outbox{Store: m.store, Senders: senders, Live: m.acks.took, Last: m.depot.LastSeq, Log: m.Log.With("part", "push"), Now: m.Clock,
 		Grace: m.faults.pushGrace, Poll: m.faults.pushPoll}
 	m.metrics.watchPush(m.push)
 	return m.push.Start(m.depot.LastSeq())

@@ -313,10 +313,18 @@ func TestPushOutboxDurable(t *testing.T) {
 	waitHealth(t, a, "the expired offer dropped", func(h push.Health) bool { return h.Expired == 1 && h.Queued == 0 })
 
 	// A reassignment queued while the service is down, then a restart.
-	if code := a.request(t, "POST", "/api/v1/routes/R1/reassign", a.disp, map[string]string{"toDriverId": "D2"}, nil); code != 200 {
+	// (The restart issues D1 and D2 new credentials, which drops their
+	// targets: D3's is the one whose queue must drain.)
+	tok3, err := a.accounts.CreateDevice("D3", "spare handheld")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.tokens["D3"] = tok3
+	a.registerFCM(t, "D3", "fcm-token-D3")
+	if code := a.request(t, "POST", "/api/v1/routes/R1/reassign", a.disp, map[string]string{"toDriverId": "D3"}, nil); code != 200 {
 		t.Fatalf("reassign: %d", code)
 	}
-	waitHealth(t, a, "the reassignment queued", func(h push.Health) bool { return h.Queued == 1 })
+	waitHealth(t, a, "the reassignment queued for D1 and D3", func(h push.Health) bool { return h.Queued == 2 })
 	a.Close()
 	if n := len(f.delivered()); n != 0 {
 		t.Fatalf("%d delivered while the service was down", n)
@@ -330,7 +338,7 @@ func TestPushOutboxDurable(t *testing.T) {
 		return nil
 	})
 	waitHealth(t, b, "the queue drained", func(h push.Health) bool { return h.Queued == 0 && h.Sent == 1 })
-	if m := f.delivered()[0]; m["data"].(map[string]any)["type"] != "route:reassigned" {
+	if m := f.delivered()[0]; m["data"].(map[string]any)["type"] != "route:reassigned" || m["token"] != "fcm-token-D3" {
 		t.Fatalf("after the restart: %v", m)
 	}
 }

@@ -400,7 +400,16 @@ func (m *Main) openDomainAndBroker() error {
 		PublishRate:    c.PublishRate, PublishBurst: c.PublishBurst,
 	})
 	// A revoked device or a deleted user loses its MQTT sessions at once.
-	m.accounts.OnRevoke = func(id bridge.Identity) { m.broker.Disconnect(id.String()) }
+	m.accounts.OnRevoke = func(id bridge.Identity) {
+		m.broker.Disconnect(id.String())
+		// A revoked or replaced handheld is woken no more (a lost phone
+		// must not keep getting offers and rescue addresses).
+		if m.push != nil && id.Role == bridge.RoleDriver {
+			if err := m.push.DropDriver(id.Subject); err != nil {
+				m.Log.Warn("push targets of a revoked device", "driver", id.Subject, "err", err)
+			}
+		}
+	}
 	m.metrics.watch(m.depot, m.broker, m.ingest)
 
 	if err := m.depot.Open(m.broker); err != nil {
