@@ -108,6 +108,9 @@ type AppStatus struct {
 	// Push is the push outbox's health (package push's Health): last
 	// success, queued, failing targets. Absent when push is off.
 	Push any `json:"push,omitempty"`
+	// Upstream is the fleet forwarder's health (bridge/upstream's
+	// Health): connected, last ack, events behind. Absent when off.
+	Upstream any `json:"upstream,omitempty"`
 }
 
 // Connections counts the connected MQTT clients.

@@ -16,6 +16,7 @@
 //	assignments routeID                      -> Assignment JSON (a dispatcher's reassignment)
 //	mqtt      CL_/SUB_/RET_/IFM_ keys         -> the broker's persistent sessions (mochi's JSON)
 //	push      targets, outbox and cursor of package push (push.go)
+//	meta      small records of the depot's parts, e.g. the upstream cursor (meta.go)
 //
 // A route's time window is one RangeScan; the key ends in the driver id so
 // a repeated fix (a QoS 1 redelivery) overwrites itself instead of doubling.
@@ -52,7 +53,7 @@ const (
 	bGPSBlocks = "gpsblk"
 )
 
-var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices, bRescues, bOffers, bAssign, bMQTT, bGPSBlocks, bEventBlocks, bPush}
+var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices, bRescues, bOffers, bAssign, bMQTT, bGPSBlocks, bEventBlocks, bPush, bMeta}
 
 // ErrNotFound is returned when a requested item does not exist.
 var ErrNotFound = bridge.ErrNotFound

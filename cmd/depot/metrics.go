@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/bridge/upstream"
 	"github.com/depotcc/depot/broker"
 	"github.com/depotcc/depot/push"
 
@@ -149,4 +150,26 @@ func (x *metrics) watchPush(o *push.Outbox) {
 				"expired": float64(p.Expired), "live": float64(p.Live)}
 		}, counter: true,
 	})
+}
+
+// watchUpstream registers the fleet forwarder's figures.
+func (x *metrics) watchUpstream(f *upstream.Forwarder) {
+	g := func(name, help string, v func(upstream.Health) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return v(f.Health()) })
+	}
+	x.reg.MustRegister(
+		g("depot_upstream_connected", "1 while connected to the fleet's NATS cluster.", func(h upstream.Health) float64 {
+			if h.Connected {
+				return 1
+			}
+			return 0
+		}),
+		g("depot_upstream_behind_events", "Events of the log not yet acknowledged by the stream.", func(h upstream.Health) float64 { return float64(h.Behind) }),
+		g("depot_upstream_last_ack_timestamp_seconds", "When the stream last acknowledged an event (0: never).", func(h upstream.Health) float64 {
+			if h.LastAck.IsZero() {
+				return 0
+			}
+			return float64(h.LastAck.UnixMilli()) / 1000
+		}),
+	)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/depotcc/depot/bridge"
 	"github.com/depotcc/depot/bridge/feed"
+	"github.com/depotcc/depot/bridge/upstream"
 	"github.com/depotcc/depot/broker"
 	"github.com/depotcc/depot/push"
 	"github.com/depotcc/depot/storage"
@@ -61,9 +62,14 @@ type ServeConfig struct {
 	Pprof          bool
 	PublicURL      string
 	FCMCredentials string
-	FCMEndpoint    string
-	NoWebPush      bool
-	PushContact    string
+	// Upstream: the fleet's NATS JetStream cluster (bridge/upstream).
+	Upstream         string
+	UpstreamCreds    string
+	UpstreamCA       string
+	UpstreamReplicas int
+	FCMEndpoint      string
+	NoWebPush        bool
+	PushContact      string
 
 	PayrollSecretFile     string
 	CortexCredentialsFile string
@@ -105,8 +111,9 @@ type Main struct {
 	tls         *tls.Config // the TCP and HTTP listeners', when --tls-cert is set
 	demo        *feed.Demo  // the demo feed, with --demo
 	push        *push.Outbox
-	acks        *liveAcks // inbox messages drivers' sessions acknowledged
-	vapid       string    // the Web Push public key ("" when off)
+	upstream    *upstream.Forwarder // nil without --upstream
+	acks        *liveAcks           // inbox messages drivers' sessions acknowledged
+	vapid       string              // the Web Push public key ("" when off)
 
 	faults faults
 }
@@ -127,7 +134,7 @@ type faults struct {
 // NewMain returns a Main with the default configuration, logging to out.
 func NewMain(out io.Writer) *Main {
 	return &Main{Out: out, Config: ServeConfig{
-		Data: "./data", HTTPAddr: ":8080", FCMEndpoint: "https://fcm.googleapis.com/v1", MQTTAddr: ":1883", Depot: "DEMO1",
+		Data: "./data", HTTPAddr: ":8080", FCMEndpoint: "https://fcm.googleapis.com/v1", UpstreamReplicas: 1, MQTTAddr: ":1883", Depot: "DEMO1",
 		DemoRoutes: 30, DemoRate: time.Second, CortexInterval: 30 * time.Second, LogLevel: "info",
 		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30, EventRetention: 30 * 24 * time.Hour,
 		PublishRate: 20, PublishBurst: 60, BackupInterval: 24 * time.Hour, BackupKeep: 7,
@@ -174,6 +181,10 @@ func (m *Main) ParseFlags(args []string) error {
 		"comma-separated CIDR ranges (or addresses) of reverse proxies whose X-Forwarded-For names the client;\n"+
 			"unset: the peer address is the client's, whatever the headers say")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve /debug/pprof (admins only); off by default")
+	fs.StringVar(&c.Upstream, "upstream", c.Upstream, "forward the event log to this NATS JetStream cluster (nats://h1:4222,nats://h2:4222); off when unset")
+	fs.StringVar(&c.UpstreamCreds, "upstream-creds", c.UpstreamCreds, "NATS credentials file for --upstream")
+	fs.StringVar(&c.UpstreamCA, "upstream-ca", c.UpstreamCA, "CA certificate (PEM) of the --upstream servers' TLS")
+	fs.IntVar(&c.UpstreamReplicas, "upstream-replicas", c.UpstreamReplicas, "replicas of the DEPOTS stream when this depot creates it (3 on a cluster)")
 	fs.StringVar(&c.FCMCredentials, "fcm-credentials", c.FCMCredentials, "Firebase service-account JSON file: push VTO offers, rescues and reassignments to native apps through Firebase Cloud Messaging (off when unset)")
 	fs.StringVar(&c.FCMEndpoint, "fcm-endpoint", c.FCMEndpoint, "Firebase Cloud Messaging HTTP v1 endpoint (a proxy or a test double)")
 	fs.BoolVar(&c.NoWebPush, "no-webpush", c.NoWebPush, "do not offer Web Push to the driver app (on by default: its VAPID keys are made at first start and kept in the data directory)")
@@ -280,6 +291,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.openAccounts,
 		m.openDomainAndBroker,
 		m.openPush,
+		m.openUpstream,
 		m.startWeb,
 		func() error { return m.startJobs(rctx) },
 		func() error { return m.startDemo(rctx) },
@@ -479,6 +491,9 @@ func (m *Main) startJobs(ctx context.Context) error {
 		m.Log.Warn("no route feed: start with --cortex-url or --demo to see routes")
 	}
 	m.goRun(func() { m.push.Run(ctx) })
+	if m.upstream != nil {
+		m.goRun(func() { m.upstream.Run(ctx) })
+	}
 	m.goRun(func() { every(ctx, 5*time.Second, true, m.heartbeat) })
 	m.goRun(func() { every(ctx, time.Second, false, m.tick) })
 	m.goRun(func() { every(ctx, time.Minute, false, m.foldHistory) })
@@ -623,6 +638,7 @@ func (m *Main) health() map[string]any {
 		"commitErrors": s.CommitErrors.Load(),
 		"store":        m.depot.StoreHealth(),
 		"push":         m.pushHealth(),
+		"upstream":     m.upstreamHealth(),
 	}
 }
 
@@ -652,7 +668,7 @@ func (m *Main) heartbeat() {
 			Dashboards: byRole[bridge.RoleDispatcher] + byRole[bridge.RoleAdmin]},
 		MQTTRefused: bridge.MQTTRefusals{Connect: m.broker.Stats.ConnectRefused.Load(),
 			Publish: m.broker.Stats.PublishDenied.Load(), Read: m.broker.Stats.ReadDenied.Load()},
-		UptimeS: int64(time.Since(m.started).Seconds()), Version: Version, Push: m.pushHealth(),
+		UptimeS: int64(time.Since(m.started).Seconds()), Version: Version, Push: m.pushHealth(), Upstream: m.upstreamHealth(),
 	})
 	if err != nil && !errors.Is(err, bridge.ErrClosed) {
 		m.Log.Warn("heartbeat", "err", err)

@@ -49,3 +49,14 @@ export function pushSummary(p) {
     bad: parts.length > 0,
   };
 }
+
+// upstreamSummary is the status bar's word on the fleet link: null when
+// there is none; bad when down or behind.
+export function upstreamSummary(u) {
+  if (u === null || typeof u !== 'object') return null;
+  const behind = num(u.behind) ?? 0;
+  const up = u.connected === true;
+  const text = !up ? 'DOWN' : behind > 0 ? `${behind} behind` : 'ok';
+  return { text, bad: !up || behind > 100, title: `fleet stream: last acknowledged ${typeof u.lastAck === 'string' ? u.lastAck : 'never'}` +
+    (typeof u.error === 'string' && u.error ? `; ${u.error}` : '') };
+}

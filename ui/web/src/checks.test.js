@@ -37,3 +37,11 @@ test('push health in the status bar', async () => {
   assert.equal(bad.bad, true);
   assert.match(bad.title, /^push \(fcm, webpush\)/);
 });
+
+test('the fleet link in the status bar', async () => {
+  const { upstreamSummary } = await import('./checks.js');
+  assert.equal(upstreamSummary(undefined), null);
+  assert.equal(upstreamSummary({ connected: true, behind: 0 }).text, 'ok');
+  assert.equal(upstreamSummary({ connected: true, behind: 500 }).bad, true);
+  assert.equal(upstreamSummary({ connected: false, behind: 3, error: '<img>' }).text, 'DOWN');
+});

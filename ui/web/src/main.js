@@ -12,7 +12,7 @@ import './style.css';
 import { EventLog, isObj } from './eventlog.js';
 import { Transports } from './transport.js';
 import { $, el } from './dom.js';
-import { OFFER_STATES, isID, num, showNum, text, cleanRoute, cleanOffer, pushSummary } from './checks.js';
+import { OFFER_STATES, isID, num, showNum, text, cleanRoute, cleanOffer, pushSummary, upstreamSummary } from './checks.js';
 import { initMap, placeMarker, fitOnce, resize, hasMap } from './map.js';
 import { RouteTable, ago } from './table.js';
 import { Alarms } from './alarms.js';
@@ -398,6 +398,7 @@ function onHeartbeat(h) {
     item('refused ', el('b', null, showNum(h.fixesRefused))),
     item('feed ', el('b', null, isObj(h.feed) && h.feed.ok === true ? 'ok' : 'DOWN')),
     ((ps) => (ps ? el('span', { title: ps.title, className: ps.bad ? 'warn' : '' }, 'push ', el('b', null, ps.text)) : null))(pushSummary(h.push)),
+    ((us) => (us ? el('span', { title: us.title, className: us.bad ? 'warn' : '' }, 'fleet ', el('b', null, us.text)) : null))(upstreamSummary(h.upstream)),
     item('up ', el('b', null, `${Math.floor(up / 3600)}h${String(Math.floor((up % 3600) / 60)).padStart(2, '0')}`)),
     item(`v${text(h.version)}`));
 }

@@ -1,0 +1,352 @@
+// Package upstream forwards a depot's event log to a NATS JetStream
+// cluster (the fleet, docs/design.md §8): every event, in seq order, on
+// depot.<depot>.events with Nats-Msg-Id <depot>:<seq>, so the stream holds
+// each exactly once; and each route's current state as the last message
+// of depot.<depot>.routes.<route>. The local event log is the outbox: a
+// WAN outage changes nothing at the depot, and when the link returns the
+// backlog drains at a bounded rate.
+package upstream
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Store is the depot's side: its event log, and a small record where the
+// forwarder keeps its cursor.
+type Store interface {
+	EventsAfter(after uint64, limit int) ([]json.RawMessage, error)
+	MetaGet(key string) ([]byte, error) // bridge.ErrNotFound when absent
+	MetaPut(key string, v []byte) error
+}
+
+// Config sets up a Forwarder.
+type Config struct {
+	Depot    string
+	URLs     string // nats://h1:4222,nats://h2:4222
+	Creds    string // NATS credentials file; optional
+	CA       string // CA of the servers' TLS certificates; optional
+	Replicas int    // of the DEPOTS stream when it is created; 1
+	MaxAge   time.Duration
+	Store    Store
+	// Route returns a route's current status, published as the last
+	// message of its subject when a route:update passes.
+	Route func(id string) (bridge.RouteStatus, bool)
+	// LastSeq is the log's newest seq, for "events behind".
+	LastSeq func() uint64
+	// Rate bounds the events sent per second while draining a backlog, so
+	// that catching up does not take the depot's own time; 2000 when 0.
+	Rate int
+	Log  *slog.Logger
+}
+
+// StreamName and its subjects.
+const (
+	StreamName = "DEPOTS"
+	cursorKey  = "upstream.cursor"
+	batch      = 200
+)
+
+// EventsSubject is where a depot's events go.
+func EventsSubject(depot string) string { return "depot." + depot + ".events" }
+
+// RouteSubject is where a route's current state goes.
+func RouteSubject(depot, route string) string { return "depot." + depot + ".routes." + route }
+
+// Health is the forwarder's state for the heartbeat, /healthz and /metrics.
+type Health struct {
+	Connected bool      `json:"connected"`
+	LastAck   time.Time `json:"lastAck,omitzero"`
+	Cursor    uint64    `json:"cursor"` // the last event the stream acknowledged
+	Behind    uint64    `json:"behind"` // events not yet in the stream
+	Error     string    `json:"error,omitempty"`
+	Sent      int64     `json:"sent"`
+}
+
+// Forwarder sends the log upstream.
+type Forwarder struct {
+	cfg Config
+
+	mu     sync.Mutex
+	health Health
+	nc     *nats.Conn
+}
+
+// New checks cfg and returns a forwarder; Run connects.
+func New(cfg Config) (*Forwarder, error) {
+	if cfg.URLs == "" {
+		return nil, errors.New("upstream: no NATS URL")
+	}
+	if !bridge.ValidID(cfg.Depot) || strings.ContainsAny(cfg.Depot, ".") {
+		return nil, fmt.Errorf("upstream: depot id %q cannot be a NATS subject token", cfg.Depot)
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 2000
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Forwarder{cfg: cfg}, nil
+}
+
+// Health reports the forwarder's state now.
+func (f *Forwarder) Health() Health {
+	f.mu.Lock()
+	h := f.health
+	h.Connected = h.Connected && f.nc != nil && f.nc.IsConnected()
+	f.mu.Unlock()
+	if f.cfg.LastSeq != nil {
+		if last := f.cfg.LastSeq(); last > h.Cursor {
+			h.Behind = last - h.Cursor
+		}
+	}
+	return h
+}
+
+func (f *Forwarder) set(fn func(*Health)) {
+	f.mu.Lock()
+	fn(&f.health)
+	f.mu.Unlock()
+}
+
+// Run forwards until ctx ends, reconnecting and resyncing after any error.
+func (f *Forwarder) Run(ctx context.Context) {
+	wait := time.Second
+	for ctx.Err() == nil {
+		err := f.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		f.set(func(h *Health) { h.Connected, h.Error = false, clip(err) })
+		f.cfg.Log.Warn("upstream: retrying", "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+	f.mu.Lock()
+	if f.nc != nil {
+		f.nc.Close()
+	}
+	f.mu.Unlock()
+}
+
+func clip(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// session is one connection: stream ensured, cursor resynced from the
+// stream, then the log sent until an error.
+func (f *Forwarder) session(ctx context.Context) error {
+	opts := []nats.Option{nats.Name("depot " + f.cfg.Depot), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			f.set(func(h *Health) { h.Error = clip(err) })
+			f.cfg.Log.Warn("upstream", "err", err)
+		})}
+	if f.cfg.Creds != "" {
+		opts = append(opts, nats.UserCredentials(f.cfg.Creds))
+	}
+	if f.cfg.CA != "" {
+		opts = append(opts, nats.RootCAs(f.cfg.CA))
+	}
+	nc, err := nats.Connect(f.cfg.URLs, opts...)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	f.mu.Lock()
+	if f.nc != nil {
+		f.nc.Close()
+	}
+	f.nc = nc
+	f.mu.Unlock()
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	stream, err := f.ensureStream(sctx, js)
+	cancel()
+	if err != nil {
+		return err
+	}
+	cursor, err := f.resync(ctx, stream)
+	if err != nil {
+		return err
+	}
+	f.set(func(h *Health) { h.Connected, h.Error, h.Cursor = true, "", cursor })
+	f.cfg.Log.Info("upstream: forwarding", "stream", StreamName, "from", cursor+1)
+	return f.send(ctx, js, cursor)
+}
+
+// ensureStream creates DEPOTS when missing; an existing one is used as is.
+func (f *Forwarder) ensureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, StreamName)
+	if err == nil {
+		return s, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("stream %s: %w", StreamName, err)
+	}
+	s, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: StreamName, Subjects: []string{"depot.>"},
+		Replicas: f.cfg.Replicas, MaxAge: f.cfg.MaxAge, MaxMsgsPerSubject: -1, Duplicates: 2 * time.Minute,
+		Storage: jetstream.FileStorage})
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return js.Stream(ctx, StreamName)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+	}
+	return s, nil
+}
+
+// resync finds where to go on: the stream's last event of this depot is
+// the truth (a crash between its ack and the local cursor, or an outage
+// longer than the duplicate window, must neither double nor skip);
+// without one, the local cursor.
+func (f *Forwarder) resync(ctx context.Context, s jetstream.Stream) (uint64, error) {
+	local := uint64(0)
+	if b, err := f.cfg.Store.MetaGet(cursorKey); err == nil && len(b) == 8 {
+		local = binary.BigEndian.Uint64(b)
+	} else if err != nil && !errors.Is(err, bridge.ErrNotFound) {
+		return 0, err
+	}
+	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	m, err := s.GetLastMsgForSubject(gctx, EventsSubject(f.cfg.Depot))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return local, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last event in the stream: %w", err)
+	}
+	seq, ok := msgSeq(m.Header.Get(jetstream.MsgIDHeader), f.cfg.Depot)
+	if !ok {
+		return 0, fmt.Errorf("the stream's last event of %s has no Nats-Msg-Id of ours", f.cfg.Depot)
+	}
+	if seq != local {
+		_ = f.cfg.Store.MetaPut(cursorKey, binary.BigEndian.AppendUint64(nil, seq))
+	}
+	return seq, nil
+}
+
+// msgSeq reads "<depot>:<seq>".
+func msgSeq(id, depot string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(id, depot+":")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest, 10, 64)
+	return n, err == nil
+}
+
+// send publishes the log after cursor, in order, each acknowledged before
+// the next, at most Rate a second.
+func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uint64) error {
+	every := time.Second / time.Duration(f.cfg.Rate)
+	idle := time.NewTicker(100 * time.Millisecond)
+	defer idle.Stop()
+	for ctx.Err() == nil {
+		evs, err := f.cfg.Store.EventsAfter(cursor, batch)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			if f.cfg.LastSeq != nil && f.cfg.LastSeq() > cursor+batch {
+				cursor += batch // a stretch of the log with no events (pruned): past it
+				continue
+			}
+			select {
+			case <-ctx.Done():
+			case <-idle.C:
+			}
+			continue
+		}
+		start := time.Now()
+		for i, raw := range evs {
+			var env struct {
+				Seq     uint64          `json:"seq"`
+				Type    string          `json:"type"`
+				Payload json.RawMessage `json:"payload"`
+			}
+			if json.Unmarshal(raw, &env) != nil || env.Seq <= cursor {
+				continue
+			}
+			msg := nats.NewMsg(EventsSubject(f.cfg.Depot))
+			msg.Data = raw
+			msg.Header.Set(jetstream.MsgIDHeader, f.cfg.Depot+":"+strconv.FormatUint(env.Seq, 10))
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := js.PublishMsg(pctx, msg, jetstream.WithExpectStream(StreamName))
+			cancel()
+			if err != nil {
+				return fmt.Errorf("publish seq %d: %w", env.Seq, err)
+			}
+			cursor = env.Seq
+			if err := f.cfg.Store.MetaPut(cursorKey, binary.BigEndian.AppendUint64(nil, cursor)); err != nil {
+				return err
+			}
+			f.set(func(h *Health) { h.Cursor, h.LastAck = cursor, time.Now().UTC(); h.Sent++ })
+			if env.Type == bridge.EventRouteUpdate {
+				f.publishRoute(ctx, js, env.Payload)
+			}
+			if d := time.Duration(i+1)*every - time.Since(start); d > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(d):
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// publishRoute sends a route's current state on its own subject (the
+// stream keeps them all; a reader takes the last per subject).
+func (f *Forwarder) publishRoute(ctx context.Context, js jetstream.JetStream, delta json.RawMessage) {
+	if f.cfg.Route == nil {
+		return
+	}
+	var d struct {
+		RouteID string `json:"routeId"`
+	}
+	if json.Unmarshal(delta, &d) != nil || !bridge.ValidID(d.RouteID) || strings.Contains(d.RouteID, ".") {
+		return
+	}
+	r, ok := f.cfg.Route(d.RouteID)
+	if !ok {
+		return
+	}
+	b, err := r.AppendJSON(nil)
+	if err != nil {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := js.Publish(pctx, RouteSubject(f.cfg.Depot, d.RouteID), b); err != nil {
+		f.cfg.Log.Debug("upstream: route state", "route", d.RouteID, "err", err)
+	}
+}

@@ -1,0 +1,286 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/depotcc/depot/bridge"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// memLog is the depot's side in memory: an event log tests append to and
+// the meta record.
+type memLog struct {
+	mu     sync.Mutex
+	events []json.RawMessage
+	meta   map[string][]byte
+	routes map[string]bridge.RouteStatus
+}
+
+func newMemLog() *memLog {
+	return &memLog{meta: map[string][]byte{}, routes: map[string]bridge.RouteStatus{}}
+}
+
+func (l *memLog) EventsAfter(after uint64, limit int) ([]json.RawMessage, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []json.RawMessage
+	for i := after; i < uint64(len(l.events)) && len(out) < limit; i++ {
+		out = append(out, l.events[i])
+	}
+	return out, nil
+}
+func (l *memLog) MetaGet(k string) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, ok := l.meta[k]
+	if !ok {
+		return nil, bridge.ErrNotFound
+	}
+	return v, nil
+}
+func (l *memLog) MetaPut(k string, v []byte) error {
+	l.mu.Lock()
+	l.meta[k] = append([]byte(nil), v...)
+	l.mu.Unlock()
+	return nil
+}
+func (l *memLog) last() uint64 { l.mu.Lock(); defer l.mu.Unlock(); return uint64(len(l.events)) }
+
+// add appends n route:update events for route R1.
+func (l *memLog) add(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for range n {
+		seq := len(l.events) + 1
+		l.routes["R1"] = bridge.RouteStatus{RouteID: "R1", RouteCode: "CX01", CompletedStops: seq, StatusColor: bridge.Green}
+		env, _ := json.Marshal(map[string]any{"seq": seq, "id": "evt_" + strconv.Itoa(seq), "type": bridge.EventRouteUpdate,
+			"priority": bridge.PriorityNormal, "timestamp": time.Now().UTC(), "payload": map[string]any{"routeId": "R1", "completedStops": seq}})
+		l.events = append(l.events, env)
+	}
+}
+
+func (l *memLog) route(id string) (bridge.RouteStatus, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.routes[id]
+	return r, ok
+}
+
+// natsServer runs a real JetStream server on 127.0.0.1 with its store in
+// dir (a restart on the same dir keeps the stream).
+func natsServer(t *testing.T, dir string, port int) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+func waitFor(t *testing.T, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("after %s: %v", d, err)
+}
+
+// streamSeqs reads every event of depot in the stream, in stream order,
+// and returns their depot seqs.
+func streamSeqs(t *testing.T, url, depot string) []uint64 {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubject(depot)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for range info.NumPending {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env struct {
+			Seq uint64 `json:"seq"`
+		}
+		_ = json.Unmarshal(m.Data(), &env)
+		if id := m.Headers().Get(jetstream.MsgIDHeader); id != depot+":"+strconv.FormatUint(env.Seq, 10) {
+			t.Fatalf("Nats-Msg-Id %q for seq %d", id, env.Seq)
+		}
+		out = append(out, env.Seq)
+	}
+	return out
+}
+
+// exactlyOnce checks seqs is 1..n.
+func exactlyOnce(seqs []uint64, n int) error {
+	if len(seqs) != n {
+		return fmt.Errorf("%d events in the stream, want %d", len(seqs), n)
+	}
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			return fmt.Errorf("position %d holds seq %d", i, s)
+		}
+	}
+	return nil
+}
+
+func startForwarder(t *testing.T, url string, l *memLog) (*Forwarder, context.CancelFunc) {
+	t.Helper()
+	f, err := New(Config{Depot: "D1", URLs: url, Store: l, Route: l.route, LastSeq: l.last,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.Run(ctx); close(done) }()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return f, stop
+}
+
+func caughtUp(t *testing.T, f *Forwarder, l *memLog) {
+	t.Helper()
+	waitFor(t, 15*time.Second, func() error {
+		if h := f.Health(); h.Cursor != l.last() {
+			return fmt.Errorf("health %+v, log at %d", h, l.last())
+		}
+		return nil
+	})
+}
+
+// TestForwarder: the log reaches the stream exactly once and in order,
+// with each route's state as the last message of its subject, across a
+// restart of the forwarder, a crash between an acknowledgement and the
+// local cursor, and an outage of the server (longer than any duplicate
+// window matters: the cursor comes from the stream, not from dedup).
+func TestForwarder(t *testing.T) {
+	dir := t.TempDir()
+	s := natsServer(t, dir, -1)
+	url := s.ClientURL()
+	l := newMemLog()
+	l.add(50)
+	f, stop := startForwarder(t, url, l)
+	caughtUp(t, f, l)
+	if err := exactlyOnce(streamSeqs(t, url, "D1"), 50); err != nil {
+		t.Fatal(err)
+	}
+
+	// The route's state: the last message of its subject.
+	nc, _ := nats.Connect(url)
+	js, _ := jetstream.New(nc)
+	st, _ := js.Stream(context.Background(), StreamName)
+	m, err := st.GetLastMsgForSubject(context.Background(), RouteSubject("D1", "R1"))
+	nc.Close()
+	var r bridge.RouteStatus
+	if err != nil || json.Unmarshal(m.Data, &r) != nil || r.CompletedStops != 50 || r.RouteCode != "CX01" {
+		t.Fatalf("route state %+v %v", r, err)
+	}
+
+	// A restart mid-stream.
+	stop()
+	l.add(20)
+	f, stop = startForwarder(t, url, l)
+	caughtUp(t, f, l)
+
+	// A crash after the stream's ack, before the local cursor moved: the
+	// cursor is back where it was 30 events ago.
+	stop()
+	_ = l.MetaPut(cursorKey, []byte{0, 0, 0, 0, 0, 0, 0, 40})
+	l.add(5)
+	f, stop = startForwarder(t, url, l)
+	caughtUp(t, f, l)
+	if err := exactlyOnce(streamSeqs(t, url, "D1"), 75); err != nil {
+		t.Fatalf("after a restart and a crash: %v", err)
+	}
+
+	// The server down while the depot goes on, then back.
+	port := s.Addr().(interface{ String() string }).String()
+	s.Shutdown()
+	s.WaitForShutdown()
+	l.add(30)
+	waitFor(t, 10*time.Second, func() error {
+		if h := f.Health(); h.Connected || h.Behind != 30 {
+			return fmt.Errorf("health while the link is down: %+v", h)
+		}
+		return nil
+	})
+	_, p, _ := cutPort(port)
+	s = natsServer(t, dir, p)
+	caughtUp(t, f, l)
+	if err := exactlyOnce(streamSeqs(t, s.ClientURL(), "D1"), 105); err != nil {
+		t.Fatalf("after an outage: %v", err)
+	}
+	stop()
+}
+
+func cutPort(addr string) (string, int, error) {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			p, err := strconv.Atoi(addr[i+1:])
+			return addr[:i], p, err
+		}
+	}
+	return addr, 0, fmt.Errorf("no port in %q", addr)
+}
+
+// TestForwarderRefused: a server that refuses the depot's publishes (no
+// permission) is reported and retried; nothing is lost locally.
+func TestForwarderRefused(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		Users: []*server.User{{Username: "depot", Password: "pw", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{"$JS.API.>", "_INBOX.>"}}, Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("not ready")
+	}
+	defer s.Shutdown()
+	l := newMemLog()
+	l.add(10)
+	f, stop := startForwarder(t, "nats://depot:pw@"+s.Addr().String(), l)
+	defer stop()
+	waitFor(t, 15*time.Second, func() error {
+		if h := f.Health(); h.Error == "" || h.Behind != 10 || h.Cursor != 0 {
+			return fmt.Errorf("health %+v: want an error and 10 behind", h)
+		}
+		return nil
+	})
+	if l.last() != 10 {
+		t.Fatal("the local log lost events")
+	}
+}
