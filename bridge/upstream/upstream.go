@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 // forwarder keeps its cursor.
 type Store interface {
 	EventsAfter(after uint64, limit int) ([]json.RawMessage, error)
+	OldestSeq() (uint64, error)         // the oldest event kept (0: none)
 	MetaGet(key string) ([]byte, error) // bridge.ErrNotFound when absent
 	MetaPut(key string, v []byte) error
 }
@@ -73,6 +75,7 @@ type Health struct {
 	Behind    uint64    `json:"behind"` // events not yet in the stream
 	Error     string    `json:"error,omitempty"`
 	Sent      int64     `json:"sent"`
+	Skipped   uint64    `json:"skipped"` // events pruned locally before they could be sent
 }
 
 // Forwarder sends the log upstream.
@@ -82,6 +85,7 @@ type Forwarder struct {
 	mu     sync.Mutex
 	health Health
 	nc     *nats.Conn
+	opts   []nats.Option // tests' extra connection options
 }
 
 // New checks cfg and returns a forwarder; Run connects.
@@ -91,6 +95,15 @@ func New(cfg Config) (*Forwarder, error) {
 	}
 	if !bridge.ValidID(cfg.Depot) || strings.ContainsAny(cfg.Depot, ".") {
 		return nil, fmt.Errorf("upstream: depot id %q cannot be a NATS subject token", cfg.Depot)
+	}
+	for _, u := range strings.Split(cfg.URLs, ",") {
+		pu, err := url.Parse(strings.TrimSpace(u))
+		if err != nil || pu.Host == "" || (pu.Scheme != "nats" && pu.Scheme != "tls") {
+			return nil, errors.New("upstream: each URL must be nats://host:port or tls://host:port (put credentials in --upstream-creds, not the URL)")
+		}
+		if pu.User != nil {
+			return nil, errors.New("upstream: a URL holds a user or password: use --upstream-creds (a URL shows in ps, logs and health)")
+		}
 	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
@@ -126,9 +139,16 @@ func (f *Forwarder) set(fn func(*Health)) {
 
 // Run forwards until ctx ends, reconnecting and resyncing after any error.
 func (f *Forwarder) Run(ctx context.Context) {
+	if b, err := f.cfg.Store.MetaGet(cursorKey); err == nil && len(b) == 8 {
+		f.set(func(h *Health) { h.Cursor = binary.BigEndian.Uint64(b) })
+	}
 	wait := time.Second
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := f.session(ctx)
+		if time.Since(began) > time.Minute {
+			wait = time.Second // a session that ran a while: the next failure is news
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -166,6 +186,7 @@ func (f *Forwarder) session(ctx context.Context) error {
 			f.set(func(h *Health) { h.Error = clip(err) })
 			f.cfg.Log.Warn("upstream", "err", err)
 		})}
+	opts = append(opts, f.opts...)
 	if f.cfg.Creds != "" {
 		opts = append(opts, nats.UserCredentials(f.cfg.Creds))
 	}
@@ -247,6 +268,11 @@ func (f *Forwarder) resync(ctx context.Context, s jetstream.Stream) (uint64, err
 	if !ok {
 		return 0, fmt.Errorf("the stream's last event of %s has no Nats-Msg-Id of ours", f.cfg.Depot)
 	}
+	if f.cfg.LastSeq != nil && seq > f.cfg.LastSeq() {
+		// A store restored from an older backup, or another depot with
+		// this id: what follows would be taken for what was sent.
+		return 0, fmt.Errorf("the stream already holds event %d of depot %s, past this depot's log (%d): another depot with the same --depot, or a store older than what was forwarded", seq, f.cfg.Depot, f.cfg.LastSeq())
+	}
 	if seq != local {
 		_ = f.cfg.Store.MetaPut(cursorKey, binary.BigEndian.AppendUint64(nil, seq))
 	}
@@ -264,21 +290,34 @@ func msgSeq(id, depot string) (uint64, bool) {
 }
 
 // send publishes the log after cursor, in order, each acknowledged before
-// the next, at most Rate a second.
+// the next, at most Rate a second. The cursor is written once a batch:
+// the stream is the truth (resync), the record only a hint.
 func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uint64) error {
 	every := time.Second / time.Duration(f.cfg.Rate)
 	idle := time.NewTicker(100 * time.Millisecond)
 	defer idle.Stop()
+	saved := cursor
+	save := func() {
+		if cursor != saved && f.cfg.Store.MetaPut(cursorKey, binary.BigEndian.AppendUint64(nil, cursor)) == nil {
+			saved = cursor
+		}
+	}
+	defer save()
 	for ctx.Err() == nil {
 		evs, err := f.cfg.Store.EventsAfter(cursor, batch)
 		if err != nil {
 			return err
 		}
 		if len(evs) == 0 {
-			if f.cfg.LastSeq != nil && f.cfg.LastSeq() > cursor+batch {
-				cursor += batch // a stretch of the log with no events (pruned): past it
+			// Only events pruned locally are passed over: one not yet
+			// written (the store behind the depot) is waited for.
+			if oldest, err := f.cfg.Store.OldestSeq(); err == nil && oldest > cursor+1 {
+				f.cfg.Log.Warn("upstream: events pruned before they were sent", "from", cursor+1, "to", oldest-1)
+				f.set(func(h *Health) { h.Skipped += oldest - 1 - cursor })
+				cursor = oldest - 1
 				continue
 			}
+			save()
 			select {
 			case <-ctx.Done():
 			case <-idle.C:
@@ -293,7 +332,16 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 				Payload json.RawMessage `json:"payload"`
 			}
 			if json.Unmarshal(raw, &env) != nil || env.Seq <= cursor {
+				// Unreadable: past it, not again and again.
+				f.cfg.Log.Warn("upstream: an event of the log cannot be read; passed over", "after", cursor)
+				cursor++
 				continue
+			}
+			if gap := env.Seq - cursor - 1; gap > 0 {
+				// The store writes events in seq order: a hole is events
+				// dropped or pruned locally, never one still to come.
+				f.cfg.Log.Warn("upstream: events missing from the local log", "from", cursor+1, "to", env.Seq-1)
+				f.set(func(h *Health) { h.Skipped += gap })
 			}
 			msg := nats.NewMsg(EventsSubject(f.cfg.Depot))
 			msg.Data = raw
@@ -305,9 +353,6 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 				return fmt.Errorf("publish seq %d: %w", env.Seq, err)
 			}
 			cursor = env.Seq
-			if err := f.cfg.Store.MetaPut(cursorKey, binary.BigEndian.AppendUint64(nil, cursor)); err != nil {
-				return err
-			}
 			f.set(func(h *Health) { h.Cursor, h.LastAck = cursor, time.Now().UTC(); h.Sent++ })
 			if env.Type == bridge.EventRouteUpdate {
 				f.publishRoute(ctx, js, env.Payload)
@@ -320,6 +365,7 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 				}
 			}
 		}
+		save()
 	}
 	return nil
 }

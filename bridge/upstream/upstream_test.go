@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 // memLog is the depot's side in memory: an event log tests append to and
 // the meta record.
 type memLog struct {
+	reads  atomic.Int64 // EventsAfter calls
 	mu     sync.Mutex
 	events []json.RawMessage
 	meta   map[string][]byte
@@ -34,11 +36,14 @@ func newMemLog() *memLog {
 }
 
 func (l *memLog) EventsAfter(after uint64, limit int) ([]json.RawMessage, error) {
+	l.reads.Add(1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []json.RawMessage
-	for i := after; i < uint64(len(l.events)) && len(out) < limit; i++ {
-		out = append(out, l.events[i])
+	for i := after; i < uint64(len(l.events)) && i < after+uint64(limit); i++ {
+		if l.events[i] != nil {
+			out = append(out, l.events[i])
+		}
 	}
 	return out, nil
 }
@@ -56,6 +61,16 @@ func (l *memLog) MetaPut(k string, v []byte) error {
 	l.meta[k] = append([]byte(nil), v...)
 	l.mu.Unlock()
 	return nil
+}
+func (l *memLog) OldestSeq() (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, e := range l.events {
+		if e != nil {
+			return uint64(i + 1), nil
+		}
+	}
+	return 0, nil
 }
 func (l *memLog) last() uint64 { l.mu.Lock(); defer l.mu.Unlock(); return uint64(len(l.events)) }
 
@@ -163,13 +178,14 @@ func exactlyOnce(seqs []uint64, n int) error {
 	return nil
 }
 
-func startForwarder(t *testing.T, url string, l *memLog) (*Forwarder, context.CancelFunc) {
+func startForwarder(t *testing.T, url string, l *memLog, opts ...nats.Option) (*Forwarder, context.CancelFunc) {
 	t.Helper()
 	f, err := New(Config{Depot: "D1", URLs: url, Store: l, Route: l.route, LastSeq: l.last,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.opts = opts
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f.Run(ctx); close(done) }()
@@ -279,7 +295,7 @@ func TestForwarderRefused(t *testing.T) {
 	defer s.Shutdown()
 	l := newMemLog()
 	l.add(10)
-	f, stop := startForwarder(t, "nats://depot:pw@"+s.Addr().String(), l)
+	f, stop := startForwarder(t, "nats://"+s.Addr().String(), l, nats.UserInfo("depot", "pw"))
 	defer stop()
 	waitFor(t, 15*time.Second, func() error {
 		if h := f.Health(); h.Error == "" || h.Behind != 10 || h.Cursor != 0 {
@@ -417,4 +433,92 @@ func BenchmarkForwarder(b *testing.B) {
 	b.StopTimer()
 	cancel()
 	<-done
+}
+
+// TestForwarderEdges, from a review: a log not yet stored is waited for,
+// never skipped; only events pruned locally are passed over (and counted);
+// a URL with a password is refused at start; a stream ahead of the local
+// log (another depot with this id, an old backup) stops the forwarder.
+func TestForwarderEdges(t *testing.T) {
+	if _, err := New(Config{Depot: "D1", URLs: "nats://depot:secret@127.0.0.1:4222"}); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("a password in the URL: %v", err)
+	}
+	s := natsServer(t, t.TempDir(), -1)
+	l := newMemLog()
+	l.add(10)
+	var ahead atomic.Uint64
+	f, err := New(Config{Depot: "D1", URLs: s.ClientURL(), Store: l, Route: l.route,
+		LastSeq: func() uint64 { return l.last() + ahead.Load() }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.Run(ctx); close(done) }()
+	waitFor(t, 10*time.Second, func() error {
+		if h := f.Health(); h.Cursor != 10 {
+			return fmt.Errorf("%+v", h)
+		}
+		return nil
+	})
+	// The depot is 300 events ahead of its store (a big feed cycle being
+	// committed): the forwarder looks at the empty log several times
+	// meanwhile and skips nothing; the events go once stored.
+	ahead.Store(300)
+	n := l.reads.Load()
+	waitFor(t, 10*time.Second, func() error {
+		if l.reads.Load() < n+5 {
+			return fmt.Errorf("the forwarder has not looked yet")
+		}
+		return nil
+	})
+	l.add(300)
+	ahead.Store(0)
+	waitFor(t, 15*time.Second, func() error {
+		if h := f.Health(); h.Cursor != 310 || h.Skipped != 0 {
+			return fmt.Errorf("%+v", h)
+		}
+		return nil
+	})
+	// Pruned locally before sent: passed over and counted.
+	l.mu.Lock()
+	for i := 310; i < 320; i++ {
+		l.events = append(l.events, nil)
+	}
+	for i := 0; i < 320; i++ {
+		l.events[i] = nil
+	}
+	l.mu.Unlock()
+	l.add(5)
+	waitFor(t, 15*time.Second, func() error {
+		if h := f.Health(); h.Cursor != 325 || h.Skipped != 10 {
+			return fmt.Errorf("%+v", h)
+		}
+		return nil
+	})
+	cancel()
+	<-done
+	if err := exactlyOnce(streamSeqs(t, s.ClientURL(), "D1")[:310], 310); err != nil {
+		t.Fatal(err)
+	}
+
+	// The stream ahead of this depot's log.
+	l2 := newMemLog()
+	l2.add(3)
+	f2, err := New(Config{Depot: "D1", URLs: s.ClientURL(), Store: l2, Route: l2.route, LastSeq: l2.last,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan struct{})
+	go func() { f2.Run(ctx2); close(done2) }()
+	waitFor(t, 10*time.Second, func() error {
+		if h := f2.Health(); !strings.Contains(h.Error, "another depot with the same --depot") || h.Cursor != 0 {
+			return fmt.Errorf("%+v", h)
+		}
+		return nil
+	})
+	cancel2()
+	<-done2
 }
