@@ -22,11 +22,11 @@ func (m *Main) openUpstream() error {
 	return nil
 }
 
-// upstreamHealth is the forwarder's health, nil when it is off.
-func (m *Main) upstreamHealth() *upstream.Health {
+// upstreamHealth is the forwarder's health; a nil interface (left out of
+// the heartbeat and /healthz) when it is off.
+func (m *Main) upstreamHealth() any {
 	if m.upstream == nil {
 		return nil
 	}
-	h := m.upstream.Health()
-	return &h
+	return m.upstream.Health()
 }
