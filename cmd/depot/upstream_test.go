@@ -31,7 +31,7 @@ func TestUpstream(t *testing.T) {
 	a.offerVTO(t, "D1", "R1")
 	last := a.depot.LastSeq()
 	checkFor(t, 15*time.Second, func() error {
-		if h := a.upstreamHealth(); h == nil || !h.Connected || h.Cursor < last {
+		if h := a.upstream.Health(); !h.Connected || h.Cursor < last {
 			return fmt.Errorf("upstream health %+v, log at %d", h, last)
 		}
 		return nil
