@@ -82,18 +82,28 @@ type wireFix struct {
 // ParseFix decodes and validates a GPS payload (docs/design.md §3) received at now.
 // Every error wraps one of the Err* reasons above.
 func ParseFix(driverID string, payload []byte, now time.Time) (Fix, error) {
-	if len(payload) > MaxFixPayload {
-		return Fix{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), MaxFixPayload)
-	}
-	p := bytes.TrimSpace(payload)
-	if len(p) == 0 || p[0] != '{' {
-		return Fix{}, ErrMalformed
+	p, err := jsonObject(payload, MaxFixPayload)
+	if err != nil {
+		return Fix{}, err
 	}
 	var w wireFix
 	if err := json.Unmarshal(p, &w); err != nil {
 		return Fix{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return w.fix(driverID, now)
+}
+
+// jsonObject is the first check of every JSON payload from a handheld: at
+// most limit bytes, and an object (ErrTooLarge or ErrMalformed).
+func jsonObject(payload []byte, limit int) ([]byte, error) {
+	if len(payload) > limit {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), limit)
+	}
+	p := bytes.TrimSpace(payload)
+	if len(p) == 0 || p[0] != '{' {
+		return nil, ErrMalformed
+	}
+	return p, nil
 }
 
 // fix validates a decoded fix: lat, lng and ts are required and checked,

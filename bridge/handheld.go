@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -70,12 +69,9 @@ type ownTracksLocation struct {
 // refused (see dropUnknown). Any other _type is returned with no fix.
 // Errors wrap the Err* reasons of fix.go.
 func ParseOwnTracks(driverID string, payload []byte, now time.Time) (OwnTracks, error) {
-	if len(payload) > MaxHandheldPayload {
-		return OwnTracks{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), MaxHandheldPayload)
-	}
-	p := bytes.TrimSpace(payload)
-	if len(p) == 0 || p[0] != '{' {
-		return OwnTracks{}, ErrMalformed
+	p, err := jsonObject(payload, MaxHandheldPayload)
+	if err != nil {
+		return OwnTracks{}, err
 	}
 	var head struct {
 		Type *string `json:"_type"`
@@ -278,12 +274,9 @@ type osmandJSON struct {
 
 // ParseOsmAndJSON decodes the current Traccar Client's JSON body.
 func ParseOsmAndJSON(body []byte, now time.Time) (OsmAnd, error) {
-	if len(body) > MaxHandheldPayload {
-		return OsmAnd{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), MaxHandheldPayload)
-	}
-	p := bytes.TrimSpace(body)
-	if len(p) == 0 || p[0] != '{' {
-		return OsmAnd{}, ErrMalformed
+	p, err := jsonObject(body, MaxHandheldPayload)
+	if err != nil {
+		return OsmAnd{}, err
 	}
 	var j osmandJSON
 	if err := json.Unmarshal(p, &j); err != nil {

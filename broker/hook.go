@@ -172,50 +172,42 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 	h.srv.pending.Delete(cl.ID)
 }
 
-// subscribing reports whether a read check of topic is for one of the
-// filters of the SUBSCRIBE being handled (not a delivery).
-func (h *hook) subscribing(cl *mqtt.Client, topic string) bool {
+// readCheck tells a read check of topic that is one of the filters of
+// the SUBSCRIBE being handled (sub) from a delivery, and whether such a
+// new subscription is beyond the client's cap (over).
+func (h *hook) readCheck(cl *mqtt.Client, topic string) (sub, over bool) {
 	v, ok := h.srv.pending.Load(cl.ID)
 	if !ok {
-		return false
-	}
-	p := v.(*pendingSubs)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.filters[topic]
-}
-
-// overSubs reports whether a read check of topic is a new subscription
-// beyond the client's cap.
-func (h *hook) overSubs(cl *mqtt.Client, topic string) bool {
-	v, ok := h.srv.pending.Load(cl.ID)
-	if !ok {
-		return false
+		return false, false
 	}
 	p := v.(*pendingSubs)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.filters[topic] {
-		return false // a delivery
+		return false, false // a delivery
 	}
 	if _, had := cl.State.Subscriptions.Get(topic); had {
-		return false // a renewal
+		return true, false // a renewal
 	}
 	if cl.State.Subscriptions.Len()+p.granted >= h.srv.cfg.MaxSubs {
-		return true
+		return true, true
 	}
 	p.granted++
-	return false
+	return true, false
 }
 
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	if !write && h.overSubs(cl, topic) {
+	sub, over := false, false
+	if !write {
+		sub, over = h.readCheck(cl, topic)
+	}
+	if over {
 		h.srv.Stats.ReadDenied.Add(1)
 		h.srv.cfg.Log.Info("mqtt subscription over the client's cap refused", "client", cl.ID, "filter", topic, "max", h.srv.cfg.MaxSubs)
 		return false
 	}
 	ok := h.srv.cfg.Auth.Allow(string(cl.Properties.Username), topic, write)
-	if !ok && !write && strings.HasPrefix(topic, "owntracks/") && !h.subscribing(cl, topic) {
+	if !ok && !write && !sub && strings.HasPrefix(topic, "owntracks/") {
 		// OwnTracks subscribes to owntracks/+/+ to see friends: every
 		// other driver's location is a delivery refused here, by design,
 		// not an attempt worth a count or a log line.

@@ -12,26 +12,10 @@ import (
 const bPush = "push"
 
 // PushGet returns the value at key, or ErrNotFound.
-func (s *DB) PushGet(key string) ([]byte, error) {
-	var out []byte
-	err := s.db.View(func(tx *nutsdb.Tx) error {
-		v, err := tx.Get(bPush, []byte(key))
-		if err != nil {
-			if notFound(err) {
-				return ErrNotFound
-			}
-			return err
-		}
-		out = append([]byte(nil), v...)
-		return nil
-	})
-	return out, err
-}
+func (s *DB) PushGet(key string) ([]byte, error) { return s.getBytes(bPush, key) }
 
 // PushPut stores v at key.
-func (s *DB) PushPut(key string, v []byte) error {
-	return s.db.Update(func(tx *nutsdb.Tx) error { return tx.Put(bPush, []byte(key), v, 0) })
-}
+func (s *DB) PushPut(key string, v []byte) error { return s.putBytes(bPush, key, v) }
 
 // PushDelete removes key; no error when it is not there.
 func (s *DB) PushDelete(key string) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/depotcc/depot/push"
@@ -44,22 +45,28 @@ type pushRequest struct {
 	Subscription *push.Subscription `json:"subscription"`
 }
 
-func (r pushRequest) target() push.Target {
-	return push.Target{Kind: r.Kind, Token: r.Token, Subscription: r.Subscription}
+// pushTarget reads a handheld's request: who it is (its device
+// credential) and the target its body names.
+func (s *Server) pushTarget(c echo.Context) (string, push.Target, error) {
+	driver, err := s.device(c)
+	if err != nil {
+		return "", push.Target{}, err
+	}
+	var req pushRequest
+	if err := bindJSON(c, &req); err != nil {
+		return "", push.Target{}, err
+	}
+	return driver, push.Target{Kind: req.Kind, Token: req.Token, Subscription: req.Subscription}, nil
 }
 
 // pushRegister: POST /api/v1/push/register with the device credential and
 // {"kind":"fcm","token"} or {"kind":"webpush","subscription"}.
 func (s *Server) pushRegister(c echo.Context) error {
-	driver, err := s.device(c)
+	driver, t, err := s.pushTarget(c)
 	if err != nil {
 		return err
 	}
-	var req pushRequest
-	if err := bindJSON(c, &req); err != nil {
-		return err
-	}
-	t, err := s.cfg.Push.Register(driver, req.target())
+	t, err = s.cfg.Push.Register(driver, t)
 	if errors.Is(err, push.ErrInvalidTarget) {
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	}
@@ -67,30 +74,16 @@ func (s *Server) pushRegister(c echo.Context) error {
 		return err
 	}
 	s.cfg.Log.Info("push target registered", "driver", driver, "kind", t.Kind, "target", t.ID)
-	return c.JSON(http.StatusCreated, map[string]any{"id": t.ID, "kind": t.Kind, "pushed": s.kindOn(t.Kind)})
-}
-
-func (s *Server) kindOn(kind string) bool {
-	for _, k := range s.cfg.Push.Kinds() {
-		if k == kind {
-			return true
-		}
-	}
-	return false
+	return c.JSON(http.StatusCreated, map[string]any{"id": t.ID, "kind": t.Kind, "pushed": slices.Contains(s.cfg.Push.Kinds(), t.Kind)})
 }
 
 // pushUnregister: DELETE /api/v1/push/register, the same body (a
 // subscription needs only its endpoint).
 func (s *Server) pushUnregister(c echo.Context) error {
-	driver, err := s.device(c)
+	driver, t, err := s.pushTarget(c)
 	if err != nil {
 		return err
 	}
-	var req pushRequest
-	if err := bindJSON(c, &req); err != nil {
-		return err
-	}
-	t := req.target()
 	if t.Kind != push.KindFCM && t.Kind != push.KindWebPush || t.Kind == push.KindWebPush && t.Subscription == nil {
 		return echo.NewHTTPError(http.StatusBadRequest, `want {"kind":"fcm","token"} or {"kind":"webpush","subscription":{"endpoint"}}`)
 	}

@@ -98,15 +98,29 @@ func (l *memLog) route(id string) (bridge.RouteStatus, bool) {
 // dir (a restart on the same dir keeps the stream).
 func natsServer(t *testing.T, dir string, port int) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	return startNATS(t, server.Options{Port: port, StoreDir: dir})
+}
+
+// startNATS runs a JetStream server with o on 127.0.0.1 (a random port and
+// a temporary store unless o says), quiet, until the test ends.
+func startNATS(tb testing.TB, o server.Options) *server.Server {
+	tb.Helper()
+	o.Host, o.JetStream, o.NoLog, o.NoSigs = "127.0.0.1", true, true, true
+	if o.Port == 0 {
+		o.Port = -1
+	}
+	if o.StoreDir == "" {
+		o.StoreDir = tb.TempDir()
+	}
+	s, err := server.NewServer(&o)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
+	tb.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(20 * time.Second) {
+		tb.Fatal("nats-server not ready")
 	}
-	t.Cleanup(s.Shutdown)
 	return s
 }
 
@@ -282,17 +296,8 @@ func cutPort(addr string) (string, int, error) {
 // TestForwarderRefused: a server that refuses the depot's publishes (no
 // permission) is reported and retried; nothing is lost locally.
 func TestForwarderRefused(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-		Users: []*server.User{{Username: "depot", Password: "pw", Permissions: &server.Permissions{
-			Publish: &server.SubjectPermission{Allow: []string{"$JS.API.>", "_INBOX.>"}}, Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("not ready")
-	}
-	defer s.Shutdown()
+	s := startNATS(t, server.Options{Users: []*server.User{{Username: "depot", Password: "pw", Permissions: &server.Permissions{
+		Publish: &server.SubjectPermission{Allow: []string{"$JS.API.>", "_INBOX.>"}}, Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}}}}}})
 	l := newMemLog()
 	l.add(10)
 	f, stop := startForwarder(t, "nats://"+s.Addr().String(), l, nats.UserInfo("depot", "pw"))
@@ -327,20 +332,8 @@ func cluster(t *testing.T) []*server.Server {
 	}
 	var out []*server.Server
 	for i, p := range ports {
-		s, err := server.NewServer(&server.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "fleet", Host: "127.0.0.1", Port: p}, Routes: routes})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		t.Cleanup(s.Shutdown)
-		out = append(out, s)
-	}
-	for _, s := range out {
-		if !s.ReadyForConnections(20 * time.Second) {
-			t.Fatal("cluster not ready")
-		}
+		out = append(out, startNATS(t, server.Options{ServerName: fmt.Sprintf("n%d", i),
+			Cluster: server.ClusterOpts{Name: "fleet", Host: "127.0.0.1", Port: p}, Routes: routes}))
 	}
 	return out
 }
@@ -407,15 +400,7 @@ func TestForwarderClusterLeaderLoss(t *testing.T) {
 // JetStream server (server included, on the same machine). A depot under
 // demo load logs about 35 events a second.
 func BenchmarkForwarder(b *testing.B) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: b.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		b.Fatal("not ready")
-	}
-	defer s.Shutdown()
+	s := startNATS(b, server.Options{})
 	l := newMemLog()
 	l.add(b.N)
 	f, err := New(Config{Depot: "D1", URLs: s.ClientURL(), Store: l, Route: l.route, LastSeq: l.last, Rate: 1 << 30,
