@@ -12,7 +12,7 @@ UI_SRC  := $(wildcard ui/web/src/*) $(wildcard ui/web/src/driver/*) ui/web/build
 # hits. A count has no deadline to race. About 2–15 s per target here.
 FUZZTIME ?= 20000x
 
-.PHONY: all build ui run test deps vet unit webtest fuzz fuzz-long soak bench bench-load clean
+.PHONY: all build ui run test deps vet unit webtest fuzz fuzz-long soak bench bench-load bench-fleet fleet-demo clean
 
 all: build
 
@@ -33,6 +33,15 @@ ui: ui/dist/index.html
 
 run: build
 	./bin/depot serve --demo --data ./data/demo --http-addr :8080
+
+# The NATS server of the fleet demo: the real one, from the module cache.
+bin/nats-server: go.mod go.sum
+	$(GO) build -o $@ github.com/nats-io/nats-server/v2
+
+# Three NATS nodes, three demo depots and two depot hq on this machine
+# (docs/fleet.md); the script says what to open and what to kill.
+fleet-demo: build bin/nats-server
+	scripts/fleet-demo.sh
 
 deps:
 	@scripts/deps.sh

@@ -88,7 +88,9 @@ func Start(ctx context.Context, cfg Config) (*HQ, error) {
 	}
 	h := &HQ{cfg: cfg, fleet: newFleet()}
 	opts := []nats.Option{nats.Name("depot hq " + cfg.Instance), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond),
-		nats.RetryOnFailedConnect(false),
+		// A cluster not up yet is waited for (openAccounts bounds the wait):
+		// instances and servers start in any order.
+		nats.RetryOnFailedConnect(true),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { cfg.Log.Warn("nats", "err", err) })}
 	if cfg.Creds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.Creds))
