@@ -12,7 +12,8 @@ import './style.css';
 import { EventLog, isObj } from './eventlog.js';
 import { Transports } from './transport.js';
 import { $, el } from './dom.js';
-import { OFFER_STATES, isID, num, showNum, text, cleanRoute, cleanOffer, pushSummary, upstreamSummary } from './checks.js';
+import { OFFER_STATES, num, showNum, text, pushSummary, upstreamSummary } from './checks.js';
+import { applyEvent, loadSnapshot } from './depotstate.js';
 import { initMap, placeMarker, fitOnce, resize, hasMap } from './map.js';
 import { RouteTable, ago } from './table.js';
 import { Alarms } from './alarms.js';
@@ -100,12 +101,7 @@ async function loadConfig() {
 async function loadState() {
   const s = await api('api/v1/state');
   if (!isObj(s) || !Number.isSafeInteger(s.seq)) throw new Error('state: unexpected answer');
-  const list = (v) => (Array.isArray(v) ? v.filter(isObj) : []);
-  state.routes = new Map(list(s.routes).filter((r) => isID(r.routeId)).map((r) => [r.routeId, cleanRoute(r)]));
-  state.rescues = new Map(list(s.rescues).filter((r) => isID(r.rescueId)).map((r) => [r.rescueId, r]));
-  state.offers = new Map(list(s.offers).filter((o) => isID(o.vtoId)).map((o) => [o.vtoId, cleanOffer(o)]));
-  state.presence = new Map(Object.entries(isObj(s.presence) ? s.presence : {}).filter(([, v]) => isObj(v)));
-  state.devices = new Map(Object.entries(isObj(s.devices) ? s.devices : {}).filter(([, v]) => isObj(v)));
+  loadSnapshot(state, s);
   state.lastSeq = s.seq;
   state.synced = true;
   if (isObj(s.feed)) onFeed(s.feed);
@@ -128,54 +124,19 @@ function onLive(env) {
   if (!Number.isNaN(ts)) state.lastDelay = Math.max(0, serverNow() - ts);
 }
 
+// apply shows one event (depotstate.js changes the picture).
 function apply(env) {
-  const p = env.payload;
-  switch (env.type) {
-    case 'route:update': {
-      if (!isID(p.routeId)) return;
-      state.routes.set(p.routeId, cleanRoute(p, state.routes.get(p.routeId) || { routeId: p.routeId }));
-      table.mark(p.routeId);
-      break;
-    }
-    case 'rescue:alert': {
-      if (!isID(p.rescueId)) return;
-      const sr = isObj(p.struggleRoute) ? p.struggleRoute : {};
-      state.rescues.set(p.rescueId, { rescueId: p.rescueId, routeId: text(sr.routeId), state: 'open',
-        seq: env.seq, alert: p, createdAt: text(env.timestamp) });
-      alarms.raised(p);
+  const ch = applyEvent(state, env);
+  if (!ch) return;
+  switch (ch.kind) {
+    case 'route': table.mark(ch.id); break;
+    case 'rescue':
+      if (ch.raised) alarms.raised(ch.raised);
       alarms.render();
       break;
-    }
-    case 'rescue:updated': {
-      const r = state.rescues.get(p.rescueId);
-      if (r && p.state === 'resolved') state.rescues.delete(p.rescueId);
-      else if (r) r.state = text(p.state);
-      alarms.render();
-      break;
-    }
-    case 'vto:offer':
-      if (!isID(p.vtoId)) return;
-      state.offers.set(p.vtoId, cleanOffer(p));
-      renderOffers();
-      break;
-    case 'vto:accepted': case 'vto:declined': case 'vto:expired': case 'vto:confirmed': {
-      const o = state.offers.get(p.vtoId);
-      if (o) { o.state = text(p.state); renderOffers(); }
-      break;
-    }
-    case 'driver:presence':
-      if (!isID(p.driverId)) return;
-      state.presence.set(p.driverId, { state: text(p.state), since: text(p.since) });
-      table.markDriver(p.driverId);
-      break;
-    case 'driver:device':
-      if (!isID(p.driverId)) return;
-      state.devices.set(p.driverId, p);
-      table.markDriver(p.driverId);
-      break;
-    case 'system:status':
-      onHeartbeat(p);
-      break;
+    case 'offer': renderOffers(); break;
+    case 'driver': table.markDriver(ch.id); break;
+    case 'status': onHeartbeat(ch.status); break;
     default:
   }
 }
