@@ -12,7 +12,8 @@ import './style.css';
 import { EventLog, isObj } from './eventlog.js';
 import { Transports } from './transport.js';
 import { $, el } from './dom.js';
-import { OFFER_STATES, num, showNum, text, pushSummary, upstreamSummary } from './checks.js';
+import { num, showNum, text, pushSummary, upstreamSummary } from './checks.js';
+import { renderOffers as renderOfferList, updateCountdowns as updateOfferCountdowns } from './offers.js';
 import { applyEvent, loadSnapshot } from './depotstate.js';
 import { initMap, placeMarker, fitOnce, resize, hasMap } from './map.js';
 import { RouteTable, ago } from './table.js';
@@ -265,29 +266,9 @@ const alarms = new Alarms({
   resolve: (id) => api(`api/v1/rescues/${enc(id)}/resolve`, 'POST').catch((e) => alert(e.message)),
 });
 
-// ---- VTO ----
-function renderOffers() {
-  const ul = $('offers');
-  const list = [...state.offers.values()].sort((a, b) => (Date.parse(b.offeredAt) || 0) - (Date.parse(a.offeredAt) || 0));
-  if (!list.length) { ul.replaceChildren(el('li', { className: 'muted' }, 'No offers.')); return; }
-  ul.replaceChildren(...list.map((o) => el('li', { dataset: { vto: o.vtoId } },
-    el('span', null, el('b', null, o.routeCode), ' ', o.driverName, o.reason ? [' ', el('span', { className: 'muted' }, `· ${o.reason}`)] : null),
-    o.state === 'open'
-      ? el('span', { className: 'countdown', dataset: { expires: String(Date.parse(o.expiresAt)) } })
-      : el('span', { className: 'st' + (OFFER_STATES.has(o.state) ? ' st-' + o.state : '') }, o.state))));
-  updateCountdowns();
-}
-
-// Countdowns run on the server's clock (corrected by the offset measured
-// at start), not the browser's.
-function updateCountdowns() {
-  document.querySelectorAll('.countdown').forEach((c) => {
-    const exp = Number(c.dataset.expires);
-    if (!Number.isFinite(exp)) { c.textContent = '—'; return; }
-    const left = Math.max(0, Math.round((exp - serverNow()) / 1000));
-    c.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
-  });
-}
+// ---- VTO (offers.js) ----
+function renderOffers() { renderOfferList($('offers'), state.offers, serverNow); }
+function updateCountdowns() { updateOfferCountdowns(serverNow); }
 
 // ---- dialogs for row actions ----
 function ask({ title, text: body, label, value = '', ok }) {
