@@ -44,8 +44,17 @@ func (s *Server) mountDashboard() {
 		s.e.GET("/", func(c echo.Context) error { return c.HTML(http.StatusOK, notBuilt) })
 		return
 	}
+	index := "index.html"
+	if s.cfg.Fleet != nil {
+		index = "fleet.html" // depot hq: the fleet page is its front door
+		if _, err := fs.Stat(sub, index); err != nil {
+			s.e.GET("/", func(c echo.Context) error { return c.HTML(http.StatusOK, notBuilt) })
+			return
+		}
+	}
 	s.e.Use(middleware.StaticWithConfig(middleware.StaticConfig{
 		Filesystem: http.FS(sub),
+		Index:      index,
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
 			return p == "/mqtt" || p == "/driver" || len(p) >= 4 && p[:4] == "/api" || p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/debug/")

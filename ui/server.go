@@ -97,6 +97,13 @@ type Config struct {
 	// OwnTracks MQTT set-up, reached at PublicURL's host name (0: none).
 	MQTTPort int
 	MQTTTLS  bool
+
+	// Fleet, when set, makes this the web server of `depot hq`: no depot
+	// of its own (Depot, Archive and the depot's parts stay nil), the fleet
+	// page at /, and Fleet mounts the fleet's routes on /api/v1 (read: any
+	// signed-in role; stream: read for an EventSource, which passes its
+	// token in the query). Log-in, renewal and users are the depot's.
+	Fleet func(api *echo.Group, read echo.MiddlewareFunc, e *echo.Echo, stream echo.MiddlewareFunc)
 }
 
 // Server is the HTTP side of the appliance.
@@ -153,6 +160,18 @@ func New(cfg Config) *Server {
 		e.GET("/mqtt", echo.WrapHandler(cfg.MQTT))
 	}
 	e.POST("/api/v1/auth/login", s.login)
+	if cfg.Fleet != nil {
+		api := e.Group("/api/v1", s.bearer)
+		read := role(bridge.RoleDispatcher, bridge.RoleAdmin)
+		admin := role(bridge.RoleAdmin)
+		api.POST("/auth/renew", s.renew, read)
+		api.GET("/config", s.fleetConfig, read)
+		s.mountUsers(api, admin)
+		cfg.Fleet(api, read, e, s.bearerOrQuery)
+		api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
+		s.mountDashboard()
+		return s
+	}
 	e.POST("/api/v1/webhooks/payroll", s.payroll) // signed, no login
 	// Everything else under /api/v1 needs a login token.
 	api := e.Group("/api/v1", s.bearer)
@@ -177,9 +196,7 @@ func New(cfg Config) *Server {
 	api.GET("/rescues", s.listRescues, read)
 	api.POST("/rescues/:id/resolve", s.resolveRescue, read)
 	api.POST("/routes/:id/reassign", s.reassign, read)
-	api.POST("/users", s.createUser, admin)
-	api.GET("/users", s.listUsers, admin)
-	api.DELETE("/users/:username", s.deleteUser, admin)
+	s.mountUsers(api, admin)
 	api.POST("/devices", s.createDevice, admin)
 	api.GET("/devices", s.listDevices, admin)
 	api.DELETE("/devices/:driverId", s.revokeDevice, admin)
@@ -193,6 +210,13 @@ func New(cfg Config) *Server {
 	}
 	s.mountDashboard()
 	return s
+}
+
+// mountUsers serves the user administration (admins only).
+func (s *Server) mountUsers(api *echo.Group, admin echo.MiddlewareFunc) {
+	api.POST("/users", s.createUser, admin)
+	api.GET("/users", s.listUsers, admin)
+	api.DELETE("/users/:username", s.deleteUser, admin)
 }
 
 // mountPprof serves profiles of the running appliance, for admins only and
@@ -314,6 +338,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.e.Shutdown(ctx)
 }
 
+// Kill closes the listener and every connection at once, as a crash
+// would (tests of fail-over).
+func (s *Server) Kill() {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	_ = s.e.Server.Close()
+}
+
 // apiError is the JSON error body.
 type apiError struct {
 	Error string `json:"error"`
@@ -384,7 +419,7 @@ func (s *Server) healthz(c echo.Context) error {
 // about the feed, the store or the traffic.
 func publicHealth(h map[string]any) map[string]any {
 	out := map[string]any{}
-	for _, k := range []string{"status", "depot", "version", "mqtt", "http", "osmand"} {
+	for _, k := range []string{"status", "depot", "mode", "instance", "version", "mqtt", "http", "osmand"} {
 		if v, ok := h[k]; ok {
 			out[k] = v
 		}
@@ -415,6 +450,17 @@ func (s *Server) readyz(c echo.Context) error {
 		}
 	}
 	return s.healthz(c)
+}
+
+// fleetConfig is /config of `depot hq`: no depot, the map's default view.
+func (s *Server) fleetConfig(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{
+		"mode":       "hq",
+		"center":     map[string]float64{"lat": s.cfg.Center[0], "lng": s.cfg.Center[1]},
+		"mapTiles":   s.cfg.MapTiles,
+		"version":    s.cfg.Version,
+		"serverTime": s.cfg.Now().UnixMilli(),
+	})
 }
 
 func (s *Server) config(c echo.Context) error {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/internal/natstest"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -98,30 +97,7 @@ func (l *memLog) route(id string) (bridge.RouteStatus, bool) {
 // dir (a restart on the same dir keeps the stream).
 func natsServer(t *testing.T, dir string, port int) *server.Server {
 	t.Helper()
-	return startNATS(t, server.Options{Port: port, StoreDir: dir})
-}
-
-// startNATS runs a JetStream server with o on 127.0.0.1 (a random port and
-// a temporary store unless o says), quiet, until the test ends.
-func startNATS(tb testing.TB, o server.Options) *server.Server {
-	tb.Helper()
-	o.Host, o.JetStream, o.NoLog, o.NoSigs = "127.0.0.1", true, true, true
-	if o.Port == 0 {
-		o.Port = -1
-	}
-	if o.StoreDir == "" {
-		o.StoreDir = tb.TempDir()
-	}
-	s, err := server.NewServer(&o)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go s.Start()
-	tb.Cleanup(s.Shutdown)
-	if !s.ReadyForConnections(20 * time.Second) {
-		tb.Fatal("nats-server not ready")
-	}
-	return s
+	return natstest.Start(t, server.Options{Port: port, StoreDir: dir})
 }
 
 func waitFor(t *testing.T, d time.Duration, f func() error) {
@@ -296,7 +272,7 @@ func cutPort(addr string) (string, int, error) {
 // TestForwarderRefused: a server that refuses the depot's publishes (no
 // permission) is reported and retried; nothing is lost locally.
 func TestForwarderRefused(t *testing.T) {
-	s := startNATS(t, server.Options{Users: []*server.User{{Username: "depot", Password: "pw", Permissions: &server.Permissions{
+	s := natstest.Start(t, server.Options{Users: []*server.User{{Username: "depot", Password: "pw", Permissions: &server.Permissions{
 		Publish: &server.SubjectPermission{Allow: []string{"$JS.API.>", "_INBOX.>"}}, Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}}}}}})
 	l := newMemLog()
 	l.add(10)
@@ -313,37 +289,12 @@ func TestForwarderRefused(t *testing.T) {
 	}
 }
 
-// cluster runs three JetStream servers routed into one cluster on
-// 127.0.0.1.
-func cluster(t *testing.T) []*server.Server {
-	t.Helper()
-	ports := make([]int, 3)
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-	}
-	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
-	}
-	var out []*server.Server
-	for i, p := range ports {
-		out = append(out, startNATS(t, server.Options{ServerName: fmt.Sprintf("n%d", i),
-			Cluster: server.ClusterOpts{Name: "fleet", Host: "127.0.0.1", Port: p}, Routes: routes}))
-	}
-	return out
-}
-
 // TestForwarderClusterLeaderLoss: into a stream of three replicas, the
 // node that leads it is killed while the depot forwards: every event is
 // in the stream once, in order.
 func TestForwarderClusterLeaderLoss(t *testing.T) {
 	t.Parallel()
-	ss := cluster(t)
+	ss := natstest.Cluster(t, 3)
 	var urls []string
 	for _, s := range ss {
 		urls = append(urls, s.ClientURL())
@@ -400,7 +351,7 @@ func TestForwarderClusterLeaderLoss(t *testing.T) {
 // JetStream server (server included, on the same machine). A depot under
 // demo load logs about 35 events a second.
 func BenchmarkForwarder(b *testing.B) {
-	s := startNATS(b, server.Options{})
+	s := natstest.Start(b, server.Options{})
 	l := newMemLog()
 	l.add(b.N)
 	f, err := New(Config{Depot: "D1", URLs: s.ClientURL(), Store: l, Route: l.route, LastSeq: l.last, Rate: 1 << 30,

@@ -2,6 +2,7 @@
 // the store, the web server and the dashboard of a delivery depot.
 //
 //	depot [serve] [flags]   run the appliance (the default)
+//	depot hq [flags]        the fleet's web server over NATS JetStream
 //	depot sim [flags]       simulated handhelds publishing GPS to a running depot
 //	depot user add|list     manage dispatchers and admins of a running depot
 //	depot device add|revoke|list  manage handheld credentials of a running depot
@@ -34,6 +35,8 @@ const usage = `Depot Command Central — live routes and drivers for a delivery 
 
 Usage:
   depot [serve] [flags]   run the appliance (default)
+  depot hq [flags]        the fleet's web server: every depot live, over the
+                          NATS JetStream cluster the depots forward to
   depot sim [flags]       simulated handhelds publishing GPS to a running depot
   depot user add|list     manage dispatchers and admins of a running depot
   depot device add|revoke|list
@@ -43,7 +46,7 @@ Usage:
   depot restore           with the depot stopped: restore the newest backup
   depot version           print the version
 
-Run "depot serve -h", "depot sim -h", "depot user", "depot device" for the
+Run "depot serve -h", "depot hq -h", "depot sim -h", "depot user", "depot device" for the
 flags of each. Every flag can
 also be set with the environment variable DEPOT_<FLAG_NAME> (e.g.
 DEPOT_HTTP_ADDR for --http-addr); a flag on the command line wins.
@@ -78,6 +81,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		<-ctx.Done()
 		m.Log.Info("shutting down")
 		return m.Close()
+	case "hq":
+		return runHQ(ctx, args, stderr)
 	case "sim":
 		return runSim(ctx, args, stderr)
 	case "user":

@@ -106,21 +106,8 @@ func (a *Accounts) Open() error {
 	if len(a.Key) < 32 {
 		return errors.New("auth: signing key shorter than 32 bytes")
 	}
-	ds, err := a.Store.Devices()
-	if err != nil {
-		return fmt.Errorf("load devices: %w", err)
-	}
-	a.devices = make(map[string][]byte, len(ds))
-	for _, d := range ds {
-		a.devices[d.DriverID] = d.TokenHash
-	}
-	us, err := a.Store.Users()
-	if err != nil {
-		return fmt.Errorf("load users: %w", err)
-	}
-	a.users = make(map[string]string, len(us))
-	for _, u := range us {
-		a.users[u.Username] = u.Role
+	if err := a.Reload(); err != nil {
+		return err
 	}
 	if a.MaxHashing <= 0 {
 		a.MaxHashing = 2
@@ -130,6 +117,32 @@ func (a *Accounts) Open() error {
 	}
 	a.hashSlots = make(chan struct{}, a.MaxHashing)
 	a.dummy, _ = bcrypt.GenerateFromPassword([]byte("not a password"), a.Cost)
+	return nil
+}
+
+// Reload reads the users and device credentials from the store again. Open
+// calls it; so does whoever learns that others changed the store (the
+// instances of depot hq share one key-value bucket and watch it).
+func (a *Accounts) Reload() error {
+	ds, err := a.Store.Devices()
+	if err != nil {
+		return fmt.Errorf("load devices: %w", err)
+	}
+	devices := make(map[string][]byte, len(ds))
+	for _, d := range ds {
+		devices[d.DriverID] = d.TokenHash
+	}
+	us, err := a.Store.Users()
+	if err != nil {
+		return fmt.Errorf("load users: %w", err)
+	}
+	users := make(map[string]string, len(us))
+	for _, u := range us {
+		users[u.Username] = u.Role
+	}
+	a.mu.Lock()
+	a.devices, a.users = devices, users
+	a.mu.Unlock()
 	return nil
 }
 
