@@ -118,6 +118,7 @@ function afterLoad() {
     if (fleet.depots.has(fleet.selected)) showDepot(fleet.selected); else showOverview();
   }
   renderOverview();
+  renderStatus();
 }
 
 // ---- the stream ----
@@ -240,7 +241,13 @@ function setConn(s) {
   c.className = 'conn conn-' + s;
   c.querySelector('.label').textContent = s === 'live' ? `live · ${tp.mode}` : s;
   c.title = s === 'live' ? `Live over ${tp.mode === 'sse' ? 'Server-Sent Events' : 'polling (fallback)'}` : '';
+  renderStatus();
 }
+
+// fill replaces what node holds with children, leaving out the nulls
+// (replaceChildren would show one as "null").
+function fill(node, ...children) { node.replaceChildren(...el('div', null, ...children).childNodes); }
+function plural(n, what) { return `${n} ${what}${n === 1 ? '' : 's'}`; }
 
 // ---- the overview: every depot, worst first ----
 const overviewRows = new Map(); // depot -> {tr, key}
@@ -251,7 +258,7 @@ function duration(ms) { return ago(0, ms); }
 function uplink(h) {
   if (h.stale) {
     return el('span', { className: 'badge bad', title: 'Nothing heard from this depot for over a minute: its uplink may be down' },
-      '▲ STALE');
+      '○ STALE');
   }
   if (h.catchingUp) {
     return el('span', { className: 'badge warn', title: 'Its events arrive late: a backlog is draining after an outage' },
@@ -282,9 +289,12 @@ function fillOverviewRow(tr, d, h, now) {
     el('td', null, uplink(h)));
 }
 
-function renderOverview() {
+// renderOverview draws the overview's rows (rows: worstFirst's) and the
+// fleet's totals in the header.
+function renderOverview(rows = worstFirst(fleet.depots.values(), serverNow())) {
   const now = serverNow();
-  const rows = worstFirst(fleet.depots.values(), now);
+  renderTotals(totals(rows));
+  if (fleet.selected !== null) return; // the rows are drawn when the overview shows again
   const tbody = document.querySelector('#fleet tbody');
   $('fleet-empty').hidden = rows.length > 0 || !fleet.synced;
   const seen = new Set();
@@ -302,7 +312,6 @@ function renderOverview() {
     if (tbody.children[i] !== row.tr) tbody.insertBefore(row.tr, tbody.children[i] || null);
   });
   for (const [id, row] of overviewRows) if (!seen.has(id)) { row.tr.remove(); overviewRows.delete(id); }
-  renderTotals(totals(rows));
 }
 
 let totalsKey = '';
@@ -310,10 +319,10 @@ function renderTotals(t) {
   const key = JSON.stringify(t);
   if (key === totalsKey) return;
   totalsKey = key;
-  $('fleet-summary').replaceChildren(...['RED', 'YELLOW', 'GREEN'].map((c) =>
+  fill($('fleet-summary'), ...['RED', 'YELLOW', 'GREEN'].map((c) =>
     el('span', { className: `pill status ${c}`, dataset: { count: c } }, el('span', { className: 'shape' }, SHAPES[c]), `${t[c]} ${WORDS[c]}`)),
-  el('span', { className: 'pill' }, `${t.depots} depots`),
-  t.rescues ? el('span', { className: 'pill status RED' }, `${t.rescues} open rescues`) : null,
+  el('span', { className: 'pill' }, plural(t.depots, 'depot')),
+  t.rescues ? el('span', { className: 'pill status RED' }, plural(t.rescues, 'open rescue')) : null,
   t.stale ? el('span', { className: 'pill status YELLOW' }, `${t.stale} stale`) : null);
 }
 
@@ -412,12 +421,11 @@ function delayText(ms) {
   return duration(ms);
 }
 
-function renderStatus() {
-  const t = totals(worstFirst(fleet.depots.values(), serverNow()));
+function renderStatus(t = totals(worstFirst(fleet.depots.values(), serverNow()))) {
   const item = (...parts) => el('span', null, ...parts);
-  $('status').replaceChildren(
+  fill($('status'),
     item(el('b', null, fleet.conn === 'live' ? `live · ${tp.mode}` : fleet.conn)),
-    item(el('b', null, String(t.depots)), ' depots'),
+    item(el('b', null, String(t.depots)), t.depots === 1 ? ' depot' : ' depots'),
     t.stale ? el('span', { className: 'warn' }, el('b', null, String(t.stale)), ' stale') : null,
     t.catchingUp ? el('span', { className: 'warn' }, el('b', null, String(t.catchingUp)), ' catching up') : null,
     el('span', { id: 'delay', title: 'Delay of the newest event: from its depot stamping it to this screen showing it' },
@@ -434,10 +442,10 @@ function tick() {
     table.tick();
     updateCountdowns(serverNow);
     renderDepotHead();
-  } else {
-    renderOverview();
   }
-  renderStatus();
+  const rows = worstFirst(fleet.depots.values(), serverNow());
+  renderOverview(rows);
+  renderStatus(totals(rows));
   // Depots send a heartbeat every 5 s: a stream that says nothing for this
   // long is probably half-open (or every depot is down). Reopen it; it
   // resumes from lastId.

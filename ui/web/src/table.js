@@ -187,7 +187,8 @@ export class RouteTable {
     const dev = deviceLabel(this.state.devices?.get(r.driverId));
     tr.className = 's-' + c;
     const age = el('td', { className: 'num age' });
-    tr.replaceChildren(
+    // Through el's filter: replaceChildren would show a null as "null".
+    tr.replaceChildren(...el('tr', null,
       el('td', null, el('span', { className: `status ${c}` }, el('span', { className: 'shape' }, SHAPES[c]), WORDS[c])),
       el('td', null, el('span', { className: 'code' }, text(r.routeCode) || text(r.routeId))),
       el('td', null, text(r.driverName) || text(r.driverId),
@@ -204,7 +205,7 @@ export class RouteTable {
         el('button', { className: 'rowbtn', dataset: { act: 'vto' }, title: 'Offer voluntary time off',
           onclick: () => this.onVTO(this.state.routes.get(r.routeId)) }, 'VTO'),
         el('button', { className: 'rowbtn', dataset: { act: 'reassign' }, title: 'Move this route to another driver',
-          onclick: () => this.onReassign(this.state.routes.get(r.routeId)) }, 'Reassign')));
+          onclick: () => this.onReassign(this.state.routes.get(r.routeId)) }, 'Reassign'))).childNodes);
     return age;
   }
 
