@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -44,6 +46,22 @@ func startFleet(t *testing.T) (demo, north *testApp, h *hq.HQ) {
 		_ = h.Close(ctx)
 	})
 	return demo, north, h
+}
+
+// fleetSignIn opens the fleet page of h and signs in as its admin.
+func fleetSignIn(t *testing.T, ctx context.Context, h *hq.HQ) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+h.Addr()+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the login form", `!document.getElementById('login').hidden && document.title.includes('Fleet')`)
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS("#login-user"), "admin"),
+		chromedp.SendKeys(chromedp.CSS("#login-pass"), hqAdminPassword),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+	); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // fleetCell is the text of one count of a depot's row in the overview.
@@ -82,17 +100,7 @@ func TestBrowserFleet(t *testing.T) {
 			}
 		}
 	}
-	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+h.Addr()+"/")); err != nil {
-		t.Fatal(err)
-	}
-	waitJS(t, ctx, "the login form", `!document.getElementById('login').hidden && document.title.includes('Fleet')`)
-	if err := chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.CSS("#login-user"), "admin"),
-		chromedp.SendKeys(chromedp.CSS("#login-pass"), hqAdminPassword),
-		chromedp.Click(chromedp.CSS("#login-submit")),
-	); err != nil {
-		t.Fatal(err)
-	}
+	fleetSignIn(t, ctx, h)
 
 	// Both depots, worst first: NORTH has a route in rescue.
 	waitJSFor(t, ctx, 30*time.Second, "both depots with their routes", `(() => {
@@ -148,12 +156,6 @@ func TestBrowserFleet(t *testing.T) {
 
 	shot("depot.png")
 
-	// A GPS fix moves R1's marker (the map follows the live stream).
-	if _, err := publish(demo.driver(t, "D1"), "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6543, -121.4321, time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	waitJS(t, ctx, "R1 at the new position", `window.__fleet.depots.get('DEMO1').routes.get('R1').currentLat === 38.6543`)
-
 	// Back with the button; the overview now has DEMO1's rescue too.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#back"))); err != nil {
 		t.Fatal(err)
@@ -173,6 +175,17 @@ func TestBrowserFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "back by Escape", `!document.getElementById('overview').hidden && document.activeElement.closest('tr').dataset.depot === 'NORTH'`)
+
+	// A renewed token: the stream reopens with it, from where it was, and
+	// a GPS fix still arrives (and moves R1 on the map).
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(window.__fleet.renewNow(), true)`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "renewed and live again", `window.__fleet.renewals === 1 && window.__fleet.conn === 'live' && window.__fleet.mode === 'sse'`)
+	if _, err := publish(demo.driver(t, "D1"), "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.6543, -121.4321, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "R1 at the new position", `window.__fleet.depots.get('DEMO1').routes.get('R1').currentLat === 38.6543`)
 
 	mu.Lock()
 	if len(thrown) > 0 {
@@ -194,5 +207,42 @@ func TestBrowserFleet(t *testing.T) {
 	}
 	if float64(demo.depot.LastSeq()) < res["demoSeq"].(float64) || res["northSeq"].(float64) < 1 || north.depot.LastSeq() == 0 {
 		t.Fatalf("seqs: page %v/%v, depots %d/%d", res["demoSeq"], res["northSeq"], demo.depot.LastSeq(), north.depot.LastSeq())
+	}
+}
+
+// TestBrowserFleetPolling: where no EventSource can be opened (a proxy
+// that buffers or cuts streams, stubbed here), the fleet page polls
+// /api/v1/fleet/events and still shows every change, once.
+func TestBrowserFleetPolling(t *testing.T) {
+	demo, _, h := startFleet(t)
+	ctx := browser(t)
+	// Every EventSource fails at once, closed for good.
+	const noSSE = `window.EventSource = class { constructor() { this.readyState = 0; this.opened = 0;
+		setTimeout(() => { this.readyState = 2; if (this.onerror) this.onerror(new Event('error')); }, 20); }
+		close() { this.readyState = 2; } addEventListener() {} }; window.EventSource.CLOSED = 2;`
+	if err := chromedp.Do(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: noSSE})
+		return chromedp.Void{}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fleetSignIn(t, ctx, h)
+	waitJSFor(t, ctx, 30*time.Second, "both depots, live by polling", `document.querySelectorAll('#fleet tbody tr').length === 2 &&
+		window.__fleet.mode === 'polling' && window.__fleet.conn === 'live' &&
+		document.querySelector('#conn .label').textContent === 'live · polling'`)
+	writeFile(t, demo.feed, feedJSON(44, 7))
+	waitJS(t, ctx, "DEMO1's rescue by polling", fleetCell("DEMO1", "RED")+` === '▲1' && `+fleetCell("DEMO1", "rescues")+` === '1'`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#fleet tr[data-depot="DEMO1"] .depot-link`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "R1 red in DEMO1's table", `(() => { const r = document.querySelector('#routes tbody tr');
+		return r && r.dataset.route === 'R1' && r.classList.contains('s-RED') && r.textContent.includes('44/180'); })()`)
+	res, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](`({csp: window.__fleet.csp.join('; '), gaps: window.__fleet.gaps,
+		dupes: window.__fleet.dupes, dropped: window.__fleet.dropped})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res["csp"] != "" || res["gaps"] != 0.0 || res["dupes"] != 0.0 || res["dropped"] != 0.0 {
+		t.Fatalf("page counters: %v", res)
 	}
 }
