@@ -339,8 +339,9 @@ function onHeartbeat(h) {
     item('fix→publish p50 ', el('b', null, showNum(lat.p50)), ' ms · p99 ', el('b', null, showNum(lat.p99)), ' ms'),
     item('refused ', el('b', null, showNum(h.fixesRefused))),
     item('feed ', el('b', null, isObj(h.feed) && h.feed.ok === true ? 'ok' : 'DOWN')),
-    ((ps) => (ps ? el('span', { title: ps.title, className: ps.bad ? 'warn' : '' }, 'push ', el('b', null, ps.text)) : null))(pushSummary(h.push)),
-    ((us) => (us ? el('span', { title: us.title, className: us.bad ? 'warn' : '' }, 'fleet ', el('b', null, us.text)) : null))(upstreamSummary(h.upstream)),
+    // '' where there is nothing to say: replaceChildren shows a null as "null".
+    ((ps) => (ps ? el('span', { title: ps.title, className: ps.bad ? 'warn' : '' }, 'push ', el('b', null, ps.text)) : ''))(pushSummary(h.push)),
+    ((us) => (us ? el('span', { title: us.title, className: us.bad ? 'warn' : '' }, 'fleet ', el('b', null, us.text)) : ''))(upstreamSummary(h.upstream)),
     item('up ', el('b', null, `${Math.floor(up / 3600)}h${String(Math.floor((up % 3600) / 60)).padStart(2, '0')}`)),
     item(`v${text(h.version)}`));
 }
