@@ -352,6 +352,7 @@ function route() {
 function showDepot(id) {
   const d = fleet.depots.get(id);
   const switched = fleet.selected !== id || table.state !== d;
+  const fromOverview = !$('overview').hidden;
   fleet.selected = id;
   $('overview').hidden = true;
   $('depot-view').hidden = false;
@@ -372,6 +373,7 @@ function showDepot(id) {
   renderRescues();
   renderOffers($('offers'), d.offers, serverNow);
   renderDepotHead();
+  if (fromOverview) $('back').focus(); // the keyboard goes on from the way back, not from a hidden row
 }
 
 function showOverview() {
