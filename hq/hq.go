@@ -128,15 +128,26 @@ func Start(ctx context.Context, cfg Config) (*HQ, error) {
 // openAccounts opens the shared bucket, its signing key and users, and
 // creates admin when there is no user at all.
 func (h *HQ) openAccounts(ctx context.Context) error {
-	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	kv, err := openBucket(kctx, h.js, h.cfg.Replicas)
-	if err != nil {
-		return err
-	}
-	key, err := signingKey(kctx, kv)
-	if err != nil {
-		return err
+	// A cluster that is starting drops JetStream requests until it has
+	// elected its leaders: each try is short, the whole wait is not.
+	var kv jetstream.KeyValue
+	var key []byte
+	deadline := time.Now().Add(time.Minute)
+	for {
+		kctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		var err error
+		if kv, err = openBucket(kctx, h.js, h.cfg.Replicas); err == nil {
+			key, err = signingKey(kctx, kv)
+		}
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		h.cfg.Log.Info("hq: waiting for JetStream", "err", err)
+		time.Sleep(500 * time.Millisecond)
 	}
 	h.accounts = &auth.Accounts{Store: kvStore{kv}, Key: key, Depot: "hq", Cost: h.cfg.HashCost, Log: h.cfg.Log}
 	if err := h.accounts.Open(); err != nil {

@@ -59,6 +59,13 @@ const (
 	StreamName = "DEPOTS"
 	cursorKey  = "upstream.cursor"
 	batch      = 200
+	// ackWait bounds the wait for the stream's acknowledgement. A publish
+	// lost with a dying leader is never answered: waiting long only adds
+	// to the lag, and publishing again is safe (Nats-Msg-Id).
+	ackWait = 3 * time.Second
+	// maxBackoff bounds the wait between tries: a link back from an
+	// outage is used within seconds, and a try costs one connection.
+	maxBackoff = 5 * time.Second
 )
 
 // EventsSubject is where a depot's events go.
@@ -158,7 +165,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
-		wait = min(wait*2, 30*time.Second)
+		wait = min(wait*2, maxBackoff)
 	}
 	f.mu.Lock()
 	if f.nc != nil {
@@ -346,7 +353,7 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 			msg := nats.NewMsg(EventsSubject(f.cfg.Depot))
 			msg.Data = raw
 			msg.Header.Set(jetstream.MsgIDHeader, f.cfg.Depot+":"+strconv.FormatUint(env.Seq, 10))
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			pctx, cancel := context.WithTimeout(ctx, ackWait)
 			_, err := js.PublishMsg(pctx, msg, jetstream.WithExpectStream(StreamName))
 			cancel()
 			if err != nil {
@@ -390,7 +397,7 @@ func (f *Forwarder) publishRoute(ctx context.Context, js jetstream.JetStream, de
 	if err != nil {
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, ackWait)
 	defer cancel()
 	if _, err := js.Publish(pctx, RouteSubject(f.cfg.Depot, d.RouteID), b); err != nil {
 		f.cfg.Log.Debug("upstream: route state", "route", d.RouteID, "err", err)

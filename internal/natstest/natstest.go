@@ -57,7 +57,9 @@ func Cluster(tb testing.TB, n int) []*server.Server {
 	var out []*server.Server
 	for i, p := range ports {
 		out = append(out, Start(tb, server.Options{ServerName: fmt.Sprintf("n%d", i),
-			Cluster: server.ClusterOpts{Name: "fleet", Host: "127.0.0.1", Port: p}, Routes: routes}))
+			// No advertising: a client keeps to the URLs it was given (a
+			// depot behind a proxy must not find its way around it).
+			Cluster: server.ClusterOpts{Name: "fleet", Host: "127.0.0.1", Port: p, NoAdvertise: true}, Routes: routes}))
 	}
 	return out
 }
