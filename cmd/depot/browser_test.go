@@ -107,6 +107,10 @@ func TestBrowserDashboardLive(t *testing.T) {
 	// Under the page's Content-Security-Policy nothing it needs is refused:
 	// script, styles, the map, the MQTT WebSocket and MQTT.js's timer worker.
 	waitJS(t, ctx, "no CSP refusals", `window.__depot.csp.length === 0`)
+	// The status bar says what it knows, and no "null" for what is off
+	// here (the fleet link).
+	waitJS(t, ctx, "the status bar", `(() => { const s = document.getElementById('status').textContent;
+		return s.includes('fixes/s') && !s.includes('null') && !s.includes('fleet'); })()`)
 	if s := rowText(t, ctx, "R1"); !strings.Contains(s, "CX01") || !strings.Contains(s, "BEHIND") || !strings.Contains(s, "Ana Silva") {
 		t.Fatalf("R1 row: %q", s)
 	}

@@ -1,4 +1,5 @@
-// Builds the dashboard into ../dist and the driver app into ../dist/driver,
+// Builds the dashboard into ../dist, the fleet page of `depot hq` beside it
+// (fleet.html, fleet.js, fleet.css) and the driver app into ../dist/driver,
 // which the Go binary embeds.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
@@ -23,6 +24,21 @@ await build({
 });
 cpSync('src/index.html', out + 'index.html');
 cpSync('src/favicon.svg', out + 'favicon.svg');
+
+// The fleet page, which `depot hq` serves at / (docs/fleet.md).
+await build({
+  entryPoints: ['src/fleet.js'],
+  bundle: true,
+  minify: true,
+  sourcemap: false,
+  format: 'esm',
+  target: ['es2020'],
+  platform: 'browser',
+  outfile: out + 'fleet.js',
+  loader: { '.png': 'dataurl', '.svg': 'dataurl' },
+  logLevel: 'warning',
+});
+cpSync('src/fleet.html', out + 'fleet.html');
 
 // The driver app, served at /driver/. Its service worker is a classic
 // script (registered without type: 'module'), so it is bundled as one,

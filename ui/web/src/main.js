@@ -12,7 +12,9 @@ import './style.css';
 import { EventLog, isObj } from './eventlog.js';
 import { Transports } from './transport.js';
 import { $, el } from './dom.js';
-import { OFFER_STATES, isID, num, showNum, text, cleanRoute, cleanOffer, pushSummary, upstreamSummary } from './checks.js';
+import { num, showNum, text, pushSummary, upstreamSummary } from './checks.js';
+import { renderOffers as renderOfferList, updateCountdowns as updateOfferCountdowns } from './offers.js';
+import { applyEvent, loadSnapshot } from './depotstate.js';
 import { initMap, placeMarker, fitOnce, resize, hasMap } from './map.js';
 import { RouteTable, ago } from './table.js';
 import { Alarms } from './alarms.js';
@@ -100,12 +102,7 @@ async function loadConfig() {
 async function loadState() {
   const s = await api('api/v1/state');
   if (!isObj(s) || !Number.isSafeInteger(s.seq)) throw new Error('state: unexpected answer');
-  const list = (v) => (Array.isArray(v) ? v.filter(isObj) : []);
-  state.routes = new Map(list(s.routes).filter((r) => isID(r.routeId)).map((r) => [r.routeId, cleanRoute(r)]));
-  state.rescues = new Map(list(s.rescues).filter((r) => isID(r.rescueId)).map((r) => [r.rescueId, r]));
-  state.offers = new Map(list(s.offers).filter((o) => isID(o.vtoId)).map((o) => [o.vtoId, cleanOffer(o)]));
-  state.presence = new Map(Object.entries(isObj(s.presence) ? s.presence : {}).filter(([, v]) => isObj(v)));
-  state.devices = new Map(Object.entries(isObj(s.devices) ? s.devices : {}).filter(([, v]) => isObj(v)));
+  loadSnapshot(state, s);
   state.lastSeq = s.seq;
   state.synced = true;
   if (isObj(s.feed)) onFeed(s.feed);
@@ -128,54 +125,19 @@ function onLive(env) {
   if (!Number.isNaN(ts)) state.lastDelay = Math.max(0, serverNow() - ts);
 }
 
+// apply shows one event (depotstate.js changes the picture).
 function apply(env) {
-  const p = env.payload;
-  switch (env.type) {
-    case 'route:update': {
-      if (!isID(p.routeId)) return;
-      state.routes.set(p.routeId, cleanRoute(p, state.routes.get(p.routeId) || { routeId: p.routeId }));
-      table.mark(p.routeId);
-      break;
-    }
-    case 'rescue:alert': {
-      if (!isID(p.rescueId)) return;
-      const sr = isObj(p.struggleRoute) ? p.struggleRoute : {};
-      state.rescues.set(p.rescueId, { rescueId: p.rescueId, routeId: text(sr.routeId), state: 'open',
-        seq: env.seq, alert: p, createdAt: text(env.timestamp) });
-      alarms.raised(p);
+  const ch = applyEvent(state, env);
+  if (!ch) return;
+  switch (ch.kind) {
+    case 'route': table.mark(ch.id); break;
+    case 'rescue':
+      if (ch.raised) alarms.raised(ch.raised);
       alarms.render();
       break;
-    }
-    case 'rescue:updated': {
-      const r = state.rescues.get(p.rescueId);
-      if (r && p.state === 'resolved') state.rescues.delete(p.rescueId);
-      else if (r) r.state = text(p.state);
-      alarms.render();
-      break;
-    }
-    case 'vto:offer':
-      if (!isID(p.vtoId)) return;
-      state.offers.set(p.vtoId, cleanOffer(p));
-      renderOffers();
-      break;
-    case 'vto:accepted': case 'vto:declined': case 'vto:expired': case 'vto:confirmed': {
-      const o = state.offers.get(p.vtoId);
-      if (o) { o.state = text(p.state); renderOffers(); }
-      break;
-    }
-    case 'driver:presence':
-      if (!isID(p.driverId)) return;
-      state.presence.set(p.driverId, { state: text(p.state), since: text(p.since) });
-      table.markDriver(p.driverId);
-      break;
-    case 'driver:device':
-      if (!isID(p.driverId)) return;
-      state.devices.set(p.driverId, p);
-      table.markDriver(p.driverId);
-      break;
-    case 'system:status':
-      onHeartbeat(p);
-      break;
+    case 'offer': renderOffers(); break;
+    case 'driver': table.markDriver(ch.id); break;
+    case 'status': onHeartbeat(ch.status); break;
     default:
   }
 }
@@ -304,29 +266,9 @@ const alarms = new Alarms({
   resolve: (id) => api(`api/v1/rescues/${enc(id)}/resolve`, 'POST').catch((e) => alert(e.message)),
 });
 
-// ---- VTO ----
-function renderOffers() {
-  const ul = $('offers');
-  const list = [...state.offers.values()].sort((a, b) => (Date.parse(b.offeredAt) || 0) - (Date.parse(a.offeredAt) || 0));
-  if (!list.length) { ul.replaceChildren(el('li', { className: 'muted' }, 'No offers.')); return; }
-  ul.replaceChildren(...list.map((o) => el('li', { dataset: { vto: o.vtoId } },
-    el('span', null, el('b', null, o.routeCode), ' ', o.driverName, o.reason ? [' ', el('span', { className: 'muted' }, `· ${o.reason}`)] : null),
-    o.state === 'open'
-      ? el('span', { className: 'countdown', dataset: { expires: String(Date.parse(o.expiresAt)) } })
-      : el('span', { className: 'st' + (OFFER_STATES.has(o.state) ? ' st-' + o.state : '') }, o.state))));
-  updateCountdowns();
-}
-
-// Countdowns run on the server's clock (corrected by the offset measured
-// at start), not the browser's.
-function updateCountdowns() {
-  document.querySelectorAll('.countdown').forEach((c) => {
-    const exp = Number(c.dataset.expires);
-    if (!Number.isFinite(exp)) { c.textContent = '—'; return; }
-    const left = Math.max(0, Math.round((exp - serverNow()) / 1000));
-    c.textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
-  });
-}
+// ---- VTO (offers.js) ----
+function renderOffers() { renderOfferList($('offers'), state.offers, serverNow); }
+function updateCountdowns() { updateOfferCountdowns(serverNow); }
 
 // ---- dialogs for row actions ----
 function ask({ title, text: body, label, value = '', ok }) {
@@ -397,8 +339,9 @@ function onHeartbeat(h) {
     item('fix→publish p50 ', el('b', null, showNum(lat.p50)), ' ms · p99 ', el('b', null, showNum(lat.p99)), ' ms'),
     item('refused ', el('b', null, showNum(h.fixesRefused))),
     item('feed ', el('b', null, isObj(h.feed) && h.feed.ok === true ? 'ok' : 'DOWN')),
-    ((ps) => (ps ? el('span', { title: ps.title, className: ps.bad ? 'warn' : '' }, 'push ', el('b', null, ps.text)) : null))(pushSummary(h.push)),
-    ((us) => (us ? el('span', { title: us.title, className: us.bad ? 'warn' : '' }, 'fleet ', el('b', null, us.text)) : null))(upstreamSummary(h.upstream)),
+    // '' where there is nothing to say: replaceChildren shows a null as "null".
+    ((ps) => (ps ? el('span', { title: ps.title, className: ps.bad ? 'warn' : '' }, 'push ', el('b', null, ps.text)) : ''))(pushSummary(h.push)),
+    ((us) => (us ? el('span', { title: us.title, className: us.bad ? 'warn' : '' }, 'fleet ', el('b', null, us.text)) : ''))(upstreamSummary(h.upstream)),
     item('up ', el('b', null, `${Math.floor(up / 3600)}h${String(Math.floor((up % 3600) / 60)).padStart(2, '0')}`)),
     item(`v${text(h.version)}`));
 }

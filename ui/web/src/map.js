@@ -8,7 +8,9 @@ import { num, statusOf, text } from './checks.js';
 let map, layer;
 let fitted = false;
 const markers = new Map();
-export function initMap(cfg) {
+// initMap draws the map in #map, centred on cfg.center, with a DEPOT marker
+// there unless depotMarker is false (the fleet's centre is no depot).
+export function initMap(cfg, { depotMarker = true } = {}) {
   map = L.map('map', { zoomControl: true, zoomSnap: 0.25, attributionControl: !!cfg.mapTiles, preferCanvas: true })
     .setView([cfg.center.lat, cfg.center.lng], 11);
   if (cfg.mapTiles) {
@@ -16,9 +18,11 @@ export function initMap(cfg) {
   } else {
     gridLayer().addTo(map);
   }
-  L.marker([cfg.center.lat, cfg.center.lng], {
-    icon: L.divIcon({ className: 'depot-icon', iconSize: [18, 18] }), title: 'Depot', keyboard: false,
-  }).addTo(map).bindTooltip('DEPOT', { permanent: true, direction: 'right', className: 'lbl' });
+  if (depotMarker) {
+    L.marker([cfg.center.lat, cfg.center.lng], {
+      icon: L.divIcon({ className: 'depot-icon', iconSize: [18, 18] }), title: 'Depot', keyboard: false,
+    }).addTo(map).bindTooltip('DEPOT', { permanent: true, direction: 'right', className: 'lbl' });
+  }
   layer = L.layerGroup().addTo(map);
   map.on('zoomend', settle);
 }
@@ -61,6 +65,25 @@ export function fitOnce(center) {
   setTimeout(() => fitAll(center), 800);
 }
 
+// clearMarkers takes every route off the map (the fleet page switching
+// depots); the next routes placed are fitted again (fitOnce, fitNow).
+export function clearMarkers() {
+  if (layer) layer.clearLayers();
+  markers.clear();
+  fitted = false;
+}
+
+// fitNow fits the map to the routes placed (and center, if given) at once:
+// after a switch the new depot's routes are all there already.
+export function fitNow(center) {
+  if (!map || markers.size === 0) return;
+  fitted = true;
+  fitAll(center);
+}
+
+// markerCount is how many routes are on the map.
+export function markerCount() { return markers.size; }
+
 // resize tells the map its box changed.
 export function resize() { if (map) map.invalidateSize(); }
 
@@ -70,6 +93,7 @@ function fitAll(center) {
   const pts = [...markers.values()].map((m) => m.getLatLng());
   if (center) pts.push(L.latLng(center.lat, center.lng));
   if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 15 });
+  else if (pts.length === 1) map.setView(pts[0], 14); // one route and no centre (the fleet page)
 }
 
 // A route on the map is one marker whose icon holds its dot and its label.

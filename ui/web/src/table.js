@@ -84,9 +84,10 @@ export function flashKey(r) {
 export class RouteTable {
   // state: the page's state (routes, presence). serverNow: the depot's
   // clock. onVTO, onReassign: a row's buttons. onRoute(r): a route changed
-  // (the map moves its marker). afterRender(): every render.
-  constructor({ state, serverNow, onVTO, onReassign, onRoute, afterRender }) {
-    Object.assign(this, { state, serverNow, onVTO, onReassign, onRoute, afterRender });
+  // (the map moves its marker). afterRender(): every render. readOnly: no
+  // buttons (the fleet page, which only watches).
+  constructor({ state, serverNow, onVTO, onReassign, onRoute, afterRender, readOnly = false }) {
+    Object.assign(this, { state, serverNow, onVTO, onReassign, onRoute, afterRender, readOnly });
     this.rows = new Map(); // routeId -> {tr, key, sig, age: its age cell, ts: the time it shows}
     this.dirty = new Set();
     this.timer = 0; // the fallback render, for when ticks are late
@@ -107,6 +108,17 @@ export class RouteTable {
       if (!this.state.routes.has(id)) { row.tr.remove(); this.rows.delete(id); } else row.key = null;
     }
     this.render(); // a new picture: at once
+  }
+
+  // show puts the routes of another state in the table (the fleet page
+  // switching depots): every row goes, the new ones are drawn at once.
+  show(state) {
+    this.state = state;
+    for (const row of this.rows.values()) row.tr.remove();
+    this.rows.clear();
+    this.dirty.clear();
+    this.summaryKey = '';
+    this.markAll();
   }
 
   // markDriver redraws the route(s) driver drives.
@@ -175,7 +187,8 @@ export class RouteTable {
     const dev = deviceLabel(this.state.devices?.get(r.driverId));
     tr.className = 's-' + c;
     const age = el('td', { className: 'num age' });
-    tr.replaceChildren(
+    // Through el's filter: replaceChildren would show a null as "null".
+    tr.replaceChildren(...el('tr', null,
       el('td', null, el('span', { className: `status ${c}` }, el('span', { className: 'shape' }, SHAPES[c]), WORDS[c])),
       el('td', null, el('span', { className: 'code' }, text(r.routeCode) || text(r.routeId))),
       el('td', null, text(r.driverName) || text(r.driverId),
@@ -188,11 +201,11 @@ export class RouteTable {
       el('td', null, bar(r.completedStops, r.totalStops)),
       el('td', null, bar(r.completedPackages, r.totalPackages)),
       age,
-      el('td', { className: 'num' },
+      this.readOnly ? null : el('td', { className: 'num' },
         el('button', { className: 'rowbtn', dataset: { act: 'vto' }, title: 'Offer voluntary time off',
           onclick: () => this.onVTO(this.state.routes.get(r.routeId)) }, 'VTO'),
         el('button', { className: 'rowbtn', dataset: { act: 'reassign' }, title: 'Move this route to another driver',
-          onclick: () => this.onReassign(this.state.routes.get(r.routeId)) }, 'Reassign')));
+          onclick: () => this.onReassign(this.state.routes.get(r.routeId)) }, 'Reassign'))).childNodes);
     return age;
   }
 

@@ -108,3 +108,40 @@ export class Transports {
     }, PROBE_EVERY);
   }
 }
+
+// SSETransports is the choice for a page with no WebSocket (the fleet page
+// of `depot hq`): Server-Sent Events first; after SSE_ERRORS errors in a
+// row, or a stream closed for good, polling; while polling, every
+// PROBE_EVERY a probe opens a second EventSource (io.probe()), which
+// replaces polling once it opens (probeUp) and is dropped if it cannot
+// (probeFailed).
+export class SSETransports extends Transports {
+  constructor(io, timers) {
+    super(io, timers);
+    this.mode = 'sse';
+  }
+
+  // start opens the stream (after a sign-in, a snapshot loaded).
+  start() {
+    this.timers.clearTimeout(this.probeTimer);
+    this.probeTimer = 0;
+    this.mode = 'sse';
+    if (this.sse) this.restartSSE(); else this.startSSE();
+  }
+
+  sseError(closed) {
+    const r = super.sseError(closed);
+    if (r === 'polling' && !this.probeTimer) this.scheduleProbe();
+    return r;
+  }
+
+  // probeUp: the probe's stream opened; it is the transport from now on.
+  probeUp() {
+    this.stopPolling();
+    this.timers.clearTimeout(this.probeTimer);
+    this.probeTimer = 0;
+    this.sse = true;
+    this.sseErrors = 0;
+    this.mode = 'sse';
+  }
+}

@@ -2,7 +2,7 @@
 // test runner: node --test ui/web/src/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Transports, PROBE_EVERY } from './transport.js';
+import { Transports, SSETransports, PROBE_EVERY } from './transport.js';
 
 function setup() {
   const calls = [];
@@ -92,4 +92,61 @@ test('a renewed token reopens SSE, and only SSE', () => {
   tp.fallBack();
   tp.restartSSE();
   assert.deepEqual(calls, ['openSSE', 'closeSSE', 'openSSE']);
+});
+
+function setupSSE() {
+  const { calls, timers } = setup();
+  let signedIn = true;
+  const tp = new SSETransports({
+    openSSE: () => calls.push('openSSE'), closeSSE: () => calls.push('closeSSE'),
+    startPolling: () => calls.push('startPolling'), stopPolling: () => calls.push('stopPolling'),
+    probe: () => calls.push('probe'), active: () => signedIn,
+  }, timers);
+  return { tp, calls, timers, signOut: () => { signedIn = false; } };
+}
+
+test('SSE first (no WebSocket): three errors in a row fall back to polling, and a probe returns to SSE', () => {
+  const { tp, calls, timers } = setupSSE();
+  tp.start();
+  assert.deepEqual(calls, ['openSSE']);
+  assert.equal(timers.pending.size, 0, 'no probe while SSE is live');
+  tp.sseOpened();
+  assert.equal(tp.mode, 'sse');
+  assert.equal(tp.sseError(false), 'reconnecting');
+  tp.sseMessage(); // a message in between: the errors were not in a row
+  assert.equal(tp.sseError(false), 'reconnecting');
+  assert.equal(tp.sseError(false), 'reconnecting');
+  assert.equal(tp.sseError(false), 'polling');
+  assert.deepEqual(calls, ['openSSE', 'closeSSE', 'startPolling']);
+  assert.equal(tp.mode, 'polling');
+  assert.equal([...timers.pending.values()][0].ms, PROBE_EVERY);
+  timers.fire();
+  assert.equal(calls.at(-1), 'probe');
+  tp.probeFailed(); // the probe could not open: polling goes on, another later
+  assert.equal(tp.mode, 'polling');
+  assert.equal(timers.pending.size, 1);
+  timers.fire();
+  tp.probeUp();
+  assert.deepEqual(calls.slice(-2), ['probe', 'stopPolling']);
+  assert.equal(tp.mode, 'sse');
+  assert.equal(tp.sse, true);
+  assert.equal(timers.pending.size, 0);
+  // The probe's stream is the stream: restarting it (a renewed token) reopens it.
+  tp.restartSSE();
+  assert.deepEqual(calls.slice(-2), ['closeSSE', 'openSSE']);
+});
+
+test('SSE first: a stream closed for good is polled at once; a sign-out stops everything', () => {
+  const { tp, calls, timers, signOut } = setupSSE();
+  tp.start();
+  assert.equal(tp.sseError(true), 'polling');
+  signOut();
+  timers.fire();
+  assert.equal(calls.includes('probe'), false, 'no probe once signed out');
+  tp.stopFallback();
+  assert.deepEqual(calls, ['openSSE', 'closeSSE', 'startPolling', 'stopPolling']);
+  // Signed in again: SSE first again.
+  tp.start();
+  assert.equal(tp.mode, 'sse');
+  assert.equal(calls.at(-1), 'openSSE');
 });
