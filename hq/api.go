@@ -98,10 +98,12 @@ func line(m jetstream.Msg) (id uint64, data []byte, ok bool) {
 	if !ok {
 		return 0, nil, false
 	}
-	data = make([]byte, 0, len(m.Data())+len(depot)+24)
+	data = make([]byte, 0, len(m.Data())+len(depot)+64)
 	data = append(data, `{"depot":`...)
 	data = strconv.AppendQuote(data, depot)
-	data = append(data, `,"event":`...)
+	data = append(data, `,"at":"`...)
+	data = md.Timestamp.UTC().AppendFormat(data, time.RFC3339Nano)
+	data = append(data, `","event":`...)
 	data = append(data, m.Data()...)
 	data = append(data, '}')
 	return md.Sequence.Stream, data, true
@@ -205,6 +207,7 @@ func (h *HQ) events(c echo.Context) error {
 	type item struct {
 		ID    uint64          `json:"id"`
 		Depot string          `json:"depot"`
+		At    time.Time       `json:"at"` // when the stream took it: when the depot was last heard
 		Event json.RawMessage `json:"event"`
 	}
 	out := struct {
@@ -227,7 +230,7 @@ func (h *HQ) events(c echo.Context) error {
 		}
 		out.Last = md.Sequence.Stream
 		if d, _, _, ok := depotOf(m.Subject()); ok && validEvent(m.Data()) {
-			out.Events = append(out.Events, item{ID: md.Sequence.Stream, Depot: d, Event: m.Data()})
+			out.Events = append(out.Events, item{ID: md.Sequence.Stream, Depot: d, At: md.Timestamp.UTC(), Event: m.Data()})
 		}
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {

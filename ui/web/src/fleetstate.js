@@ -83,7 +83,9 @@ export class Fleet {
     if (admit === 'dupe') { this.dupes++; return { depot: d, admit, change: null }; }
     this.events++;
     this.gaps += d.gaps - gaps;
-    d.lastHeard = Math.max(d.lastHeard, now);
+    // When the stream took it (hq's "at"), not when this page read it: a
+    // replay after a reconnect is not news of the depot.
+    d.lastHeard = Math.max(d.lastHeard, Math.min(time(msg.at) || now, now));
     const at = time(msg.event.timestamp);
     if (at) {
       d.lastEventAt = Math.max(d.lastEventAt, at);

@@ -125,3 +125,16 @@ test('worst first: rescues, then silent, then behind, then catching up, then by 
   const t = totals(rows);
   assert.deepEqual({ ...t }, { GREEN: 4, YELLOW: 3, RED: 1, UNKNOWN: 0, routes: 8, rescues: 0, offers: 0, stale: 1, catchingUp: 1, depots: 7 });
 });
+
+test('last heard is when the stream took the event, not when the page read it', () => {
+  const f = new Fleet();
+  f.load(snapshot());
+  // A replay after a reconnect: the event was taken by the stream 40 s ago.
+  f.take(101, { depot: 'D1', at: iso(T0 - 40000), event: ev(51, 'route:update', route('R1', 'GREEN'), T0 - 40000) }, T0);
+  assert.equal(f.depots.get('D1').lastHeard, T0 - 1000); // the snapshot's newer time stands
+  f.take(102, { depot: 'D2', at: iso(T0 - 2000), event: ev(8, 'route:update', route('S1', 'RED'), T0 - 2500) }, T0);
+  assert.equal(f.depots.get('D2').lastHeard, T0 - 2000);
+  // A time from the future (a skewed server) is taken as now.
+  f.take(103, { depot: 'D2', at: iso(T0 + 60000), event: ev(9, 'route:update', route('S1', 'RED')) }, T0);
+  assert.equal(f.depots.get('D2').lastHeard, T0);
+});
