@@ -458,3 +458,37 @@ func TestForwarderEdges(t *testing.T) {
 	cancel2()
 	<-done2
 }
+
+// TestForwarderPastDuplicateWindow: a crash between the stream's ack and
+// the local cursor, found again only after the stream's duplicate window
+// has passed (it cannot drop the repeats then): the resume point read
+// from the stream still sends nothing twice.
+func TestForwarderPastDuplicateWindow(t *testing.T) {
+	t.Parallel()
+	s := natsServer(t, t.TempDir(), -1)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	const window = 100 * time.Millisecond
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: StreamName, Subjects: []string{"depot.>"},
+		Duplicates: window}); err != nil {
+		t.Fatal(err)
+	}
+	l := newMemLog()
+	l.add(20)
+	f, stop := startForwarder(t, s.ClientURL(), l)
+	caughtUp(t, f, l)
+	stop()
+	_ = l.MetaPut(cursorKey, []byte{0, 0, 0, 0, 0, 0, 0, 5}) // the crash: 15 acknowledged events not recorded
+	time.Sleep(3 * window)                                   // the outage outlasts the window: that is the point
+	l.add(10)
+	f, stop = startForwarder(t, s.ClientURL(), l)
+	defer stop()
+	caughtUp(t, f, l)
+	if err := exactlyOnce(streamSeqs(t, s.ClientURL(), "D1"), 30); err != nil {
+		t.Fatal(err)
+	}
+}
