@@ -38,6 +38,11 @@ run: build
 bin/nats-server: go.mod go.sum
 	$(GO) build -o $@ github.com/nats-io/nats-server/v2
 
+# The fleet's load run: N demo depots into a three-node cluster, one hq,
+# 10 SSE dashboards; event → dashboard latency per N (README, Fleet).
+bench-fleet:
+	DEPOT_FLEET_BENCH=1 $(GO) test -count=1 -run '^TestFleetLoad$$' -v -timeout 30m ./cmd/depot
+
 # Three NATS nodes, three demo depots and two depot hq on this machine
 # (docs/fleet.md); the script says what to open and what to kill.
 fleet-demo: build bin/nats-server

@@ -36,6 +36,8 @@ type fleetClient struct {
 	lag      map[string]time.Duration
 	made     map[string]time.Time // per depot: the newest event's own time
 	maxLag   time.Duration        // since the last resetMax
+	lats     []time.Duration      // every event's lag, while record is set
+	record   bool
 	events   int
 	dupes    int
 	gaps     []string
@@ -135,6 +137,9 @@ func (c *fleetClient) stream(ctx context.Context) {
 		c.lag[l.Depot] = now.Sub(l.Event.Timestamp)
 		c.made[l.Depot] = l.Event.Timestamp
 		c.maxLag = max(c.maxLag, c.lag[l.Depot])
+		if c.record {
+			c.lats = append(c.lats, c.lag[l.Depot])
+		}
 		return nil
 	})
 }

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/depotcc/depot/hq"
+	"github.com/depotcc/depot/internal/natstest"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// TestFleetLoad is the fleet's load run (make bench-fleet; it runs only
+// with DEPOT_FLEET_BENCH=1, as the other load runs have their own target):
+// N demo depots (35 routes, a fix a second each) forward into a
+// three-node cluster (stream R3); one hq instance serves 10 SSE
+// dashboards. For N = 1, 2, 4, … it reports the latency from an event
+// made in a depot to each dashboard (p50, p99), and stops past the first
+// N whose p99 is over a second. Everything runs in this one process, the
+// depots' simulated handhelds too, so the N it finds is a floor.
+func TestFleetLoad(t *testing.T) {
+	if os.Getenv("DEPOT_FLEET_BENCH") == "" {
+		t.Skip("a load run: make bench-fleet")
+	}
+	window := 20 * time.Second
+	if v, err := time.ParseDuration(os.Getenv("DEPOT_FLEET_WINDOW")); err == nil {
+		window = v
+	}
+	nodes := natstest.Cluster(t, 3)
+	urls := natstest.URLs(nodes)
+	h, err := hq.Start(context.Background(), hq.Config{URLs: urls, Replicas: 3, HTTPAddr: "127.0.0.1:0", Instance: "hq",
+		AdminPassword: adminPassword, HashCost: bcrypt.MinCost, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Kill)
+	tok, _, err := h.Accounts().Login("admin", adminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apps []*testApp
+	addDepot := func() {
+		name := fmt.Sprintf("d%02d", len(apps)+1)
+		apps = append(apps, startApp(t, "", func(c *ServeConfig) {
+			c.Depot, c.Upstream, c.UpstreamReplicas = name, urls, 3
+			c.CortexURL, c.Demo, c.DemoRoutes, c.DemoRate = "", true, 35, time.Second
+		}))
+	}
+	addDepot()
+	var clients []*fleetClient
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range 10 {
+		c := &fleetClient{urls: []string{h.Addr()}, token: tok, last: map[string]uint64{}, heard: map[string]time.Time{},
+			lag: map[string]time.Duration{}, made: map[string]time.Time{}}
+		clients = append(clients, c)
+		go c.run(ctx, t)
+	}
+	fmt.Printf("fleet load: %d cores (%s), window %s per step, 10 SSE dashboards on one hq, stream R3 on 3 nodes\n",
+		runtime.NumCPU(), runtime.GOARCH, window)
+	fmt.Printf("%8s %12s %10s %10s %10s %8s %8s\n", "depots", "events/s", "p50", "p99", "max", "dupes", "gaps")
+	for n := 1; n <= 16; n *= 2 {
+		for len(apps) < n {
+			addDepot()
+		}
+		// The new depots' start (and the cluster's, at first) drains first:
+		// it is not what is measured.
+		var names []string
+		for _, a := range apps {
+			names = append(names, a.Config.Depot)
+		}
+		since := time.Now()
+		for _, c := range clients {
+			checkFor(t, 2*time.Minute, func() error { return c.live(names, since) })
+		}
+		for _, c := range clients {
+			c.mu.Lock()
+			c.lats, c.record = nil, true
+			c.mu.Unlock()
+		}
+		time.Sleep(window)
+		var lats []time.Duration
+		dupes, gaps := 0, 0
+		for _, c := range clients {
+			c.mu.Lock()
+			lats = append(lats, c.lats...)
+			c.record = false
+			dupes += c.dupes
+			gaps += len(c.gaps)
+			c.mu.Unlock()
+		}
+		if len(lats) == 0 {
+			t.Fatalf("%d depots: no event reached a dashboard", n)
+		}
+		slices.Sort(lats)
+		q := func(p float64) time.Duration { return lats[int(p*float64(len(lats)-1))].Round(time.Millisecond) }
+		fmt.Printf("%8d %12.0f %10s %10s %10s %8d %8d\n", n, float64(len(lats))/10/window.Seconds(), q(0.5), q(0.99), lats[len(lats)-1].Round(time.Millisecond), dupes, gaps)
+		if q(0.99) > time.Second {
+			break
+		}
+	}
+}
