@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
@@ -16,8 +17,8 @@ import (
 )
 
 const (
-	sseKeepAlive = 15 * time.Second
-	maxPage      = 1000
+	maxPage    = 1000
+	maxStreams = 1000 // open SSE streams per instance, each a consumer on the cluster
 )
 
 // mount adds the fleet's routes to the web server (ui.Config.Fleet).
@@ -80,11 +81,16 @@ func (h *HQ) reader(ctx context.Context, depot string, seq uint64) (c jetstream.
 	if err != nil {
 		return nil, 0, err
 	}
-	if first := s.CachedInfo().State.FirstSeq; seq > 0 && seq+1 < first {
-		return nil, first, nil
+	st := s.CachedInfo().State
+	if seq > 0 && (seq+1 < st.FirstSeq || seq > st.LastSeq) {
+		// Aged out, or past the end: a stream deleted and made again
+		// numbers from 1, and a browser would wait at its old place for good.
+		return nil, max(st.FirstSeq, 1), nil
 	}
+	// The server drops a request's consumer 10 s after its reader is gone,
+	// not after the default 5 minutes: a poll every 2 s would leave dozens.
 	c, err = s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjectFor(depot)},
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq + 1})
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq + 1, InactiveThreshold: 10 * time.Second})
 	return c, 0, err
 }
 
@@ -119,7 +125,20 @@ func (h *HQ) stream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	if from == 0 {
+		from = h.fleet.Seq() // from now: a browser loads GET /fleet first (never a replay of the whole stream)
+	}
+	if n := h.streams.Add(1); n > maxStreams {
+		h.streams.Add(-1)
+		c.Response().Header().Set("Retry-After", "5")
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "too many open streams on this instance; try another or poll")
+	}
+	defer h.streams.Add(-1)
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	defer cancel()
+	stopOnClose := context.AfterFunc(h.ctx, cancel) // Close ends streams; browsers go to another instance
+	defer stopOnClose()
+	token := strings.TrimPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
 	cons, gone, err := h.reader(ctx, depot, from)
 	if err != nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "the fleet stream cannot be read now: "+clip(err))
@@ -129,7 +148,11 @@ func (h *HQ) stream(c echo.Context) error {
 	hd.Set(echo.HeaderContentType, "text/event-stream")
 	hd.Set(echo.HeaderCacheControl, "no-cache")
 	hd.Set("X-Accel-Buffering", "no")
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	rc := http.NewResponseController(w)
+	// Each write gets its own deadline: a browser that stops reading
+	// frees its handler and consumer instead of pinning them.
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second)) }
+	deadline()
 	w.WriteHeader(http.StatusOK)
 	if gone > 0 {
 		fmt.Fprintf(w, "event: reset\ndata: {\"firstSeq\":%d}\n\n", gone)
@@ -157,13 +180,19 @@ func (h *HQ) stream(c echo.Context) error {
 		}
 	}()
 	w.Flush()
-	ka := time.NewTicker(sseKeepAlive)
+	ka := time.NewTicker(h.cfg.KeepAlive)
 	defer ka.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-ka.C:
+			// A user deleted, or a token expired, since the stream opened:
+			// it ends (the browser's reconnect is refused).
+			if _, err := h.accounts.Verify(token); err != nil {
+				return nil
+			}
+			deadline()
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return nil
 			}
@@ -172,6 +201,7 @@ func (h *HQ) stream(c echo.Context) error {
 				return nil // the reader ended: the browser reconnects with Last-Event-ID
 			}
 			if id, data, ok := line(m); ok {
+				deadline()
 				if _, err := fmt.Fprintf(w, "id: %d\ndata: %s\n\n", id, data); err != nil {
 					return nil
 				}

@@ -39,16 +39,7 @@ func (h *HQ) follow(ctx context.Context) {
 	}
 }
 
-func clip(err error) string {
-	if err == nil {
-		return ""
-	}
-	s := err.Error()
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
-}
+var clip = upstream.Clip
 
 // load reads the last state of every route, then every event since the
 // window began, and goes on with the live ones.
@@ -61,7 +52,7 @@ func (h *HQ) load(ctx context.Context) error {
 		return err
 	}
 	last := s.CachedInfo().State.LastSeq
-	if err := h.loadRoutes(ctx, s, last); err != nil {
+	if err := h.loadRoutes(ctx, s); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
 	start := time.Now().Add(-h.cfg.Window)
@@ -100,9 +91,9 @@ func (h *HQ) load(ctx context.Context) error {
 }
 
 // loadRoutes reads the last message of every route subject.
-func (h *HQ) loadRoutes(ctx context.Context, s jetstream.Stream, last uint64) error {
+func (h *HQ) loadRoutes(ctx context.Context, s jetstream.Stream) error {
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{allRoutes},
-		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, InactiveThreshold: 10 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -124,7 +115,9 @@ func (h *HQ) loadRoutes(ctx context.Context, s jetstream.Stream, last uint64) er
 			continue
 		}
 		h.fleet.setRoute(m.Subject(), md.Sequence.Stream, m.Data())
-		if md.NumPending == 0 || md.Sequence.Stream >= last {
+		if md.NumPending == 0 {
+			// Not at the first past last: a route whose newest state came
+			// in after the stream was read would be left out.
 			return nil
 		}
 	}

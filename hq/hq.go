@@ -12,9 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/depotcc/depot/bridge/upstream"
@@ -40,6 +39,9 @@ type Config struct {
 	Center        [2]float64
 	MapTiles      string
 	Version       string
+	// KeepAlive is how often an idle SSE stream gets a comment and its
+	// token is checked again; 15 s when zero.
+	KeepAlive time.Duration
 	// HashCost is bcrypt's cost (tests lower it); the default when zero.
 	HashCost int
 	Log      *slog.Logger
@@ -55,8 +57,10 @@ type HQ struct {
 	accounts *auth.Accounts
 	web      *ui.Server
 	fleet    *Fleet
+	ctx      context.Context // ends with Close or Kill
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	streams  atomic.Int32
 
 	mu      sync.Mutex
 	loadErr string
@@ -68,14 +72,8 @@ func Start(ctx context.Context, cfg Config) (*HQ, error) {
 	if cfg.URLs == "" {
 		return nil, errors.New("hq: --upstream names no NATS server")
 	}
-	for _, u := range strings.Split(cfg.URLs, ",") {
-		pu, err := url.Parse(strings.TrimSpace(u))
-		if err != nil || pu.Host == "" || (pu.Scheme != "nats" && pu.Scheme != "tls") {
-			return nil, errors.New("hq: each URL must be nats://host:port or tls://host:port (credentials go in --upstream-creds)")
-		}
-		if pu.User != nil {
-			return nil, errors.New("hq: a URL holds a user or password: use --upstream-creds")
-		}
+	if err := upstream.CheckURLs(cfg.URLs); err != nil {
+		return nil, err
 	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
@@ -86,18 +84,17 @@ func Start(ctx context.Context, cfg Config) (*HQ, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 15 * time.Second
+	}
 	h := &HQ{cfg: cfg, fleet: newFleet()}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
 	opts := []nats.Option{nats.Name("depot hq " + cfg.Instance), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond),
 		// A cluster not up yet is waited for (openAccounts bounds the wait):
 		// instances and servers start in any order.
 		nats.RetryOnFailedConnect(true),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { cfg.Log.Warn("nats", "err", err) })}
-	if cfg.Creds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.Creds))
-	}
-	if cfg.CA != "" {
-		opts = append(opts, nats.RootCAs(cfg.CA))
-	}
+	opts = append(opts, upstream.AuthOptions(cfg.Creds, cfg.CA)...)
 	opts = append(opts, cfg.NATSOptions...)
 	nc, err := nats.Connect(cfg.URLs, opts...)
 	if err != nil {
@@ -118,11 +115,9 @@ func Start(ctx context.Context, cfg Config) (*HQ, error) {
 		nc.Close()
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
 	h.wg.Add(2)
-	go func() { defer h.wg.Done(); h.follow(rctx) }()
-	go func() { defer h.wg.Done(); h.watchUsers(rctx) }()
+	go func() { defer h.wg.Done(); h.follow(h.ctx) }()
+	go func() { defer h.wg.Done(); h.watchUsers(h.ctx) }()
 	cfg.Log.Info("hq: serving", "http", h.web.Addr(), "nats", nc.ConnectedUrlRedacted(), "instance", cfg.Instance)
 	return h, nil
 }
@@ -207,8 +202,8 @@ func (h *HQ) Accounts() *auth.Accounts { return h.accounts }
 // Close stops the instance: HTTP first (streams end and browsers go to
 // another instance), then the stream readers and the connection.
 func (h *HQ) Close(ctx context.Context) error {
+	h.cancel() // first: open streams end, so Shutdown need not wait them out
 	err := h.web.Shutdown(ctx)
-	h.cancel()
 	h.nc.Close()
 	h.wg.Wait()
 	return err

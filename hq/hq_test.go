@@ -77,7 +77,8 @@ func (d *depotSide) raw(depot string, seq uint64, data string) {
 func startHQ(t *testing.T, url, name string) *HQ {
 	t.Helper()
 	h, err := Start(context.Background(), Config{URLs: url, HTTPAddr: "127.0.0.1:0", Instance: name, AdminPassword: "admin-pass-1",
-		HashCost: bcrypt.MinCost, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		KeepAlive: 200 * time.Millisecond,
+		HashCost:  bcrypt.MinCost, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,4 +381,112 @@ func TestHQNoStream(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestHQReview, from a fresh-eye review: a request's consumer does not
+// outlive it long; Close does not wait out open streams; a deleted user's
+// open stream ends; a browser past the end of a stream made again is told
+// to reload; every route is loaded at start, also those written meanwhile.
+func TestHQReview(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Start(t, server.Options{})
+	d := newDepotSide(t, ns.ClientURL())
+	for _, r := range []string{"R1", "R2", "R3", "R4", "R5"} {
+		d.route("D1", r, "GREEN", 1)
+	}
+	for i := 0; i < 50; i++ {
+		d.event("D1", "route:update", fmt.Sprintf(`{"routeId":"R1","completedStops":%d}`, i))
+	}
+
+	// Every route, whatever was written after the stream was read.
+	nc, _ := nats.Connect(ns.ClientURL())
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	lh := &HQ{js: js, fleet: newFleet()}
+	st, _ := js.Stream(context.Background(), upstream.StreamName)
+	if err := lh.loadRoutes(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, deps := lh.fleet.Snapshot(""); len(deps) != 1 || len(deps[0].Routes) != 5 {
+		t.Fatalf("routes loaded: %+v", deps)
+	}
+
+	h := startHQ(t, ns.ClientURL(), "a")
+	tok := mustLogin(t, h, "admin", "admin-pass-1")
+	var f fleetAnswer
+	waitFor(t, 10*time.Second, func() error {
+		if code := call(t, h, "GET", "/api/v1/fleet", tok, nil, &f); code != 200 {
+			return fmt.Errorf("%d", code)
+		}
+		return nil
+	})
+	consumers := func() int {
+		i, err := st.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i.State.Consumers
+	}
+	base := consumers()
+	for i := 0; i < 10; i++ {
+		call(t, h, "GET", "/api/v1/fleet/events?after=40", tok, nil, nil)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		if n := consumers(); n > base {
+			return fmt.Errorf("%d consumers left by 10 polls", n-base)
+		}
+		return nil
+	})
+
+	// A deleted user's open stream ends.
+	if code := call(t, h, "POST", "/api/v1/users", tok, map[string]string{"username": "fired", "password": "fired-pass", "role": "dispatcher"}, nil); code != 201 {
+		t.Fatal(code)
+	}
+	ft := mustLogin(t, h, "fired", "fired-pass")
+	ended := make(chan struct{})
+	req, _ := http.NewRequest("GET", "http://"+h.Addr()+"/api/v1/fleet/stream?after=50&access_token="+ft, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("stream: %v %v", res, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, res.Body); res.Body.Close(); close(ended) }()
+	if code := call(t, h, "DELETE", "/api/v1/users/fired", tok, nil, nil); code != 204 {
+		t.Fatal(code)
+	}
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a deleted user's stream goes on")
+	}
+
+	// The stream made again: a browser at its old place is told to reload.
+	ctx := context.Background()
+	_ = d.js.DeleteStream(ctx, upstream.StreamName)
+	if _, err := d.js.CreateStream(ctx, jetstream.StreamConfig{Name: upstream.StreamName, Subjects: []string{"depot.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	d.seqs = map[string]uint64{}
+	d.event("D2", "route:update", `{"routeId":"R2","statusColor":"RED"}`)
+	ch := make(chan sseLine, 10)
+	stop := openStream(t, h, tok, 50, ch)
+	select {
+	case l := <-ch:
+		if l.event != "reset" {
+			t.Fatalf("past the end: %+v", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("past the end of the stream: no reset")
+	}
+	stop()
+
+	// Close with a stream open does not wait it out.
+	ch = make(chan sseLine, 10)
+	stop = openStream(t, h, tok, 0, ch)
+	defer stop()
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	began := time.Now()
+	if err := h.Close(cctx); err != nil || time.Since(began) > 3*time.Second {
+		t.Fatalf("Close with a stream open: %v after %s", err, time.Since(began))
+	}
 }

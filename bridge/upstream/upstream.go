@@ -103,14 +103,8 @@ func New(cfg Config) (*Forwarder, error) {
 	if !bridge.ValidID(cfg.Depot) || strings.ContainsAny(cfg.Depot, ".") {
 		return nil, fmt.Errorf("upstream: depot id %q cannot be a NATS subject token", cfg.Depot)
 	}
-	for _, u := range strings.Split(cfg.URLs, ",") {
-		pu, err := url.Parse(strings.TrimSpace(u))
-		if err != nil || pu.Host == "" || (pu.Scheme != "nats" && pu.Scheme != "tls") {
-			return nil, errors.New("upstream: each URL must be nats://host:port or tls://host:port (put credentials in --upstream-creds, not the URL)")
-		}
-		if pu.User != nil {
-			return nil, errors.New("upstream: a URL holds a user or password: use --upstream-creds (a URL shows in ps, logs and health)")
-		}
+	if err := CheckURLs(cfg.URLs); err != nil {
+		return nil, err
 	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
@@ -122,6 +116,34 @@ func New(cfg Config) (*Forwarder, error) {
 		cfg.Log = slog.Default()
 	}
 	return &Forwarder{cfg: cfg}, nil
+}
+
+// CheckURLs checks --upstream: nats:// or tls:// URLs, comma-separated,
+// none with a user or password (a URL shows in ps, logs and health).
+func CheckURLs(urls string) error {
+	for _, u := range strings.Split(urls, ",") {
+		pu, err := url.Parse(strings.TrimSpace(u))
+		if err != nil || pu.Host == "" || (pu.Scheme != "nats" && pu.Scheme != "tls") {
+			return errors.New("upstream: each URL must be nats://host:port or tls://host:port (put credentials in --upstream-creds, not the URL)")
+		}
+		if pu.User != nil {
+			return errors.New("upstream: a URL holds a user or password: use --upstream-creds (a URL shows in ps, logs and health)")
+		}
+	}
+	return nil
+}
+
+// AuthOptions are the connection options of --upstream-creds (a NATS
+// credentials file) and --upstream-ca (the servers' CA), either optional.
+func AuthOptions(creds, ca string) []nats.Option {
+	var opts []nats.Option
+	if creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	if ca != "" {
+		opts = append(opts, nats.RootCAs(ca))
+	}
+	return opts
 }
 
 // Health reports the forwarder's state now.
@@ -159,7 +181,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
-		f.set(func(h *Health) { h.Connected, h.Error = false, clip(err) })
+		f.set(func(h *Health) { h.Connected, h.Error = false, Clip(err) })
 		f.cfg.Log.Warn("upstream: retrying", "in", wait, "err", err)
 		select {
 		case <-ctx.Done():
@@ -174,7 +196,8 @@ func (f *Forwarder) Run(ctx context.Context) {
 	f.mu.Unlock()
 }
 
-func clip(err error) string {
+// Clip is an error's text for health and logs: at most 200 bytes.
+func Clip(err error) string {
 	if err == nil {
 		return ""
 	}
@@ -190,16 +213,11 @@ func clip(err error) string {
 func (f *Forwarder) session(ctx context.Context) error {
 	opts := []nats.Option{nats.Name("depot " + f.cfg.Depot), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			f.set(func(h *Health) { h.Error = clip(err) })
+			f.set(func(h *Health) { h.Error = Clip(err) })
 			f.cfg.Log.Warn("upstream", "err", err)
 		})}
 	opts = append(opts, f.opts...)
-	if f.cfg.Creds != "" {
-		opts = append(opts, nats.UserCredentials(f.cfg.Creds))
-	}
-	if f.cfg.CA != "" {
-		opts = append(opts, nats.RootCAs(f.cfg.CA))
-	}
+	opts = append(opts, AuthOptions(f.cfg.Creds, f.cfg.CA)...)
 	nc, err := nats.Connect(f.cfg.URLs, opts...)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)

@@ -20,7 +20,7 @@ import (
 // with DEPOT_FLEET_BENCH=1, as the other load runs have their own target):
 // N demo depots (35 routes, a fix a second each) forward into a
 // three-node cluster (stream R3); one hq instance serves 10 SSE
-// dashboards. For N = 1, 2, 4, … it reports the latency from an event
+// dashboards. For N = 1, 2, 4, … 32 it reports the latency from an event
 // made in a depot to each dashboard (p50, p99), and stops past the first
 // N whose p99 is over a second. Everything runs in this one process, the
 // depots' simulated handhelds too, so the N it finds is a floor.
@@ -65,7 +65,7 @@ func TestFleetLoad(t *testing.T) {
 	fmt.Printf("fleet load: %d cores (%s), window %s per step, 10 SSE dashboards on one hq, stream R3 on 3 nodes\n",
 		runtime.NumCPU(), runtime.GOARCH, window)
 	fmt.Printf("%8s %12s %10s %10s %10s %8s %8s\n", "depots", "events/s", "p50", "p99", "max", "dupes", "gaps")
-	for n := 1; n <= 16; n *= 2 {
+	for n := 1; n <= 32; n *= 2 {
 		for len(apps) < n {
 			addDepot()
 		}
