@@ -92,15 +92,7 @@ func startHQ(t *testing.T, url, name string) *HQ {
 
 func waitFor(t *testing.T, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("after %s: %v", d, err)
+	natstest.WaitFor(t, d, f)
 }
 
 // call makes one API request and decodes the answer into out; it returns

@@ -102,15 +102,7 @@ func natsServer(t *testing.T, dir string, port int) *server.Server {
 
 func waitFor(t *testing.T, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("after %s: %v", d, err)
+	natstest.WaitFor(t, d, f)
 }
 
 // streamSeqs reads every event of depot in the stream, in stream order,

@@ -76,3 +76,18 @@ func URLs(ss []*server.Server) string {
 	}
 	return out
 }
+
+// WaitFor polls f every 20 ms until it returns nil, and fails the test
+// with f's last error after d.
+func WaitFor(tb testing.TB, d time.Duration, f func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Fatalf("after %s: %v", d, err)
+}
