@@ -149,8 +149,12 @@ type Depot struct {
 	// Metrics, when set, is told of every commit, fix-driven publish and
 	// feed cycle.
 	Metrics Metrics
-	Topics  Topics // set by Open
-	Stats   Stats
+	// OnCommit, when set, is called after each commit that stored events,
+	// on the commit path: it must not block (the fleet forwarder uses it
+	// to wake instead of polling).
+	OnCommit func()
+	Topics   Topics // set by Open
+	Stats    Stats
 
 	mu     sync.Mutex // guards m and closed
 	m      Machine
@@ -178,7 +182,7 @@ func (d *Depot) Open(pub Publisher) error {
 	}
 	d.m = Machine{Topics: d.Topics, Now: d.Now, RescueSpeedKmh: d.RescueSpeedKmh, SilentAfter: d.SilentAfter}
 	d.m.Load(st)
-	d.p = &pipeline{store: d.Store, pub: pub, topics: d.Topics, log: d.Log, metrics: d.Metrics, stats: &d.Stats}
+	d.p = &pipeline{store: d.Store, pub: pub, topics: d.Topics, log: d.Log, metrics: d.Metrics, stats: &d.Stats, onCommit: d.OnCommit}
 	d.p.start()
 	return nil
 }

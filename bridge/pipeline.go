@@ -39,6 +39,8 @@ type pipeline struct {
 	log     *slog.Logger
 	metrics Metrics // may be nil
 	stats   *Stats
+	// onCommit is told of each commit that stored events; may be nil.
+	onCommit func()
 	// now is the wall clock of commits, latency and the state throttle:
 	// fix receive times are wall-clock times, whatever the rules' clock says.
 	now func() time.Time
@@ -296,6 +298,9 @@ func (p *pipeline) run() {
 		} else {
 			fails.ok(p.log)
 			pending = Batch{}
+			if p.onCommit != nil && len(b.Events) > 0 {
+				p.onCommit()
+			}
 		}
 		p.healthMu.Lock()
 		p.health = StoreHealth{OK: err == nil, Pending: pending.size()}

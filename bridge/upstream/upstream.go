@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"strconv"
 	"strings"
@@ -51,6 +52,10 @@ type Config struct {
 	// Rate bounds the events sent per second while draining a backlog, so
 	// that catching up does not take the depot's own time; 2000 when 0.
 	Rate int
+	// Wake, when set, is signalled after each commit that stored events
+	// (bridge.Depot.OnCommit): an event leaves at once instead of at the
+	// next poll.
+	Wake <-chan struct{}
 	Log  *slog.Logger
 }
 
@@ -66,6 +71,10 @@ const (
 	// maxBackoff bounds the wait between tries: a link back from an
 	// outage is used within seconds, and a try costs one connection.
 	maxBackoff = 5 * time.Second
+	// MaxEventBytes is the largest event sent, and the stream's
+	// MaxMsgSize when the forwarder creates it: readers take no more
+	// (hq drops a larger one), and the depot's own events are far smaller.
+	MaxEventBytes = 64 << 10
 )
 
 // EventsSubject is where a depot's events go.
@@ -93,6 +102,10 @@ type Forwarder struct {
 	health Health
 	nc     *nats.Conn
 	opts   []nats.Option // tests' extra connection options
+
+	// dirty are the routes whose state waits for the log to be drained;
+	// only Run's goroutine touches it, and it outlives a session.
+	dirty map[string]bool
 }
 
 // New checks cfg and returns a forwarder; Run connects.
@@ -115,7 +128,7 @@ func New(cfg Config) (*Forwarder, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Forwarder{cfg: cfg}, nil
+	return &Forwarder{cfg: cfg, dirty: map[string]bool{}}, nil
 }
 
 // CheckURLs checks --upstream: nats:// or tls:// URLs, comma-separated,
@@ -182,10 +195,12 @@ func (f *Forwarder) Run(ctx context.Context) {
 			break
 		}
 		f.set(func(h *Health) { h.Connected, h.Error = false, Clip(err) })
-		f.cfg.Log.Warn("upstream: retrying", "in", wait, "err", err)
+		// Jittered: depots that lost the same link come back apart.
+		in := wait/2 + rand.N(wait/2+1)
+		f.cfg.Log.Warn("upstream: retrying", "in", in.Round(time.Millisecond), "err", err)
 		select {
 		case <-ctx.Done():
-		case <-time.After(wait):
+		case <-time.After(in):
 		}
 		wait = min(wait*2, maxBackoff)
 	}
@@ -259,12 +274,15 @@ func (f *Forwarder) ensureStream(ctx context.Context, js jetstream.JetStream) (j
 	}
 	s, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: StreamName, Subjects: []string{"depot.>"},
 		Replicas: f.cfg.Replicas, MaxAge: f.cfg.MaxAge, MaxMsgsPerSubject: -1, Duplicates: 2 * time.Minute,
-		Storage: jetstream.FileStorage})
+		MaxMsgSize: MaxEventBytes, Storage: jetstream.FileStorage})
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return js.Stream(ctx, StreamName)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+	}
+	if f.cfg.Replicas == 1 && js.Conn().ConnectedClusterName() != "" {
+		f.cfg.Log.Warn("upstream: stream created with one replica on a cluster: it is lost with its server (--upstream-replicas 3)", "stream", StreamName)
 	}
 	return s, nil
 }
@@ -291,7 +309,14 @@ func (f *Forwarder) resync(ctx context.Context, s jetstream.Stream) (uint64, err
 	}
 	seq, ok := msgSeq(m.Header.Get(jetstream.MsgIDHeader), f.cfg.Depot)
 	if !ok {
-		return 0, fmt.Errorf("the stream's last event of %s has no Nats-Msg-Id of ours", f.cfg.Depot)
+		// Someone else publishes on our subject (the account's permissions
+		// allow it: docs/fleet.md). Stopping would hold the depot's events
+		// back for a stranger's message; the local cursor is the next best
+		// truth (re-sent events inside the duplicate window are dropped
+		// by the stream).
+		f.cfg.Log.Warn("upstream: the stream's last message on our subject is not ours: resuming from the local cursor; check who may publish there",
+			"subject", EventsSubject(f.cfg.Depot), "cursor", local)
+		return local, nil
 	}
 	if f.cfg.LastSeq != nil && seq > f.cfg.LastSeq() {
 		// A store restored from an older backup, or another depot with
@@ -317,9 +342,19 @@ func msgSeq(id, depot string) (uint64, bool) {
 // send publishes the log after cursor, in order, each acknowledged before
 // the next, at most Rate a second. The cursor is written once a batch:
 // the stream is the truth (resync), the record only a hint.
+//
+// Route states go when the log is drained, not with each event: while a
+// backlog drains a route's current state is newer than the events still
+// to go, and a reader that took it as of that event would see the route
+// jump ahead and back. Sent at the end, each state is as of the last
+// event sent (or a commit newer, which the next event's delta agrees with).
 func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uint64) error {
 	every := time.Second / time.Duration(f.cfg.Rate)
-	idle := time.NewTicker(100 * time.Millisecond)
+	poll := 100 * time.Millisecond
+	if f.cfg.Wake != nil {
+		poll = time.Second // only a safety net: commits wake it
+	}
+	idle := time.NewTicker(poll)
 	defer idle.Stop()
 	saved := cursor
 	save := func() {
@@ -343,18 +378,27 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 				continue
 			}
 			save()
+			for id := range f.dirty {
+				if err := f.publishRoute(ctx, js, id); err != nil {
+					return fmt.Errorf("route %s: %w", id, err)
+				}
+				delete(f.dirty, id)
+			}
 			select {
 			case <-ctx.Done():
 			case <-idle.C:
+			case <-f.cfg.Wake:
 			}
 			continue
 		}
 		start := time.Now()
 		for i, raw := range evs {
 			var env struct {
-				Seq     uint64          `json:"seq"`
-				Type    string          `json:"type"`
-				Payload json.RawMessage `json:"payload"`
+				Seq     uint64 `json:"seq"`
+				Type    string `json:"type"`
+				Payload struct {
+					RouteID string `json:"routeId"`
+				} `json:"payload"`
 			}
 			if json.Unmarshal(raw, &env) != nil || env.Seq <= cursor {
 				// Unreadable: past it, not again and again.
@@ -368,6 +412,14 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 				f.cfg.Log.Warn("upstream: events missing from the local log", "from", cursor+1, "to", env.Seq-1)
 				f.set(func(h *Health) { h.Skipped += gap })
 			}
+			if len(raw) > MaxEventBytes {
+				// The stream would refuse it on every try, and the log
+				// behind it would never leave.
+				f.cfg.Log.Warn("upstream: an event too large for the stream; passed over", "seq", env.Seq, "bytes", len(raw), "max", MaxEventBytes)
+				cursor = env.Seq
+				f.set(func(h *Health) { h.Cursor = cursor; h.Skipped++ })
+				continue
+			}
 			msg := nats.NewMsg(EventsSubject(f.cfg.Depot))
 			msg.Data = raw
 			msg.Header.Set(jetstream.MsgIDHeader, f.cfg.Depot+":"+strconv.FormatUint(env.Seq, 10))
@@ -379,8 +431,9 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 			}
 			cursor = env.Seq
 			f.set(func(h *Health) { h.Cursor, h.LastAck = cursor, time.Now().UTC(); h.Sent++ })
-			if env.Type == bridge.EventRouteUpdate {
-				f.publishRoute(ctx, js, env.Payload)
+			if env.Type == bridge.EventRouteUpdate && f.cfg.Route != nil && len(f.dirty) < maxDirty &&
+				bridge.ValidID(env.Payload.RouteID) && !strings.Contains(env.Payload.RouteID, ".") {
+				f.dirty[env.Payload.RouteID] = true
 			}
 			if d := time.Duration(i+1)*every - time.Since(start); d > 0 {
 				select {
@@ -395,29 +448,23 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 	return nil
 }
 
+// maxDirty bounds the routes whose state waits for the end of a drain (a
+// depot has tens; a log that names more only costs their late states).
+const maxDirty = 10000
+
 // publishRoute sends a route's current state on its own subject (the
 // stream keeps them all; a reader takes the last per subject).
-func (f *Forwarder) publishRoute(ctx context.Context, js jetstream.JetStream, delta json.RawMessage) {
-	if f.cfg.Route == nil {
-		return
-	}
-	var d struct {
-		RouteID string `json:"routeId"`
-	}
-	if json.Unmarshal(delta, &d) != nil || !bridge.ValidID(d.RouteID) || strings.Contains(d.RouteID, ".") {
-		return
-	}
-	r, ok := f.cfg.Route(d.RouteID)
+func (f *Forwarder) publishRoute(ctx context.Context, js jetstream.JetStream, id string) error {
+	r, ok := f.cfg.Route(id)
 	if !ok {
-		return
+		return nil
 	}
 	b, err := r.AppendJSON(nil)
 	if err != nil {
-		return
+		return nil
 	}
 	pctx, cancel := context.WithTimeout(ctx, ackWait)
 	defer cancel()
-	if _, err := js.Publish(pctx, RouteSubject(f.cfg.Depot, d.RouteID), b); err != nil {
-		f.cfg.Log.Debug("upstream: route state", "route", d.RouteID, "err", err)
-	}
+	_, err = js.Publish(pctx, RouteSubject(f.cfg.Depot, id), b)
+	return err
 }

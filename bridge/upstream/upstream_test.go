@@ -109,6 +109,13 @@ func waitFor(t *testing.T, d time.Duration, f func() error) {
 // and returns their depot seqs.
 func streamSeqs(t *testing.T, url, depot string) []uint64 {
 	t.Helper()
+	return readSeqs(t, url, depot, false)
+}
+
+// readSeqs is streamSeqs, passing over messages without a Nats-Msg-Id
+// when strangers are expected.
+func readSeqs(t *testing.T, url, depot string, strangers bool) []uint64 {
+	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +146,11 @@ func streamSeqs(t *testing.T, url, depot string) []uint64 {
 			Seq uint64 `json:"seq"`
 		}
 		_ = json.Unmarshal(m.Data(), &env)
-		if id := m.Headers().Get(jetstream.MsgIDHeader); id != depot+":"+strconv.FormatUint(env.Seq, 10) {
+		id := m.Headers().Get(jetstream.MsgIDHeader)
+		if id == "" && strangers {
+			continue
+		}
+		if id != depot+":"+strconv.FormatUint(env.Seq, 10) {
 			t.Fatalf("Nats-Msg-Id %q for seq %d", id, env.Seq)
 		}
 		out = append(out, env.Seq)
@@ -482,5 +493,72 @@ func TestForwarderPastDuplicateWindow(t *testing.T) {
 	caughtUp(t, f, l)
 	if err := exactlyOnce(streamSeqs(t, s.ClientURL(), "D1"), 30); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestForwarderStrangers, from a review: a message on the depot's subject
+// that the forwarder did not send (no Nats-Msg-Id of ours) does not stop
+// it; an event larger than the stream takes is passed over and counted,
+// not retried for ever with the log stuck behind it; a drained backlog
+// leaves one state per route, as of its end, not one per event (each
+// newer than the event it followed).
+func TestForwarderStrangers(t *testing.T) {
+	t.Parallel()
+	s := natsServer(t, t.TempDir(), -1)
+	l := newMemLog()
+	l.add(50)
+	f, stop := startForwarder(t, s.ClientURL(), l)
+	caughtUp(t, f, l)
+
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	st, err := js.Stream(ctx, StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.MaxMsgSize; got != MaxEventBytes {
+		t.Fatalf("the stream takes messages of %d bytes, want %d", got, MaxEventBytes)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(RouteSubject("D1", "R1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Subjects[RouteSubject("D1", "R1")]; n != 1 {
+		t.Fatalf("a backlog of 50 updates of R1 left %d states of it, want 1", n)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, RouteSubject("D1", "R1"))
+	var r bridge.RouteStatus
+	if err != nil || json.Unmarshal(m.Data, &r) != nil || r.CompletedStops != 50 {
+		t.Fatalf("R1's state after the backlog: %+v %v", r, err)
+	}
+
+	// A stranger's message on our subject, then a restart (it is what the
+	// resync reads).
+	stop()
+	if _, err := js.Publish(ctx, EventsSubject("D1"), []byte(`{"seq":999}`)); err != nil {
+		t.Fatal(err)
+	}
+	// An event too large for the stream, between two ordinary ones.
+	l.add(1)
+	l.mu.Lock()
+	big, _ := json.Marshal(map[string]any{"seq": len(l.events) + 1, "type": "note", "payload": map[string]any{"text": strings.Repeat("x", MaxEventBytes)}})
+	l.events = append(l.events, big)
+	l.mu.Unlock()
+	l.add(1)
+	f, _ = startForwarder(t, s.ClientURL(), l)
+	waitFor(t, 15*time.Second, func() error {
+		if h := f.Health(); h.Cursor != 53 || h.Skipped != 1 || !h.Connected {
+			return fmt.Errorf("health %+v, want cursor 53, 1 skipped", h)
+		}
+		return nil
+	})
+	ours := readSeqs(t, s.ClientURL(), "D1", true)
+	if err := exactlyOnce(ours[:51], 51); err != nil || len(ours) != 52 || ours[51] != 53 {
+		t.Fatalf("the stream holds %v after the stranger and the large event (%v)", ours[min(len(ours), 48):], err)
 	}
 }

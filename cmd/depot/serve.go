@@ -112,6 +112,7 @@ type Main struct {
 	demo        *feed.Demo  // the demo feed, with --demo
 	push        *push.Outbox
 	upstream    *upstream.Forwarder // nil without --upstream
+	commits     chan struct{}       // a commit stored events: wakes the forwarder
 	acks        *liveAcks           // inbox messages drivers' sessions acknowledged
 	vapid       string              // the Web Push public key ("" when off)
 
@@ -385,6 +386,15 @@ func (m *Main) openDomainAndBroker() error {
 	}
 	m.depot = &bridge.Depot{ID: c.Depot, Store: dstore, Log: m.Log.With("part", "depot"), Metrics: m.metrics,
 		SilentAfter: c.SilentAfter, RescueSpeedKmh: c.RescueSpeed, Now: m.Clock}
+	if c.Upstream != "" {
+		m.commits = make(chan struct{}, 1)
+		m.depot.OnCommit = func() {
+			select {
+			case m.commits <- struct{}{}:
+			default: // one wake-up pending is enough
+			}
+		}
+	}
 	sess := &sessions{depot: m.depot, log: m.Log.With("part", "presence"), count: map[string]int{}}
 	m.acks = &liveAcks{seen: map[string]time.Time{}, now: m.Clock}
 	m.ingest = &ingest{depot: m.depot, id: c.Depot, log: m.Log.With("part", "ingest"), now: m.Clock, sessions: sess,

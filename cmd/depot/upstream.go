@@ -12,7 +12,7 @@ func (m *Main) openUpstream() error {
 		return nil
 	}
 	f, err := upstream.New(upstream.Config{Depot: c.Depot, URLs: c.Upstream, Creds: c.UpstreamCreds, CA: c.UpstreamCA,
-		Replicas: c.UpstreamReplicas, MaxAge: c.EventRetention, Store: m.store, Route: m.depot.Route, LastSeq: m.depot.LastSeq,
+		Replicas: c.UpstreamReplicas, MaxAge: c.EventRetention, Store: m.store, Route: m.depot.Route, LastSeq: m.depot.LastSeq, Wake: m.commits,
 		Log: m.Log.With("part", "upstream")})
 	if err != nil {
 		return err
