@@ -8,6 +8,7 @@
 package hq
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,10 +26,12 @@ import (
 
 // Config sets up an instance.
 type Config struct {
-	URLs     string // nats://h1:4222,nats://h2:4222
-	Creds    string // NATS credentials file; optional
-	CA       string // CA of the servers' TLS certificates; optional
-	Replicas int    // of the bucket when it is created; 1
+	URLs  string // nats://h1:4222,nats://h2:4222
+	Creds string // NATS credentials file; optional
+	CA    string // CA of the servers' TLS certificates; optional
+	// Replicas of the bucket when this instance creates it; when zero, as
+	// many as the DEPOTS stream has (the fleet's own choice), else 1.
+	Replicas int
 	// Window is how far back in the stream an instance reads events when
 	// it starts (open rescues and offers, presence); 12 h when zero.
 	// Routes come from their own subjects, whatever their age.
@@ -64,6 +67,7 @@ type HQ struct {
 
 	mu      sync.Mutex
 	loadErr string
+	key     []byte // the signing key in use
 }
 
 // Start connects to the cluster, opens the bucket (creating admin on the
@@ -74,9 +78,6 @@ func Start(ctx context.Context, cfg Config) (*HQ, error) {
 	}
 	if err := upstream.CheckURLs(cfg.URLs); err != nil {
 		return nil, err
-	}
-	if cfg.Replicas <= 0 {
-		cfg.Replicas = 1
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = 12 * time.Hour
@@ -117,7 +118,7 @@ func Start(ctx context.Context, cfg Config) (*HQ, error) {
 	}
 	h.wg.Add(2)
 	go func() { defer h.wg.Done(); h.follow(h.ctx) }()
-	go func() { defer h.wg.Done(); h.watchUsers(h.ctx) }()
+	go func() { defer h.wg.Done(); h.watchBucket(h.ctx) }()
 	cfg.Log.Info("hq: serving", "http", h.web.Addr(), "nats", nc.ConnectedUrlRedacted(), "instance", cfg.Instance)
 	return h, nil
 }
@@ -133,8 +134,8 @@ func (h *HQ) openAccounts(ctx context.Context) error {
 	for {
 		kctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		var err error
-		if kv, err = openBucket(kctx, h.js, h.cfg.Replicas); err == nil {
-			key, err = signingKey(kctx, kv)
+		if kv, err = openBucket(kctx, h.js, h.replicas(kctx)); err == nil {
+			key, err = signingKey(kctx, kv, nil)
 		}
 		cancel()
 		if err == nil {
@@ -146,6 +147,7 @@ func (h *HQ) openAccounts(ctx context.Context) error {
 		h.cfg.Log.Info("hq: waiting for JetStream", "err", err)
 		time.Sleep(500 * time.Millisecond)
 	}
+	h.key = key
 	h.accounts = &auth.Accounts{Store: kvStore{kv}, Key: key, Depot: "hq", Cost: h.cfg.HashCost, Log: h.cfg.Log}
 	if err := h.accounts.Open(); err != nil {
 		return err
@@ -162,32 +164,132 @@ func (h *HQ) openAccounts(ctx context.Context) error {
 	return h.accounts.Reload() // another instance may have made admin meanwhile
 }
 
-// watchUsers keeps this instance's idea of who may sign in in step with
-// the bucket: a user added or removed on another instance counts here at
-// once.
-func (h *HQ) watchUsers(ctx context.Context) {
+// replicas is how many the bucket gets when this instance makes it.
+func (h *HQ) replicas(ctx context.Context) int {
+	if h.cfg.Replicas > 0 {
+		return h.cfg.Replicas
+	}
+	if s, err := h.js.Stream(ctx, upstream.StreamName); err == nil {
+		return max(1, s.CachedInfo().Config.Replicas)
+	}
+	return 1
+}
+
+// watchBucket keeps this instance in step with the bucket: users changed
+// on another instance count here at once; a signing key replaced there
+// (the bucket made again) is taken, and one gone is put back from this
+// instance's, so that every instance signs with one key.
+func (h *HQ) watchBucket(ctx context.Context) {
 	for ctx.Err() == nil {
-		kv, err := h.js.KeyValue(ctx, Bucket)
-		if err == nil {
-			var w jetstream.KeyWatcher
-			if w, err = kv.Watch(ctx, userPrefix+">", jetstream.UpdatesOnly()); err == nil {
-				for range w.Updates() {
-					if err := h.accounts.Reload(); err != nil {
-						h.cfg.Log.Warn("hq: reload users", "err", err)
-					}
-				}
-				_ = w.Stop()
-			}
+		err := h.watchOnce(ctx)
+		if ctx.Err() != nil {
+			return
 		}
-		if ctx.Err() == nil {
-			h.cfg.Log.Debug("hq: user watch ended", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			_ = h.accounts.Reload() // what changed while no one watched
+		h.cfg.Log.Debug("hq: bucket watch ended", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
 		}
 	}
+}
+
+// bucketCheck is how often an instance looks that the bucket is still
+// there (a watch on a deleted bucket says nothing).
+const bucketCheck = 10 * time.Second
+
+func (h *HQ) watchOnce(ctx context.Context) error {
+	kctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	kv, err := openBucket(kctx, h.js, h.replicas(kctx))
+	if err == nil {
+		err = h.restoreKey(kctx, kv)
+	}
+	cancel()
+	if err != nil {
+		return err
+	}
+	// What changed while no one watched; a bucket made again has no
+	// user: admin as at a first start.
+	if gen, err := h.accounts.EnsureAdmin(h.cfg.AdminPassword); err != nil {
+		return err
+	} else if gen != "" {
+		h.cfg.Log.Warn("hq: the bucket had no user: created admin with a generated password; change it", "password", gen)
+	}
+	if err := h.accounts.Reload(); err != nil {
+		return err
+	}
+	w, err := kv.WatchFiltered(ctx, []string{usersKey, keyName}, jetstream.UpdatesOnly())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Stop() }()
+	check := time.NewTicker(bucketCheck)
+	defer check.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-check.C:
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			_, err := h.js.KeyValue(cctx, Bucket)
+			cancel()
+			if errors.Is(err, jetstream.ErrBucketNotFound) {
+				return err
+			}
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("watch ended")
+			}
+			if e == nil {
+				continue
+			}
+			switch {
+			case e.Key() == usersKey:
+				if err := h.accounts.Reload(); err != nil {
+					h.cfg.Log.Warn("hq: reload users", "err", err)
+				}
+			case e.Operation() == jetstream.KeyValuePut:
+				h.takeKey(e.Value())
+			default: // deleted or purged: ours goes back
+				rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				err := h.restoreKey(rctx, kv)
+				cancel()
+				if err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// restoreKey makes the bucket's signing key this instance's when it has
+// none, and takes the bucket's otherwise.
+func (h *HQ) restoreKey(ctx context.Context, kv jetstream.KeyValue) error {
+	h.mu.Lock()
+	mine := h.key
+	h.mu.Unlock()
+	k, err := signingKey(ctx, kv, mine)
+	if err != nil {
+		return err
+	}
+	h.takeKey(k)
+	return nil
+}
+
+func (h *HQ) takeKey(k []byte) {
+	h.mu.Lock()
+	same := bytes.Equal(k, h.key)
+	h.mu.Unlock()
+	if same {
+		return
+	}
+	if err := h.accounts.SetKey(k); err != nil {
+		h.cfg.Log.Warn("hq: the bucket's signing key is unusable; keeping this instance's", "err", err)
+		return
+	}
+	h.mu.Lock()
+	h.key = append([]byte(nil), k...)
+	h.mu.Unlock()
+	h.cfg.Log.Warn("hq: the signing key in the bucket changed: tokens signed before are void")
 }
 
 // Addr is where the instance serves HTTP.

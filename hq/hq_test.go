@@ -482,3 +482,97 @@ func TestHQReview(t *testing.T) {
 		t.Fatalf("Close with a stream open: %v after %s", err, time.Since(began))
 	}
 }
+
+// TestHQAccountsAcrossInstances, from a review: a rule over all users
+// holds across instances (two admins deleted at once on two instances
+// leave one; one name created at once on two is created once), and the
+// signing key stays one: deleted from the bucket it comes back unchanged,
+// replaced there every instance takes the new one.
+func TestHQAccountsAcrossInstances(t *testing.T) {
+	t.Parallel()
+	s := natstest.Start(t, server.Options{})
+	newDepotSide(t, s.ClientURL())
+	a, b := startHQ(t, s.ClientURL(), "a"), startHQ(t, s.ClientURL(), "b")
+	for round := range 10 {
+		name := fmt.Sprintf("admin%d", round)
+		if err := a.Accounts().CreateUser(name, "admin-pass-2", "admin"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, func() error {
+			us, _ := b.Accounts().Users()
+			if len(us) != 2 {
+				return fmt.Errorf("b sees %d users", len(us))
+			}
+			return nil
+		})
+		// Both at once: each instance sees two admins before it deletes.
+		errs := make(chan error, 2)
+		start := make(chan struct{})
+		go func() { <-start; errs <- a.Accounts().DeleteUser("admin") }()
+		go func() { <-start; errs <- b.Accounts().DeleteUser(name) }()
+		close(start)
+		e1, e2 := <-errs, <-errs
+		us, err := a.Accounts().Users()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(us) != 1 || us[0].Role != "admin" || (e1 == nil) == (e2 == nil) {
+			t.Fatalf("round %d: two admins deleted at once on two instances: %v and %v, left %v", round, e1, e2, us)
+		}
+		if us[0].Username != "admin" { // the survivor becomes admin again for the next round
+			if err := a.Accounts().CreateUser("admin", "admin-pass-1", "admin"); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Accounts().DeleteUser(us[0].Username); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// One name, two instances, at once.
+		start = make(chan struct{})
+		go func() { <-start; errs <- a.Accounts().CreateUser("sam", "sam-pass-1", "dispatcher") }()
+		go func() { <-start; errs <- b.Accounts().CreateUser("sam", "sam-pass-2", "dispatcher") }()
+		close(start)
+		if e1, e2 := <-errs, <-errs; (e1 == nil) == (e2 == nil) {
+			t.Fatalf("round %d: one name created on two instances: %v and %v", round, e1, e2)
+		}
+		waitFor(t, 5*time.Second, func() error { return a.Accounts().DeleteUser("sam") }) // once a has heard of it
+	}
+
+	// The signing key: deleted from the bucket, it comes back as it was.
+	tok := mustLogin(t, a, "admin", "admin-pass-1")
+	kv, err := a.js.KeyValue(context.Background(), Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(context.Background(), keyName); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if _, err := kv.Get(context.Background(), keyName); err != nil {
+			return err
+		}
+		return nil
+	})
+	for _, h := range []*HQ{a, b} {
+		if code := call(t, h, "GET", "/api/v1/fleet", tok, nil, nil); code != 200 {
+			t.Fatalf("%s: a token after the key was deleted and put back: %d", h.cfg.Instance, code)
+		}
+	}
+	// Replaced (the bucket made again by an instance with another key):
+	// every instance signs with the new one.
+	if _, err := kv.Put(context.Background(), keyName, bytes.Repeat([]byte{7}, 32)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		for _, h := range []*HQ{a, b} {
+			if code := call(t, h, "GET", "/api/v1/fleet", tok, nil, nil); code != 401 {
+				return fmt.Errorf("%s: a token signed with the old key: %d", h.cfg.Instance, code)
+			}
+		}
+		return nil
+	})
+	tok = mustLogin(t, a, "admin", "admin-pass-1")
+	if code := call(t, b, "GET", "/api/v1/fleet", tok, nil, nil); code != 200 {
+		t.Fatalf("a token from a on b after the key changed: %d", code)
+	}
+}

@@ -6,67 +6,136 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"sort"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/depotcc/depot/ui/auth"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Bucket is the key-value bucket every hq instance shares: users under
-// users.<name>, the token signing key under signing-key.
+// Bucket is the key-value bucket every hq instance shares: every user
+// under one key, users, and the token signing key under signing-key.
 const Bucket = "DEPOT_HQ"
 
 const (
-	userPrefix = "users."
-	keyName    = "signing-key"
-	kvTimeout  = 10 * time.Second
+	usersKey  = "users"
+	keyName   = "signing-key"
+	kvTimeout = 10 * time.Second
+	// maxTries bounds the retries of a change that lost its race with
+	// another instance's (each try reads the users again).
+	maxTries = 50
 )
 
-// kvStore keeps hq's accounts in the bucket (auth.Store). hq has no
-// handhelds: it has no device to keep.
+// kvStore keeps hq's accounts in the bucket (auth.Store). Every user is
+// in one value, changed only by compare-and-set on its revision: a rule
+// over all users (the last admin stays) then holds across instances, and
+// two instances creating one name cannot both win. hq has no handhelds:
+// it has no device to keep.
 type kvStore struct{ kv jetstream.KeyValue }
 
 func kvCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), kvTimeout)
 }
 
-func (s kvStore) PutUser(u bridge.User) error {
-	b, err := json.Marshal(u)
-	if err != nil {
-		return err
+// load reads every user and the revision they were read at (0: none yet).
+func (s kvStore) load(ctx context.Context) (map[string]bridge.User, uint64, error) {
+	e, err := s.kv.Get(ctx, usersKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return map[string]bridge.User{}, 0, nil
 	}
-	ctx, cancel := kvCtx()
-	defer cancel()
-	_, err = s.kv.Put(ctx, userPrefix+u.Username, b)
-	return err
+	if err != nil {
+		return nil, 0, err
+	}
+	us := map[string]bridge.User{}
+	if err := json.Unmarshal(e.Value(), &us); err != nil {
+		return nil, 0, fmt.Errorf("users in %s: %w", Bucket, err)
+	}
+	return us, e.Revision(), nil
 }
 
-func (s kvStore) DeleteUser(username string) error {
+// change applies fn to the users and stores the result if no other
+// instance changed them meanwhile; otherwise it reads them again and
+// retries. fn's error ends it with nothing changed.
+func (s kvStore) change(fn func(map[string]bridge.User) error) error {
 	ctx, cancel := kvCtx()
 	defer cancel()
-	if _, err := s.User(username); err != nil {
-		return err
+	for range maxTries {
+		us, rev, err := s.load(ctx)
+		if err != nil {
+			return err
+		}
+		if err := fn(us); err != nil {
+			return err
+		}
+		b, err := json.Marshal(us)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, usersKey, b)
+		} else {
+			_, err = s.kv.Update(ctx, usersKey, b, rev)
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return err // nil: stored
+		}
 	}
-	return s.kv.Delete(ctx, userPrefix+username)
+	return errors.New("users: too many changes at once from other instances; try again")
+}
+
+func (s kvStore) PutUser(u bridge.User) error {
+	return s.change(func(us map[string]bridge.User) error {
+		us[u.Username] = u
+		return nil
+	})
+}
+
+// CreateUser adds u unless the name is taken (auth.UserCreator).
+func (s kvStore) CreateUser(u bridge.User) error {
+	return s.change(func(us map[string]bridge.User) error {
+		if _, ok := us[u.Username]; ok {
+			return fmt.Errorf("%w: user %s", auth.ErrExists, u.Username)
+		}
+		us[u.Username] = u
+		return nil
+	})
+}
+
+// DeleteUser removes a user, never the last admin: the rule is checked
+// on the users as stored, in the same compare-and-set as the removal.
+func (s kvStore) DeleteUser(username string) error {
+	return s.change(func(us map[string]bridge.User) error {
+		u, ok := us[username]
+		if !ok {
+			return bridge.ErrNotFound
+		}
+		if u.Role == bridge.RoleAdmin {
+			admins := 0
+			for _, v := range us {
+				if v.Role == bridge.RoleAdmin {
+					admins++
+				}
+			}
+			if admins <= 1 {
+				return auth.ErrLastAdmin
+			}
+		}
+		delete(us, username)
+		return nil
+	})
 }
 
 func (s kvStore) User(username string) (bridge.User, error) {
-	if !bridge.ValidID(username) {
-		return bridge.User{}, bridge.ErrNotFound // also keeps odd names out of the key space
-	}
 	ctx, cancel := kvCtx()
 	defer cancel()
-	e, err := s.kv.Get(ctx, userPrefix+username)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return bridge.User{}, bridge.ErrNotFound
-	}
+	us, _, err := s.load(ctx)
 	if err != nil {
 		return bridge.User{}, err
 	}
-	var u bridge.User
-	if err := json.Unmarshal(e.Value(), &u); err != nil {
-		return bridge.User{}, fmt.Errorf("user %s: %w", username, err)
+	u, ok := us[username]
+	if !ok {
+		return bridge.User{}, bridge.ErrNotFound
 	}
 	return u, nil
 }
@@ -74,23 +143,16 @@ func (s kvStore) User(username string) (bridge.User, error) {
 func (s kvStore) Users() ([]bridge.User, error) {
 	ctx, cancel := kvCtx()
 	defer cancel()
-	l, err := s.kv.ListKeysFiltered(ctx, userPrefix+">")
+	us, _, err := s.load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = l.Stop() }() // after the last key it has stopped itself: an error of no interest
-	var us []bridge.User
-	for k := range l.Keys() {
-		u, err := s.User(strings.TrimPrefix(k, userPrefix))
-		if errors.Is(err, bridge.ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		us = append(us, u)
+	out := make([]bridge.User, 0, len(us))
+	for _, u := range us {
+		out = append(out, u)
 	}
-	return us, nil
+	sort.Slice(out, func(i, j int) bool { return out[i].Username < out[j].Username })
+	return out, nil
 }
 
 var errNoDevices = errors.New("depot hq keeps no handhelds: provision them on their depot")
@@ -121,11 +183,15 @@ func openBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jets
 
 // signingKey is the key every instance signs and checks tokens with: the
 // first instance creates it, the others read it (Create fails on a key
-// that exists, so two first starts agree on one).
-func signingKey(ctx context.Context, kv jetstream.KeyValue) ([]byte, error) {
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		return nil, err
+// that exists, so two first starts agree on one). mine is the key to put
+// when there is none; a new random one when nil.
+func signingKey(ctx context.Context, kv jetstream.KeyValue, mine []byte) ([]byte, error) {
+	k := mine
+	if k == nil {
+		k = make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := kv.Create(ctx, keyName, k); err == nil {
 		return k, nil

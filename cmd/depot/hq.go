@@ -31,7 +31,7 @@ Flags:
 // hqFlags parses the flags of depot hq.
 func hqFlags(args []string, stderr io.Writer) (hq.Config, string, error) {
 	host, _ := os.Hostname()
-	c := hq.Config{HTTPAddr: ":8090", Replicas: 1, Window: 12 * time.Hour, Instance: host, Version: Version,
+	c := hq.Config{HTTPAddr: ":8090", Window: 12 * time.Hour, Instance: host, Version: Version,
 		Center: [2]float64{feed.DemoLat, feed.DemoLng}}
 	level := "info"
 	fs := flag.NewFlagSet("hq", flag.ContinueOnError)
@@ -39,7 +39,7 @@ func hqFlags(args []string, stderr io.Writer) (hq.Config, string, error) {
 	fs.StringVar(&c.URLs, "upstream", "", "NATS servers of the fleet, comma-separated: nats://h1:4222,nats://h2:4222 (required)")
 	fs.StringVar(&c.Creds, "upstream-creds", "", "NATS credentials file (.creds); optional")
 	fs.StringVar(&c.CA, "upstream-ca", "", "CA certificate (PEM) of the servers' TLS; optional")
-	fs.IntVar(&c.Replicas, "upstream-replicas", c.Replicas, "replicas of the DEPOT_HQ bucket when this instance creates it (3 on a cluster)")
+	fs.IntVar(&c.Replicas, "upstream-replicas", c.Replicas, "replicas of the DEPOT_HQ bucket when this instance creates it (default: as many as the DEPOTS stream has, else 1)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address of the fleet page and API")
 	fs.DurationVar(&c.Window, "hq-window", c.Window, "how far back an instance reads events when it starts (open rescues, offers, presence)")
 	fs.StringVar(&c.Instance, "instance", c.Instance, "this instance's name, in health and logs")

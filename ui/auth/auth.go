@@ -51,6 +51,13 @@ type Store interface {
 	Devices() ([]bridge.Device, error)
 }
 
+// UserCreator is a Store that adds a user only when the name is free, in
+// one step: a store that several processes share (depot hq's bucket)
+// cannot leave that to a look and then a write. It returns ErrExists.
+type UserCreator interface {
+	CreateUser(bridge.User) error
+}
+
 // Claims are what a login token says.
 type Claims struct {
 	Role  string `json:"role"`
@@ -231,7 +238,17 @@ func (a *Accounts) CreateUser(username, password, role string) error {
 	if err != nil {
 		return err
 	}
-	return a.putUser(bridge.User{Username: username, Role: role, Hash: h, Created: a.Now().UTC()})
+	u := bridge.User{Username: username, Role: role, Hash: h, Created: a.Now().UTC()}
+	if c, ok := a.Store.(UserCreator); ok {
+		if err := c.CreateUser(u); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.users[u.Username] = u.Role
+		a.mu.Unlock()
+		return nil
+	}
+	return a.putUser(u)
 }
 
 // putUser stores u and makes its tokens valid (with its role only).
@@ -275,6 +292,24 @@ func (a *Accounts) DeleteUser(username string) error {
 		a.OnRevoke(bridge.Identity{Role: role, Subject: username})
 	}
 	return nil
+}
+
+// SetKey replaces the token signing key (depot hq: another instance put
+// a new one in the shared bucket). Tokens signed with the old one stop.
+func (a *Accounts) SetKey(k []byte) error {
+	if len(k) < 32 {
+		return errors.New("auth: signing key shorter than 32 bytes")
+	}
+	a.mu.Lock()
+	a.Key = append([]byte(nil), k...)
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Accounts) key() []byte {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.Key
 }
 
 // SetPassword replaces a user's password (used for the demo dispatcher).
@@ -347,7 +382,7 @@ func (a *Accounts) Issue(subject, role string) (string, *Claims, error) {
 		Subject: subject, Issuer: "depot", IssuedAt: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(a.TTL)), ID: RandomSecret(9),
 	}}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.Key)
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.key())
 	return s, c, err
 }
 
@@ -355,7 +390,7 @@ func (a *Accounts) Issue(subject, role string) (string, *Claims, error) {
 // user still exists with that role.
 func (a *Accounts) Verify(token string) (*Claims, error) {
 	c := &Claims{}
-	_, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return a.Key, nil },
+	_, err := jwt.ParseWithClaims(token, c, func(*jwt.Token) (any, error) { return a.key(), nil },
 		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer("depot"), jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(a.Now), jwt.WithLeeway(5*time.Second))
 	if err != nil {
