@@ -1,6 +1,7 @@
 package hq
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,10 @@ func (h *HQ) follow(ctx context.Context) {
 
 var clip = upstream.Clip
 
+// streamCheck is how often an instance looks that its stream is the one
+// it read, unless Config.streamCheck says otherwise (tests).
+const streamCheck = 5 * time.Second
+
 // load reads the last state of every route, then every event since the
 // window began, and goes on with the live ones.
 func (h *HQ) load(ctx context.Context) error {
@@ -51,7 +56,7 @@ func (h *HQ) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	last := s.CachedInfo().State.LastSeq
+	last, created := s.CachedInfo().State.LastSeq, s.CachedInfo().Created
 	if err := h.loadRoutes(ctx, s); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
@@ -68,6 +73,32 @@ func (h *HQ) load(ctx context.Context) error {
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	// An ordered consumer outlives its stream: on one deleted and made
+	// again it would wait for the old sequence numbers and hold a picture
+	// of a stream that is gone. Looked for now and then; found, the
+	// picture starts over.
+	gone := make(chan error, 1)
+	wctx, endWatch := context.WithCancel(ctx)
+	defer endWatch()
+	go func() {
+		t := time.NewTicker(cmp.Or(h.cfg.streamCheck, streamCheck))
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+			cctx, cancel := context.WithTimeout(wctx, 3*time.Second)
+			s, err := h.js.Stream(cctx, upstream.StreamName)
+			cancel()
+			if errors.Is(err, jetstream.ErrStreamNotFound) || (err == nil && !s.CachedInfo().Created.Equal(created)) {
+				gone <- fmt.Errorf("stream %s deleted or made again: reading it anew", upstream.StreamName)
+				it.Stop()
+				return
+			}
+		}
+	}()
 	if info := c.CachedInfo(); info != nil && info.NumPending == 0 {
 		h.fleet.caughtUp(last)
 	}
@@ -77,6 +108,10 @@ func (h *HQ) load(ctx context.Context) error {
 	for {
 		m, err := it.Next()
 		if err != nil {
+			select {
+			case err = <-gone:
+			default:
+			}
 			return err
 		}
 		md, err := m.Metadata()

@@ -50,6 +50,8 @@ type Config struct {
 	Log      *slog.Logger
 	// NATSOptions are extra connection options (tests).
 	NATSOptions []nats.Option
+
+	streamCheck time.Duration // tests: how often the stream is checked
 }
 
 // HQ is one running instance.

@@ -74,11 +74,15 @@ func (d *depotSide) raw(depot string, seq uint64, data string) {
 	}
 }
 
-func startHQ(t *testing.T, url, name string) *HQ {
+func startHQ(t *testing.T, url, name string, mod ...func(*Config)) *HQ {
 	t.Helper()
-	h, err := Start(context.Background(), Config{URLs: url, HTTPAddr: "127.0.0.1:0", Instance: name, AdminPassword: "admin-pass-1",
+	c := Config{URLs: url, HTTPAddr: "127.0.0.1:0", Instance: name, AdminPassword: "admin-pass-1",
 		KeepAlive: 200 * time.Millisecond,
-		HashCost:  bcrypt.MinCost, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		HashCost:  bcrypt.MinCost, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, m := range mod {
+		m(&c)
+	}
+	h, err := Start(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +407,7 @@ func TestHQReview(t *testing.T) {
 		t.Fatalf("routes loaded: %+v", deps)
 	}
 
-	h := startHQ(t, ns.ClientURL(), "a")
+	h := startHQ(t, ns.ClientURL(), "a", func(c *Config) { c.streamCheck = 100 * time.Millisecond })
 	tok := mustLogin(t, h, "admin", "admin-pass-1")
 	var f fleetAnswer
 	waitFor(t, 10*time.Second, func() error {
@@ -470,6 +474,16 @@ func TestHQReview(t *testing.T) {
 		t.Fatal("past the end of the stream: no reset")
 	}
 	stop()
+	// ...and the instance's own picture is the new stream's, not the old
+	// one's waiting for sequence numbers the new stream has not reached.
+	waitFor(t, 10*time.Second, func() error {
+		var f fleetAnswer
+		call(t, h, "GET", "/api/v1/fleet", tok, nil, &f)
+		if len(f.Depots) != 1 || f.Depots[0].Depot != "D2" || f.Seq != 1 {
+			return fmt.Errorf("the picture after the stream was made again: seq %d, %+v", f.Seq, f.Depots)
+		}
+		return nil
+	})
 
 	// Close with a stream open does not wait it out.
 	ch = make(chan sseLine, 10)
