@@ -41,7 +41,7 @@ bin/nats-server: go.mod go.sum
 # The fleet's load run: N demo depots into a three-node cluster, one hq,
 # 10 SSE dashboards; event → dashboard latency per N (README, Fleet).
 bench-fleet:
-	DEPOT_FLEET_BENCH=1 $(GO) test -count=1 -run '^TestFleetLoad$$' -v -timeout 30m ./cmd/depot
+	DEPOT_FLEET_BENCH=1 $(GO) test -count=1 -run '^(TestFleetLoad|TestForwarderFootprint)$$' -v -timeout 30m ./cmd/depot
 
 # Three NATS nodes, three demo depots and two depot hq on this machine
 # (docs/fleet.md); the script says what to open and what to kill.

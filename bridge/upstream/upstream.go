@@ -56,7 +56,13 @@ type Config struct {
 	// (bridge.Depot.OnCommit): an event leaves at once instead of at the
 	// next poll.
 	Wake <-chan struct{}
-	Log  *slog.Logger
+	// RouteEvery is the least time between two states of one route (a
+	// minute when 0). The events carry every change; a state is only
+	// where a new reader starts, and the stream keeps them all (its
+	// per-subject limit is the events' too), so one per event would
+	// double the stream and the forwarder's work.
+	RouteEvery time.Duration
+	Log        *slog.Logger
 }
 
 // StreamName and its subjects.
@@ -71,6 +77,8 @@ const (
 	// maxBackoff bounds the wait between tries: a link back from an
 	// outage is used within seconds, and a try costs one connection.
 	maxBackoff = 5 * time.Second
+	// saveEvery bounds how often the cursor is written to the store.
+	saveEvery = 5 * time.Second
 	// MaxEventBytes is the largest event sent, and the stream's
 	// MaxMsgSize when the forwarder creates it: readers take no more
 	// (hq drops a larger one), and the depot's own events are far smaller.
@@ -103,9 +111,11 @@ type Forwarder struct {
 	nc     *nats.Conn
 	opts   []nats.Option // tests' extra connection options
 
-	// dirty are the routes whose state waits for the log to be drained;
-	// only Run's goroutine touches it, and it outlives a session.
+	// dirty are the routes whose state is still to send, sent[r] when
+	// r's state last went; only Run's goroutine touches them, and they
+	// outlive a session.
 	dirty map[string]bool
+	sent  map[string]time.Time
 }
 
 // New checks cfg and returns a forwarder; Run connects.
@@ -128,7 +138,10 @@ func New(cfg Config) (*Forwarder, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Forwarder{cfg: cfg, dirty: map[string]bool{}}, nil
+	if cfg.RouteEvery <= 0 {
+		cfg.RouteEvery = time.Minute
+	}
+	return &Forwarder{cfg: cfg, dirty: map[string]bool{}, sent: map[string]time.Time{}}, nil
 }
 
 // CheckURLs checks --upstream: nats:// or tls:// URLs, comma-separated,
@@ -340,7 +353,7 @@ func msgSeq(id, depot string) (uint64, bool) {
 }
 
 // send publishes the log after cursor, in order, each acknowledged before
-// the next, at most Rate a second. The cursor is written once a batch:
+// the next, at most Rate a second. The cursor is written now and then:
 // the stream is the truth (resync), the record only a hint.
 //
 // Route states go when the log is drained, not with each event: while a
@@ -356,13 +369,17 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 	}
 	idle := time.NewTicker(poll)
 	defer idle.Stop()
-	saved := cursor
-	save := func() {
-		if cursor != saved && f.cfg.Store.MetaPut(cursorKey, binary.BigEndian.AppendUint64(nil, cursor)) == nil {
-			saved = cursor
+	saved, savedAt := cursor, time.Now()
+	// The record is written at most every saveEvery (and at the end): it
+	// is a store write with its fsync, and at a depot's pace each commit
+	// sends one event.
+	save := func(now bool) {
+		if cursor != saved && (now || time.Since(savedAt) >= saveEvery) &&
+			f.cfg.Store.MetaPut(cursorKey, binary.BigEndian.AppendUint64(nil, cursor)) == nil {
+			saved, savedAt = cursor, time.Now()
 		}
 	}
-	defer save()
+	defer save(true)
 	for ctx.Err() == nil {
 		evs, err := f.cfg.Store.EventsAfter(cursor, batch)
 		if err != nil {
@@ -377,18 +394,11 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 				cursor = oldest - 1
 				continue
 			}
-			save()
-			for id := range f.dirty {
-				if err := f.publishRoute(ctx, js, id); err != nil {
-					return fmt.Errorf("route %s: %w", id, err)
-				}
-				delete(f.dirty, id)
+			save(false)
+			if err := f.drained(ctx, js); err != nil {
+				return err
 			}
-			select {
-			case <-ctx.Done():
-			case <-idle.C:
-			case <-f.cfg.Wake:
-			}
+			f.wait(ctx, idle.C)
 			continue
 		}
 		start := time.Now()
@@ -443,7 +453,47 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 				}
 			}
 		}
-		save()
+		save(false)
+		if len(evs) < batch {
+			// A short page is the end of the log: no need to read it
+			// again to learn that (a read per commit is the cost here).
+			if err := f.drained(ctx, js); err != nil {
+				return err
+			}
+			f.wait(ctx, idle.C)
+		}
+	}
+	return nil
+}
+
+// wait waits for new events: a commit's wake-up, or the next poll.
+func (f *Forwarder) wait(ctx context.Context, poll <-chan time.Time) {
+	select {
+	case <-ctx.Done():
+	case <-poll:
+	case <-f.cfg.Wake:
+	}
+}
+
+// drained is the log sent: the routes' states that are due go.
+func (f *Forwarder) drained(ctx context.Context, js jetstream.JetStream) error {
+	now := time.Now()
+	for id := range f.dirty {
+		if now.Sub(f.sent[id]) < f.cfg.RouteEvery {
+			continue
+		}
+		if err := f.publishRoute(ctx, js, id); err != nil {
+			return fmt.Errorf("route %s: %w", id, err)
+		}
+		delete(f.dirty, id)
+		f.sent[id] = now
+	}
+	if len(f.sent) > maxDirty { // routes long gone
+		for id, at := range f.sent {
+			if now.Sub(at) > f.cfg.RouteEvery {
+				delete(f.sent, id)
+			}
+		}
 	}
 	return nil
 }

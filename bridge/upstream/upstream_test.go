@@ -562,3 +562,42 @@ func TestForwarderStrangers(t *testing.T) {
 		t.Fatalf("the stream holds %v after the stranger and the large event (%v)", ours[min(len(ours), 48):], err)
 	}
 }
+
+// TestForwarderRouteStatesThrottled: a depot's route changes with every
+// fix, and the stream keeps every state (its per-subject limit is the
+// events' too): a route's state goes at most once per RouteEvery, not
+// once per event, or the states would double the stream.
+func TestForwarderRouteStatesThrottled(t *testing.T) {
+	t.Parallel()
+	s := natsServer(t, t.TempDir(), -1)
+	l := newMemLog()
+	f, _ := startForwarder(t, s.ClientURL(), l)
+	for range 5 {
+		l.add(1)
+		caughtUp(t, f, l)
+	}
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(context.Background(), StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	waitFor(t, 5*time.Second, func() error {
+		info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(RouteSubject("D1", "R1")))
+		if err != nil {
+			return err
+		}
+		if n = info.State.Subjects[RouteSubject("D1", "R1")]; n == 0 {
+			return fmt.Errorf("no state of R1 yet")
+		}
+		return nil
+	})
+	if n != 1 {
+		t.Fatalf("5 events of R1, each sent alone, left %d states of it in the stream; want 1 a minute", n)
+	}
+}

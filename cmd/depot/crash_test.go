@@ -57,12 +57,16 @@ func depotBinary(t testing.TB) string {
 
 var listening = regexp.MustCompile(`msg=listening http=(\S+) mqtt=(\S+)`)
 
-// startProc runs `depot serve` on data and waits for its listening line.
+// startProc runs `depot serve` on data (with the route feed read from
+// file feed, unless empty) and waits for its listening line.
 func startProc(t testing.TB, data, feed string, extra ...string) *proc {
 	t.Helper()
 	args := []string{"serve", "--data", data, "--http-addr", "127.0.0.1:0",
-		"--mqtt-addr", "127.0.0.1:0", "--cortex-url", "file://" + feed, "--log-level", "info",
+		"--mqtt-addr", "127.0.0.1:0", "--log-level", "info",
 		"--mqtt-publish-rate", "1000000", "--mqtt-publish-burst", "1000000"} // load, not a flood
+	if feed != "" {
+		args = append(args, "--cortex-url", "file://"+feed)
+	}
 	cmd := exec.Command(depotBinary(t), append(args, extra...)...)
 	cmd.Env = append(os.Environ(), "DEPOT_ADMIN_PASSWORD="+adminPassword)
 	stderr, err := cmd.StderrPipe()

@@ -5,14 +5,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/depotcc/depot/bridge/upstream"
 	"github.com/depotcc/depot/hq"
 	"github.com/depotcc/depot/internal/natstest"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -104,5 +112,91 @@ func TestFleetLoad(t *testing.T) {
 		if q(0.99) > time.Second {
 			break
 		}
+	}
+}
+
+// TestForwarderFootprint is the forwarder's cost inside a depot (make
+// bench-fleet): two real depot processes under the demo load (35 routes,
+// a fix a second each), side by side so they share the machine's noise,
+// one forwarding to a JetStream server (in this process), one not. Over
+// the same window it reports each one's CPU share and mean heap and
+// resident memory, and the difference.
+func TestForwarderFootprint(t *testing.T) {
+	if os.Getenv("DEPOT_FLEET_BENCH") == "" {
+		t.Skip("a load run: make bench-fleet")
+	}
+	window := 60 * time.Second
+	if v, err := time.ParseDuration(os.Getenv("DEPOT_FOOTPRINT_WINDOW")); err == nil {
+		window = v
+	}
+	ns := natstest.Start(t, server.Options{StoreDir: t.TempDir()})
+	on := startProc(t, filepath.Join(t.TempDir(), "data"), "", "--demo", "--upstream", ns.ClientURL())
+	off := startProc(t, filepath.Join(t.TempDir(), "data"), "", "--demo")
+	time.Sleep(15 * time.Second) // a load run's warm-up: the demo handhelds connect, the first feed cycle passes
+	type sample struct{ cpu, rss, heap float64 }
+	scrape := func(p *proc) (s sample) {
+		resp, err := http.Get("http://" + p.http + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := parser.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		val := func(name string) float64 {
+			f := fams[name]
+			if f == nil || len(f.GetMetric()) == 0 {
+				t.Fatalf("no %s in /metrics", name)
+			}
+			m := f.GetMetric()[0]
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+		return sample{val("process_cpu_seconds_total"), val("process_resident_memory_bytes"), val("go_memstats_heap_inuse_bytes")}
+	}
+	type acc struct {
+		first, last sample
+		rss, heap   float64
+		n           int
+	}
+	var a [2]acc
+	ps := [2]*proc{on, off}
+	began := time.Now()
+	for time.Since(began) < window {
+		for i, p := range ps {
+			s := scrape(p)
+			if a[i].n == 0 {
+				a[i].first = s
+			}
+			a[i].last, a[i].rss, a[i].heap, a[i].n = s, a[i].rss+s.rss, a[i].heap+s.heap, a[i].n+1
+		}
+		time.Sleep(time.Second)
+	}
+	secs := time.Since(began).Seconds()
+	var cpu, rss, heap [2]float64
+	for i := range a {
+		cpu[i] = (a[i].last.cpu - a[i].first.cpu) / secs * 100
+		rss[i], heap[i] = a[i].rss/float64(a[i].n)/(1<<20), a[i].heap/float64(a[i].n)/(1<<20)
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	var n uint64
+	if st, err := js.Stream(context.Background(), upstream.StreamName); err == nil {
+		n = st.CachedInfo().State.Msgs
+	}
+	t.Logf("over %.0f s (%d messages in the stream, %.1f a second):", secs, n, float64(n)/(secs+15))
+	t.Logf("  with the forwarder:    CPU %.2f %% of a core, heap %.1f MB, RSS %.1f MB", cpu[0], heap[0], rss[0])
+	t.Logf("  without:               CPU %.2f %% of a core, heap %.1f MB, RSS %.1f MB", cpu[1], heap[1], rss[1])
+	t.Logf("  the forwarder's share: CPU %+.2f %% of a core, heap %+.1f MB, RSS %+.1f MB", cpu[0]-cpu[1], heap[0]-heap[1], rss[0]-rss[1])
+	if n == 0 {
+		t.Fatal("nothing was forwarded")
 	}
 }
