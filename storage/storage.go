@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,9 +64,10 @@ const MaxHistory = 200_000
 
 // DB is the depot's store.
 type DB struct {
-	Dir string
-	Log *slog.Logger
-	db  *nutsdb.DB
+	Dir    string
+	Log    *slog.Logger
+	db     *nutsdb.DB
+	format int // the store's format (format.go)
 }
 
 var _ bridge.Store = (*DB)(nil)
@@ -96,6 +98,12 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	// A newer depot's store is not touched, not even to add a bucket.
+	format, err := checkFormat(ndb, dir)
+	if err != nil {
+		ndb.Close()
+		return nil, err
+	}
 	// Buckets must exist in a committed transaction before they are written.
 	err = ndb.Update(func(tx *nutsdb.Tx) error {
 		for _, b := range buckets {
@@ -111,7 +119,21 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 		ndb.Close()
 		return nil, fmt.Errorf("create buckets: %w", err)
 	}
-	return &DB{Dir: dir, Log: log, db: ndb}, nil
+	// A new store is born in this build's format; one from before formats
+	// were recorded gets its format written down.
+	if recorded, err := readFormat(ndb); err == nil && recorded == 0 {
+		if format == 0 {
+			format = current
+		}
+		err = ndb.Update(func(tx *nutsdb.Tx) error {
+			return tx.Put(bMeta, []byte(formatKey), []byte(strconv.Itoa(format)), 0)
+		})
+		if err != nil {
+			ndb.Close()
+			return nil, fmt.Errorf("record the store's format: %w", err)
+		}
+	}
+	return &DB{Dir: dir, Log: log, db: ndb, format: format}, nil
 }
 
 // Close flushes and closes the store. Safe to call twice.

@@ -348,7 +348,9 @@ func (m *Main) openStore() error {
 		return err
 	}
 	m.store = store
-	return nil
+	// An older store is upgraded in place, after a backup (the way back
+	// if the upgrade fails half-way); a newer one was refused by Open.
+	return store.Migrate(m.backupNow)
 }
 
 // openAccounts opens the identity service and makes sure there is an
