@@ -62,7 +62,13 @@ type Config struct {
 	// per-subject limit is the events' too), so one per event would
 	// double the stream and the forwarder's work.
 	RouteEvery time.Duration
-	Log        *slog.Logger
+	// Linger is the least time between two reads of the log after a
+	// wake-up (200 ms when 0; negative: none). At a depot's pace each
+	// commit stores one event, and a read, a wake-up and a round trip per
+	// event were most of the forwarder's cost; the first event after a
+	// quiet spell still leaves at once.
+	Linger time.Duration
+	Log    *slog.Logger
 }
 
 // StreamName and its subjects.
@@ -140,6 +146,9 @@ func New(cfg Config) (*Forwarder, error) {
 	}
 	if cfg.RouteEvery <= 0 {
 		cfg.RouteEvery = time.Minute
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = 200 * time.Millisecond
 	}
 	return &Forwarder{cfg: cfg, dirty: map[string]bool{}, sent: map[string]time.Time{}}, nil
 }
@@ -380,7 +389,9 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 		}
 	}
 	defer save(true)
+	var read time.Time // the last read of the log
 	for ctx.Err() == nil {
+		read = time.Now()
 		evs, err := f.cfg.Store.EventsAfter(cursor, batch)
 		if err != nil {
 			return err
@@ -398,7 +409,7 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 			if err := f.drained(ctx, js); err != nil {
 				return err
 			}
-			f.wait(ctx, idle.C)
+			f.wait(ctx, idle.C, read)
 			continue
 		}
 		start := time.Now()
@@ -460,18 +471,34 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 			if err := f.drained(ctx, js); err != nil {
 				return err
 			}
-			f.wait(ctx, idle.C)
+			f.wait(ctx, idle.C, read)
 		}
 	}
 	return nil
 }
 
-// wait waits for new events: a commit's wake-up, or the next poll.
-func (f *Forwarder) wait(ctx context.Context, poll <-chan time.Time) {
+// wait waits for new events: a commit's wake-up, or the next poll; and
+// then for the rest of Linger since the last read, so that the events of
+// the commits meanwhile leave together.
+func (f *Forwarder) wait(ctx context.Context, poll <-chan time.Time, read time.Time) {
 	select {
 	case <-ctx.Done():
+		return
 	case <-poll:
 	case <-f.cfg.Wake:
+	}
+	if d := f.cfg.Linger - time.Since(read); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		select { // the wake-ups meanwhile: their events are read now
+		case <-f.cfg.Wake:
+		default:
+		}
 	}
 }
 

@@ -601,3 +601,44 @@ func TestForwarderRouteStatesThrottled(t *testing.T) {
 		t.Fatalf("5 events of R1, each sent alone, left %d states of it in the stream; want 1 a minute", n)
 	}
 }
+
+// TestForwarderLinger: woken by every commit of a depot that stores one
+// event per commit, the forwarder reads the log at most once per Linger
+// (plus the first, at once), not once per event, and still sends all.
+func TestForwarderLinger(t *testing.T) {
+	t.Parallel()
+	s := natsServer(t, t.TempDir(), -1)
+	l := newMemLog()
+	wake := make(chan struct{}, 1)
+	f, err := New(Config{Depot: "D1", URLs: s.ClientURL(), Store: l, Route: l.route, LastSeq: l.last, Wake: wake,
+		Linger: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	l.add(1)
+	caughtUp(t, f, l)
+	before, began := l.reads.Load(), time.Now()
+	for range 100 {
+		l.add(1)
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+		time.Sleep(5 * time.Millisecond) // a depot's commits, not a wait for a result
+	}
+	caughtUp(t, f, l)
+	reads, took := l.reads.Load()-before, time.Since(began)
+	// A slower machine only makes fewer reads; every read past the
+	// linger's pace is one too many (without it: one per event).
+	if most := int64(took/(100*time.Millisecond)) + 3; reads > most {
+		t.Fatalf("%d reads of the log for 100 events in %v; want at most %d", reads, took.Round(time.Millisecond), most)
+	}
+	t.Logf("%d reads for 100 events in %v", reads, took.Round(time.Millisecond))
+	if err := exactlyOnce(streamSeqs(t, s.ClientURL(), "D1"), 101); err != nil {
+		t.Fatal(err)
+	}
+}
