@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
@@ -22,7 +25,10 @@ const benchUsage = `Usage:
       drive D handhelds at R fixes/s and S dashboards against a running depot
       and measure fix → dashboard latency (admin password: DEPOT_ADMIN_PASSWORD)
   depot bench --baseline [flags]
-      the same load, then against a bare in-process mochi broker, and the ratio
+      the same load, then against a bare mochi broker (no authentication, no
+      storage, no domain) run as its own process like the depot, and the ratio
+  depot bench broker [--mqtt ADDR] [--ws ADDR]
+      run that bare broker alone; prints its addresses, stops at end of input
 
 Example:
   depot bench feed --drivers 35 > feed.json
@@ -34,6 +40,9 @@ Example:
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "feed" {
 		return benchFeed(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "broker" {
+		return benchBroker(ctx, args[1:], os.Stdin, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("depot bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -49,7 +58,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.Prefix, "prefix", "BD", "driver ids are <prefix>1…<prefix>N (as in `depot bench feed`)")
 	fs.StringVar(&c.Depot, "depot", "DEMO1", "depot id")
 	asJSON := fs.Bool("json", false, "print one JSON line per run")
-	baseline := fs.Bool("baseline", false, "also run the load against a bare in-process mochi broker and print the ratio")
+	baseline := fs.Bool("baseline", false, "also run the load against a bare mochi broker in its own process and print the ratio")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file (it shares the machine)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -82,11 +91,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	results := []loadgen.Result{res}
 	if *baseline {
-		bt, stop, err := loadgen.Baseline(c)
+		mqttAt, wsAt, stop, err := startBareBroker(stderr)
 		if err != nil {
 			return err
 		}
-		bres, err := loadgen.Run(ctx, bt, c)
+		bres, err := loadgen.Run(ctx, loadgen.Baseline(mqttAt, wsAt), c)
 		stop()
 		if err != nil {
 			return err
@@ -110,6 +119,65 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "appliance / bare broker: throughput %.2f×, deliveries %.2f×, p99 %.2f×\n",
 				ratio["throughput_ratio"], ratio["deliveries_ratio"], ratio["p99_ratio"])
 		}
+	}
+	return nil
+}
+
+// benchExe is the binary run as the bare broker: this one (tests set the
+// built depot, their own binary being the test's).
+var benchExe = os.Executable
+
+// startBareBroker runs `depot bench broker` as a child process and reads
+// the addresses it took. The child ends when its input closes, so it does
+// not outlive a bench that dies.
+func startBareBroker(stderr io.Writer) (mqttAt, wsAt string, stop func(), err error) {
+	exe, err := benchExe()
+	if err != nil {
+		return "", "", nil, err
+	}
+	cmd := exec.Command(exe, "bench", "broker")
+	cmd.Stderr = stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return "", "", nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", "", nil, fmt.Errorf("start the bare broker: %w", err)
+	}
+	stop = func() { in.Close(); _ = cmd.Wait() }
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if _, e := fmt.Sscanf(line, "mqtt=%s ws=%s", &mqttAt, &wsAt); err != nil || e != nil {
+		_ = cmd.Process.Kill()
+		stop()
+		return "", "", nil, fmt.Errorf("the bare broker did not start (it said %q)", strings.TrimSpace(line))
+	}
+	return mqttAt, wsAt, stop, nil
+}
+
+// benchBroker is `depot bench broker`: the bare broker of --baseline.
+func benchBroker(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("depot bench broker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mqttAddr := fs.String("mqtt", "127.0.0.1:0", "MQTT TCP address")
+	wsAddr := fs.String("ws", "127.0.0.1:0", "MQTT over WebSocket address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	mqttAt, wsAt, stop, err := loadgen.BareBroker(*mqttAddr, *wsAddr)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Fprintf(stdout, "mqtt=%s ws=%s\n", mqttAt, wsAt)
+	eof := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, stdin); close(eof) }()
+	select {
+	case <-ctx.Done():
+	case <-eof:
 	}
 	return nil
 }

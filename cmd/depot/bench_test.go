@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,6 +26,9 @@ func TestBenchRuns(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "feed.json"), feed.String())
 	a := startApp(t, dir, nil)
 	t.Setenv("DEPOT_ADMIN_PASSWORD", adminPassword)
+	bin := depotBinary(t)
+	benchExe = func() (string, error) { return bin, nil }
+	t.Cleanup(func() { benchExe = os.Executable })
 	var out bytes.Buffer
 	err := runBench(context.Background(), []string{"--http", a.HTTPAddr(), "--mqtt", a.MQTTAddr(),
 		"--drivers", "3", "--rate", "5", "--dashboards", "2", "--duration", "2s", "--json", "--baseline"}, &out, io.Discard)
