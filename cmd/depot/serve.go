@@ -530,7 +530,11 @@ func (m *Main) startJobs(ctx context.Context) error {
 	lastMerge := m.Clock()
 	m.goRun(func() { every(ctx, time.Hour, true, func() { m.retention(&lastMerge) }) })
 	if c.BackupInterval > 0 {
-		m.goRun(func() { every(ctx, c.BackupInterval, false, m.scheduledBackup) })
+		// A depot restarted more often than the interval would never reach
+		// its first tick: a backup older than the interval (or none) is
+		// taken now, off the start's path.
+		due := backupDue(c.Data, c.BackupInterval, time.Now())
+		m.goRun(func() { every(ctx, c.BackupInterval, due, m.scheduledBackup) })
 	}
 	return nil
 }
