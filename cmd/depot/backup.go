@@ -179,7 +179,7 @@ func runRestore(args []string, stdout, stderr io.Writer) error {
 		// A running depot holds a lock on the store; opening it tells.
 		if db, err := storage.Open(dbDir(*data), nil); err == nil {
 			db.Close()
-		} else if !errors.Is(err, storage.ErrCorrupt) && strings.Contains(err.Error(), "lock") {
+		} else if errors.Is(err, storage.ErrInUse) || (!errors.Is(err, storage.ErrCorrupt) && strings.Contains(err.Error(), "lock")) {
 			os.RemoveAll(staging)
 			return fmt.Errorf("the depot seems to be running on %s: stop it first (%v)", *data, err)
 		}
