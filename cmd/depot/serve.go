@@ -453,6 +453,7 @@ func (m *Main) openDomainAndBroker() error {
 		}
 	}
 	m.metrics.watch(m.depot, m.broker, m.ingest)
+	m.metrics.watchStore(m.store.Inspect)
 
 	if err := m.depot.Open(m.broker); err != nil {
 		return err
