@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
@@ -19,7 +20,7 @@ var ErrInUse = errors.New("store in use by another process")
 // Summary is what Inspect reads of a store: its size on disk and the span
 // of its event log, for `depot doctor`'s growth estimate and /metrics.
 type Summary struct {
-	Bytes       int64     `json:"bytes"`  // the store's files on disk
+	Bytes       int64     `json:"bytes"`  // the disk space the store's files take
 	Events      uint64    `json:"events"` // events kept (newest seq − oldest seq + 1)
 	OldestEvent time.Time `json:"oldestEvent,omitzero"`
 	NewestEvent time.Time `json:"newestEvent,omitzero"`
@@ -90,17 +91,27 @@ func (s *DB) LatestFixes(n int) ([]bridge.Fix, error) {
 	return out, err
 }
 
-// DirBytes is the size of the regular files under dir.
+// DirBytes is the disk space the regular files under dir take: their
+// allocated blocks where the system says (nutsdb sizes a new data file to
+// its full segment at once, but only what is written takes space), else
+// their sizes.
 func DirBytes(dir string) (int64, error) {
 	var n int64
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil // gone meanwhile
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n += min(int64(st.Blocks)*512, fi.Size())
+		} else {
+			n += fi.Size()
 		}
 		return nil
 	})
