@@ -72,6 +72,20 @@ func (s checkStatus) MarshalJSON() ([]byte, error) {
 	return json.Marshal(strings.ToLower(s.String()))
 }
 
+func (s *checkStatus) UnmarshalJSON(b []byte) error {
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	for _, c := range []checkStatus{statusOK, statusWarn, statusFail} {
+		if strings.EqualFold(v, c.String()) {
+			*s = c
+			return nil
+		}
+	}
+	return fmt.Errorf("status %q: want ok, warn or fail", v)
+}
+
 // finding is one check's line.
 type finding struct {
 	Check  string      `json:"check"`
@@ -110,6 +124,8 @@ type doctor struct {
 	adjtimex    func() (bool, error) // the kernel's view: synchronised?
 	syncFile    string               // systemd-timesyncd's flag file
 	lookPath    func(string) (string, error)
+	statfs      func(dir string) (free, total int64, err error)
+	minFree     int64 // below this the disk check fails whatever the growth
 
 	live  *liveDepot // the running depot, nil when none answers
 	store storeLook  // read from the store when the depot is stopped
@@ -182,7 +198,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func newDoctor(c ServeConfig, timeout time.Duration) *doctor {
 	d := &doctor{c: c, timeout: timeout, now: time.Now, timedatectl: "timedatectl", adjtimex: kernelSynced,
-		syncFile: "/run/systemd/timesync/synchronized", lookPath: exec.LookPath}
+		syncFile: "/run/systemd/timesync/synchronized", lookPath: exec.LookPath, statfs: statfs, minFree: defaultMinFree}
 	d.cfgErr = d.c.validate()
 	return d
 }
@@ -460,9 +476,9 @@ func (d *doctor) checkFixTimes(ctx context.Context) finding {
 	rel := "in step with"
 	switch {
 	case median > 0:
-		rel = median.Round(time.Millisecond).String() + " behind"
+		rel = approx(median) + " behind"
 	case median < 0:
-		rel = (-median).Round(time.Millisecond).String() + " ahead of"
+		rel = approx(-median) + " ahead of"
 	}
 	what := fmt.Sprintf("handheld clocks %s the depot's (median of %d %s; largest %s)", rel, n, from, signed(largest))
 	switch a := median.Abs(); {
@@ -482,11 +498,19 @@ func secs(f float64) time.Duration {
 func signed(d time.Duration) string {
 	switch {
 	case d > 0:
-		return d.Round(time.Millisecond).String() + " behind"
+		return approx(d) + " behind"
 	case d < 0:
-		return (-d).Round(time.Millisecond).String() + " ahead"
+		return approx(-d) + " ahead"
 	}
 	return "0s off"
+}
+
+// approx is d to the millisecond under 10 s, else to the second.
+func approx(d time.Duration) string {
+	if d.Abs() < 10*time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 func (d *doctor) checkStore(ctx context.Context) finding {
@@ -529,8 +553,9 @@ func bytesIEC(n int64) string {
 	return fmt.Sprintf("%.1f %s", f, [...]string{"", "KiB", "MiB", "GiB", "TiB"}[unit])
 }
 
-// minFree is the least free space the store must have to write at all.
-const minFree = 100 << 20
+// defaultMinFree is the least free space the store must have to write
+// at all.
+const defaultMinFree = 100 << 20
 
 func (d *doctor) checkDisk(ctx context.Context) finding {
 	dir := d.c.Data
@@ -544,11 +569,10 @@ func (d *doctor) checkDisk(ctx context.Context) finding {
 		}
 		dir = parent
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
+	free, total, err := d.statfs(dir)
+	if err != nil {
 		return fail("check that --data names a directory this user can read", "statfs %s: %v", dir, err)
 	}
-	free, total := int64(st.Bavail)*int64(st.Bsize), int64(st.Blocks)*int64(st.Bsize)
 	size, oldest, newest := int64(0), time.Time{}, time.Time{}
 	switch {
 	case d.live != nil:
@@ -571,8 +595,8 @@ func (d *doctor) checkDisk(ctx context.Context) finding {
 	fix := fmt.Sprintf("free space on the filesystem of %s, or keep less: lower --event-retention (now %s) or --history-retention (now %s)",
 		dir, d.c.EventRetention, d.c.HistoryKeep)
 	head := fmt.Sprintf("%s free of %s", bytesIEC(free), bytesIEC(total))
-	if free < minFree {
-		return fail(fix, "%s: the store needs at least %s to write", head, bytesIEC(minFree))
+	if free < d.minFree {
+		return fail(fix, "%s: the store needs at least %s to write", head, bytesIEC(d.minFree))
 	}
 	span := newest.Sub(oldest)
 	if oldest.IsZero() || span < time.Hour {
@@ -602,6 +626,16 @@ func (d *doctor) checkDisk(ctx context.Context) finding {
 		return warn(fix, "%s: little room left for compaction and backups", what)
 	}
 	return ok("%s", what)
+}
+
+// statfs is the space left to an unprivileged user, and the size, of
+// dir's filesystem.
+func statfs(dir string) (free, total int64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), nil
 }
 
 func unixSecs(f float64) time.Time {
@@ -640,7 +674,7 @@ func (d *doctor) checkTLS(context.Context) finding {
 	what := fmt.Sprintf("%s expires %s", names, cert.NotAfter.UTC().Format("2006-01-02"))
 	switch {
 	case left <= 0:
-		return fail(renew, "%s: expired %.0f days ago; handhelds and browsers refuse it", what, math.Ceil(-left.Hours()/24))
+		return fail(renew, "%s: expired %.0f days ago; handhelds and browsers refuse it", what, math.Floor(-left.Hours()/24))
 	case now.Before(cert.NotBefore):
 		return fail("check the clock (see the clock line) or the certificate's dates", "%s: not valid before %s", what, cert.NotBefore.UTC().Format(time.RFC3339))
 	case left < 30*24*time.Hour:
