@@ -136,7 +136,7 @@ type liveDepot struct {
 	base    string // http(s)://host:port
 	hc      *http.Client
 	health  map[string]any
-	metrics map[string]float64 // nil until read; unlabelled series and stat="…" ones as name{stat}
+	metrics map[string]float64 // read once: unlabelled series, and stat="…" ones as name{stat}
 	mErr    error
 }
 
@@ -225,9 +225,24 @@ func printFindings(w io.Writer, found []finding) {
 // run probes for a running depot, reads the store when there is none,
 // and runs every check, each bounded by the timeout.
 func (d *doctor) run(ctx context.Context) []finding {
-	d.bounded(ctx, func(ctx context.Context) finding { d.live = d.probe(ctx); return finding{} })
-	if d.live == nil {
-		d.bounded(ctx, func(context.Context) finding { d.store = d.readStore(); return finding{} })
+	// What the checks share is read first, each read bounded; one cut
+	// short is left behind, writing nothing the checks read.
+	d.live, _ = within(ctx, d.timeout, d.probe)
+	if d.live != nil {
+		m, done := within(ctx, d.timeout, func(ctx context.Context) liveMetrics {
+			var m liveMetrics
+			m.vals, m.err = d.live.readMetrics(ctx)
+			return m
+		})
+		if !done {
+			m.err = fmt.Errorf("/metrics: no answer within %s", d.timeout)
+		}
+		d.live.metrics, d.live.mErr = m.vals, m.err
+	} else {
+		var done bool
+		if d.store, done = within(ctx, d.timeout, func(context.Context) storeLook { return d.readStore() }); !done {
+			d.store = storeLook{exists: true, err: fmt.Errorf("reading the store took over %s", d.timeout)}
+		}
 	}
 	checks := []struct {
 		name string
@@ -257,17 +272,33 @@ func (d *doctor) run(ctx context.Context) []finding {
 // bounded runs one check with the timeout; one that does not answer in
 // time (a hung dial, a dead mount) is a FAIL, and is left behind.
 func (d *doctor) bounded(ctx context.Context, check func(context.Context) finding) finding {
-	ctx, cancel := context.WithTimeout(ctx, d.timeout)
-	defer cancel()
-	done := make(chan finding, 1)
-	go func() { done <- check(ctx) }()
-	select {
-	case f := <-done:
-		return f
-	case <-ctx.Done():
+	f, done := within(ctx, d.timeout, check)
+	if !done {
 		return fail("find what it waits for (a host that does not answer, a hung disk), or raise --check-timeout",
 			"no answer within %s", d.timeout)
 	}
+	return f
+}
+
+// within runs f with a context that ends after timeout, and returns its
+// result, or done false when it has not returned by then (it is left
+// to finish on its own).
+func within[T any](ctx context.Context, timeout time.Duration, f func(context.Context) T) (v T, done bool) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ch := make(chan T, 1)
+	go func() { ch <- f(ctx) }()
+	select {
+	case v = <-ch:
+		return v, true
+	case <-ctx.Done():
+		return v, false
+	}
+}
+
+type liveMetrics struct {
+	vals map[string]float64
+	err  error
 }
 
 // probe asks --http-addr's /healthz whether a depot answers there.
@@ -327,12 +358,9 @@ func (l *liveDepot) get(ctx context.Context, path string, v any) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// metric reads /metrics once and returns one series' value: a name, or
-// name{stat} for the clock offsets.
-func (l *liveDepot) metric(ctx context.Context, name string) (float64, bool, error) {
-	if l.metrics == nil && l.mErr == nil {
-		l.metrics, l.mErr = l.readMetrics(ctx)
-	}
+// metric is one series' value from /metrics as read at the start: a
+// name, or name{stat} for the clock offsets.
+func (l *liveDepot) metric(name string) (float64, bool, error) {
 	v, found := l.metrics[name]
 	return v, found, l.mErr
 }
@@ -444,12 +472,12 @@ func (d *doctor) checkFixTimes(ctx context.Context) finding {
 	var from string
 	switch {
 	case d.live != nil:
-		samples, found, err := d.live.metric(ctx, "depot_handheld_clock_offset_samples")
+		samples, found, err := d.live.metric("depot_handheld_clock_offset_samples")
 		if err != nil || !found {
 			return warn("upgrade the depot, or read its /metrics by hand", "the running depot's /metrics has no clock offsets (%v)", err)
 		}
-		m, _, _ := d.live.metric(ctx, "depot_handheld_clock_offset_seconds{median}")
-		x, _, _ := d.live.metric(ctx, "depot_handheld_clock_offset_seconds{max}")
+		m, _, _ := d.live.metric("depot_handheld_clock_offset_seconds{median}")
+		x, _, _ := d.live.metric("depot_handheld_clock_offset_seconds{max}")
 		n, median, largest = int(samples), secs(m), secs(x)
 		from = "fixes since the depot started"
 	case d.store.err != nil:
@@ -576,10 +604,10 @@ func (d *doctor) checkDisk(ctx context.Context) finding {
 	size, oldest, newest := int64(0), time.Time{}, time.Time{}
 	switch {
 	case d.live != nil:
-		b, found, err := d.live.metric(ctx, "depot_store_bytes")
+		b, found, err := d.live.metric("depot_store_bytes")
 		if err == nil && found {
-			o, _, _ := d.live.metric(ctx, "depot_store_oldest_event_timestamp_seconds")
-			n, _, _ := d.live.metric(ctx, "depot_store_newest_event_timestamp_seconds")
+			o, _, _ := d.live.metric("depot_store_oldest_event_timestamp_seconds")
+			n, _, _ := d.live.metric("depot_store_newest_event_timestamp_seconds")
 			size, oldest, newest = int64(b), unixSecs(o), unixSecs(n)
 		} else if n, err := storage.DirBytes(dbDir(d.c.Data)); err == nil {
 			size = n

@@ -290,6 +290,21 @@ func TestDoctorTLS(t *testing.T) {
 	writeFile(t, garbage, "not a certificate")
 	wantStatus(t, with(garbage, otherKey).check(t, "tls"), statusFail, "no PEM certificate")
 	wantStatus(t, with(filepath.Join(t.TempDir(), "absent.pem"), otherKey).check(t, "tls"), statusFail, "no such file")
+
+	// A depot running with TLS is found over https (its certificate, an
+	// hour from expiry, is a warning).
+	cert, key, _ := throwAwayCert(t)
+	a := startApp(t, "", func(c *ServeConfig) { c.TLSCert, c.TLSKey = cert, key })
+	d := testDoctor(t, func(c *ServeConfig) {
+		c.TLSCert, c.TLSKey, c.Data, c.HTTPAddr, c.MQTTAddr = cert, key, a.Config.Data, a.HTTPAddr(), a.MQTTAddr()
+	})
+	found := map[string]finding{}
+	for _, f := range d.run(context.Background()) {
+		found[f.Check] = f
+	}
+	wantStatus(t, found["tls"], statusWarn, "in 0 days")
+	wantStatus(t, found["ports"], statusOK, "held by the running depot")
+	wantStatus(t, found["store"], statusOK, "running depot's store is healthy")
 }
 
 // TestDoctorPorts: with the depot stopped, a port another program holds
