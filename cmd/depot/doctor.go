@@ -94,13 +94,13 @@ type finding struct {
 	Fix    string      `json:"fix,omitempty"`
 }
 
-func ok(format string, a ...any) finding {
+func okLine(format string, a ...any) finding {
 	return finding{Status: statusOK, Detail: fmt.Sprintf(format, a...)}
 }
-func warn(fix, format string, a ...any) finding {
+func warnLine(fix, format string, a ...any) finding {
 	return finding{Status: statusWarn, Detail: fmt.Sprintf(format, a...), Fix: fix}
 }
-func fail(fix, format string, a ...any) finding {
+func failLine(fix, format string, a ...any) finding {
 	return finding{Status: statusFail, Detail: fmt.Sprintf(format, a...), Fix: fix}
 }
 
@@ -229,19 +229,21 @@ func (d *doctor) run(ctx context.Context) []finding {
 	// short is left behind, writing nothing the checks read.
 	d.live, _ = within(ctx, d.timeout, d.probe)
 	if d.live != nil {
-		m, done := within(ctx, d.timeout, func(ctx context.Context) liveMetrics {
-			var m liveMetrics
-			m.vals, m.err = d.live.readMetrics(ctx)
-			return m
-		})
-		if !done {
-			m.err = fmt.Errorf("/metrics: no answer within %s", d.timeout)
-		}
-		d.live.metrics, d.live.mErr = m.vals, m.err
+		d.live.metrics, d.live.mErr = d.readLiveMetrics(ctx)
 	} else {
+		// Opening a big store reads every key: it gets longer than a
+		// network check.
+		bound := max(6*d.timeout, 30*time.Second)
 		var done bool
-		if d.store, done = within(ctx, d.timeout, func(context.Context) storeLook { return d.readStore() }); !done {
-			d.store = storeLook{exists: true, err: fmt.Errorf("reading the store took over %s", d.timeout)}
+		if d.store, done = within(ctx, bound, func(context.Context) storeLook { return d.readStore() }); !done {
+			d.store = storeLook{exists: true, err: fmt.Errorf("reading the store took over %s", bound)}
+		}
+		if errors.Is(d.store.err, storage.ErrInUse) {
+			// A depot holds it: it may have been too busy, or too new,
+			// to answer the first time.
+			if d.live, _ = within(ctx, d.timeout, d.probe); d.live != nil {
+				d.live.metrics, d.live.mErr = d.readLiveMetrics(ctx)
+			}
 		}
 	}
 	checks := []struct {
@@ -274,7 +276,7 @@ func (d *doctor) run(ctx context.Context) []finding {
 func (d *doctor) bounded(ctx context.Context, check func(context.Context) finding) finding {
 	f, done := within(ctx, d.timeout, check)
 	if !done {
-		return fail("find what it waits for (a host that does not answer, a hung disk), or raise --check-timeout",
+		return failLine("find what it waits for (a host that does not answer, a hung disk), or raise --check-timeout",
 			"no answer within %s", d.timeout)
 	}
 	return f
@@ -299,6 +301,20 @@ func within[T any](ctx context.Context, timeout time.Duration, f func(context.Co
 type liveMetrics struct {
 	vals map[string]float64
 	err  error
+}
+
+// readLiveMetrics reads the running depot's /metrics, bounded.
+func (d *doctor) readLiveMetrics(ctx context.Context) (map[string]float64, error) {
+	l := d.live
+	m, done := within(ctx, d.timeout, func(ctx context.Context) liveMetrics {
+		var m liveMetrics
+		m.vals, m.err = l.readMetrics(ctx)
+		return m
+	})
+	if !done {
+		return nil, fmt.Errorf("/metrics: no answer within %s", d.timeout)
+	}
+	return m.vals, m.err
 }
 
 // probe asks --http-addr's /healthz whether a depot answers there.
@@ -421,13 +437,13 @@ func (d *doctor) readStore() storeLook {
 
 func (d *doctor) checkConfig(context.Context) finding {
 	if d.cfgErr != nil {
-		return fail("correct that flag or its DEPOT_* variable (depot serve -h lists them); depot serve refuses to start like this",
+		return failLine("correct that flag or its DEPOT_* variable (depot serve -h lists them); depot serve refuses to start like this",
 			"%v", d.cfgErr)
 	}
 	if len(d.c.warnings) > 0 {
-		return warn(strings.Join(d.c.warnings, "\n"), "%d warning(s)", len(d.c.warnings))
+		return warnLine(strings.Join(d.c.warnings, "\n"), "%d warning(s)", len(d.c.warnings))
 	}
-	return ok("flags and DEPOT_* variables valid (data %s)", d.c.Data)
+	return okLine("flags and DEPOT_* variables valid (data %s)", d.c.Data)
 }
 
 const clockFix = "turn time synchronisation on: timedatectl set-ntp true (or start chronyd/ntpd), make sure an NTP server is reachable,\n" +
@@ -440,26 +456,26 @@ func (d *doctor) checkClock(ctx context.Context) finding {
 			v := strings.TrimPrefix(strings.TrimSpace(string(out)), "NTPSynchronized=")
 			switch {
 			case err == nil && v == "yes":
-				return ok("synchronised (NTP, timedatectl)")
+				return okLine("synchronised (NTP, timedatectl)")
 			case err == nil && v == "no":
-				return warn(clockFix, "not synchronised (timedatectl: NTPSynchronized=no): fixes are judged on this clock")
+				return warnLine(clockFix, "not synchronised (timedatectl: NTPSynchronized=no): fixes are judged on this clock")
 			}
 		}
 	}
 	if d.adjtimex != nil {
 		if synced, err := d.adjtimex(); err == nil {
 			if synced {
-				return ok("synchronised (kernel adjtimex)")
+				return okLine("synchronised (kernel adjtimex)")
 			}
-			return warn(clockFix, "not synchronised (kernel adjtimex): fixes are judged on this clock")
+			return warnLine(clockFix, "not synchronised (kernel adjtimex): fixes are judged on this clock")
 		}
 	}
 	if d.syncFile != "" {
 		if _, err := os.Stat(d.syncFile); err == nil {
-			return ok("synchronised (%s)", d.syncFile)
+			return okLine("synchronised (%s)", d.syncFile)
 		}
 	}
-	return warn("check by hand: timedatectl status (\"System clock synchronized: yes\") or chronyc tracking",
+	return warnLine("check by hand: timedatectl status (\"System clock synchronized: yes\") or chronyc tracking",
 		"unknown: no timedatectl, adjtimex or %s to tell", d.syncFile)
 }
 
@@ -474,14 +490,14 @@ func (d *doctor) checkFixTimes(ctx context.Context) finding {
 	case d.live != nil:
 		samples, found, err := d.live.metric("depot_handheld_clock_offset_samples")
 		if err != nil || !found {
-			return warn("upgrade the depot, or read its /metrics by hand", "the running depot's /metrics has no clock offsets (%v)", err)
+			return warnLine("upgrade the depot, or read its /metrics by hand", "the running depot's /metrics has no clock offsets (%v)", err)
 		}
 		m, _, _ := d.live.metric("depot_handheld_clock_offset_seconds{median}")
 		x, _, _ := d.live.metric("depot_handheld_clock_offset_seconds{max}")
 		n, median, largest = int(samples), secs(m), secs(x)
 		from = "fixes since the depot started"
 	case d.store.err != nil:
-		return warn("see the store line", "cannot read the stored fixes: %v", d.store.err)
+		return warnLine("see the store line", "cannot read the stored fixes: %v", d.store.err)
 	default:
 		off := make([]int64, 0, len(d.store.fixes))
 		for _, f := range d.store.fixes {
@@ -499,7 +515,7 @@ func (d *doctor) checkFixTimes(ctx context.Context) finding {
 		from = "stored fixes, depot stopped"
 	}
 	if n == 0 {
-		return ok("no fixes yet to compare (%s)", from)
+		return okLine("no fixes yet to compare (%s)", from)
 	}
 	rel := "in step with"
 	switch {
@@ -511,11 +527,11 @@ func (d *doctor) checkFixTimes(ctx context.Context) finding {
 	what := fmt.Sprintf("handheld clocks %s the depot's (median of %d %s; largest %s)", rel, n, from, signed(largest))
 	switch a := median.Abs(); {
 	case a > 4*time.Minute:
-		return fail(fixTimesFix, "%s", what)
+		return failLine(fixTimesFix, "%s", what)
 	case a > 30*time.Second:
-		return warn(fixTimesFix, "%s", what)
+		return warnLine(fixTimesFix, "%s", what)
 	}
-	return ok("%s", what)
+	return okLine("%s", what)
 }
 
 func secs(f float64) time.Duration {
@@ -547,26 +563,26 @@ func (d *doctor) checkStore(ctx context.Context) finding {
 		code, err := d.live.get(ctx, "/readyz", &h)
 		switch {
 		case err != nil && code == 0:
-			return fail("see the depot's log", "the running depot's /readyz: %v", err)
+			return failLine("see the depot's log", "the running depot's /readyz: %v", err)
 		case code != http.StatusOK:
-			return fail("see the depot's log (journalctl -u depot); a full or failing disk is the usual cause: see the disk line",
+			return failLine("see the depot's log (journalctl -u depot); a full or failing disk is the usual cause: see the disk line",
 				"the running depot is not ready (HTTP %d): %v", code, h["error"])
 		}
-		return ok("the running depot's store is healthy (/readyz)")
+		return okLine("the running depot's store is healthy (/readyz)")
 	}
 	l := d.store
 	switch {
 	case !l.exists:
-		return ok("no store yet in %s: depot serve makes it", dbDir(d.c.Data))
+		return okLine("no store yet in %s: depot serve makes it", dbDir(d.c.Data))
 	case errors.Is(l.err, storage.ErrInUse):
-		return warn("if that is this depot, tell the doctor its --http-addr (and --tls-cert); otherwise stop the other process",
+		return warnLine("if that is this depot, tell the doctor its --http-addr (and --tls-cert); otherwise stop the other process",
 			"another process holds %s, but no depot answers on %s", dbDir(d.c.Data), d.c.HTTPAddr)
 	case errors.Is(l.err, storage.ErrCorrupt):
-		return fail(damaged(d.c.Data, l.err).Error(), "damaged: %v", l.err)
+		return failLine(damaged(d.c.Data, l.err).Error(), "damaged: %v", l.err)
 	case l.err != nil:
-		return fail("see the message; depot serve would refuse to start the same way", "%v", l.err)
+		return failLine("see the message; depot serve would refuse to start the same way", "%v", l.err)
 	}
-	return ok("opens (depot stopped): %d events, %s", l.sum.Events, bytesIEC(l.sum.Bytes))
+	return okLine("opens (depot stopped): %d events, %s", l.sum.Events, bytesIEC(l.sum.Bytes))
 }
 
 // bytesIEC is n in B, KiB, MiB, GiB or TiB.
@@ -599,7 +615,7 @@ func (d *doctor) checkDisk(ctx context.Context) finding {
 	}
 	free, total, err := d.statfs(dir)
 	if err != nil {
-		return fail("check that --data names a directory this user can read", "statfs %s: %v", dir, err)
+		return failLine("check that --data names a directory this user can read", "statfs %s: %v", dir, err)
 	}
 	size, oldest, newest := int64(0), time.Time{}, time.Time{}
 	switch {
@@ -624,14 +640,14 @@ func (d *doctor) checkDisk(ctx context.Context) finding {
 		dir, d.c.EventRetention, d.c.HistoryKeep)
 	head := fmt.Sprintf("%s free of %s", bytesIEC(free), bytesIEC(total))
 	if free < d.minFree {
-		return fail(fix, "%s: the store needs at least %s to write", head, bytesIEC(d.minFree))
+		return failLine(fix, "%s: the store needs at least %s to write", head, bytesIEC(d.minFree))
 	}
 	span := newest.Sub(oldest)
 	if oldest.IsZero() || span < time.Hour {
 		if total > 0 && free*20 < total {
-			return warn(fix, "%s (under 5%%); store %s, too young to estimate its growth", head, bytesIEC(size))
+			return warnLine(fix, "%s (under 5%%); store %s, too young to estimate its growth", head, bytesIEC(size))
 		}
-		return ok("%s; store %s, too young to estimate its growth", head, bytesIEC(size))
+		return okLine("%s; store %s, too young to estimate its growth", head, bytesIEC(size))
 	}
 	perDay := float64(size) / span.Hours() * 24
 	projected := size
@@ -644,16 +660,16 @@ func (d *doctor) checkDisk(ctx context.Context) finding {
 	switch {
 	case free < more && span < 24*time.Hour:
 		// Under a day of history is a guess (a busy morning, a demo).
-		return warn(fix, "%s: the disk would fill in about %.0f days at this pace (measured over %s only)", what,
+		return warnLine(fix, "%s: the disk would fill in about %.0f days at this pace (measured over %s only)", what,
 			math.Floor(float64(free)/perDay), span.Round(time.Minute))
 	case free < more:
-		return fail(fix, "%s: the disk fills in about %.0f days", what, math.Floor(float64(free)/perDay))
+		return failLine(fix, "%s: the disk fills in about %.0f days", what, math.Floor(float64(free)/perDay))
 	case free < more+projected/2 || (total > 0 && free*20 < total):
 		// The nightly compaction rewrites the live records, and backups
 		// take their share: room for half the store again.
-		return warn(fix, "%s: little room left for compaction and backups", what)
+		return warnLine(fix, "%s: little room left for compaction and backups", what)
 	}
-	return ok("%s", what)
+	return okLine("%s", what)
 }
 
 // statfs is the space left to an unprivileged user, and the size, of
@@ -675,23 +691,23 @@ func unixSecs(f float64) time.Time {
 
 func (d *doctor) checkTLS(context.Context) finding {
 	if d.c.TLSCert == "" {
-		return ok("off (no --tls-cert): MQTT and HTTP are plain")
+		return okLine("off (no --tls-cert): MQTT and HTTP are plain")
 	}
 	renew := fmt.Sprintf("renew the certificate and replace %s (and --tls-key), then restart the depot", d.c.TLSCert)
 	b, err := os.ReadFile(d.c.TLSCert)
 	if err != nil {
-		return fail("check --tls-cert's path and that the depot's user can read it", "%v", err)
+		return failLine("check --tls-cert's path and that the depot's user can read it", "%v", err)
 	}
 	block, _ := pem.Decode(b)
 	if block == nil || block.Type != "CERTIFICATE" {
-		return fail("--tls-cert must be a PEM certificate (BEGIN CERTIFICATE), the server's first", "%s holds no PEM certificate", d.c.TLSCert)
+		return failLine("--tls-cert must be a PEM certificate (BEGIN CERTIFICATE), the server's first", "%s holds no PEM certificate", d.c.TLSCert)
 	}
 	cert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
-		return fail(renew, "%s: %v", d.c.TLSCert, err)
+		return failLine(renew, "%s: %v", d.c.TLSCert, err)
 	}
 	if _, err := tls.LoadX509KeyPair(d.c.TLSCert, d.c.TLSKey); err != nil {
-		return fail("--tls-key must be the private key of --tls-cert (readable by the depot's user)", "key pair: %v", err)
+		return failLine("--tls-key must be the private key of --tls-cert (readable by the depot's user)", "key pair: %v", err)
 	}
 	now := d.now()
 	left := cert.NotAfter.Sub(now)
@@ -702,13 +718,13 @@ func (d *doctor) checkTLS(context.Context) finding {
 	what := fmt.Sprintf("%s expires %s", names, cert.NotAfter.UTC().Format("2006-01-02"))
 	switch {
 	case left <= 0:
-		return fail(renew, "%s: expired %.0f days ago; handhelds and browsers refuse it", what, math.Floor(-left.Hours()/24))
+		return failLine(renew, "%s: expired %.0f days ago; handhelds and browsers refuse it", what, math.Floor(-left.Hours()/24))
 	case now.Before(cert.NotBefore):
-		return fail("check the clock (see the clock line) or the certificate's dates", "%s: not valid before %s", what, cert.NotBefore.UTC().Format(time.RFC3339))
+		return failLine("check the clock (see the clock line) or the certificate's dates", "%s: not valid before %s", what, cert.NotBefore.UTC().Format(time.RFC3339))
 	case left < 30*24*time.Hour:
-		return warn(renew, "%s: in %.0f days", what, math.Floor(left.Hours()/24))
+		return warnLine(renew, "%s: in %.0f days", what, math.Floor(left.Hours()/24))
 	}
-	return ok("%s (in %.0f days)", what, math.Floor(left.Hours()/24))
+	return okLine("%s (in %.0f days)", what, math.Floor(left.Hours()/24))
 }
 
 func (d *doctor) checkPorts(context.Context) finding {
@@ -721,7 +737,7 @@ func (d *doctor) checkPorts(context.Context) finding {
 		list = append(list, a[1])
 	}
 	if d.live != nil {
-		return ok("%s held by the running depot", strings.Join(list, ", "))
+		return okLine("%s held by the running depot", strings.Join(list, ", "))
 	}
 	var bad, fixes []string
 	for _, a := range addrs {
@@ -744,26 +760,26 @@ func (d *doctor) checkPorts(context.Context) finding {
 		}
 	}
 	if len(bad) > 0 {
-		return fail(strings.Join(fixes, "\n"), "%s (the depot is not running)", strings.Join(bad, "; "))
+		return failLine(strings.Join(fixes, "\n"), "%s (the depot is not running)", strings.Join(bad, "; "))
 	}
-	return ok("%s free (the depot is not running)", strings.Join(list, ", "))
+	return okLine("%s free (the depot is not running)", strings.Join(list, ", "))
 }
 
 func (d *doctor) checkFeed(ctx context.Context) finding {
 	switch {
 	case d.c.CortexURL == "" && d.c.Demo:
-		return ok("the demo's simulated feed (--demo)")
+		return okLine("the demo's simulated feed (--demo)")
 	case d.c.CortexURL == "":
-		return warn("set --cortex-url to the route feed (or --demo to try the depot)", "no route feed: no routes will show")
+		return warnLine("set --cortex-url to the route feed (or --demo to try the depot)", "no route feed: no routes will show")
 	}
 	src, err := feed.NewSource(d.c.CortexURL)
 	if err != nil {
-		return fail("correct --cortex-url", "%v", err)
+		return failLine("correct --cortex-url", "%v", err)
 	}
 	hs, isHTTP := src.(*feed.HTTPSource)
 	if isHTTP {
 		if d.offline {
-			return ok("%s: not tried (--offline)", hs)
+			return okLine("%s: not tried (--offline)", hs)
 		}
 		hs.Header = d.c.feedHeader
 		hs.Client = &http.Client{Timeout: d.timeout}
@@ -774,58 +790,58 @@ func (d *doctor) checkFeed(ctx context.Context) finding {
 		if isHTTP {
 			fix = "check --cortex-url and its credentials (--cortex-credentials-file), and that this box reaches the feed's host (DNS, firewall, proxy)"
 		}
-		return fail(fix, "%s: %v", src, err)
+		return failLine(fix, "%s: %v", src, err)
 	}
 	if len(snaps) == 0 {
-		return warn("check with the feed's owner that routes are published for this depot", "%s answered with no routes", src)
+		return warnLine("check with the feed's owner that routes are published for this depot", "%s answered with no routes", src)
 	}
-	return ok("%s: %d routes", src, len(snaps))
+	return okLine("%s: %d routes", src, len(snaps))
 }
 
 func (d *doctor) checkUpstream(ctx context.Context) finding {
 	c := d.c
 	if c.Upstream == "" {
-		return ok("off (no --upstream)")
+		return okLine("off (no --upstream)")
 	}
 	if err := upstream.CheckURLs(c.Upstream); err != nil {
-		return fail("correct --upstream", "%v", err)
+		return failLine("correct --upstream", "%v", err)
 	}
 	if d.offline {
-		return ok("%s: not tried (--offline)", c.Upstream)
+		return okLine("%s: not tried (--offline)", c.Upstream)
 	}
 	opts := []nats.Option{nats.Name("depot doctor " + c.Depot), nats.Timeout(d.timeout), nats.NoReconnect(), nats.RetryOnFailedConnect(false)}
 	opts = append(opts, upstream.AuthOptions(c.UpstreamCreds, c.UpstreamCA)...)
 	nc, err := nats.Connect(c.Upstream, opts...)
 	if err != nil {
-		return fail("check that this box reaches "+c.Upstream+" (DNS, firewall), and --upstream-creds and --upstream-ca",
+		return failLine("check that this box reaches "+c.Upstream+" (DNS, firewall), and --upstream-creds and --upstream-ca",
 			"connect: %s", upstream.Clip(err))
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return fail("see the message", "%v", err)
+		return failLine("see the message", "%v", err)
 	}
 	at := nc.ConnectedUrlRedacted()
 	s, err := js.Stream(ctx, upstream.StreamName)
 	if err == nil {
 		info := s.CachedInfo()
-		return ok("%s: stream %s, %d messages, %d replicas", at, upstream.StreamName, info.State.Msgs, info.Config.Replicas)
+		return okLine("%s: stream %s, %d messages, %d replicas", at, upstream.StreamName, info.State.Msgs, info.Config.Replicas)
 	}
 	perms := "the user of --upstream-creds needs the permissions listed in docs/fleet.md"
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fail(perms, "%s: stream %s: %s", at, upstream.StreamName, upstream.Clip(err))
+		return failLine(perms, "%s: stream %s: %s", at, upstream.StreamName, upstream.Clip(err))
 	}
 	if _, err := js.AccountInfo(ctx); err != nil {
-		return fail("enable JetStream for the account of --upstream-creds on the fleet's servers, or "+perms,
+		return failLine("enable JetStream for the account of --upstream-creds on the fleet's servers, or "+perms,
 			"%s: no stream %s and JetStream does not answer: %s", at, upstream.StreamName, upstream.Clip(err))
 	}
-	return ok("%s: stream %s not there yet; the depot makes it at start (%d replicas)", at, upstream.StreamName, c.UpstreamReplicas)
+	return okLine("%s: stream %s not there yet; the depot makes it at start (%d replicas)", at, upstream.StreamName, c.UpstreamReplicas)
 }
 
 func (d *doctor) checkPush(context.Context) finding {
 	c := d.c
 	if c.NoWebPush && c.FCMCredentials == "" {
-		return ok("off (--no-webpush, no --fcm-credentials)")
+		return okLine("off (--no-webpush, no --fcm-credentials)")
 	}
 	var parts []string
 	if !c.NoWebPush {
@@ -834,7 +850,7 @@ func (d *doctor) checkPush(context.Context) finding {
 		case errors.Is(err, fs.ErrNotExist):
 			parts = append(parts, "web push keys made at first start")
 		case err != nil:
-			return fail(fmt.Sprintf("restore %s from a backup of the data directory; deleting it makes new keys, and every driver app must then allow notifications again",
+			return failLine(fmt.Sprintf("restore %s from a backup of the data directory; deleting it makes new keys, and every driver app must then allow notifications again",
 				filepath.Join(c.Data, "vapid.json")), "%v", err)
 		default:
 			parts = append(parts, "web push keys valid")
@@ -844,58 +860,62 @@ func (d *doctor) checkPush(context.Context) finding {
 		newKey := "make a new service-account key (Firebase console: Project settings, Service accounts) and point --fcm-credentials at it"
 		b, err := os.ReadFile(c.FCMCredentials)
 		if err != nil {
-			return fail("check --fcm-credentials' path and that the depot's user can read it", "%v", err)
+			return failLine("check --fcm-credentials' path and that the depot's user can read it", "%v", err)
 		}
 		f, err := push.NewFCM(bytes.TrimSpace(b), c.FCMEndpoint, &http.Client{Timeout: d.timeout})
 		if err != nil {
-			return fail(newKey, "%s: %v", c.FCMCredentials, err)
+			return failLine(newKey, "%s: %v", c.FCMCredentials, err)
 		}
 		switch {
 		case d.offline:
 			parts = append(parts, fmt.Sprintf("FCM key of project %s parses (token not asked: --offline)", f.Project()))
 		default:
 			if err := f.CheckToken(); err != nil {
-				return fail(newKey+"; a wrong clock (see the clock line) or a proxy can also cause this",
+				return failLine(newKey+"; a wrong clock (see the clock line) or a proxy can also cause this",
 					"FCM project %s: no access token: %s", f.Project(), upstream.Clip(err))
 			}
 			parts = append(parts, fmt.Sprintf("FCM project %s: access token issued", f.Project()))
 		}
 	}
-	return ok("%s", strings.Join(parts, "; "))
+	return okLine("%s", strings.Join(parts, "; "))
 }
 
 func (d *doctor) checkBackup(context.Context) finding {
 	c := d.c
-	run := "with the depot running: depot backup --http " + dialAddr(c.HTTPAddr) + " (DEPOT_ADMIN_PASSWORD set);\n" +
+	scheme := "http://"
+	if c.TLSCert != "" {
+		scheme = "https://"
+	}
+	run := "with the depot running: depot backup --http " + scheme + dialAddr(c.HTTPAddr) + " (DEPOT_ADMIN_PASSWORD set);\n" +
 		"a depot started takes one when its newest is older than --backup-interval. Look for \"scheduled backup failed\" in its log"
 	newest, err := newestBackup(backupDir(c.Data))
 	if err != nil {
-		return fail("check that "+backupDir(c.Data)+" is readable", "%v", err)
+		return failLine("check that "+backupDir(c.Data)+" is readable", "%v", err)
 	}
 	if c.BackupInterval <= 0 {
 		if newest == "" {
-			return warn("set --backup-interval (24h) or run depot backup from a timer", "scheduled backups off (--backup-interval 0) and no backup")
+			return warnLine("set --backup-interval (24h) or run depot backup from a timer", "scheduled backups off (--backup-interval 0) and no backup")
 		}
 	}
 	if newest == "" {
 		if _, err := os.Stat(dbDir(c.Data)); errors.Is(err, fs.ErrNotExist) {
-			return ok("no store yet, so no backup yet")
+			return okLine("no store yet, so no backup yet")
 		}
-		return fail(run, "no backup in %s", backupDir(c.Data))
+		return failLine(run, "no backup in %s", backupDir(c.Data))
 	}
 	at, err := backupTime(newest)
 	if err != nil {
-		return fail("check "+newest, "%v", err)
+		return failLine("check "+newest, "%v", err)
 	}
 	age := d.now().Sub(at)
 	what := fmt.Sprintf("newest %s, %s old", filepath.Base(newest), age.Round(time.Minute))
 	switch {
 	case c.BackupInterval <= 0:
-		return warn("set --backup-interval (24h) or run depot backup from a timer", "%s; scheduled backups off (--backup-interval 0)", what)
+		return warnLine("set --backup-interval (24h) or run depot backup from a timer", "%s; scheduled backups off (--backup-interval 0)", what)
 	case age > 3*c.BackupInterval:
-		return fail(run, "%s: over three --backup-interval (%s)", what, c.BackupInterval)
+		return failLine(run, "%s: over three --backup-interval (%s)", what, c.BackupInterval)
 	case age > c.BackupInterval+c.BackupInterval/2:
-		return warn(run, "%s: older than --backup-interval (%s)", what, c.BackupInterval)
+		return warnLine(run, "%s: older than --backup-interval (%s)", what, c.BackupInterval)
 	}
-	return ok("%s (--backup-interval %s)", what, c.BackupInterval)
+	return okLine("%s (--backup-interval %s)", what, c.BackupInterval)
 }

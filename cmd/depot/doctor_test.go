@@ -442,7 +442,7 @@ func TestDoctorBackup(t *testing.T) {
 	d := testDoctor(t, nil)
 	wantStatus(t, d.check(t, "backup"), statusOK, "no store yet")
 	makeStore(t, d.c.Data, &bridge.Batch{})
-	wantStatus(t, d.check(t, "backup"), statusFail, "no backup in", "depot backup --http")
+	wantStatus(t, d.check(t, "backup"), statusFail, "no backup in", "depot backup --http http://127.0.0.1:0")
 	aged := func(age time.Duration) {
 		t.Helper()
 		dir := backupDir(d.c.Data)
