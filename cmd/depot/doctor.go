@@ -208,15 +208,14 @@ func printFindings(w io.Writer, found []finding) {
 	for _, f := range found {
 		n[f.Status]++
 		fmt.Fprintf(w, "%-5s %-10s %s\n", f.Status, f.Check, f.Detail)
-		for i, line := range strings.Split(f.Fix, "\n") {
-			if f.Fix == "" {
-				break
-			}
-			lead := strings.Repeat(" ", 17) + "fix: "
-			if i > 0 {
-				lead = strings.Repeat(" ", len(lead))
-			}
+		if f.Fix == "" {
+			continue
+		}
+		// Under the detail column: "fix: " and the fix, line by line.
+		lead := strings.Repeat(" ", 17) + "fix: "
+		for _, line := range strings.Split(f.Fix, "\n") {
 			fmt.Fprintf(w, "%s%s\n", lead, line)
+			lead = strings.Repeat(" ", len(lead))
 		}
 	}
 	fmt.Fprintf(w, "%d ok, %d warn, %d FAIL\n", n[statusOK], n[statusWarn], n[statusFail])

@@ -50,10 +50,10 @@ Usage:
                           say what to fix; exit 0 ok, 1 needs a person, 2 usage
   depot version           print the version
 
-Run "depot serve -h", "depot doctor -h", "depot hq -h", "depot sim -h", "depot user", "depot device" for the
-flags of each. Every flag can
-also be set with the environment variable DEPOT_<FLAG_NAME> (e.g.
-DEPOT_HTTP_ADDR for --http-addr); a flag on the command line wins.
+Run "depot serve -h", "depot doctor -h", "depot hq -h", "depot sim -h",
+"depot user", "depot device" for the flags of each. Every flag can also be
+set with the environment variable DEPOT_<FLAG_NAME> (e.g. DEPOT_HTTP_ADDR
+for --http-addr); a flag on the command line wins.
 `
 
 func main() {
