@@ -210,6 +210,33 @@ func TestDoctorStore(t *testing.T) {
 	}
 	defer db.Close()
 	wantStatus(t, d.check(t, "store"), statusWarn, "another process holds", "--http-addr")
+	db.Close()
+
+	// A torn last record (power lost mid-write), as TestRecoverFromTornStore
+	// makes one: the store will not open, and the fix is depot restore.
+	files, _ := filepath.Glob(filepath.Join(dbDir(d.c.Data), "*.dat"))
+	if len(files) == 0 {
+		t.Fatal("no data file")
+	}
+	f := files[len(files)-1]
+	b, _ := os.ReadFile(f)
+	end := len(b)
+	for end > 0 && b[end-1] == 0 {
+		end--
+	}
+	for i := end - 10; i < end; i++ {
+		b[i] = 0
+	}
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// (Opened once per process: nutsdb keeps its lock after refusing a
+	// torn store, so the doctor's is the only Open here.)
+	if err := os.MkdirAll(backupDir(d.c.Data), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(backupDir(d.c.Data), "depot-20261201-000000.000.tar.gz"), "x")
+	wantStatus(t, d.check(t, "store"), statusFail, "damaged", "depot restore --data "+d.c.Data)
 }
 
 // TestDoctorDisk: free space against the store's growth to full
