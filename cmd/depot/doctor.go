@@ -328,7 +328,9 @@ func (d *doctor) probe(ctx context.Context) *liveDepot {
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec
 	}}}
 	var h map[string]any
-	if _, err := l.get(ctx, "/healthz", &h); err != nil || h["status"] == nil {
+	// A depot's /healthz always names its status and HTTP address; some
+	// other server on the port is not a running depot.
+	if _, err := l.get(ctx, "/healthz", &h); err != nil || h["status"] == nil || h["http"] == nil {
 		return nil
 	}
 	l.health = h
@@ -576,6 +578,8 @@ func (d *doctor) checkStore(ctx context.Context) finding {
 	case errors.Is(l.err, storage.ErrInUse):
 		return warnLine("if that is this depot, tell the doctor its --http-addr (and --tls-cert); otherwise stop the other process",
 			"another process holds %s, but no depot answers on %s", dbDir(d.c.Data), d.c.HTTPAddr)
+	case errors.Is(l.err, fs.ErrPermission):
+		return failLine("run the doctor as the depot's user (e.g. sudo -u depot depot doctor …) or as root", "%v", l.err)
 	case errors.Is(l.err, storage.ErrCorrupt):
 		return failLine(damaged(d.c.Data, l.err).Error(), "damaged: %v", l.err)
 	case l.err != nil:

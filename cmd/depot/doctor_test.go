@@ -346,6 +346,13 @@ func TestDoctorPorts(t *testing.T) {
 	_, port, _ := net.SplitHostPort(held.Addr().String())
 	d := testDoctor(t, func(c *ServeConfig) { c.MQTTAddr = held.Addr().String() })
 	wantStatus(t, d.check(t, "ports"), statusFail, "--mqtt-addr "+held.Addr().String()+" is in use", "ss -ltnp 'sport = :"+port+"'")
+
+	// Another web server on --http-addr, even one with a /healthz, is not
+	// a running depot.
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, `{"status":"ok"}`) }))
+	defer other.Close()
+	d = testDoctor(t, func(c *ServeConfig) { c.HTTPAddr = other.Listener.Addr().String() })
+	wantStatus(t, d.check(t, "ports"), statusFail, "--http-addr "+other.Listener.Addr().String()+" is in use")
 }
 
 // TestDoctorFeed: the route feed read as serve reads it (status, JSON),
