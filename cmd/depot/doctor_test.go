@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"math/big"
 	"net"
@@ -105,6 +106,11 @@ func TestDoctorConfig(t *testing.T) {
 	dir := t.TempDir()
 	base := []string{"doctor", "--data", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0",
 		"--no-webpush", "--offline", "--check-timeout", "2s"}
+	if err := run(context.Background(), []string{"doctor", "-h"}, nil, &out, &out); !errors.Is(err, flag.ErrHelp) ||
+		!strings.Contains(out.String(), "Exit status: 0 all ok") || !strings.Contains(out.String(), "DEPOT_CHECK_TIMEOUT") {
+		t.Fatalf("depot doctor -h: %v\n%s", err, out.String())
+	}
+	out.Reset()
 	err := run(context.Background(), append(base, "--bogus"), nil, &out, &out)
 	if err == nil || errors.As(err, new(exitCode)) {
 		t.Fatalf("unknown flag: %v, want a usage error", err)
