@@ -155,6 +155,9 @@ type Depot struct {
 	OnCommit func()
 	Topics   Topics // set by Open
 	Stats    Stats
+	// Offsets are the recent handheld clock offsets (receipt − device
+	// time) of accepted fixes that were a driver's newest.
+	Offsets ClockOffsets
 
 	mu     sync.Mutex // guards m and closed
 	m      Machine
@@ -259,6 +262,9 @@ func (d *Depot) IngestFix(f Fix, wait bool) error {
 		late, err := m.Fix(b, f)
 		if late {
 			d.Stats.FixesLate.Add(1)
+		} else if err == nil {
+			// A late fix is a backlog arriving, not a clock's error.
+			d.Offsets.Add(f)
 		}
 		return err
 	})

@@ -104,6 +104,14 @@ func checkRSAKey(p string) error {
 
 var _ Sender = (*FCM)(nil)
 
+// CheckToken asks the credentials' token_uri for an access token (depot
+// doctor): it proves the service account's key is accepted. The client
+// given to NewFCM bounds how long it waits.
+func (f *FCM) CheckToken() error {
+	_, err := f.tokens.Token()
+	return err
+}
+
 // Project is the Firebase project the credentials belong to.
 func (f *FCM) Project() string { return f.project }
 

@@ -66,6 +66,24 @@ func LoadOrCreateVAPID(dir string) (VAPID, error) {
 	return v, nil
 }
 
+// ReadVAPID reads and checks dir/vapid.json without ever making keys
+// (depot doctor): an error wrapping os.ErrNotExist when there is none.
+func ReadVAPID(dir string) (VAPID, error) {
+	path := filepath.Join(dir, vapidFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return VAPID{}, fmt.Errorf("vapid: %w", err)
+	}
+	var v VAPID
+	if err := json.Unmarshal(b, &v); err != nil {
+		return VAPID{}, fmt.Errorf("vapid: %s: %w", path, err)
+	}
+	if err := v.check(); err != nil {
+		return VAPID{}, fmt.Errorf("vapid: %s: %w", path, err)
+	}
+	return v, nil
+}
+
 // check makes sure the private key is a P-256 scalar and the public key
 // is its own, so that a hand-edited file fails at start, not in browsers.
 func (v VAPID) check() error {

@@ -93,6 +93,9 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 	opts.ExpiredDeleteType = nutsdb.TimeHeap
 	ndb, err := nutsdb.Open(opts)
 	if err != nil {
+		if errors.Is(err, nutsdb.ErrDirLocked) {
+			return nil, fmt.Errorf("open store %s: %w", dir, ErrInUse)
+		}
 		if strings.Contains(err.Error(), "crc") {
 			return nil, fmt.Errorf("open store %s: %w: %v", dir, ErrCorrupt, err)
 		}

@@ -706,6 +706,8 @@ func TestMetrics(t *testing.T) {
 		"depot_events_total", "depot_mqtt_deliveries_total", "depot_fix_to_publish_seconds_count 1", "depot_store_commit_seconds_bucket",
 		"depot_store_commit_records_bucket", "depot_feed_cycle_seconds_count", "depot_feed_errors_total 0",
 		`depot_mqtt_refused_total{kind="connect"}`, "go_goroutines", "process_resident_memory_bytes", "process_cpu_seconds_total",
+		`depot_handheld_clock_offset_seconds{stat="median"}`, "depot_handheld_clock_offset_samples 1", "depot_store_bytes",
+		"depot_store_events", "depot_store_oldest_event_timestamp_seconds", "depot_store_newest_event_timestamp_seconds",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

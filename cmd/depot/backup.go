@@ -47,13 +47,41 @@ func newestBackup(dir string) (string, error) {
 	return m[len(m)-1], nil
 }
 
+// backupLayout is the UTC time in a backup's name (depot-<time>.tar.gz).
+const backupLayout = "20060102-150405.000"
+
+// backupTime is when a backup was taken: the time in its name, else its
+// file's modification time.
+func backupTime(path string) (time.Time, error) {
+	stamp := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "depot-"), ".tar.gz")
+	if t, err := time.ParseInLocation(backupLayout, stamp, time.UTC); err == nil {
+		return t, nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
+}
+
+// backupDue says whether the data directory's newest backup is older than
+// interval at now, or there is none.
+func backupDue(data string, interval time.Duration, now time.Time) bool {
+	newest, err := newestBackup(backupDir(data))
+	if err != nil || newest == "" {
+		return true
+	}
+	at, err := backupTime(newest)
+	return err != nil || now.Sub(at) >= interval
+}
+
 // backupNow writes a backup of the store and keeps the newest keep.
 func (m *Main) backupNow() (string, error) {
 	dir := backupDir(m.Config.Data)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	name := filepath.Join(dir, "depot-"+time.Now().UTC().Format("20060102-150405.000")+".tar.gz")
+	name := filepath.Join(dir, "depot-"+time.Now().UTC().Format(backupLayout)+".tar.gz")
 	tmp := name + ".part"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -151,7 +179,7 @@ func runRestore(args []string, stdout, stderr io.Writer) error {
 		// A running depot holds a lock on the store; opening it tells.
 		if db, err := storage.Open(dbDir(*data), nil); err == nil {
 			db.Close()
-		} else if !errors.Is(err, storage.ErrCorrupt) && strings.Contains(err.Error(), "lock") {
+		} else if errors.Is(err, storage.ErrInUse) || (!errors.Is(err, storage.ErrCorrupt) && strings.Contains(err.Error(), "lock")) {
 			os.RemoveAll(staging)
 			return fmt.Errorf("the depot seems to be running on %s: stop it first (%v)", *data, err)
 		}

@@ -9,6 +9,7 @@
 //	depot bench [feed]      load-test a running depot
 //	depot backup            back up a running depot now
 //	depot restore           restore a stopped depot's store from a backup
+//	depot doctor [flags]    check the box and the configuration, and say what to fix
 //	depot version           print the version
 //
 // Every flag also reads the environment variable DEPOT_<FLAG_NAME>, e.g.
@@ -44,18 +45,25 @@ Usage:
   depot bench [feed]      load-test a running depot: fix → dashboard latency
   depot backup            back up a running depot now (into <data>/backups)
   depot restore           with the depot stopped: restore the newest backup
+  depot doctor [flags]    check the box (clock, disk, certificate, ports, feed,
+                          upstream, push, backups) with the serve flags, and
+                          say what to fix; exit 0 ok, 1 needs a person, 2 usage
   depot version           print the version
 
-Run "depot serve -h", "depot hq -h", "depot sim -h", "depot user", "depot device" for the
-flags of each. Every flag can
-also be set with the environment variable DEPOT_<FLAG_NAME> (e.g.
-DEPOT_HTTP_ADDR for --http-addr); a flag on the command line wins.
+Run "depot serve -h", "depot doctor -h", "depot hq -h", "depot sim -h",
+"depot user", "depot device" for the flags of each. Every flag can also be
+set with the environment variable DEPOT_<FLAG_NAME> (e.g. DEPOT_HTTP_ADDR
+for --http-addr); a flag on the command line wins.
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		var code exitCode
+		if errors.As(err, &code) {
+			os.Exit(int(code)) // the command said why
+		}
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "depot:", err)
 		}
@@ -95,6 +103,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runBench(ctx, args, stdout, stderr)
 	case "restore":
 		return runRestore(args, stdout, stderr)
+	case "doctor":
+		return runDoctor(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "depot", Version)
 		return nil

@@ -8,6 +8,7 @@ import (
 	"github.com/depotcc/depot/bridge/upstream"
 	"github.com/depotcc/depot/broker"
 	"github.com/depotcc/depot/push"
+	"github.com/depotcc/depot/storage"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -85,6 +86,60 @@ func (x *metrics) watch(depot *bridge.Depot, brk *broker.Server, in *ingest) {
 			return out
 		},
 	})
+	off := &depot.Offsets
+	reg.MustRegister(&labelled{
+		desc: prometheus.NewDesc("depot_handheld_clock_offset_seconds",
+			"Receipt time minus device time (ts) of the recent accepted fixes (up to 256): their median, and the largest in size (sign kept; negative: a handheld ahead of the depot).",
+			[]string{"stat"}, nil),
+		vals: func() map[string]float64 {
+			s := off.Summary()
+			return map[string]float64{"median": s.Median.Seconds(), "max": s.Max.Seconds()}
+		},
+	}, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "depot_handheld_clock_offset_samples",
+		Help: "Fixes depot_handheld_clock_offset_seconds is taken over."},
+		func() float64 { return float64(off.Summary().Samples) }))
+}
+
+// watchStore registers the store's size and event log span, read at
+// scrape time (depot doctor's growth estimate reads them from a running
+// depot).
+func (x *metrics) watchStore(inspect func() (storage.Summary, error)) {
+	x.reg.MustRegister(&storeCollector{inspect: inspect,
+		bytes:  prometheus.NewDesc("depot_store_bytes", "The store's files on disk.", nil, nil),
+		events: prometheus.NewDesc("depot_store_events", "Events the event log keeps.", nil, nil),
+		oldest: prometheus.NewDesc("depot_store_oldest_event_timestamp_seconds", "Time of the oldest event kept (0: none).", nil, nil),
+		newest: prometheus.NewDesc("depot_store_newest_event_timestamp_seconds", "Time of the newest event (0: none).", nil, nil),
+	})
+}
+
+type storeCollector struct {
+	inspect                       func() (storage.Summary, error)
+	bytes, events, oldest, newest *prometheus.Desc
+}
+
+func (s *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- s.bytes
+	ch <- s.events
+	ch <- s.oldest
+	ch <- s.newest
+}
+
+func (s *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	sum, err := s.inspect()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(s.bytes, err)
+		return
+	}
+	unix := func(t time.Time) float64 {
+		if t.IsZero() {
+			return 0
+		}
+		return float64(t.UnixMilli()) / 1000
+	}
+	ch <- prometheus.MustNewConstMetric(s.bytes, prometheus.GaugeValue, float64(sum.Bytes))
+	ch <- prometheus.MustNewConstMetric(s.events, prometheus.GaugeValue, float64(sum.Events))
+	ch <- prometheus.MustNewConstMetric(s.oldest, prometheus.GaugeValue, unix(sum.OldestEvent))
+	ch <- prometheus.MustNewConstMetric(s.newest, prometheus.GaugeValue, unix(sum.NewestEvent))
 }
 
 func (x *metrics) Commit(took time.Duration, records int, err error) {

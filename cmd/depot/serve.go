@@ -134,20 +134,41 @@ type faults struct {
 
 // NewMain returns a Main with the default configuration, logging to out.
 func NewMain(out io.Writer) *Main {
-	return &Main{Out: out, Config: ServeConfig{
+	return &Main{Out: out, Config: DefaultServeConfig()}
+}
+
+// DefaultServeConfig is what `depot serve` runs with when told nothing.
+func DefaultServeConfig() ServeConfig {
+	return ServeConfig{
 		Data: "./data", HTTPAddr: ":8080", FCMEndpoint: "https://fcm.googleapis.com/v1", UpstreamReplicas: 1, MQTTAddr: ":1883", Depot: "DEMO1",
 		DemoRoutes: 30, DemoRate: time.Second, CortexInterval: 30 * time.Second, LogLevel: "info",
 		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30, EventRetention: 30 * 24 * time.Hour,
 		PublishRate: 20, PublishBurst: 60, BackupInterval: 24 * time.Hour, BackupKeep: 7,
 		HistoryKeep: 7 * 24 * time.Hour, MergeHour: 3, // see README: memory and start time grow with history
-	}}
+	}
 }
 
 // ParseFlags reads the serve flags and their DEPOT_* environment variables.
 func (m *Main) ParseFlags(args []string) error {
-	c := &m.Config
 	fs := flag.NewFlagSet("depot serve", flag.ContinueOnError)
 	fs.SetOutput(m.Out)
+	m.Config.Register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: depot serve [flags]\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nEnvironment: DEPOT_<FLAG_NAME> for every flag; DEPOT_ADMIN_PASSWORD sets the\n"+
+			"password of user admin at first start (otherwise one is generated and logged once).\n")
+	}
+	if err := m.Config.Parse(fs, args); err != nil {
+		return err
+	}
+	return m.Config.validate()
+}
+
+// Register adds every serve flag to fs, with c's values as defaults and c's
+// fields as destinations: `depot serve` and `depot doctor` read the same
+// flags (and, through Parse, the same DEPOT_* variables).
+func (c *ServeConfig) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Data, "data", c.Data, "data directory (created if missing)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "dashboard, REST API and MQTT over WebSocket (/mqtt)")
 	fs.StringVar(&c.OsmAndAddr, "osmand-addr", c.OsmAndAddr, "also take Traccar Client's OsmAnd requests on this address (e.g. :5055), at /<device token>; off when empty (they are always taken at /api/v1/osmand/<device token> on the HTTP port)")
@@ -193,12 +214,12 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL,
 		"scheme://host[:port] where handhelds reach the depot (e.g. https://depot.example:8080), for the links and QR codes\n"+
 			"of device set-ups; the OwnTracks MQTT set-up names its host and the --mqtt-addr port. Unset: the host the admin's request came to")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: depot serve [flags]\n\n")
-		fs.PrintDefaults()
-		fmt.Fprintf(fs.Output(), "\nEnvironment: DEPOT_<FLAG_NAME> for every flag; DEPOT_ADMIN_PASSWORD sets the\n"+
-			"password of user admin at first start (otherwise one is generated and logged once).\n")
-	}
+}
+
+// Parse parses args into fs (whose flags Register added), then fills what
+// the command line left unset from DEPOT_<FLAG_NAME>, reads
+// DEPOT_ADMIN_PASSWORD and notes what to warn about. It does not validate.
+func (c *ServeConfig) Parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -212,10 +233,7 @@ func (m *Main) ParseFlags(args []string) error {
 		c.warnings = append(c.warnings, "--payroll-secret on the command line shows in ps to every user of the machine; "+
 			"use --payroll-secret-file or DEPOT_PAYROLL_SECRET")
 	}
-	if err := envFlags(fs); err != nil {
-		return err
-	}
-	return c.validate()
+	return envFlags(fs)
 }
 
 func (c *ServeConfig) validate() error {
@@ -435,6 +453,7 @@ func (m *Main) openDomainAndBroker() error {
 		}
 	}
 	m.metrics.watch(m.depot, m.broker, m.ingest)
+	m.metrics.watchStore(m.store.Inspect)
 
 	if err := m.depot.Open(m.broker); err != nil {
 		return err
@@ -512,7 +531,11 @@ func (m *Main) startJobs(ctx context.Context) error {
 	lastMerge := m.Clock()
 	m.goRun(func() { every(ctx, time.Hour, true, func() { m.retention(&lastMerge) }) })
 	if c.BackupInterval > 0 {
-		m.goRun(func() { every(ctx, c.BackupInterval, false, m.scheduledBackup) })
+		// A depot restarted more often than the interval would never reach
+		// its first tick: a backup older than the interval (or none) is
+		// taken now, off the start's path.
+		due := backupDue(c.Data, c.BackupInterval, time.Now())
+		m.goRun(func() { every(ctx, c.BackupInterval, due, m.scheduledBackup) })
 	}
 	return nil
 }
