@@ -266,7 +266,7 @@ func (s *Server) Start() error {
 		// slot) and the read buffer; at 5,000 handhelds that is memory, and
 		// a handheld's messages are a few hundred bytes.
 		ClientNetWriteBufferSize: 4096,
-		ClientNetReadBufferSize:  2048,
+		ClientNetReadBufferSize:  1024,
 		SysTopicResendInterval:   10,
 	})
 	if err := s.mq.AddHook(&hook{srv: s}, nil); err != nil {
