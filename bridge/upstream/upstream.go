@@ -24,6 +24,7 @@ import (
 	"github.com/depotcc/depot/bridge"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // Store is the depot's side: its event log, and a small record where the
@@ -105,6 +106,7 @@ type Health struct {
 	Behind    uint64    `json:"behind"` // events not yet in the stream
 	Error     string    `json:"error,omitempty"`
 	Sent      int64     `json:"sent"`
+	Batches   int64     `json:"batches"` // atomic batches the stream took (Sent counts their events too)
 	Skipped   uint64    `json:"skipped"` // events pruned locally before they could be sent
 }
 
@@ -281,8 +283,12 @@ func (f *Forwarder) session(ctx context.Context) error {
 		return err
 	}
 	f.set(func(h *Health) { h.Connected, h.Error, h.Cursor = true, "", cursor })
-	f.cfg.Log.Info("upstream: forwarding", "stream", StreamName, "from", cursor+1)
-	return f.send(ctx, js, cursor)
+	atomic := false
+	if info := stream.CachedInfo(); info != nil {
+		atomic = info.Config.AllowAtomicPublish
+	}
+	f.cfg.Log.Info("upstream: forwarding", "stream", StreamName, "from", cursor+1, "batches", atomic)
+	return f.send(ctx, js, cursor, atomic)
 }
 
 // ensureStream creates DEPOTS when missing; an existing one is used as is.
@@ -296,7 +302,7 @@ func (f *Forwarder) ensureStream(ctx context.Context, js jetstream.JetStream) (j
 	}
 	s, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: StreamName, Subjects: []string{"depot.>"},
 		Replicas: f.cfg.Replicas, MaxAge: f.cfg.MaxAge, MaxMsgsPerSubject: -1, Duplicates: 2 * time.Minute,
-		MaxMsgSize: MaxEventBytes, Storage: jetstream.FileStorage})
+		MaxMsgSize: MaxEventBytes, Storage: jetstream.FileStorage, AllowAtomicPublish: true})
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return js.Stream(ctx, StreamName)
 	}
@@ -361,16 +367,22 @@ func msgSeq(id, depot string) (uint64, bool) {
 	return n, err == nil
 }
 
-// send publishes the log after cursor, in order, each acknowledged before
-// the next, at most Rate a second. The cursor is written now and then:
-// the stream is the truth (resync), the record only a hint.
+// send publishes the log after cursor, in order, at most Rate a second.
+// The cursor is written now and then: the stream is the truth (resync),
+// the record only a hint.
+//
+// Where the stream allows atomic batches (the forwarder creates it so),
+// the events read together go as one batch: stored all or none, in order,
+// with one acknowledgement, so a link with a 50 ms round trip carries a
+// page of events per round trip instead of one event. Elsewhere each
+// event is acknowledged before the next goes.
 //
 // Route states go when the log is drained, not with each event: while a
 // backlog drains a route's current state is newer than the events still
 // to go, and a reader that took it as of that event would see the route
 // jump ahead and back. Sent at the end, each state is as of the last
 // event sent (or a commit newer, which the next event's delta agrees with).
-func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uint64) error {
+func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uint64, atomic bool) error {
 	every := time.Second / time.Duration(f.cfg.Rate)
 	poll := 100 * time.Millisecond
 	if f.cfg.Wake != nil {
@@ -389,7 +401,40 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 		}
 	}
 	defer save(true)
-	var read time.Time // the last read of the log
+	var (
+		read    time.Time // the last read of the log
+		pending []outMsg  // read, not yet sent
+		start   time.Time // of the page, for the rate
+		sent    int       // in the page
+	)
+	// flush sends what is pending and paces the page.
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := f.publish(ctx, js, pending, atomic); err != nil {
+			return err
+		}
+		cursor = pending[len(pending)-1].seq
+		n := len(pending)
+		f.set(func(h *Health) { h.Cursor, h.LastAck = cursor, time.Now().UTC(); h.Sent += int64(n) })
+		for _, m := range pending {
+			if m.route != "" && len(f.dirty) < maxDirty {
+				f.dirty[m.route] = true
+			}
+		}
+		pending = pending[:0]
+		sent += n
+		if d := time.Duration(sent)*every - time.Since(start); d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+		}
+		return nil
+	}
 	for ctx.Err() == nil {
 		read = time.Now()
 		evs, err := f.cfg.Store.EventsAfter(cursor, batch)
@@ -412,8 +457,9 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 			f.wait(ctx, idle.C, read)
 			continue
 		}
-		start := time.Now()
-		for i, raw := range evs {
+		start, sent = time.Now(), 0
+		next := cursor // the last seq read, sent or pending
+		for _, raw := range evs {
 			var env struct {
 				Seq     uint64 `json:"seq"`
 				Type    string `json:"type"`
@@ -421,48 +467,52 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 					RouteID string `json:"routeId"`
 				} `json:"payload"`
 			}
-			if json.Unmarshal(raw, &env) != nil || env.Seq <= cursor {
-				// Unreadable: past it, not again and again.
+			if json.Unmarshal(raw, &env) != nil || env.Seq <= next {
+				// Unreadable: past it, not again and again. What is
+				// pending goes first, so the cursor passes only what went.
+				if err := flush(); err != nil {
+					return err
+				}
 				f.cfg.Log.Warn("upstream: an event of the log cannot be read; passed over", "after", cursor)
 				cursor++
+				next = cursor
 				continue
 			}
-			if gap := env.Seq - cursor - 1; gap > 0 {
+			if gap := env.Seq - next - 1; gap > 0 {
 				// The store writes events in seq order: a hole is events
 				// dropped or pruned locally, never one still to come.
-				f.cfg.Log.Warn("upstream: events missing from the local log", "from", cursor+1, "to", env.Seq-1)
+				f.cfg.Log.Warn("upstream: events missing from the local log", "from", next+1, "to", env.Seq-1)
 				f.set(func(h *Health) { h.Skipped += gap })
 			}
+			next = env.Seq
 			if len(raw) > MaxEventBytes {
 				// The stream would refuse it on every try, and the log
 				// behind it would never leave.
+				if err := flush(); err != nil {
+					return err
+				}
 				f.cfg.Log.Warn("upstream: an event too large for the stream; passed over", "seq", env.Seq, "bytes", len(raw), "max", MaxEventBytes)
 				cursor = env.Seq
 				f.set(func(h *Health) { h.Cursor = cursor; h.Skipped++ })
 				continue
 			}
-			msg := nats.NewMsg(EventsSubject(f.cfg.Depot))
-			msg.Data = raw
-			msg.Header.Set(jetstream.MsgIDHeader, f.cfg.Depot+":"+strconv.FormatUint(env.Seq, 10))
-			pctx, cancel := context.WithTimeout(ctx, ackWait)
-			_, err := js.PublishMsg(pctx, msg, jetstream.WithExpectStream(StreamName))
-			cancel()
-			if err != nil {
-				return fmt.Errorf("publish seq %d: %w", env.Seq, err)
-			}
-			cursor = env.Seq
-			f.set(func(h *Health) { h.Cursor, h.LastAck = cursor, time.Now().UTC(); h.Sent++ })
-			if env.Type == bridge.EventRouteUpdate && f.cfg.Route != nil && len(f.dirty) < maxDirty &&
+			m := outMsg{seq: env.Seq, raw: raw}
+			if env.Type == bridge.EventRouteUpdate && f.cfg.Route != nil &&
 				bridge.ValidID(env.Payload.RouteID) && !strings.Contains(env.Payload.RouteID, ".") {
-				f.dirty[env.Payload.RouteID] = true
+				m.route = env.Payload.RouteID
 			}
-			if d := time.Duration(i+1)*every - time.Since(start); d > 0 {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(d):
+			pending = append(pending, m)
+			if !atomic {
+				if err := flush(); err != nil {
+					return err
 				}
 			}
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 		save(false)
 		if len(evs) < batch {
@@ -475,6 +525,108 @@ func (f *Forwarder) send(ctx context.Context, js jetstream.JetStream, cursor uin
 		}
 	}
 	return nil
+}
+
+// outMsg is an event on its way: its seq, its bytes, and the route whose
+// state it changes ("" when none).
+type outMsg struct {
+	seq   uint64
+	raw   json.RawMessage
+	route string
+}
+
+// publish sends msgs in order and returns once the stream holds them all:
+// as one atomic batch when the stream allows it and there are several, else
+// one by one. A batch the stream refuses as a whole (too many batches in
+// flight on the stream, a duplicate in it, batches turned off) stored
+// nothing, so its events then go one by one; an error of the link may have
+// come after the stream took the batch, so it ends the session and resync
+// asks the stream.
+func (f *Forwarder) publish(ctx context.Context, js jetstream.JetStream, msgs []outMsg, atomic bool) error {
+	if atomic && len(msgs) > 1 {
+		refused, err := f.publishBatch(ctx, js.Conn(), msgs)
+		if err != nil {
+			return err
+		}
+		if refused == "" {
+			f.set(func(h *Health) { h.Batches++ })
+			return nil
+		}
+		f.cfg.Log.Debug("upstream: batch refused; sending its events one by one", "reason", refused, "events", len(msgs))
+	}
+	for _, m := range msgs {
+		msg := f.eventMsg(m)
+		pctx, cancel := context.WithTimeout(ctx, ackWait)
+		_, err := js.PublishMsg(pctx, msg, jetstream.WithExpectStream(StreamName))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("publish seq %d: %w", m.seq, err)
+		}
+	}
+	return nil
+}
+
+func (f *Forwarder) eventMsg(m outMsg) *nats.Msg {
+	msg := nats.NewMsg(EventsSubject(f.cfg.Depot))
+	msg.Data = m.raw
+	msg.Header.Set(jetstream.MsgIDHeader, f.cfg.Depot+":"+strconv.FormatUint(m.seq, 10))
+	return msg
+}
+
+// The headers of an atomic batch (nats-server 2.12 and later).
+const (
+	batchIDHeader     = "Nats-Batch-Id"
+	batchSeqHeader    = "Nats-Batch-Sequence"
+	batchCommitHeader = "Nats-Batch-Commit"
+)
+
+// publishBatch sends msgs as one atomic batch: each message but the last
+// plainly, the last with the commit header as a request whose answer is
+// the batch's acknowledgement. refused is the stream's reason when it
+// stored none of it.
+func (f *Forwarder) publishBatch(ctx context.Context, nc *nats.Conn, msgs []outMsg) (refused string, err error) {
+	id := nuid.Next()
+	var reply *nats.Msg
+	for i, m := range msgs {
+		msg := f.eventMsg(m)
+		msg.Header.Set(jetstream.ExpectedStreamHeader, StreamName)
+		msg.Header.Set(batchIDHeader, id)
+		msg.Header.Set(batchSeqHeader, strconv.Itoa(i+1))
+		if i < len(msgs)-1 {
+			if err := nc.PublishMsg(msg); err != nil {
+				return "", fmt.Errorf("publish seq %d: %w", m.seq, err)
+			}
+			continue
+		}
+		msg.Header.Set(batchCommitHeader, "1")
+		pctx, cancel := context.WithTimeout(ctx, ackWait)
+		reply, err = nc.RequestMsgWithContext(pctx, msg)
+		cancel()
+		if err != nil {
+			return "", fmt.Errorf("publish seqs %d-%d: %w", msgs[0].seq, m.seq, err)
+		}
+	}
+	var ack struct {
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+		Stream string `json:"stream"`
+		Batch  string `json:"batch"`
+		Count  int    `json:"count"`
+	}
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		return "", fmt.Errorf("publish seqs %d-%d: an answer that is not an acknowledgement", msgs[0].seq, msgs[len(msgs)-1].seq)
+	}
+	if ack.Error != nil {
+		// An error answered by the stream is a batch it did not store.
+		return Clip(fmt.Errorf("%d %s", ack.Error.ErrCode, ack.Error.Description)), nil
+	}
+	if ack.Stream != StreamName || ack.Batch != id || ack.Count != len(msgs) {
+		return "", fmt.Errorf("publish seqs %d-%d: acknowledged as batch %q of %d in %q", msgs[0].seq, msgs[len(msgs)-1].seq, ack.Batch, ack.Count, ack.Stream)
+	}
+	return "", nil
 }
 
 // wait waits for new events: a commit's wake-up, or the next poll; and

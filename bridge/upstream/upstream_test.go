@@ -642,3 +642,40 @@ func TestForwarderLinger(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestForwarderBatches: on a stream it created (atomic batches allowed) a
+// backlog goes a page per batch, each stored whole; on a stream made
+// without them, event by event. Either way each event once, in order.
+func TestForwarderBatches(t *testing.T) {
+	t.Parallel()
+	for _, allowed := range []bool{true, false} {
+		t.Run(fmt.Sprint("atomic=", allowed), func(t *testing.T) {
+			s := natsServer(t, t.TempDir(), -1)
+			if !allowed {
+				nc, err := nats.Connect(s.ClientURL())
+				if err != nil {
+					t.Fatal(err)
+				}
+				js, _ := jetstream.New(nc)
+				if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: StreamName, Subjects: []string{"depot.>"}}); err != nil {
+					t.Fatal(err)
+				}
+				nc.Close()
+			}
+			l := newMemLog()
+			l.add(1000)
+			f, _ := startForwarder(t, s.ClientURL(), l)
+			caughtUp(t, f, l)
+			h := f.Health()
+			if allowed && (h.Batches < 5 || h.Batches > 20) || !allowed && h.Batches != 0 {
+				t.Fatalf("1000 events in %d batches (atomic batches allowed: %v)", h.Batches, allowed)
+			}
+			if h.Sent != 1000 {
+				t.Fatalf("sent %d", h.Sent)
+			}
+			if err := exactlyOnce(streamSeqs(t, s.ClientURL(), "D1"), 1000); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
