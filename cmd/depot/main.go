@@ -31,6 +31,11 @@ import (
 // Version is set at build time: -ldflags "-X main.Version=…".
 var Version = "dev"
 
+// testHooks, when set, prepares the Main of `depot serve` for a test that
+// runs the binary. Only a build with -tags depothooks sets it (hooks.go);
+// the shipped binary has none.
+var testHooks func(*Main)
+
 const usage = `Depot Command Central — live routes and drivers for a delivery depot.
 
 Usage:
@@ -73,6 +78,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		m := NewMain(stderr)
 		if err := m.ParseFlags(args); err != nil {
 			return err
+		}
+		if testHooks != nil {
+			testHooks(m)
 		}
 		if err := m.Run(ctx); err != nil {
 			m.Close()

@@ -70,6 +70,9 @@ type ServeConfig struct {
 	FCMEndpoint      string
 	NoWebPush        bool
 	PushContact      string
+	// WatchdogHungAfter: under systemd's watchdog, how long one batch may
+	// be in the commit pipeline before the pings stop (systemd.go).
+	WatchdogHungAfter time.Duration
 
 	PayrollSecretFile     string
 	CortexCredentialsFile string
@@ -115,6 +118,8 @@ type Main struct {
 	commits     chan struct{}       // a commit stored events: wakes the forwarder
 	acks        *liveAcks           // inbox messages drivers' sessions acknowledged
 	vapid       string              // the Web Push public key ("" when off)
+	notify      *notifier           // the service manager's socket; nil outside systemd
+	watchdog    time.Duration       // systemd's watchdog timeout; 0: none
 
 	faults faults
 }
@@ -140,6 +145,7 @@ func NewMain(out io.Writer) *Main {
 		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30, EventRetention: 30 * 24 * time.Hour,
 		PublishRate: 20, PublishBurst: 60, BackupInterval: 24 * time.Hour, BackupKeep: 7,
 		HistoryKeep: 7 * 24 * time.Hour, MergeHour: 3, // see README: memory and start time grow with history
+		WatchdogHungAfter: time.Minute,
 	}}
 }
 
@@ -193,6 +199,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL,
 		"scheme://host[:port] where handhelds reach the depot (e.g. https://depot.example:8080), for the links and QR codes\n"+
 			"of device set-ups; the OwnTracks MQTT set-up names its host and the --mqtt-addr port. Unset: the host the admin's request came to")
+	fs.DurationVar(&c.WatchdogHungAfter, "watchdog-hung-after", c.WatchdogHungAfter,
+		"under systemd's watchdog (WatchdogSec in the unit): stop the keep-alive pings once one batch of work has been\n"+
+			"in the commit pipeline (disk write and publish) this long, so that systemd restarts a hung depot")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: depot serve [flags]\n\n")
 		fs.PrintDefaults()
@@ -260,6 +269,8 @@ func (c *ServeConfig) validate() error {
 		return errors.New("--backup-keep: at least 1")
 	case c.PublishRate <= 0 || c.PublishBurst < 1:
 		return errors.New("--mqtt-publish-rate and --mqtt-publish-burst must be positive")
+	case c.WatchdogHungAfter <= 0:
+		return fmt.Errorf("--watchdog-hung-after %s: want a positive duration", c.WatchdogHungAfter)
 	case c.EventRetention < time.Hour:
 		return fmt.Errorf("--event-retention %s: want at least 1h", c.EventRetention)
 	case c.PayrollSecret != "" && len(c.PayrollSecret) < 16:
@@ -288,6 +299,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// leaves what was built for Close.
 	for _, step := range []func() error{
 		m.openLog,
+		m.openNotify,
 		m.openStore,
 		m.openAccounts,
 		m.openDomainAndBroker,
@@ -307,7 +319,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if c.Demo {
 		m.Log.Info("demo depot ready: open the dashboard", "url", "http://"+browseAddr(m.web.Addr()))
 	}
-	return nil
+	// The store is open, the broker and the web server listen: ready.
+	return m.ready(rctx)
 }
 
 // openLog sets up the log (unless the caller gave one), logs what reading
@@ -599,6 +612,7 @@ func (m *Main) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.stopping()
 	if m.cancel != nil {
 		m.cancel()
 	}
