@@ -9,6 +9,7 @@
 //	depot bench [feed]      load-test a running depot
 //	depot backup            back up a running depot now
 //	depot restore           restore a stopped depot's store from a backup
+//	depot env-file          print /etc/default/depot: every serve setting
 //	depot version           print the version
 //
 // Every flag also reads the environment variable DEPOT_<FLAG_NAME>, e.g.
@@ -49,6 +50,8 @@ Usage:
   depot bench [feed]      load-test a running depot: fix → dashboard latency
   depot backup            back up a running depot now (into <data>/backups)
   depot restore           with the depot stopped: restore the newest backup
+  depot env-file          print /etc/default/depot: every setting of
+                          "depot serve", commented, with help and default
   depot version           print the version
 
 Run "depot serve -h", "depot hq -h", "depot sim -h", "depot user", "depot device" for the
@@ -103,6 +106,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runBench(ctx, args, stdout, stderr)
 	case "restore":
 		return runRestore(args, stdout, stderr)
+	case "env-file":
+		return runEnvFile(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "depot", Version)
 		return nil
@@ -124,7 +129,7 @@ func envFlags(fs *flag.FlagSet) error {
 		if given[f.Name] || err != nil {
 			return
 		}
-		key := "DEPOT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		key := envKey(f.Name)
 		if v, ok := os.LookupEnv(key); ok {
 			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", key, v, e)

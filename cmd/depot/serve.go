@@ -152,6 +152,30 @@ func NewMain(out io.Writer) *Main {
 // ParseFlags reads the serve flags and their DEPOT_* environment variables.
 func (m *Main) ParseFlags(args []string) error {
 	c := &m.Config
+	fs := m.flagSet()
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c.AdminPassword = os.Getenv("DEPOT_ADMIN_PASSWORD")
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "payroll-secret" })
+	if given {
+		c.warnings = append(c.warnings, "--payroll-secret on the command line shows in ps to every user of the machine; "+
+			"use --payroll-secret-file or DEPOT_PAYROLL_SECRET")
+	}
+	if err := envFlags(fs); err != nil {
+		return err
+	}
+	return c.validate()
+}
+
+// flagSet is the flag set of `depot serve`, onto m.Config (its defaults are
+// the Config's values): ParseFlags parses it, `depot env-file` lists it.
+func (m *Main) flagSet() *flag.FlagSet {
+	c := &m.Config
 	fs := flag.NewFlagSet("depot serve", flag.ContinueOnError)
 	fs.SetOutput(m.Out)
 	fs.StringVar(&c.Data, "data", c.Data, "data directory (created if missing)")
@@ -208,23 +232,7 @@ func (m *Main) ParseFlags(args []string) error {
 		fmt.Fprintf(fs.Output(), "\nEnvironment: DEPOT_<FLAG_NAME> for every flag; DEPOT_ADMIN_PASSWORD sets the\n"+
 			"password of user admin at first start (otherwise one is generated and logged once).\n")
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	c.AdminPassword = os.Getenv("DEPOT_ADMIN_PASSWORD")
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "payroll-secret" })
-	if given {
-		c.warnings = append(c.warnings, "--payroll-secret on the command line shows in ps to every user of the machine; "+
-			"use --payroll-secret-file or DEPOT_PAYROLL_SECRET")
-	}
-	if err := envFlags(fs); err != nil {
-		return err
-	}
-	return c.validate()
+	return fs
 }
 
 func (c *ServeConfig) validate() error {
