@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
@@ -120,6 +121,10 @@ type Main struct {
 	vapid       string              // the Web Push public key ("" when off)
 	notify      *notifier           // the service manager's socket; nil outside systemd
 	watchdog    time.Duration       // systemd's watchdog timeout; 0: none
+
+	// maintenance counts the backups and compactions under way: they hold
+	// the store, so the commit pipeline waits for them without being hung.
+	maintenance atomic.Int32
 
 	faults faults
 }
@@ -726,7 +731,10 @@ func (m *Main) retention(lastMerge *time.Time) {
 	}
 	if now := m.Clock(); m.Config.MergeHour == now.Hour() && now.Sub(*lastMerge) > 20*time.Hour {
 		*lastMerge = now
-		if err := m.store.Merge(); err != nil {
+		m.maintenance.Add(1)
+		err := m.store.Merge()
+		m.maintenance.Add(-1)
+		if err != nil {
 			m.Log.Warn("nightly compaction", "err", err)
 		} else {
 			m.Log.Info("nightly compaction done", "took", time.Since(now).Round(time.Millisecond))

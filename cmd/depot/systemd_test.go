@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/depotcc/depot/bridge"
 )
 
 // listenNotify is a service manager's notification socket at addr (a path
@@ -345,4 +348,64 @@ func TestSystemdNotify(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		fail("still running 20s after SIGTERM")
 	}
+}
+
+// TestWatchdogChecks, in-process: with everything answering no check
+// fails; a commit stuck on the disk longer than --watchdog-hung-after fails
+// the pipeline check, unless a backup or compaction holds the store (the
+// commits wait for it); once the disk answers the checks pass again; a
+// web server that stopped answering fails the HTTP check.
+func TestWatchdogChecks(t *testing.T) {
+	ss := &stallingStore{}
+	a := startApp(t, "", func(c *ServeConfig) { c.WatchdogHungAfter = 100 * time.Millisecond },
+		func(m *Main) { m.faults.wrapStore = func(s bridge.Store) bridge.Store { ss.Store = s; return ss } })
+	a.watchdog = 300 * time.Millisecond
+	w, err := a.newWatchdog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	failing := func() string {
+		var names []string
+		for _, e := range w.check(ctx) {
+			names = append(names, e.name)
+		}
+		return strings.Join(names, ",")
+	}
+	waitFailing := func(want string) {
+		t.Helper()
+		got := ""
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if got = failing(); got == want {
+				return
+			}
+		}
+		t.Fatalf("failing checks %q, want %q", got, want)
+	}
+	waitFailing("")
+
+	ss.stall()
+	done := make(chan error, 1)
+	go func() { _, err := a.depot.Heartbeat(bridge.AppStatus{}); done <- err }()
+	waitFailing("pipeline")
+	a.maintenance.Add(1)
+	if f := failing(); f != "" {
+		t.Fatalf("during a backup: failing %q", f)
+	}
+	a.maintenance.Add(-1)
+	if f := failing(); f != "pipeline" {
+		t.Fatalf("after the backup: failing %q", f)
+	}
+	ss.resume()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFailing("")
+
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := a.web.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFailing("http")
 }
