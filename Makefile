@@ -12,7 +12,7 @@ UI_SRC  := $(wildcard ui/web/src/*) $(wildcard ui/web/src/driver/*) ui/web/build
 # hits. A count has no deadline to race. About 2–15 s per target here.
 FUZZTIME ?= 20000x
 
-.PHONY: all build ui run test deps vet unit webtest fuzz fuzz-long soak bench bench-load bench-fleet fleet-demo clean
+.PHONY: all build ui run test deps vet unit webtest fuzz fuzz-long soak bench bench-load bench-fleet fleet-demo clean deb
 
 all: build
 
@@ -50,6 +50,27 @@ fleet-demo: build bin/nats-server
 
 deps:
 	@scripts/deps.sh
+
+# Debian packages for the depot's box: dist/depot_<version>_<arch>.deb
+# (packaging/nfpm.yaml; docs/install.md). The binary is static (no cgo),
+# cross-built for each architecture; the version is git describe's, made
+# Debian-valid by scripts/deb-version.sh.
+DEB_ARCHES  ?= amd64 arm64
+NFPM_VERSION = v2.45.2
+
+bin/nfpm:
+	GOBIN=$(abspath bin) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+deb: ui/dist/index.html bin/nfpm
+	@set -e; debver=$$(scripts/deb-version.sh "$(VERSION)"); \
+	mkdir -p dist/stage; \
+	for arch in $(DEB_ARCHES); do \
+		echo "deb: $$arch $$debver"; \
+		GOOS=linux GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o dist/stage/depot ./cmd/depot; \
+		DEPOT_ARCH=$$arch DEPOT_DEB_VERSION=$$debver bin/nfpm package --config packaging/nfpm.yaml \
+			--packager deb --target dist/depot_$${debver}_$$arch.deb; \
+	done; \
+	rm -rf dist/stage
 
 vet:
 	$(GO) vet ./...
@@ -90,7 +111,7 @@ fuzz-long:
 test: deps vet webtest fuzz unit
 
 clean:
-	rm -rf bin ui/web/node_modules
+	rm -rf bin dist ui/web/node_modules
 	find ui/dist -mindepth 1 ! -name .keep -delete
 
 # Long reliability runs (not part of `make test`): repeated SIGKILLs under
