@@ -159,7 +159,7 @@ func (m *Main) newWatchdog() (*watchdog, error) {
 	}
 	w.http = &http.Client{Transport: tr, Timeout: w.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	w.url = scheme + "://" + browseAddr(m.web.Addr()) + "/healthz"
+	w.url = scheme + "://" + loopbackAddr(m.web.Addr()) + "/healthz"
 	err := m.broker.Subscribe(watchdogTopic, 2, func(_ string, p []byte) {
 		if n, err := strconv.ParseUint(string(p), 10, 64); err == nil {
 			w.answered.Store(n)
@@ -169,6 +169,21 @@ func (m *Main) newWatchdog() (*watchdog, error) {
 		return nil, fmt.Errorf("watchdog's broker probe: %w", err)
 	}
 	return w, nil
+}
+
+// loopbackAddr is where the depot reaches its own listener at addr: the
+// address itself, or 127.0.0.1 for an unspecified one (0.0.0.0, and [::],
+// which Go listens on for IPv4 too). No name: a box whose /etc/hosts lacks
+// localhost would ask its DNS server, which may not know it.
+func loopbackAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func (w *watchdog) run(ctx context.Context) {

@@ -409,3 +409,22 @@ func TestWatchdogChecks(t *testing.T) {
 	}
 	waitFailing("http")
 }
+
+// TestLoopbackAddr: the watchdog reaches its own HTTP listener by address,
+// never by a name to resolve (a box without localhost in /etc/hosts asked
+// its DNS server and restarted every 30 s).
+func TestLoopbackAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"[::]:8080":        "127.0.0.1:8080",
+		"0.0.0.0:8080":     "127.0.0.1:8080",
+		":8080":            "127.0.0.1:8080",
+		"127.0.0.1:39171":  "127.0.0.1:39171",
+		"[::1]:8080":       "[::1]:8080",
+		"192.0.2.10:443":   "192.0.2.10:443",
+		"[2001:db8::1]:80": "[2001:db8::1]:80",
+	} {
+		if got := loopbackAddr(in); got != want {
+			t.Errorf("loopbackAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
