@@ -12,7 +12,7 @@ UI_SRC  := $(wildcard ui/web/src/*) $(wildcard ui/web/src/driver/*) ui/web/build
 # hits. A count has no deadline to race. About 2–15 s per target here.
 FUZZTIME ?= 20000x
 
-.PHONY: all build ui run test deps vet unit webtest fuzz fuzz-long soak bench bench-load bench-fleet fleet-demo clean deb
+.PHONY: all build ui run test deps vet unit webtest fuzz fuzz-long soak bench bench-load bench-fleet fleet-demo clean deb deb-systemd
 
 all: build
 
@@ -71,6 +71,11 @@ deb: ui/dist/index.html bin/nfpm
 			--packager deb --target dist/depot_$${debver}_$$arch.deb; \
 	done; \
 	rm -rf dist/stage
+
+# The amd64 package under a real systemd, in a systemd-nspawn container of a
+# minimal Debian (root; a few minutes the first time; not part of make test).
+deb-systemd: deb
+	scripts/deb-systemd.sh
 
 vet:
 	$(GO) vet ./...
