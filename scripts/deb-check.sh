@@ -26,7 +26,7 @@ done
 
 step "make deb"
 rm -f dist/depot_*.deb
-make --no-print-directory deb
+make --no-print-directory -j2 deb
 version=$(scripts/deb-version.sh "$(git describe --tags --always --dirty 2>/dev/null || echo dev)")
 printf '%s\n' "$version" | grep -Eq '^[0-9][A-Za-z0-9.+~]*$' || fail "version $version is not Debian-valid"
 
