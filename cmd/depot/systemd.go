@@ -101,8 +101,7 @@ func (m *Main) ready(ctx context.Context) error {
 	if m.notify == nil {
 		return nil
 	}
-	status := fmt.Sprintf("STATUS=serving depot %s: http %s, mqtt %s", m.Config.Depot, m.web.Addr(), m.broker.Addr())
-	if err := m.notify.notify("READY=1\n" + status); err != nil {
+	if err := m.notify.notify("READY=1\nSTATUS=" + m.serving()); err != nil {
 		m.Log.Warn("could not tell the service manager the depot is ready", "err", err)
 	}
 	if m.watchdog <= 0 {
@@ -115,6 +114,11 @@ func (m *Main) ready(ctx context.Context) error {
 	m.Log.Info("systemd watchdog on", "timeout", m.watchdog, "ping", w.every, "hung_after", m.Config.WatchdogHungAfter)
 	m.goRun(func() { w.run(ctx) })
 	return nil
+}
+
+// serving is the status line of a depot that serves.
+func (m *Main) serving() string {
+	return fmt.Sprintf("serving depot %s: http %s, mqtt %s", m.Config.Depot, m.web.Addr(), m.broker.Addr())
 }
 
 // stopping tells the service manager the depot is shutting down (the start
@@ -213,6 +217,14 @@ func (w *watchdog) round(ctx context.Context) {
 	}
 	failing := strings.Join(names, ",")
 	if failing != w.failing {
+		// systemctl status shows the state too.
+		status := w.m.serving()
+		if failing != "" {
+			status = "not alive (" + failing + " failing): no watchdog ping; see the log"
+		}
+		if err := w.m.notify.notify("STATUS=" + status); err != nil {
+			w.log.Warn("status", "err", err)
+		}
 		if failing == "" {
 			w.log.Info("alive again: pinging the service manager")
 		} else {

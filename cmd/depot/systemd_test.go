@@ -214,7 +214,40 @@ func TestSystemdNotify(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	sock := filepath.Join(dir, "notify")
-	msgs := listenNotify(t, sock)
+	raw := listenNotify(t, sock)
+	// Every STATUS= seen is kept for sawStatus; the rest goes on to msgs.
+	msgs := make(chan string, 1024)
+	var statusMu sync.Mutex
+	var statuses []string
+	go func() {
+		for m := range raw {
+			if strings.Contains(m, "STATUS=") {
+				statusMu.Lock()
+				statuses = append(statuses, m)
+				statusMu.Unlock()
+			}
+			msgs <- m
+		}
+		close(msgs)
+	}()
+	// sawStatus waits for the n-th STATUS= containing sub.
+	sawStatusN := func(sub string, n int) bool {
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			statusMu.Lock()
+			seen := 0
+			for _, s := range statuses {
+				if strings.Contains(s, sub) {
+					seen++
+				}
+			}
+			statusMu.Unlock()
+			if seen >= n {
+				return true
+			}
+		}
+		return false
+	}
+	sawStatus := func(sub string) bool { return sawStatusN(sub, 1) }
 
 	cmd := exec.Command(depotHooksBinary(t), "serve", "--data", state)
 	var env []string
@@ -283,6 +316,9 @@ func TestSystemdNotify(t *testing.T) {
 	if !next("READY=1", 30*time.Second) {
 		fail("no READY=1")
 	}
+	if !sawStatus("STATUS=serving depot SD1: http 127.0.0.1:") {
+		fail("no STATUS with READY=1")
+	}
 	if logs.wait("msg=listening", 2*time.Second) == "" {
 		fail("READY=1 before the listening line")
 	}
@@ -311,6 +347,9 @@ func TestSystemdNotify(t *testing.T) {
 	if !stopped {
 		fail("the pings went on with the commits hung")
 	}
+	if !sawStatus("not alive (pipeline failing)") {
+		fail("no STATUS saying why the pings stopped")
+	}
 	if !quiet(time.Second) {
 		fail("a ping while the commits hang")
 	}
@@ -331,6 +370,9 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	if logs.wait("alive again", 2*time.Second) == "" {
 		fail("no 'alive again' line")
+	}
+	if !sawStatusN("STATUS=serving depot SD1", 2) { // READY=1's, and this one
+		fail("no STATUS saying it serves again")
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
