@@ -12,7 +12,7 @@ UI_SRC  := $(wildcard ui/web/src/*) $(wildcard ui/web/src/driver/*) ui/web/build
 # hits. A count has no deadline to race. About 2–15 s per target here.
 FUZZTIME ?= 20000x
 
-.PHONY: all build ui run test deps vet unit webtest fuzz fuzz-long soak bench bench-load bench-fleet fleet-demo clean
+.PHONY: all build ui run test deps vet unit webtest fuzz fuzz-long soak bench bench-load bench-fleet fleet-demo clean deb deb-systemd FORCE
 
 all: build
 
@@ -50,6 +50,37 @@ fleet-demo: build bin/nats-server
 
 deps:
 	@scripts/deps.sh
+
+# Debian packages for the depot's box: dist/depot_<version>_<arch>.deb
+# (packaging/nfpm.yaml; docs/install.md). The binary is static (no cgo),
+# cross-built for each architecture; the version is git describe's, made
+# Debian-valid by scripts/deb-version.sh. `make -j2 deb` builds nfpm and
+# the architectures side by side.
+DEB_ARCHES   ?= amd64 arm64
+NFPM_VERSION  = v2.45.2
+DEB_VERSION   = $(shell scripts/deb-version.sh "$(VERSION)")
+
+bin/nfpm:
+	GOBIN=$(abspath bin) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+deb: $(foreach a,$(DEB_ARCHES),dist/depot_$(DEB_VERSION)_$(a).deb)
+
+# Always rebuilt (go build knows what changed); nfpm.yaml names the binary
+# at dist/stage/depot, so each architecture gets a copy naming its own.
+dist/stage/%/depot: ui/dist/index.html FORCE
+	GOOS=linux GOARCH=$* CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $@ ./cmd/depot
+	sed 's|dist/stage/depot|dist/stage/$*/depot|' packaging/nfpm.yaml >dist/stage/$*/nfpm.yaml
+
+dist/depot_$(DEB_VERSION)_%.deb: dist/stage/%/depot bin/nfpm
+	DEPOT_ARCH=$* DEPOT_DEB_VERSION=$(DEB_VERSION) bin/nfpm package --config dist/stage/$*/nfpm.yaml \
+		--packager deb --target $@
+
+FORCE:
+
+# The amd64 package under a real systemd, in a systemd-nspawn container of a
+# minimal Debian (root; a few minutes the first time; not part of make test).
+deb-systemd: deb
+	scripts/deb-systemd.sh
 
 vet:
 	$(GO) vet ./...
@@ -90,7 +121,7 @@ fuzz-long:
 test: deps vet webtest fuzz unit
 
 clean:
-	rm -rf bin ui/web/node_modules
+	rm -rf bin dist ui/web/node_modules
 	find ui/dist -mindepth 1 ! -name .keep -delete
 
 # Long reliability runs (not part of `make test`): repeated SIGKILLs under

@@ -407,6 +407,18 @@ func (d *Depot) Restore() {
 	}
 }
 
+// Busy is how long the oldest batch of work in the commit pipeline has been
+// in progress, from the committer taking it to its waiters being answered
+// (stored and published); 0 when the pipeline is idle or not open. A hung
+// commit or publish makes it grow; the service watchdog reads it. Cheap,
+// and never waits for the pipeline.
+func (d *Depot) Busy() time.Duration {
+	if d.p == nil {
+		return 0
+	}
+	return d.p.busy()
+}
+
 // StoreHealth: see pipeline.storeHealth.
 func (d *Depot) StoreHealth() StoreHealth { return d.p.storeHealth() }
 

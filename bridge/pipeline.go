@@ -55,6 +55,10 @@ type pipeline struct {
 	quit        chan struct{} // closed by close: nobody waits for a slot any more
 	done        chan struct{}
 	commitStart atomic.Int64 // unix ns when the commit on disk began; 0 between commits
+	// inflight holds, per batch going round between the committer and the
+	// publisher (two: run's committed values), the unix ns its first job
+	// was received; 0 while the batch is free. Busy reads the oldest.
+	inflight [2]atomic.Int64
 
 	healthMu sync.Mutex
 	health   StoreHealth
@@ -235,6 +239,24 @@ func (p *pipeline) storeHealth() StoreHealth {
 	return h
 }
 
+// busy is how long the oldest batch in the pipeline has been in progress
+// (received by the committer, not yet answered by the publisher), 0 when
+// none is. A commit or publish that hangs makes it grow without bound; a
+// busy but healthy pipeline keeps it at a commit's time or two. It takes no
+// lock: two atomic loads.
+func (p *pipeline) busy() time.Duration {
+	var oldest int64
+	for i := range p.inflight {
+		if t := p.inflight[i].Load(); t != 0 && (oldest == 0 || t < oldest) {
+			oldest = t
+		}
+	}
+	if oldest == 0 {
+		return 0
+	}
+	return max(0, p.now().Sub(time.Unix(0, oldest)))
+}
+
 // run is the committer, the single goroutine that writes. Whatever queued
 // up while one commit was on disk goes into the next, so the number of
 // fsyncs follows the disk's pace, not the message rate.
@@ -251,8 +273,8 @@ func (p *pipeline) run() {
 	// fixes/s fresh batches' growing slices were a tenth of the
 	// allocations. Nothing keeps a batch's slices (compactPending copies).
 	pubs, free := make(chan *committed, 1), make(chan *committed, 2)
-	free <- &committed{}
-	free <- &committed{}
+	free <- &committed{since: &p.inflight[0]}
+	free <- &committed{since: &p.inflight[1]}
 	pubDone := make(chan struct{})
 	go func() { defer close(pubDone); p.publisher(pubs, free) }()
 	defer func() { close(pubs); <-pubDone; close(p.done) }()
@@ -260,7 +282,11 @@ func (p *pipeline) run() {
 	var fails storeFailures
 	for first := range p.jobs {
 		p.unreserve()
+		// Received now: while this waits for a free batch, the batch that
+		// holds it is older and counts for Busy.
+		got := p.now().UnixNano()
 		c := <-free
+		c.since.Store(got)
 		b := &c.b
 		b.reset()
 		b.append(&pending)
@@ -319,6 +345,7 @@ type committed struct {
 	msgs    []Message
 	waiters []chan error
 	err     error
+	since   *atomic.Int64 // one of pipeline.inflight
 }
 
 // publisher publishes each commit's events, route states and messages in
@@ -366,6 +393,7 @@ func (p *pipeline) publisher(pubs <-chan *committed, free chan<- *committed) {
 				w <- c.err
 			}
 		}
+		c.since.Store(0)
 		free <- c
 	}
 }

@@ -77,6 +77,10 @@ func backupDue(data string, interval time.Duration, now time.Time) bool {
 
 // backupNow writes a backup of the store and keeps the newest keep.
 func (m *Main) backupNow() (string, error) {
+	// The backup holds the store's read lock: commits wait for it, and the
+	// watchdog knows why (systemd.go).
+	m.maintenance.Add(1)
+	defer m.maintenance.Add(-1)
 	dir := backupDir(m.Config.Data)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err

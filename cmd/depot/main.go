@@ -10,6 +10,7 @@
 //	depot backup            back up a running depot now
 //	depot restore           restore a stopped depot's store from a backup
 //	depot doctor [flags]    check the box and the configuration, and say what to fix
+//	depot env-file          print /etc/default/depot: every serve setting
 //	depot version           print the version
 //
 // Every flag also reads the environment variable DEPOT_<FLAG_NAME>, e.g.
@@ -32,6 +33,11 @@ import (
 // Version is set at build time: -ldflags "-X main.Version=…".
 var Version = "dev"
 
+// testHooks, when set, prepares the Main of `depot serve` for a test that
+// runs the binary. Only a build with -tags depothooks sets it (hooks.go);
+// the shipped binary has none.
+var testHooks func(*Main)
+
 const usage = `Depot Command Central — live routes and drivers for a delivery depot.
 
 Usage:
@@ -48,6 +54,8 @@ Usage:
   depot doctor [flags]    check the box (clock, disk, certificate, ports, feed,
                           upstream, push, backups) with the serve flags, and
                           say what to fix; exit 0 ok, 1 needs a person, 2 usage
+  depot env-file          print /etc/default/depot: every setting of
+                          "depot serve", commented, with help and default
   depot version           print the version
 
 Run "depot serve -h", "depot doctor -h", "depot hq -h", "depot sim -h",
@@ -82,6 +90,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err := m.ParseFlags(args); err != nil {
 			return err
 		}
+		if testHooks != nil {
+			testHooks(m)
+		}
 		if err := m.Run(ctx); err != nil {
 			m.Close()
 			return err
@@ -105,6 +116,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runRestore(args, stdout, stderr)
 	case "doctor":
 		return runDoctor(ctx, args, stdout, stderr)
+	case "env-file":
+		return runEnvFile(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "depot", Version)
 		return nil
@@ -126,7 +139,7 @@ func envFlags(fs *flag.FlagSet) error {
 		if given[f.Name] || err != nil {
 			return
 		}
-		key := "DEPOT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		key := envKey(f.Name)
 		if v, ok := os.LookupEnv(key); ok {
 			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", key, v, e)

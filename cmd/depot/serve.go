@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
@@ -70,6 +71,9 @@ type ServeConfig struct {
 	FCMEndpoint      string
 	NoWebPush        bool
 	PushContact      string
+	// WatchdogHungAfter: under systemd's watchdog, how long one batch may
+	// be in the commit pipeline before the pings stop (systemd.go).
+	WatchdogHungAfter time.Duration
 
 	PayrollSecretFile     string
 	CortexCredentialsFile string
@@ -115,6 +119,12 @@ type Main struct {
 	commits     chan struct{}       // a commit stored events: wakes the forwarder
 	acks        *liveAcks           // inbox messages drivers' sessions acknowledged
 	vapid       string              // the Web Push public key ("" when off)
+	notify      *notifier           // the service manager's socket; nil outside systemd
+	watchdog    time.Duration       // systemd's watchdog timeout; 0: none
+
+	// maintenance counts the backups and compactions under way: they hold
+	// the store, so the commit pipeline waits for them without being hung.
+	maintenance atomic.Int32
 
 	faults faults
 }
@@ -145,11 +155,21 @@ func DefaultServeConfig() ServeConfig {
 		TokenTTL: 12 * time.Hour, SilentAfter: 5 * time.Minute, RescueSpeed: 30, EventRetention: 30 * 24 * time.Hour,
 		PublishRate: 20, PublishBurst: 60, BackupInterval: 24 * time.Hour, BackupKeep: 7,
 		HistoryKeep: 7 * 24 * time.Hour, MergeHour: 3, // see README: memory and start time grow with history
+		WatchdogHungAfter: time.Minute,
 	}
 }
 
 // ParseFlags reads the serve flags and their DEPOT_* environment variables.
 func (m *Main) ParseFlags(args []string) error {
+	if err := m.Config.Parse(m.flagSet(), args); err != nil {
+		return err
+	}
+	return m.Config.validate()
+}
+
+// flagSet is the flag set of `depot serve`, onto m.Config (its defaults are
+// the Config's values): ParseFlags parses it, `depot env-file` lists it.
+func (m *Main) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("depot serve", flag.ContinueOnError)
 	fs.SetOutput(m.Out)
 	m.Config.Register(fs)
@@ -159,10 +179,7 @@ func (m *Main) ParseFlags(args []string) error {
 		fmt.Fprintf(fs.Output(), "\nEnvironment: DEPOT_<FLAG_NAME> for every flag; DEPOT_ADMIN_PASSWORD sets the\n"+
 			"password of user admin at first start (otherwise one is generated and logged once).\n")
 	}
-	if err := m.Config.Parse(fs, args); err != nil {
-		return err
-	}
-	return m.Config.validate()
+	return fs
 }
 
 // Register adds every serve flag to fs, with c's values as defaults and c's
@@ -214,6 +231,9 @@ func (c *ServeConfig) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL,
 		"scheme://host[:port] where handhelds reach the depot (e.g. https://depot.example:8080), for the links and QR codes\n"+
 			"of device set-ups; the OwnTracks MQTT set-up names its host and the --mqtt-addr port. Unset: the host the admin's request came to")
+	fs.DurationVar(&c.WatchdogHungAfter, "watchdog-hung-after", c.WatchdogHungAfter,
+		"under systemd's watchdog (WatchdogSec in the unit): stop the keep-alive pings once one batch of work has been\n"+
+			"in the commit pipeline (disk write and publish) this long, so that systemd restarts a hung depot")
 }
 
 // Parse parses args into fs (whose flags Register added), then fills what
@@ -278,6 +298,8 @@ func (c *ServeConfig) validate() error {
 		return errors.New("--backup-keep: at least 1")
 	case c.PublishRate <= 0 || c.PublishBurst < 1:
 		return errors.New("--mqtt-publish-rate and --mqtt-publish-burst must be positive")
+	case c.WatchdogHungAfter <= 0:
+		return fmt.Errorf("--watchdog-hung-after %s: want a positive duration", c.WatchdogHungAfter)
 	case c.EventRetention < time.Hour:
 		return fmt.Errorf("--event-retention %s: want at least 1h", c.EventRetention)
 	case c.PayrollSecret != "" && len(c.PayrollSecret) < 16:
@@ -306,6 +328,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// leaves what was built for Close.
 	for _, step := range []func() error{
 		m.openLog,
+		m.openNotify,
 		m.openStore,
 		m.openAccounts,
 		m.openDomainAndBroker,
@@ -325,7 +348,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if c.Demo {
 		m.Log.Info("demo depot ready: open the dashboard", "url", "http://"+browseAddr(m.web.Addr()))
 	}
-	return nil
+	// The store is open, the broker and the web server listen: ready.
+	return m.ready(rctx)
 }
 
 // openLog sets up the log (unless the caller gave one), logs what reading
@@ -622,6 +646,7 @@ func (m *Main) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.stopping()
 	if m.cancel != nil {
 		m.cancel()
 	}
@@ -727,7 +752,10 @@ func (m *Main) retention(lastMerge *time.Time) {
 	}
 	if now := m.Clock(); m.Config.MergeHour == now.Hour() && now.Sub(*lastMerge) > 20*time.Hour {
 		*lastMerge = now
-		if err := m.store.Merge(); err != nil {
+		m.maintenance.Add(1)
+		err := m.store.Merge()
+		m.maintenance.Add(-1)
+		if err != nil {
 			m.Log.Warn("nightly compaction", "err", err)
 		} else {
 			m.Log.Info("nightly compaction done", "took", time.Since(now).Round(time.Millisecond))
