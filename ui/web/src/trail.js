@@ -106,20 +106,21 @@ export const AHEAD = 10 * 60 * 1000;
 // timeRange is the span (ms) a range picker's choice means at now:
 // kind 'hour' (the last hour), 'today' (since local midnight) or
 // 'custom' (from and to as given: ms, or '' / NaN for none). live says
-// whether new fixes belong in it (its end is not in the past). null for
-// a custom range that is not one (no start, or an end before it).
+// whether new fixes belong in it (its end is not in the past); open, that
+// it has no end (to is only where a read of history stops at now). null
+// for a custom range that is not one (no start, or an end before it).
 export function timeRange(kind, now, { from, to } = {}) {
-  if (kind === 'hour') return { from: now - 3600 * 1000, to: now + AHEAD, live: true };
-  if (kind === 'today') return { from: startOfDay(now), to: now + AHEAD, live: true };
+  if (kind === 'hour') return { from: now - 3600 * 1000, to: now + AHEAD, live: true, open: true };
+  if (kind === 'today') return { from: startOfDay(now), to: now + AHEAD, live: true, open: true };
   if (kind !== 'custom' || !fin(from)) return null;
   const open = !fin(to);
   const end = open ? now + AHEAD : to;
   if (end < from) return null;
-  return { from, to: end, live: open || to >= now };
+  return { from, to: end, live: open || to >= now, open };
 }
 
-// inRange says whether p belongs in range r.
-export function inRange(r, p) { return !!r && !!p && p.ts >= r.from && p.ts <= r.to; }
+// inRange says whether p belongs in range r (an open range has no end).
+export function inRange(r, p) { return !!r && !!p && p.ts >= r.from && (r.open || p.ts <= r.to); }
 
 // loadHistory reads every fix of route id between from and to (ms),
 // page by page: getJSON(url) answers GET /api/v1/routes/:id/history. A

@@ -76,13 +76,13 @@ test('detectStops: two stops in a row, and the defaults', () => {
 
 test('timeRange: last hour, today, custom', () => {
   const now = new Date(2026, 11, 3, 9, 30).getTime(); // local time
-  assert.deepEqual(timeRange('hour', now), { from: now - 3600000, to: now + AHEAD, live: true });
+  assert.deepEqual(timeRange('hour', now), { from: now - 3600000, to: now + AHEAD, live: true, open: true });
   const today = timeRange('today', now);
   assert.equal(today.from, new Date(2026, 11, 3).getTime());
   assert.equal(today.from, startOfDay(now));
   assert.ok(today.live);
   const c = timeRange('custom', now, { from: now - 7200000, to: now - 3600000 });
-  assert.deepEqual(c, { from: now - 7200000, to: now - 3600000, live: false }, 'a range in the past takes no live fixes');
+  assert.deepEqual(c, { from: now - 7200000, to: now - 3600000, live: false, open: false }, 'a range in the past takes no live fixes');
   assert.equal(timeRange('custom', now, { from: now - 1000, to: NaN }).live, true, 'no end: open, live');
   assert.equal(timeRange('custom', now, { from: now, to: now - 1 }), null, 'end before start');
   assert.equal(timeRange('custom', now, { from: NaN }), null);
@@ -90,6 +90,8 @@ test('timeRange: last hour, today, custom', () => {
   assert.ok(inRange(c, P(now - 5000000)));
   assert.ok(!inRange(c, P(now)));
   assert.ok(!inRange(null, P(now)));
+  assert.ok(inRange(today, P(now + 2 * AHEAD)), 'an open range takes fixes long after it was picked');
+  assert.ok(!inRange(today, P(today.from - 1)));
 });
 
 test('loadHistory reads page after page, without the shared fix twice', async () => {

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// jsText evaluates a JavaScript expression that gives a string.
+func jsText(t *testing.T, ctx context.Context, expr string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestBrowserRouteDrawer: a click on a route's row, and on its marker,
+// opens the drawer with the route's numbers, its driver's device health
+// and its day in events (read back, then live); Esc and the close button
+// close it; the page's CSP refuses nothing.
+func TestBrowserRouteDrawer(t *testing.T) {
+	a := startApp(t, "", nil)
+	// Before the page opens: D1 comes online and sends a fix (device
+	// health), and is offered VTO (an event the drawer reads back).
+	drv := a.driver(t, "D1")
+	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.5821, -121.4944, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if code := a.request(t, "POST", "/api/v1/vto", a.disp, map[string]string{"driverId": "D1", "routeId": "R1", "reason": "light volume"}, nil); code != 201 {
+		t.Fatalf("POST /vto: %d", code)
+	}
+	ctx := browser(t)
+	signIn(t, ctx, a, "ana", anaPassword)
+	waitJS(t, ctx, "both routes", `document.querySelectorAll('#routes tbody tr').length === 2`)
+	waitJS(t, ctx, "live", `window.__depot.conn === 'live'`)
+
+	// From the table: a click on the row (not on its buttons).
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-route="R1"] td:nth-child(5)`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the drawer of R1", `(() => { const d = document.getElementById('drawer');
+		return !d.hidden && d.getAttribute('role') === 'complementary' && d.getAttribute('aria-labelledby') === 'drawer-title' &&
+			document.getElementById('drawer-title').textContent === 'Route CX01' && location.hash === '#route=R1' &&
+			document.querySelector('tr[data-route="R1"]').classList.contains('sel'); })()`)
+	route := jsText(t, ctx, `document.getElementById('drawer-route').textContent`)
+	for _, want := range []string{"BEHIND", "Ana Silva", "42 / 180", "61 / 260", "2 stops", "updated"} {
+		if !strings.Contains(route, want) {
+			t.Fatalf("drawer numbers %q: no %q", route, want)
+		}
+	}
+	waitJS(t, ctx, "the device health", `(() => { const s = document.getElementById('drawer-device').textContent;
+		return s.includes('81 %') && s.includes('5 m') && s.includes('online for') && s.includes('Last fix'); })()`)
+	waitJS(t, ctx, "the VTO offer read back", `document.getElementById('drawer-timeline').textContent.includes('VTO offered: light volume')`)
+	waitJS(t, ctx, "online in the timeline", `document.getElementById('drawer-timeline').textContent.includes('Driver online')`)
+
+	// Live: R1 falls 7 behind; the drawer's numbers and timeline follow.
+	writeFile(t, a.feed, feedJSON(44, 7))
+	waitJS(t, ctx, "the rescue in the timeline", `(() => { const tl = document.getElementById('drawer-timeline');
+		return tl.textContent.includes('Rescue raised: 7 stops behind') && tl.firstElementChild.dataset.kind === 'rescue'; })()`)
+	waitJS(t, ctx, "the drawer's numbers live", `(() => { const s = document.getElementById('drawer-route').textContent;
+		return s.includes('RESCUE') && s.includes('44 / 180') && s.includes('7 stops'); })()`)
+
+	// The drawer's Reassign is the row's: the same dialog.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#drawer-reassign`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the reassign dialog", `document.getElementById('dlg').open && document.getElementById('dlg-title').textContent === 'Reassign CX01'`)
+	// Esc closes the dialog, not the drawer.
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\u001b")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the dialog closed, the drawer not", `!document.getElementById('dlg').open && !document.getElementById('drawer').hidden`)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\u001b")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "Esc closed the drawer", `document.getElementById('drawer').hidden && location.hash === '' &&
+		!document.querySelector('tr[data-route="R1"]').classList.contains('sel')`)
+
+	// From the map: a click on R2's marker.
+	waitJS(t, ctx, "R2 on the map", `document.querySelector('.route-icon [data-route="R2"]') !== null`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.route-icon [data-route="R2"] .dot`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the drawer of R2", `!document.getElementById('drawer').hidden &&
+		document.getElementById('drawer-title').textContent === 'Route CX02' && location.hash === '#route=R2'`)
+	waitJS(t, ctx, "no device yet for D2", `document.getElementById('drawer-device').textContent.includes('no device health yet')`)
+	// The close button, by its accessible name.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[aria-label="Close route details"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "closed by its button", `document.getElementById('drawer').hidden && !document.querySelector('main').classList.contains('with-drawer')`)
+	waitJS(t, ctx, "no CSP refusals", `window.__depot.csp.length === 0`)
+}
+
+// TestBrowserTrail: the selected route's trail is read from history, with
+// its stop marked; a new fix extends it; a reload shows it whole again
+// from #route=; fixes sent while the page is cut are on it after the
+// reconnect; follow mode keeps the driver in view until the map is dragged.
+func TestBrowserTrail(t *testing.T) {
+	a := startApp(t, "", nil)
+	drv := a.driver(t, "D1")
+	// A trail of the last 10 minutes: driving, 2.5 min within 20 m (a stop), driving.
+	base := time.Now().Add(-10 * time.Minute)
+	north := func(m float64) float64 { return 38.5816 + m/111195 }
+	pts := []struct {
+		dm float64
+		at time.Duration
+	}{{0, 0}, {1000, time.Minute}, {2000, 2 * time.Minute}, {2010, 3 * time.Minute}, {1995, 4 * time.Minute},
+		{2015, 4*time.Minute + 30*time.Second}, {3000, 5 * time.Minute}}
+	for _, p := range pts {
+		if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(north(p.dm), -121.4944, base.Add(p.at))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFor(t, 10*time.Second, func() error {
+		var h historyResp
+		if code := a.request(t, "GET", "/api/v1/routes/R1/history", a.disp, nil, &h); code != 200 || len(h.Fixes) != len(pts) {
+			return fmt.Errorf("history: %d, %d fixes", code, len(h.Fixes))
+		}
+		return nil
+	})
+
+	ctx := browser(t)
+	signIn(t, ctx, a, "ana", anaPassword)
+	waitJS(t, ctx, "both routes", `document.querySelectorAll('#routes tbody tr').length === 2`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-route="R1"] .codebtn`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the trail read", `(() => { const d = window.__depot.drawer;
+		return d.open && d.routeId === 'R1' && d.points === 7 && d.line === 7 && d.stops === 1 && !d.loading; })()`)
+	waitJS(t, ctx, "the stop marked", `(() => { const s = document.querySelectorAll('.stop-icon');
+		return s.length === 1 && /^Stopped 3 min, /.test(s[0].title); })()`)
+	waitJS(t, ctx, "the trail's words", `document.getElementById('trail-info').textContent === '7 fixes · 1 stops'`)
+
+	// A new fix extends the trail.
+	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(north(3500), -121.4944, time.Now().Add(-time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the trail grown", `window.__depot.drawer.points === 8 && window.__depot.drawer.line === 8`)
+
+	// A reload keeps the route (the address) and reads the trail whole.
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the trail after a reload", `(() => { const d = window.__depot && window.__depot.drawer;
+		return !!d && d.open && d.routeId === 'R1' && d.loads === 1 && d.points === 8 && d.line === 8 && d.stops === 1 &&
+			!document.getElementById('drawer').hidden && location.hash === '#route=R1'; })()`)
+	waitJS(t, ctx, "live again", `window.__depot.conn === 'live'`)
+
+	// Cut: fixes sent meanwhile are on the trail after the reconnect, once.
+	if n := a.broker.Disconnect("dispatcher:ana"); n != 1 {
+		t.Fatalf("cut %d dashboard sessions", n)
+	}
+	now := time.Now()
+	for i := range 5 {
+		publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(north(3600+float64(i)*100), -121.4944, now.Add(time.Duration(i)*100*time.Millisecond)))
+	}
+	waitJS(t, ctx, "the trail after the reconnect", `(() => { const d = window.__depot.drawer;
+		return window.__depot.conn === 'live' && d.points === 13 && d.line === 13; })()`)
+	var h historyResp
+	if code := a.request(t, "GET", "/api/v1/routes/R1/history", a.disp, nil, &h); code != 200 || len(h.Fixes) != 13 {
+		t.Fatalf("history: %d, %d fixes", code, len(h.Fixes))
+	}
+
+	// Follow mode: the driver far away comes into view; a drag ends it.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button#trail-follow`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "following", `document.getElementById('trail-follow').getAttribute('aria-pressed') === 'true' && window.__depot.drawer.follow`)
+	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.95, -121.10, time.Now().Add(time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the far fix in view", `window.__depot.drawer.points === 14 && window.__depot.drawer.lastInView()`)
+	drag(t, ctx, "#map")
+	waitJS(t, ctx, "a drag ends follow mode", `document.getElementById('trail-follow').getAttribute('aria-pressed') === 'false' && !window.__depot.drawer.follow`)
+
+	// The range picker: the last hour holds the same fixes; a custom range
+	// in the past holds none and takes no live fix.
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(`#trail-range`), "hour")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('trail-range').dispatchEvent(new Event('change')) || true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the last hour", `window.__depot.drawer.loads === 2 && window.__depot.drawer.points === 14 && !window.__depot.drawer.loading`)
+	waitJS(t, ctx, "no CSP refusals", `window.__depot.csp.length === 0`)
+}
+
+// drag presses the mouse in the middle of sel, moves it 120 px and lets go.
+func drag(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	box, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]float64](`(() => { const r = document.querySelector(`+
+		fmt.Sprintf("%q", sel)+`).getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.DragAndDropXY(box["x"], box["y"], box["x"]+120, box["y"]+60, 6)); err != nil {
+		t.Fatal(err)
+	}
+}
