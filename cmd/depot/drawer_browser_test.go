@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -49,13 +50,13 @@ func TestBrowserRouteDrawer(t *testing.T) {
 			document.getElementById('drawer-title').textContent === 'Route CX01' && location.hash === '#route=R1' &&
 			document.querySelector('tr[data-route="R1"]').classList.contains('sel'); })()`)
 	route := jsText(t, ctx, `document.getElementById('drawer-route').textContent`)
-	for _, want := range []string{"BEHIND", "Ana Silva", "42 / 180", "61 / 260", "2 stops", "updated"} {
+	for _, want := range []string{"BEHIND", "Ana Silva", "42 / 180", "61 / 260", "2 stops", "Positionfix "} {
 		if !strings.Contains(route, want) {
 			t.Fatalf("drawer numbers %q: no %q", route, want)
 		}
 	}
 	waitJS(t, ctx, "the device health", `(() => { const s = document.getElementById('drawer-device').textContent;
-		return s.includes('81 %') && s.includes('5 m') && s.includes('online for') && s.includes('Last fix'); })()`)
+		return s.includes('81 %') && s.includes('5 m') && s.includes('online since') && s.includes('Last fix'); })()`)
 	waitJS(t, ctx, "the VTO offer read back", `document.getElementById('drawer-timeline').textContent.includes('VTO offered: light volume')`)
 	waitJS(t, ctx, "online in the timeline", `document.getElementById('drawer-timeline').textContent.includes('Driver online')`)
 
@@ -190,13 +191,25 @@ func TestBrowserTrail(t *testing.T) {
 	}
 	waitJS(t, ctx, "the last hour", `window.__depot.drawer.loads === 2 && window.__depot.drawer.points === 14 && !window.__depot.drawer.loading`)
 	waitJS(t, ctx, "no CSP refusals", `window.__depot.csp.length === 0`)
+	// DEPOT_SCREENSHOT_DRAWER=file.png saves a picture of the drawer.
+	if out := os.Getenv("DEPOT_SCREENSHOT_DRAWER"); out != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
-// drag presses the mouse in the middle of sel, moves it 120 px and lets go.
+// drag presses the mouse at a quarter of sel's width and three quarters of
+// its height (away from the followed driver, at the centre), moves it 120
+// px and lets go.
 func drag(t *testing.T, ctx context.Context, sel string) {
 	t.Helper()
 	box, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]float64](`(() => { const r = document.querySelector(`+
-		fmt.Sprintf("%q", sel)+`).getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()`))
+		fmt.Sprintf("%q", sel)+`).getBoundingClientRect(); return {x: r.x + r.width / 4, y: r.y + r.height * 3 / 4}; })()`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,17 @@
 import { $, el, SHAPES, WORDS, PRESENCE } from './dom.js';
 import { has, num, showNum, text, statusOf } from './checks.js';
 import { ago, APPS } from './table.js';
-import { merge, detectStops, timeRange, inRange, loadHistory, pointOfRoute, AHEAD, startOfDay } from './trail.js';
+import { merge, Stops, timeRange, inRange, loadHistory, pointOfRoute, AHEAD, startOfDay } from './trail.js';
 import { Journal, firstSeqSince, readSince } from './timeline.js';
 import * as mapview from './map.js';
 
 const hhmm = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+// words says how long ago ms was, in words: "just now", "7m ago".
+export function words(ms, now) {
+  const a = ago(ms, now);
+  return a === 'now' ? 'just now' : `${a} ago`;
+}
+
 // A datetime-local input's value is local time without a zone.
 const fromLocal = (v) => (v ? new Date(v).getTime() : NaN);
 
@@ -39,7 +45,8 @@ export class Drawer {
     this.timelineFrom = 0; // the seq the read back started from (older not read)
     this.timelineNote = '';
     this.pts = [];
-    this.drawn = 0; // points of pts on the map's line
+    this.stops = new Stops({ minDwellMs: 120000, radiusM: 30 });
+    this.drawn = 0; // points of pts on the map's line (0: draw anew)
     this.range = null;
     this.load = 0; // the current selection's number: answers for an older one are dropped
     this.follow = false;
@@ -158,17 +165,23 @@ export class Drawer {
     try {
       const pts = await loadHistory((u) => this.api(u), this.id, last, to);
       if (mine !== this.load) return;
-      if (merge(this.pts, pts) !== 'none') this.drawTrail();
+      const how = merge(this.pts, pts);
+      if (how === 'insert') this.drawn = 0; // drawn anew, stops found anew
+      if (how !== 'none') this.drawTrail();
     } catch { /* the next reconnect tries again */ }
   }
 
   // drawTrail brings the map's line up to pts: extended when only new
   // points came at the end, else drawn anew; stops found again.
   drawTrail() {
-    if (this.drawn > 0 && this.drawn <= this.pts.length) mapview.extendTrail(this.pts.slice(this.drawn));
-    else mapview.setTrail(this.pts);
+    if (this.drawn > 0 && this.drawn <= this.pts.length) {
+      mapview.extendTrail(this.pts.slice(this.drawn));
+    } else {
+      mapview.setTrail(this.pts);
+      this.stops.reset();
+    }
     this.drawn = this.pts.length;
-    const stops = detectStops(this.pts, { minDwellMs: 120000, radiusM: 30 });
+    const stops = this.stops.update(this.pts);
     const n = stops.length;
     if (n !== this.info.stops || this.stopKey !== stops.map((s) => `${s.from}-${s.to}`).join()) {
       this.stopKey = stops.map((s) => `${s.from}-${s.to}`).join();
@@ -222,8 +235,8 @@ export class Drawer {
     if (this.dirty) { this.dirty = false; this.render(); return; }
     if (this.timelineDirty) this.renderTimeline();
     const now = this.serverNow();
-    for (const [node, ms, pre] of this.ages) {
-      const t = pre + ago(ms, now);
+    for (const [node, ms, fmt] of this.ages) {
+      const t = fmt(ms, now);
       if (node.textContent !== t) node.textContent = t;
     }
   }
@@ -233,9 +246,10 @@ export class Drawer {
     const r = this.route();
     const now = this.serverNow();
     this.ages = [];
-    const age = (ms, pre = '') => {
-      const n = el('span', null, pre + ago(ms, now));
-      this.ages.push([n, ms, pre]);
+    // An age that follows the clock (tick): fmt(ms, now) is its text.
+    const age = (ms, fmt = words) => {
+      const n = el('span', null, fmt(ms, now));
+      this.ages.push([n, ms, fmt]);
       return n;
     };
     if (!r) {
@@ -258,7 +272,7 @@ export class Drawer {
       row('Stops', `${showNum(r.completedStops)} / ${showNum(r.totalStops)}`),
       row('Packages', `${showNum(r.completedPackages)} / ${showNum(r.totalPackages)}`),
       row('Behind', `${showNum(r.behindSchedule)} stops`),
-      row('Position', Number.isNaN(fix) ? '—' : age(fix, 'updated '))));
+      row('Position', Number.isNaN(fix) ? '—' : age(fix, (ms, n) => `fix ${words(ms, n)}`))));
     this.renderDevice(r, now, age);
     this.renderTimeline();
   }
@@ -272,7 +286,7 @@ export class Drawer {
     if (pr) {
       const since = Date.parse(pr.since);
       rows.push(row('Connection', el('span', { className: `presence ${ps || 'unknown'}` }, `${ps ? PRESENCE[ps] : '?'} ${text(pr.state) || 'unknown'}`),
-        Number.isNaN(since) ? null : el('span', { className: 'muted' }, ' for ', age(since))));
+        Number.isNaN(since) ? null : el('span', { className: 'muted' }, ' ', age(since, (ms, n) => `since ${hhmm(ms)} (${words(ms, n)})`))));
     } else {
       rows.push(row('Connection', el('span', { className: 'muted' }, 'not heard from')));
     }

@@ -70,26 +70,50 @@ export function merge(pts, add) {
 // detectStops finds where the driver stayed: runs of consecutive points
 // all within radiusM of the run's first point, lasting at least
 // minDwellMs from first to last. Each stop is {lat, lng} (the run's
-// centre), from and to (ms) and n (points); in time order, never
-// overlapping.
-export function detectStops(points, { minDwellMs = 120000, radiusM = 30 } = {}) {
+// centre), from and to (ms), n (points) and i (its first point's index);
+// in time order, never overlapping.
+export function detectStops(points, opts) { return scanStops(points, opts).stops; }
+
+// scanStops is detectStops from index start on (where an earlier scan of
+// fewer points left off), and says where a scan after more points must
+// start again: open, the first index whose run reached the last point (a
+// new point may extend it, or turn it into a stop). Stops before open are
+// final. A live trail scans only its tail this way, not the day again.
+export function scanStops(points, { minDwellMs = 120000, radiusM = 30 } = {}, start = 0) {
   const stops = [];
-  let i = 0;
+  let open = points.length;
+  let i = start;
   while (i < points.length) {
     const a = points[i];
     let j = i + 1;
     while (j < points.length && distance(a, points[j]) <= radiusM) j++;
+    if (j === points.length && open === points.length) open = i;
     const last = points[j - 1];
     if (last.ts - a.ts >= minDwellMs) {
       let lat = 0; let lng = 0;
       for (let k = i; k < j; k++) { lat += points[k].lat; lng += points[k].lng; }
-      stops.push({ lat: lat / (j - i), lng: lng / (j - i), from: a.ts, to: last.ts, n: j - i });
+      stops.push({ lat: lat / (j - i), lng: lng / (j - i), from: a.ts, to: last.ts, n: j - i, i });
       i = j;
     } else {
       i++;
     }
   }
-  return stops;
+  return { stops, open };
+}
+
+// Stops keeps a growing trail's stops: update after points were appended
+// rescans from where the last scan left off; reset after points went
+// anywhere else.
+export class Stops {
+  constructor(opts) { this.opts = opts; this.reset(); }
+  reset() { this.final = []; this.resume = 0; this.all = []; }
+  update(points) {
+    const { stops, open } = scanStops(points, this.opts, this.resume);
+    this.all = this.final.concat(stops);
+    this.final = this.final.concat(stops.filter((s) => s.i < open));
+    this.resume = open;
+    return this.all;
+  }
 }
 
 // startOfDay is local midnight of the day of ms (the browser's time zone).

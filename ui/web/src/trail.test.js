@@ -1,7 +1,7 @@
 // The trail's logic: node --test ui/web/src/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { point, pointOfFix, pointOfRoute, distance, merge, detectStops, timeRange, startOfDay, inRange, loadHistory, AHEAD } from './trail.js';
+import { Stops, point, pointOfFix, pointOfRoute, distance, merge, detectStops, timeRange, startOfDay, inRange, loadHistory, AHEAD } from './trail.js';
 
 const P = (ts, lat = 38.5, lng = -121.5) => ({ ts, lat, lng });
 const MIN = 60000;
@@ -112,4 +112,29 @@ test('loadHistory reads page after page, without the shared fix twice', async ()
   assert.deepEqual(none, []);
   const junk = await loadHistory(async () => ({ fixes: 'x' }), 'R1', 0, 1);
   assert.deepEqual(junk, []);
+});
+
+test('Stops over a growing trail finds what detectStops finds over the whole', () => {
+  // A day of fixes every 20 s: driving, with a dwell now and then (some
+  // under 2 minutes, some over), fed a few points at a time.
+  const pts = [];
+  let d = 0;
+  for (let k = 0; k < 400; k++) {
+    const dwell = Math.floor(k / 20) % 3 === 1; // 20 points of 3 in 60 stay put
+    if (!dwell) d += 150;
+    else d += (k % 2 ? 8 : -8);
+    pts.push(north(k * 20000 + (k % 7) * 1000, d));
+  }
+  const s = new Stops({ minDwellMs: 120000, radiusM: 30 });
+  const grown = [];
+  let got = [];
+  for (let k = 0; k < pts.length; k += 1 + (k % 5)) {
+    merge(grown, pts.slice(k, k + 1 + (k % 5)));
+    got = s.update(grown);
+    assert.deepEqual(got, detectStops(grown), `after ${grown.length} points`);
+  }
+  assert.equal(grown.length, pts.length);
+  assert.ok(got.length >= 6, `${got.length} stops`);
+  s.reset();
+  assert.deepEqual(s.update(grown), got, 'after a reset, the whole scanned again');
 });
