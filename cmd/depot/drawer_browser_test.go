@@ -217,3 +217,51 @@ func drag(t *testing.T, ctx context.Context, sel string) {
 		t.Fatal(err)
 	}
 }
+
+// TestBrowserDrawerShowsMarkupAsText: a route, its driver's device and
+// presence and its timeline events that carry markup (an attacker who can
+// put envelopes in seq order) show in the drawer as text; nothing runs.
+func TestBrowserDrawerShowsMarkupAsText(t *testing.T) {
+	a := startApp(t, "", nil)
+	ctx := browser(t)
+	signIn(t, ctx, a, "ana", anaPassword)
+	waitJS(t, ctx, "both routes", `document.querySelectorAll('#routes tbody tr').length === 2`)
+	waitJS(t, ctx, "live", `window.__depot.conn === 'live'`)
+	drv := scriptMarkup // the driver's id
+	var applied bool
+	for try := 0; try < 5 && !applied; try++ {
+		s := pageSeq(t, ctx) + 1
+		publishEvents(t, a,
+			forgedEnvelope(s, "route:update", map[string]any{"routeId": "R9", "routeCode": imgMarkup, "driverId": drv,
+				"driverName": scriptMarkup, "performanceTier": imgMarkup, "statusColor": "RED", "completedStops": 3, "totalStops": 10,
+				"currentLat": 38.59, "currentLng": -121.49, "lastUpdated": time.Now().UTC().Format(time.RFC3339Nano)}),
+			forgedEnvelope(s+1, "driver:device", map[string]any{"driverId": drv, "app": imgMarkup, "batt": imgMarkup,
+				"battState": imgMarkup, "acc": 7, "conn": imgMarkup, "lastFix": imgMarkup}),
+			forgedEnvelope(s+2, "driver:presence", map[string]any{"driverId": drv, "state": imgMarkup, "since": imgMarkup}),
+			forgedEnvelope(s+3, "vto:offer", map[string]any{"vtoId": "V9", "routeId": "R9", "driverId": drv, "reason": imgMarkup,
+				"routeCode": imgMarkup, "driverName": scriptMarkup, "state": "open"}),
+			forgedEnvelope(s+4, "route:reassigned", map[string]any{"routeId": "R9", "fromDriverId": imgMarkup, "toDriverId": drv, "by": scriptMarkup}),
+		)
+		applied = pollJS(ctx, 3*time.Second, `document.querySelector('#routes tr[data-route="R9"]') !== null && window.__depot.presence.has(`+
+			fmt.Sprintf("%q", drv)+`)`) == nil
+	}
+	if !applied {
+		t.Fatal("the in-order forged envelopes never showed")
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-route="R9"] .codebtn`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the drawer of R9 with its timeline", `(() => { const tl = document.getElementById('drawer-timeline').textContent;
+		return !document.getElementById('drawer').hidden && tl.includes('VTO offered: ' + `+fmt.Sprintf("%q", imgMarkup)+`) &&
+			tl.includes('Reassigned from ' + `+fmt.Sprintf("%q", imgMarkup)+`); })()`)
+	res, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`({title: document.getElementById('drawer-title').textContent,
+		route: document.getElementById('drawer-route').textContent, device: document.getElementById('drawer-device').textContent})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res["title"] != "Route "+imgMarkup || !strings.Contains(res["route"], scriptMarkup) ||
+		!strings.Contains(res["device"], imgMarkup) || !strings.Contains(res["device"], "7 m") {
+		t.Fatalf("drawer: %q", res)
+	}
+	checkInert(t, ctx)
+}
