@@ -134,6 +134,7 @@ export class Drawer {
     if (!range) return;
     const mine = ++this.load;
     this.range = range;
+    this.cutAt = null; // read whole: nothing to re-read
     this.pts = [];
     this.drawn = 0;
     mapview.clearTrail();
@@ -155,12 +156,22 @@ export class Drawer {
     }
   }
 
-  // reconnected re-reads history from the last point the trail has: fixes
-  // the live stream coalesced or missed while the page was away.
+  // cut notes the trail's last point as the page loses its stream.
+  cut() {
+    if (this.cutAt == null) this.cutAt = this.pts.length ? this.pts[this.pts.length - 1].ts : null;
+  }
+
+  // reconnected re-reads history from the last point the trail had when
+  // the page lost its stream: the catch-up by seq replays the moves the
+  // page missed, but not fixes that moved no route (a handheld's late
+  // fixes, sent after newer ones), nor any fix when the log was pruned
+  // meanwhile and the page took a snapshot instead.
   async reconnected() {
+    const at = this.cutAt;
+    this.cutAt = null;
     if (!this.id || !this.range || !this.range.live || this.info.loading) return;
     const mine = this.load;
-    const last = this.pts.length ? this.pts[this.pts.length - 1].ts : this.range.from;
+    const last = at != null ? at : this.pts.length ? this.pts[this.pts.length - 1].ts : this.range.from;
     const to = this.range.open ? this.serverNow() + AHEAD : this.range.to;
     try {
       const pts = await loadHistory((u) => this.api(u), this.id, last, to);
@@ -168,6 +179,7 @@ export class Drawer {
       const how = merge(this.pts, pts);
       if (how === 'insert') this.drawn = 0; // drawn anew, stops found anew
       if (how !== 'none') this.drawTrail();
+      this.info.rereads = (this.info.rereads || 0) + 1;
     } catch { /* the next reconnect tries again */ }
   }
 

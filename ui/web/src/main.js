@@ -252,8 +252,9 @@ function connect(cfg, mode = 'main') {
 }
 
 function setConn(s) {
-  // Back to live after a cut: the trail re-reads history from its last
-  // point (fixes the live stream coalesced while away).
+  // Back to live after a cut: the trail re-reads history from where it
+  // was cut (drawer.js, reconnected).
+  if (s !== 'live' && state.conn === 'live') drawer.cut();
   if (s === 'live' && state.conn !== 'live' && state.conn !== 'connecting') drawer.reconnected();
   state.conn = s;
   state.transport = tp.mode;
