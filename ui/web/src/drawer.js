@@ -51,7 +51,9 @@ export class Drawer {
     this.load = 0; // the current selection's number: answers for an older one are dropped
     this.follow = false;
     this.ages = []; // [element, ms] whose age text follows the clock
-    this.info = state.drawer = { open: false, routeId: '', points: 0, line: 0, stops: 0, follow: false, loads: 0, loading: false, timeline: 0 };
+    this.info = state.drawer = { open: false, routeId: '', line: 0, stops: 0, follow: false, loads: 0, loading: false, timeline: 0 };
+    // points: the trail's, as of now (line: those drawn, at the next tick).
+    Object.defineProperty(this.info, 'points', { get: () => this.pts.length, enumerable: true });
     // For tests: is the trail's newest point on the map's view?
     this.info.lastInView = () => { const p = this.pts[this.pts.length - 1]; return !!p && mapview.inView(p); };
     $('drawer-close').onclick = () => this.close();
@@ -103,7 +105,7 @@ export class Drawer {
     this.load++;
     this.setFollow(false);
     $('drawer').hidden = true;
-    Object.assign(this.info, { open: false, routeId: '', points: 0, line: 0, stops: 0 });
+    Object.assign(this.info, { open: false, routeId: '', line: 0, stops: 0 });
     this.pts = [];
     this.drawn = 0;
     mapview.clearTrail();
@@ -200,7 +202,6 @@ export class Drawer {
       mapview.setStops(stops.map((s) => ({ lat: s.lat, lng: s.lng,
         title: `Stopped ${Math.max(1, Math.round((s.to - s.from) / 60000))} min, ${hhmm(s.from)}–${hhmm(s.to)}` })));
     }
-    this.info.points = this.pts.length;
     this.info.line = mapview.trailLength();
     this.info.stops = n;
     this.renderTrailInfo();
