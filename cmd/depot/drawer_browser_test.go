@@ -51,6 +51,24 @@ func TestBrowserRouteDrawer(t *testing.T) {
 	waitJS(t, ctx, "both routes", `document.querySelectorAll('#routes tbody tr').length === 2`)
 	waitJS(t, ctx, "live", `window.__depot.conn === 'live'`)
 
+	// From the map: a click on R2's marker.
+	// (Once the map has fitted the routes: R2's dot is what is at its place.)
+	waitJS(t, ctx, "R2 on the map", `(() => { const m = document.querySelector('.route-icon [data-route="R2"] .dot');
+		if (!m) return false;
+		const d = m.getBoundingClientRect(); const e = document.elementFromPoint(d.x + d.width / 2, d.y + d.height / 2);
+		return !!e && e.closest('[data-route="R2"]') !== null; })()`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.route-icon [data-route="R2"] .dot`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the drawer of R2", `!document.getElementById('drawer').hidden &&
+		document.getElementById('drawer-title').textContent === 'Route CX02' && location.hash === '#route=R2'`)
+	waitJS(t, ctx, "no device yet for D2", `document.getElementById('drawer-device').textContent.includes('no device health yet')`)
+	// The close button, by its accessible name.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[aria-label="Close route details"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "closed by its button", `document.getElementById('drawer').hidden && !document.querySelector('main').classList.contains('with-drawer')`)
+
 	// From the table: a click on the row (not on its buttons).
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-route="R1"] td:nth-child(5)`))); err != nil {
 		t.Fatal(err)
@@ -93,24 +111,28 @@ func TestBrowserRouteDrawer(t *testing.T) {
 	waitJS(t, ctx, "Esc closed the drawer", `document.getElementById('drawer').hidden && location.hash === '' &&
 		!document.querySelector('tr[data-route="R1"]').classList.contains('sel')`)
 
-	// From the map: a click on R2's marker.
-	waitJS(t, ctx, "R2 on the map", `document.querySelector('.route-icon [data-route="R2"]') !== null`)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.route-icon [data-route="R2"] .dot`))); err != nil {
+	// By keyboard: the route's code is a button; the drawer takes the
+	// keyboard to its close button, and Esc gives it back.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.querySelector('tr[data-route="R1"] .codebtn').focus(), true)`)); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "the drawer of R2", `!document.getElementById('drawer').hidden &&
-		document.getElementById('drawer-title').textContent === 'Route CX02' && location.hash === '#route=R2'`)
-	waitJS(t, ctx, "no device yet for D2", `document.getElementById('drawer-device').textContent.includes('no device health yet')`)
-	// The close button, by its accessible name.
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[aria-label="Close route details"]`))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "closed by its button", `document.getElementById('drawer').hidden && !document.querySelector('main').classList.contains('with-drawer')`)
+	waitJS(t, ctx, "the drawer, keyboard on its close button", `!document.getElementById('drawer').hidden &&
+		document.activeElement === document.getElementById('drawer-close')`)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\u001b")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the keyboard back on the code", `document.getElementById('drawer').hidden &&
+		document.activeElement === document.querySelector('tr[data-route="R1"] .codebtn')`)
+
 	waitJS(t, ctx, "no CSP refusals", `window.__depot.csp.length === 0`)
 }
 
 // TestBrowserTrail: the selected route's trail is read from history, with
-// its stop marked; a new fix extends it; a reload shows it whole again
+// its stop marked; new fixes extend it, and a dwell among them is a
+// second stop; a reload shows it whole again
 // from #route=; fixes sent while the page is cut are on it after the
 // reconnect; follow mode keeps the driver in view until the map is dragged.
 func TestBrowserTrail(t *testing.T) {
@@ -149,18 +171,29 @@ func TestBrowserTrail(t *testing.T) {
 		return s.length === 1 && /^Stopped 3 min, /.test(s[0].title); })()`)
 	waitJS(t, ctx, "the trail's words", `document.getElementById('trail-info').textContent === '7 fixes · 1 stops'`)
 
-	// A new fix extends the trail.
-	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(north(3500), -121.4944, time.Now().Add(-time.Second))); err != nil {
+	// Live fixes extend the trail: 2.5 minutes within 15 m are a second
+	// stop, found as the fixes come; then the driver moves on.
+	for i, p := range []struct {
+		dm float64
+		at time.Duration
+	}{{3500, 6 * time.Minute}, {3510, 7 * time.Minute}, {3495, 8 * time.Minute}, {3505, 8*time.Minute + 30*time.Second}} {
+		if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(north(p.dm), -121.4944, base.Add(p.at))); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, "the trail grown", fmt.Sprintf(`window.__depot.drawer.points === %d && window.__depot.drawer.line === %[1]d`, 8+i))
+	}
+	waitJS(t, ctx, "the live stop marked", `window.__depot.drawer.stops === 2 && document.querySelectorAll('.stop-icon').length === 2`)
+	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(north(4500), -121.4944, time.Now().Add(-time.Second))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "the trail grown", `window.__depot.drawer.points === 8 && window.__depot.drawer.line === 8`)
+	waitJS(t, ctx, "the trail grown", `window.__depot.drawer.points === 12 && window.__depot.drawer.line === 12 && window.__depot.drawer.stops === 2`)
 
 	// A reload keeps the route (the address) and reads the trail whole.
 	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the trail after a reload", `(() => { const d = window.__depot && window.__depot.drawer;
-		return !!d && d.open && d.routeId === 'R1' && d.loads === 1 && d.points === 8 && d.line === 8 && d.stops === 1 &&
+		return !!d && d.open && d.routeId === 'R1' && d.loads === 1 && d.points === 12 && d.line === 12 && d.stops === 2 &&
 			!document.getElementById('drawer').hidden && location.hash === '#route=R1'; })()`)
 	waitJS(t, ctx, "live again", `window.__depot.conn === 'live'`)
 
@@ -177,9 +210,9 @@ func TestBrowserTrail(t *testing.T) {
 	}
 	publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(north(3550), -121.4944, now.Add(-500*time.Millisecond)))
 	waitJS(t, ctx, "the trail after the reconnect", `(() => { const d = window.__depot.drawer;
-		return window.__depot.conn === 'live' && d.rereads >= 1 && d.points === 13 && d.line === 13; })()`)
+		return window.__depot.conn === 'live' && d.rereads >= 1 && d.points === 17 && d.line === 17; })()`)
 	var h historyResp
-	if code := a.request(t, "GET", "/api/v1/routes/R1/history", a.disp, nil, &h); code != 200 || len(h.Fixes) != 13 {
+	if code := a.request(t, "GET", "/api/v1/routes/R1/history", a.disp, nil, &h); code != 200 || len(h.Fixes) != 17 {
 		t.Fatalf("history: %d, %d fixes", code, len(h.Fixes))
 	}
 
@@ -191,7 +224,7 @@ func TestBrowserTrail(t *testing.T) {
 	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.95, -121.10, time.Now().Add(time.Second))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "the far fix in view", `window.__depot.drawer.points === 14 && window.__depot.drawer.lastInView()`)
+	waitJS(t, ctx, "the far fix in view", `window.__depot.drawer.points === 18 && window.__depot.drawer.lastInView()`)
 	drag(t, ctx, "#map")
 	waitJS(t, ctx, "a drag ends follow mode", `document.getElementById('trail-follow').getAttribute('aria-pressed') === 'false' && !window.__depot.drawer.follow`)
 
@@ -210,8 +243,8 @@ func TestBrowserTrail(t *testing.T) {
 		waitJS(t, ctx, "the trail of "+kind, fmt.Sprintf(`window.__depot.drawer.loads > %v && !window.__depot.drawer.loading`, before))
 	}
 	pick("hour", "", "")
-	if n := jsNum(t, ctx, `window.__depot.drawer.points`); n != 14 {
-		t.Fatalf("the last hour: %v fixes, want 14", n)
+	if n := jsNum(t, ctx, `window.__depot.drawer.points`); n != 18 {
+		t.Fatalf("the last hour: %v fixes, want 18", n)
 	}
 	pick("custom", time.Now().Add(-3*time.Hour).Format("2006-01-02T15:04"), time.Now().Add(-2*time.Hour).Format("2006-01-02T15:04"))
 	waitJS(t, ctx, "an empty past range", `window.__depot.drawer.points === 0 && window.__depot.drawer.line === 0 &&

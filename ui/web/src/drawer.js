@@ -94,7 +94,10 @@ export class Drawer {
     this.info.routeId = id;
     this.onShown(id);
     this.render();
-    if (focus) $('drawer-close').focus();
+    if (focus) {
+      if (!this.opener) this.opener = document.activeElement; // where the keyboard goes back to
+      $('drawer-close').focus();
+    }
     if (!again) this.reloadTrail(true);
     this.readDay();
   }
@@ -111,6 +114,9 @@ export class Drawer {
     mapview.clearTrail();
     if (location.hash) history.replaceState(null, '', location.pathname + location.search);
     this.onShown('');
+    const back = this.opener;
+    this.opener = null;
+    if (back && back.isConnected && back !== document.body && $('drawer').contains(document.activeElement)) back.focus();
   }
 
   setFollow(on) {
