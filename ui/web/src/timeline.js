@@ -85,7 +85,7 @@ export class Journal {
 // firstSeqSince finds the seq of the first event at or after ms: a binary
 // search over seqs by their events' times, with getEvents(after, limit)
 // answering GET /api/v1/events. lastSeq is the newest seq known. Returns
-// the `after` to read from (the seq just before it), 0 for the log's start.
+// the `after` to read from (the seq just before it).
 export async function firstSeqSince(getEvents, ms, lastSeq) {
   const at = async (after) => {
     const page = await getEvents(after, 1);
@@ -93,7 +93,11 @@ export async function firstSeqSince(getEvents, ms, lastSeq) {
     return isObj(env) && Number.isSafeInteger(env.seq) ? { seq: env.seq, ts: Date.parse(env.timestamp) } : null;
   };
   const first = await at(0);
-  if (!first || !(first.ts < ms)) return 0;
+  if (!first) return 0;
+  // The whole log is of the day: from its oldest event (after 0 would do,
+  // but a read that starts later, readSince's, must not start before the
+  // oldest, which the retention may have pruned up to: a 410).
+  if (!(first.ts < ms)) return first.seq - 1;
   // Invariant: the event at seq lo is before ms; hi is an `after` whose
   // next event is at or after ms (or none).
   let lo = first.seq; let hi = lastSeq;

@@ -49,7 +49,11 @@ function fakeLog(n, oldest = 1) {
   const log = [];
   for (let s = oldest; s <= n; s++) log.push(env(s, s % 10 === 0 ? 'driver:presence' : 'route:update', { driverId: 'D1', routeId: 'R1', state: 'online' }, T0 + s * 60000));
   const calls = [];
-  const getEvents = async (after, limit) => { calls.push([after, limit]); return log.filter((e) => e.seq > after).slice(0, limit); };
+  const getEvents = async (after, limit) => {
+    calls.push([after, limit]);
+    if (after > 0 && oldest > after + 1) throw new Error('410: pruned'); // as the server answers
+    return log.filter((e) => e.seq > after).slice(0, limit);
+  };
   return { getEvents, calls };
 }
 
@@ -63,6 +67,15 @@ test('firstSeqSince finds the first event of the day by binary search', async ()
   assert.equal(await firstSeqSince(async () => [], T0, 0), 0, 'an empty log');
   const pruned = fakeLog(1000, 400); // the retention pruned seq 1..399
   assert.equal(await firstSeqSince(pruned.getEvents, T0 + 450 * 60000, 1000), 449);
+  assert.equal(await firstSeqSince(pruned.getEvents, T0, 1000), 399, 'all of a pruned log is newer: from its oldest');
+  const j = new Journal();
+  assert.equal(await readSince(pruned.getEvents, j, 399, 1000, { limit: 100 }), 399);
+  assert.equal(j.entries('R1', 'D1')[0].seq, 400);
+  const long = fakeLog(3000, 1500); // a long day, pruned: its newest pages, none before the oldest
+  const k = new Journal();
+  const start = await firstSeqSince(long.getEvents, T0, 3000);
+  assert.equal(start, 1499);
+  assert.equal(await readSince(long.getEvents, k, start, 3000, { limit: 100, maxPages: 3 }), 2700);
 });
 
 test('readSince pages through the day into the journal, the newest pages when it is long', async () => {
