@@ -31,6 +31,21 @@ export function routeFromHash(hash) {
   try { return decodeURIComponent(m[1]); } catch { return ''; }
 }
 
+// routeKey is everything the drawer shows of a route but its fix's age.
+export function routeKey(r) {
+  return [statusOf(r.statusColor), text(r.routeCode), text(r.routeId), text(r.driverName), text(r.driverId), text(r.performanceTier),
+    showNum(r.completedStops), showNum(r.totalStops), showNum(r.completedPackages), showNum(r.totalPackages),
+    showNum(r.behindSchedule), Number.isNaN(Date.parse(r.lastUpdated))].join('\u0001');
+}
+
+// deviceKey is everything the drawer shows of a driver's device and
+// presence but the ages.
+export function deviceKey(driverId, dev, pr) {
+  const d = dev && typeof dev === 'object' ? dev : null;
+  return [text(driverId), pr ? `${text(pr.state)} ${text(pr.since)}` : '-', d ? [showNum(d.batt), text(d.battState), showNum(d.acc),
+    text(d.app), text(d.conn), Number.isNaN(Date.parse(d.lastFix))].join(' ') : '-'].join('\u0001');
+}
+
 export class Drawer {
   // state: the page's (routes, devices, presence, lastSeq). serverNow:
   // the depot's clock. api(path): GET of the API. onVTO(r), onReassign(r):
@@ -50,7 +65,8 @@ export class Drawer {
     this.range = null;
     this.load = 0; // the current selection's number: answers for an older one are dropped
     this.follow = false;
-    this.ages = []; // [element, ms] whose age text follows the clock
+    this.routeKey = null; // what the route's part shows (routeKey), drawn
+    this.deviceKey = null; // what the device's part shows (deviceKey), drawn
     this.info = state.drawer = { open: false, routeId: '', line: 0, stops: 0, follow: false, loads: 0, loading: false, timeline: 0 };
     // points: the trail's, as of now (line: those drawn, at the next tick).
     Object.defineProperty(this.info, 'points', { get: () => this.pts.length, enumerable: true });
@@ -85,7 +101,14 @@ export class Drawer {
   // open shows route id: its numbers at once, its trail and timeline as
   // they are read.
   open(id, { focus = true } = {}) {
-    if (!this.pannedHooked) { mapview.onUserPan(() => { if (this.follow) this.setFollow(false); }); this.pannedHooked = true; }
+    if (!this.pannedHooked) {
+      mapview.onUserPan(() => { if (this.follow) this.setFollow(false); });
+      // Zoomed in, the moves that were under a pixel show: the line takes them.
+      mapview.onZoomEnd(() => {
+        if (this.id && this.drawn > 0 && this.drawn < this.pts.length) { mapview.extendTrail(this.pts.slice(this.drawn)); this.drawn = this.pts.length; this.info.line = mapview.trailLength(); }
+      });
+      this.pannedHooked = true;
+    }
     const again = id === this.id;
     this.id = id;
     if (location.hash !== '#route=' + encodeURIComponent(id)) history.replaceState(null, '', '#route=' + encodeURIComponent(id));
@@ -93,6 +116,7 @@ export class Drawer {
     this.info.open = true;
     this.info.routeId = id;
     this.onShown(id);
+    this.routeKey = this.deviceKey = null;
     this.render();
     if (focus) {
       if (!this.opener) this.opener = document.activeElement; // where the keyboard goes back to
@@ -195,12 +219,17 @@ export class Drawer {
   // points came at the end, else drawn anew; stops found again.
   drawTrail() {
     if (this.drawn > 0 && this.drawn <= this.pts.length) {
-      mapview.extendTrail(this.pts.slice(this.drawn));
+      // A driver's move of a second is often less than a pixel: the line
+      // waits for the move that shows (no redraw of the canvas for none).
+      if (mapview.apart(this.pts[this.drawn - 1], this.pts[this.pts.length - 1])) {
+        mapview.extendTrail(this.pts.slice(this.drawn));
+        this.drawn = this.pts.length;
+      }
     } else {
       mapview.setTrail(this.pts);
       this.stops.reset();
+      this.drawn = this.pts.length;
     }
-    this.drawn = this.pts.length;
     const stops = this.stops.update(this.pts);
     const n = stops.length;
     if (n !== this.info.stops || this.stopKey !== stops.map((s) => `${s.from}-${s.to}`).join()) {
@@ -253,37 +282,66 @@ export class Drawer {
     }
     if (this.dirty) { this.dirty = false; this.render(); return; }
     if (this.timelineDirty) this.renderTimeline();
-    const now = this.serverNow();
-    for (const [node, ms, fmt] of this.ages) {
-      const t = fmt(ms, now);
-      if (node.textContent !== t) node.textContent = t;
-    }
+    this.tickAges(this.serverNow());
   }
 
   // ---- the panel ----
+  // Each part is rebuilt only when what it shows changed (a key of it, as
+  // the table's rows): a fix a second changes only the ages, which tick
+  // brings up to the clock without touching anything else.
   render() {
     const r = this.route();
     const now = this.serverNow();
-    this.ages = [];
-    // An age that follows the clock (tick): fmt(ms, now) is its text.
-    const age = (ms, fmt = words) => {
-      const n = el('span', null, fmt(ms, now));
-      this.ages.push([n, ms, fmt]);
-      return n;
-    };
+    const rk = r ? routeKey(r) : `none ${this.id}`;
+    if (rk !== this.routeKey) {
+      this.routeKey = rk;
+      this.renderRoute(r, now);
+      this.timelineDirty = true; // its driver may be another
+    }
+    const fix = r ? Date.parse(r.lastUpdated) : NaN;
+    if (this.posAge) this.posAge.ms = fix;
+    const dev = r ? this.state.devices.get(r.driverId) : undefined;
+    const pr = r ? this.state.presence.get(r.driverId) : undefined;
+    const dk = r ? deviceKey(r.driverId, dev, pr) : '';
+    if (dk !== this.deviceKey) {
+      this.deviceKey = dk;
+      this.renderDevice(dev, pr, now);
+    }
+    if (this.fixAge && dev) this.fixAge.ms = Date.parse(dev.lastFix);
+    if (this.timelineDirty) this.renderTimeline();
+    this.tickAges(now);
+  }
+
+  // age is an element whose text follows the clock: fmt(ms, now).
+  age(list, ms, now, fmt = words) {
+    const a = { node: el('span', null, fmt(ms, now)), ms, fmt };
+    list.push(a);
+    return a;
+  }
+
+  tickAges(now) {
+    for (const list of [this.routeAges, this.deviceAges]) {
+      for (const a of list || []) {
+        const t = Number.isNaN(a.ms) ? '—' : a.fmt(a.ms, now);
+        if (a.node.textContent !== t) a.node.textContent = t;
+      }
+    }
+  }
+
+  renderRoute(r, now) {
+    this.routeAges = [];
+    this.posAge = null;
     if (!r) {
       $('drawer-title').textContent = `Route ${this.id}`;
       $('drawer-route').replaceChildren(el('p', { className: 'muted' }, 'This route is not in the depot’s picture (yet).'));
-      $('drawer-device').replaceChildren();
       $('drawer-actions').hidden = true;
-      this.renderTimeline();
       return;
     }
     const c = statusOf(r.statusColor);
     $('drawer-title').textContent = `Route ${text(r.routeCode) || text(r.routeId)}`;
     $('drawer-actions').hidden = false;
     const row = (k, ...v) => [el('dt', null, k), el('dd', null, ...v)];
-    const fix = Date.parse(r.lastUpdated);
+    this.posAge = this.age(this.routeAges, Date.parse(r.lastUpdated), now, (ms, n) => `fix ${words(ms, n)}`);
     $('drawer-route').replaceChildren(el('dl', { className: 'kv' },
       row('Status', el('span', { className: `status ${c}` }, el('span', { className: 'shape' }, SHAPES[c]), WORDS[c])),
       row('Driver', text(r.driverName) || text(r.driverId) || '—', r.driverId ? el('span', { className: 'muted' }, ` (${text(r.driverId)})`) : null,
@@ -291,21 +349,20 @@ export class Drawer {
       row('Stops', `${showNum(r.completedStops)} / ${showNum(r.totalStops)}`),
       row('Packages', `${showNum(r.completedPackages)} / ${showNum(r.totalPackages)}`),
       row('Behind', `${showNum(r.behindSchedule)} stops`),
-      row('Position', Number.isNaN(fix) ? '—' : age(fix, (ms, n) => `fix ${words(ms, n)}`))));
-    this.renderDevice(r, now, age);
-    this.renderTimeline();
+      row('Position', this.posAge.node)));
   }
 
-  renderDevice(r, now, age) {
-    const dev = this.state.devices.get(r.driverId);
-    const pr = this.state.presence.get(r.driverId);
+  renderDevice(dev, pr, now) {
+    this.deviceAges = [];
+    this.fixAge = null;
     const row = (k, ...v) => [el('dt', null, k), el('dd', null, ...v)];
     const rows = [];
     const ps = pr && has(PRESENCE, pr.state) ? pr.state : null;
     if (pr) {
       const since = Date.parse(pr.since);
       rows.push(row('Connection', el('span', { className: `presence ${ps || 'unknown'}` }, `${ps ? PRESENCE[ps] : '?'} ${text(pr.state) || 'unknown'}`),
-        Number.isNaN(since) ? null : el('span', { className: 'muted' }, ' ', age(since, (ms, n) => `since ${hhmm(ms)} (${words(ms, n)})`))));
+        Number.isNaN(since) ? null : el('span', { className: 'muted' }, ' ',
+          this.age(this.deviceAges, since, now, (ms, n) => `since ${hhmm(ms)} (${words(ms, n)})`).node)));
     } else {
       rows.push(row('Connection', el('span', { className: 'muted' }, 'not heard from')));
     }
@@ -318,8 +375,8 @@ export class Drawer {
       rows.push(row('Accuracy', acc === null ? '—' : `${Math.round(acc)} m`));
       rows.push(row('App', has(APPS, dev.app) ? APPS[dev.app] : 'handheld'));
       rows.push(row('Network', dev.conn === 'wifi' ? 'Wi-Fi' : dev.conn === 'mobile' || dev.conn === 'offline' ? dev.conn : '—'));
-      const lf = Date.parse(dev.lastFix);
-      rows.push(row('Last fix', Number.isNaN(lf) ? '—' : age(lf)));
+      this.fixAge = this.age(this.deviceAges, Date.parse(dev.lastFix), now);
+      rows.push(row('Last fix', this.fixAge.node));
     } else {
       rows.push(row('Device', el('span', { className: 'muted' }, 'no device health yet')));
     }

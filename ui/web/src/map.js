@@ -183,6 +183,10 @@ export function keepInView(p) {
   if (!map.getBounds().pad(-0.2).contains(ll)) map.panTo(ll, { animate: false });
 }
 
+// apart says whether a and b ({lat, lng}) are a pixel or more apart on
+// the map as it is zoomed: a line extended by less shows nothing new.
+export function apart(a, b) { return !map || moved([a.lat, a.lng], [b.lat, b.lng]); }
+
 // trailLength is how many points the trail's line has (for tests).
 export function trailLength() { return trailLine ? trailLine.getLatLngs().length : 0; }
 
@@ -192,3 +196,6 @@ export function inView(p) { return !!map && map.getBounds().contains(L.latLng(p.
 // onUserPan calls fn when the dispatcher drags the map (our own pans are
 // no drags).
 export function onUserPan(fn) { if (map) map.on('dragstart', fn); }
+
+// onZoomEnd calls fn after every zoom.
+export function onZoomEnd(fn) { if (map) map.on('zoomend', fn); }
