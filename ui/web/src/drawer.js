@@ -314,7 +314,7 @@ export class Drawer {
 
   // age is an element whose text follows the clock: fmt(ms, now).
   age(list, ms, now, fmt = words) {
-    const a = { node: el('span', null, fmt(ms, now)), ms, fmt };
+    const a = { node: el('span', null, Number.isNaN(ms) ? '—' : fmt(ms, now)), ms, fmt };
     list.push(a);
     return a;
   }
