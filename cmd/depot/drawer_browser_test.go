@@ -188,6 +188,16 @@ func TestBrowserTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the trail grown", `window.__depot.drawer.points === 12 && window.__depot.drawer.line === 12 && window.__depot.drawer.stops === 2`)
+	// DEPOT_SCREENSHOT_DRAWER=file.png saves a picture of the drawer.
+	if out := os.Getenv("DEPOT_SCREENSHOT_DRAWER"); out != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// A reload keeps the route (the address) and reads the trail whole.
 	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
@@ -258,16 +268,6 @@ func TestBrowserTrail(t *testing.T) {
 		t.Fatalf("a past range took a live fix: %v fixes", n)
 	}
 	waitJS(t, ctx, "no CSP refusals", `window.__depot.csp.length === 0`)
-	// DEPOT_SCREENSHOT_DRAWER=file.png saves a picture of the drawer.
-	if out := os.Getenv("DEPOT_SCREENSHOT_DRAWER"); out != "" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(out, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // drag presses the mouse at a quarter of sel's width and three quarters of

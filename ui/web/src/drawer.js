@@ -46,6 +46,15 @@ export function deviceKey(driverId, dev, pr) {
     text(d.app), text(d.conn), Number.isNaN(Date.parse(d.lastFix))].join(' ') : '-'].join('\u0001');
 }
 
+// lastFix is when the driver's handheld last sent a fix: its device
+// health's lastFix, or the route's position if newer (device health is
+// sent when it changes, not with every fix).
+function lastFix(dev, r) {
+  const a = Date.parse(dev.lastFix);
+  const b = r ? Date.parse(r.lastUpdated) : NaN;
+  return Number.isNaN(a) ? b : Number.isNaN(b) ? a : Math.max(a, b);
+}
+
 export class Drawer {
   // state: the page's (routes, devices, presence, lastSeq). serverNow:
   // the depot's clock. api(path): GET of the API. onVTO(r), onReassign(r):
@@ -57,7 +66,6 @@ export class Drawer {
     this.dirty = false;
     this.journal = new Journal();
     this.dayRead = null; // the read back of today's events: a promise, once a page
-    this.timelineFrom = 0; // the seq the read back started from (older not read)
     this.timelineNote = '';
     this.pts = [];
     this.stops = new Stops({ minDwellMs: 120000, radiusM: 30 });
@@ -307,7 +315,7 @@ export class Drawer {
       this.deviceKey = dk;
       this.renderDevice(dev, pr, now);
     }
-    if (this.fixAge && dev) this.fixAge.ms = Date.parse(dev.lastFix);
+    if (this.fixAge && dev) this.fixAge.ms = lastFix(dev, r);
     if (this.timelineDirty) this.renderTimeline();
     this.tickAges(now);
   }
@@ -375,7 +383,7 @@ export class Drawer {
       rows.push(row('Accuracy', acc === null ? '—' : `${Math.round(acc)} m`));
       rows.push(row('App', has(APPS, dev.app) ? APPS[dev.app] : 'handheld'));
       rows.push(row('Network', dev.conn === 'wifi' ? 'Wi-Fi' : dev.conn === 'mobile' || dev.conn === 'offline' ? dev.conn : '—'));
-      this.fixAge = this.age(this.deviceAges, Date.parse(dev.lastFix), now);
+      this.fixAge = this.age(this.deviceAges, lastFix(dev, this.route()), now);
       rows.push(row('Last fix', this.fixAge.node));
     } else {
       rows.push(row('Device', el('span', { className: 'muted' }, 'no device health yet')));
