@@ -105,6 +105,25 @@ func TestBrowserRouteDrawer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the dialog closed, the drawer not", `!document.getElementById('dlg').open && !document.getElementById('drawer').hidden`)
+	// The drawer's VTO is the row's dialog too.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#drawer-vto`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the VTO dialog", `document.getElementById('dlg').open && document.getElementById('dlg-title').textContent === 'Offer VTO to Ana Silva'`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#dlg button[value="cancel"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the VTO dialog closed", `!document.getElementById('dlg').open`)
+	// A reassignment through the drawer: its timeline says so, and its
+	// device part is the new driver's (not heard from).
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#drawer-reassign`)),
+		chromedp.SendKeys(chromedp.CSS(`#dlg-input`), "D3"), chromedp.Click(chromedp.CSS(`#dlg-ok`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the reassignment in the drawer", `(() => { const tl = document.getElementById('drawer-timeline');
+		return !document.getElementById('dlg').open && tl.firstElementChild.textContent.includes('Reassigned from D1 to D3 by ana') &&
+			document.getElementById('drawer-route').textContent.includes('(D3)') &&
+			document.getElementById('drawer-device').textContent.includes('not heard from'); })()`)
 	if err := chromedp.Do(ctx, chromedp.KeyEvent("\u001b")); err != nil {
 		t.Fatal(err)
 	}
