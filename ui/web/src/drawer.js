@@ -9,51 +9,15 @@
 // the network.
 import { $, el, SHAPES, WORDS, PRESENCE } from './dom.js';
 import { has, num, showNum, text, statusOf } from './checks.js';
-import { ago, APPS } from './table.js';
+import { APPS } from './table.js';
+import { routeFromHash, words, routeKey, deviceKey, lastFix } from './drawerview.js';
 import { merge, Stops, timeRange, inRange, loadHistory, pointOfRoute, AHEAD, startOfDay } from './trail.js';
 import { Journal, firstSeqSince, readSince } from './timeline.js';
 import * as mapview from './map.js';
 
 const hhmm = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-// words says how long ago ms was, in words: "just now", "7m ago".
-export function words(ms, now) {
-  const a = ago(ms, now);
-  return a === 'now' ? 'just now' : `${a} ago`;
-}
-
 // A datetime-local input's value is local time without a zone.
 const fromLocal = (v) => (v ? new Date(v).getTime() : NaN);
-
-// routeFromHash reads #route=ID.
-export function routeFromHash(hash) {
-  const m = /^#route=(.+)$/.exec(hash || '');
-  if (!m) return '';
-  try { return decodeURIComponent(m[1]); } catch { return ''; }
-}
-
-// routeKey is everything the drawer shows of a route but its fix's age.
-export function routeKey(r) {
-  return [statusOf(r.statusColor), text(r.routeCode), text(r.routeId), text(r.driverName), text(r.driverId), text(r.performanceTier),
-    showNum(r.completedStops), showNum(r.totalStops), showNum(r.completedPackages), showNum(r.totalPackages),
-    showNum(r.behindSchedule), Number.isNaN(Date.parse(r.lastUpdated))].join('\u0001');
-}
-
-// deviceKey is everything the drawer shows of a driver's device and
-// presence but the ages.
-export function deviceKey(driverId, dev, pr) {
-  const d = dev && typeof dev === 'object' ? dev : null;
-  return [text(driverId), pr ? `${text(pr.state)} ${text(pr.since)}` : '-', d ? [showNum(d.batt), text(d.battState), showNum(d.acc),
-    text(d.app), text(d.conn), Number.isNaN(Date.parse(d.lastFix))].join(' ') : '-'].join('\u0001');
-}
-
-// lastFix is when the driver's handheld last sent a fix: its device
-// health's lastFix, or the route's position if newer (device health is
-// sent when it changes, not with every fix).
-function lastFix(dev, r) {
-  const a = Date.parse(dev.lastFix);
-  const b = r ? Date.parse(r.lastUpdated) : NaN;
-  return Number.isNaN(a) ? b : Number.isNaN(b) ? a : Math.max(a, b);
-}
 
 export class Drawer {
   // state: the page's (routes, devices, presence, lastSeq). serverNow:
