@@ -60,14 +60,16 @@ func TestBrowserRouteDrawer(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.route-icon [data-route="R2"] .dot`))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "the drawer of R2", `!document.getElementById('drawer').hidden &&
-		document.getElementById('drawer-title').textContent === 'Route CX02' && location.hash === '#route=R2'`)
+	waitJS(t, ctx, "the drawer of R2, its marker ringed", `!document.getElementById('drawer').hidden &&
+		document.getElementById('drawer-title').textContent === 'Route CX02' && location.hash === '#route=R2' &&
+		document.querySelectorAll('.route-icon.sel').length === 1 && document.querySelector('.route-icon.sel [data-route="R2"]') !== null`)
 	waitJS(t, ctx, "no device yet for D2", `document.getElementById('drawer-device').textContent.includes('no device health yet')`)
 	// The close button, by its accessible name.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[aria-label="Close route details"]`))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "closed by its button", `document.getElementById('drawer').hidden && !document.querySelector('main').classList.contains('with-drawer')`)
+	waitJS(t, ctx, "closed by its button", `document.getElementById('drawer').hidden && !document.querySelector('main').classList.contains('with-drawer') &&
+		document.querySelector('.route-icon.sel') === null`)
 
 	// From the table: a click on the row (not on its buttons).
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-route="R1"] td:nth-child(5)`))); err != nil {

@@ -15,7 +15,7 @@ import { $, el } from './dom.js';
 import { num, showNum, text, pushSummary, upstreamSummary } from './checks.js';
 import { renderOffers as renderOfferList, updateCountdowns as updateOfferCountdowns } from './offers.js';
 import { applyEvent, loadSnapshot } from './depotstate.js';
-import { initMap, placeMarker, fitOnce, resize, hasMap, setOnPick } from './map.js';
+import { initMap, placeMarker, fitOnce, resize, hasMap, setOnPick, selectMarker } from './map.js';
 import { Drawer } from './drawer.js';
 import { RouteTable, ago } from './table.js';
 import { Alarms } from './alarms.js';
@@ -328,6 +328,7 @@ const drawer = new Drawer({
   onShown(id) {
     document.querySelector('main').classList.toggle('with-drawer', !!id);
     table.select(id);
+    selectMarker(id);
     resize();
   },
 });

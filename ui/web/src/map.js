@@ -9,6 +9,7 @@ let map, layer;
 let fitted = false;
 const markers = new Map();
 let onPick = null; // a click on a route's marker (setOnPick)
+let selectedId = ''; // the route the drawer shows: its marker is ringed and on top (selectMarker)
 // initMap draws the map in #map, centred on cfg.center, with a DEPOT marker
 // there unless depotMarker is false (the fleet's centre is no depot).
 export function initMap(cfg, { depotMarker = true } = {}) {
@@ -123,7 +124,23 @@ export function placeMarker(r) {
   // An element, not a string: Leaflet would parse a string as markup.
   const html = el('span', { dataset: { route: r.routeId } }, el('span', { className: 'dot' }), el('span', { className: 'tag' }, shape, label));
   m.setIcon(L.divIcon({ className: `route-icon ${c}`, html, iconSize: [16, 16], iconAnchor: [8, 8] }));
-  m.setZIndexOffset(RANK[c] === 0 ? 1000 : 0);
+  m.depotRank = RANK[c];
+  m.setZIndexOffset(r.routeId === selectedId ? 2000 : RANK[c] === 0 ? 1000 : 0);
+  if (r.routeId === selectedId) ring(m, true);
+}
+
+function ring(m, on) {
+  const e = m.getElement();
+  if (e) e.classList.toggle('sel', on);
+}
+
+// selectMarker rings route id's marker and puts it on top ('' none).
+export function selectMarker(id) {
+  const old = markers.get(selectedId);
+  if (old) { ring(old, false); old.setZIndexOffset(old.depotRank === 0 ? 1000 : 0); }
+  selectedId = id;
+  const m = markers.get(id);
+  if (m) { ring(m, true); m.setZIndexOffset(2000); }
 }
 
 // setOnPick sets what a click on a route's marker does: fn(routeId).
