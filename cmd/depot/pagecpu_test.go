@@ -17,12 +17,28 @@ import (
 // script and layout parts) over 20 s.
 //
 //	go test -run '^$' -bench PageCPU -benchtime 1x ./cmd/depot
-func BenchmarkPageCPU(b *testing.B) {
+func BenchmarkPageCPU(b *testing.B) { pageCPU(b, false) }
+
+// BenchmarkPageCPUDrawer is BenchmarkPageCPU with a route's drawer open,
+// its trail growing and follow mode on (docs/workspace.md).
+//
+//	go test -run '^$' -bench PageCPUDrawer -benchtime 1x ./cmd/depot
+func BenchmarkPageCPUDrawer(b *testing.B) { pageCPU(b, true) }
+
+func pageCPU(b *testing.B, drawer bool) {
 	a := startApp(b, "", func(c *ServeConfig) { c.CortexURL, c.Demo = "", true })
 	ctx := browser(b)
 	signIn(b, ctx, a, "ana", anaPassword)
 	waitJS(b, ctx, "30 routes", `document.querySelectorAll('#routes tbody tr').length === 30`)
 	waitJS(b, ctx, "live", `window.__depot.conn === 'live'`)
+	if drawer {
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#routes tbody tr:nth-child(3) .codebtn`)),
+			chromedp.Click(chromedp.CSS(`#trail-follow`))); err != nil {
+			b.Fatal(err)
+		}
+		waitJS(b, ctx, "the trail read and growing", `(() => { const d = window.__depot.drawer;
+			return d.open && d.follow && d.loads === 1 && !d.loading && d.points > 2; })()`)
+	}
 	metrics := func() map[string]float64 {
 		out, err := chromedp.Run(ctx, func(ctx context.Context, t *chromedp.Target) (map[string]float64, error) {
 			if _, err := cdp.Call(ctx, t, performance.Enable, performance.EnableParams{}); err != nil {

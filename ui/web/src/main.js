@@ -15,7 +15,8 @@ import { $, el } from './dom.js';
 import { num, showNum, text, pushSummary, upstreamSummary } from './checks.js';
 import { renderOffers as renderOfferList, updateCountdowns as updateOfferCountdowns } from './offers.js';
 import { applyEvent, loadSnapshot } from './depotstate.js';
-import { initMap, placeMarker, fitOnce, resize, hasMap } from './map.js';
+import { initMap, placeMarker, fitOnce, resize, hasMap, setOnPick, selectMarker } from './map.js';
+import { Drawer } from './drawer.js';
 import { RouteTable, ago } from './table.js';
 import { Alarms } from './alarms.js';
 import { Session, showLogin, bindLogin, backoff, SESSION_ENDED } from './login.js';
@@ -128,7 +129,9 @@ function onLive(env) {
 // apply shows one event (depotstate.js changes the picture).
 function apply(env) {
   const ch = applyEvent(state, env);
+  drawer.onEvent(env);
   if (!ch) return;
+  drawer.onChange(ch);
   switch (ch.kind) {
     case 'route': table.mark(ch.id); break;
     case 'rescue':
@@ -249,6 +252,10 @@ function connect(cfg, mode = 'main') {
 }
 
 function setConn(s) {
+  // Back to live after a cut: the trail re-reads history from where it
+  // was cut (drawer.js, reconnected).
+  if (s !== 'live' && state.conn === 'live') drawer.cut();
+  if (s === 'live' && state.conn !== 'live' && state.conn !== 'connecting') drawer.reconnected();
   state.conn = s;
   state.transport = tp.mode;
   const el = $('conn');
@@ -310,7 +317,22 @@ const table = new RouteTable({
   onReassign: reassign,
   onRoute: placeMarker,
   afterRender: () => fitOnce(state.cfg && state.cfg.center),
+  onOpen: (id) => drawer.open(id),
 });
+
+// ---- the route drawer and its trail (drawer.js, trail.js) ----
+const drawer = new Drawer({
+  state, serverNow, api,
+  onVTO: offerVTO,
+  onReassign: reassign,
+  onShown(id) {
+    document.querySelector('main').classList.toggle('with-drawer', !!id);
+    table.select(id);
+    selectMarker(id);
+    resize();
+  },
+});
+setOnPick((id) => drawer.open(id));
 
 function onFeed(feed) {
   state.feed = feed;
@@ -351,6 +373,7 @@ function tick() {
   const d = state.lastDelay;
   $('delay').textContent = d == null ? 'delay –' : d < 1 ? 'delay <1 ms' : `delay ${Math.round(d)} ms`;
   table.tick();
+  drawer.tick();
   updateCountdowns();
   // The server publishes system:status every 5 s: 20 s without an event
   // applied on a "live" stream means a half-open connection (or a stream
@@ -377,6 +400,7 @@ async function start() {
     try { initMap(cfg); } catch (e) { console.error('map', e); }
   }
   try { await catchUp(); } catch { /* retried on connect */ }
+  drawer.fromHash(); // a reload keeps the selected route (#route=ID)
   mqttClient = connect(cfg);
 }
 

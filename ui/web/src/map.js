@@ -8,6 +8,8 @@ import { num, statusOf, text } from './checks.js';
 let map, layer;
 let fitted = false;
 const markers = new Map();
+let onPick = null; // a click on a route's marker (setOnPick)
+let selectedId = ''; // the route the drawer shows: its marker is ringed and on top (selectMarker)
 // initMap draws the map in #map, centred on cfg.center, with a DEPOT marker
 // there unless depotMarker is false (the fleet's centre is no depot).
 export function initMap(cfg, { depotMarker = true } = {}) {
@@ -108,6 +110,8 @@ export function placeMarker(r) {
   let m = markers.get(r.routeId);
   if (!m) {
     m = L.marker([lat, lng], { keyboard: false, title: label });
+    const id = r.routeId;
+    m.on('click', () => { if (onPick) onPick(id); });
     m.addTo(layer);
     markers.set(r.routeId, m);
   }
@@ -118,7 +122,97 @@ export function placeMarker(r) {
   m.depotKey = c + label;
   const shape = el('span', { className: 'shape' }, c === 'GREEN' ? '' : SHAPES[c]);
   // An element, not a string: Leaflet would parse a string as markup.
-  const html = el('span', null, el('span', { className: 'dot' }), el('span', { className: 'tag' }, shape, label));
+  const html = el('span', { dataset: { route: r.routeId } }, el('span', { className: 'dot' }), el('span', { className: 'tag' }, shape, label));
   m.setIcon(L.divIcon({ className: `route-icon ${c}`, html, iconSize: [16, 16], iconAnchor: [8, 8] }));
-  m.setZIndexOffset(RANK[c] === 0 ? 1000 : 0);
+  m.depotRank = RANK[c];
+  m.setZIndexOffset(r.routeId === selectedId ? 2000 : RANK[c] === 0 ? 1000 : 0);
+  if (r.routeId === selectedId) ring(m, true);
 }
+
+function ring(m, on) {
+  const e = m.getElement();
+  if (e) e.classList.toggle('sel', on);
+}
+
+// selectMarker rings route id's marker and puts it on top ('' none).
+export function selectMarker(id) {
+  const old = markers.get(selectedId);
+  if (old) { ring(old, false); old.setZIndexOffset(old.depotRank === 0 ? 1000 : 0); }
+  selectedId = id;
+  const m = markers.get(id);
+  if (m) { ring(m, true); m.setZIndexOffset(2000); }
+}
+
+// setOnPick sets what a click on a route's marker does: fn(routeId).
+export function setOnPick(fn) { onPick = fn; }
+
+// ---- the selected route's trail (drawer.js) ----
+// One line on the canvas (preferCanvas), stops as small markers with a
+// tooltip of text (an element, never markup).
+let trailLine = null;
+let stopLayer = null;
+
+// setTrail draws the trail anew through pts ({lat, lng}); extendTrail
+// adds pts at its end (a live fix: no redraw of the day).
+export function setTrail(pts) {
+  if (!map) return;
+  const ll = pts.map((p) => [p.lat, p.lng]);
+  if (!trailLine) trailLine = L.polyline(ll, { color: '#38bdf8', weight: 3, opacity: 0.85, interactive: false }).addTo(map);
+  else trailLine.setLatLngs(ll);
+}
+
+export function extendTrail(pts) {
+  if (!map) return;
+  if (!trailLine) { setTrail(pts); return; }
+  for (const p of pts) trailLine.addLatLng([p.lat, p.lng]);
+}
+
+// setStops marks stops: [{lat, lng, title}].
+export function setStops(stops) {
+  if (!map) return;
+  if (!stopLayer) stopLayer = L.layerGroup().addTo(map);
+  stopLayer.clearLayers();
+  for (const s of stops) {
+    L.marker([s.lat, s.lng], { keyboard: false, title: s.title, zIndexOffset: -500,
+      icon: L.divIcon({ className: 'stop-icon', html: el('span', { className: 'stop-dot', 'aria-label': s.title }), iconSize: [12, 12], iconAnchor: [6, 6] }) })
+      .addTo(stopLayer);
+  }
+}
+
+// clearTrail takes the trail and its stops off the map.
+export function clearTrail() {
+  if (trailLine) { trailLine.remove(); trailLine = null; }
+  if (stopLayer) stopLayer.clearLayers();
+}
+
+// fitTrail shows the whole trail (or the one point there is).
+export function fitTrail(pts) {
+  if (!map || pts.length === 0) return;
+  if (pts.length === 1) map.setView([pts[0].lat, pts[0].lng], Math.max(map.getZoom(), 14), { animate: false });
+  else map.fitBounds(L.latLngBounds(pts.map((p) => [p.lat, p.lng])), { padding: [40, 40], maxZoom: 16, animate: false });
+}
+
+// keepInView pans the map to p when p is outside its inner part (follow
+// mode): a driver moving within the view moves no map.
+export function keepInView(p) {
+  if (!map) return;
+  const ll = L.latLng(p.lat, p.lng);
+  if (!map.getBounds().pad(-0.2).contains(ll)) map.panTo(ll, { animate: false });
+}
+
+// apart says whether a and b ({lat, lng}) are a pixel or more apart on
+// the map as it is zoomed: a line extended by less shows nothing new.
+export function apart(a, b) { return !map || moved([a.lat, a.lng], [b.lat, b.lng]); }
+
+// trailLength is how many points the trail's line has (for tests).
+export function trailLength() { return trailLine ? trailLine.getLatLngs().length : 0; }
+
+// inView says whether p is on the map's view.
+export function inView(p) { return !!map && map.getBounds().contains(L.latLng(p.lat, p.lng)); }
+
+// onUserPan calls fn when the dispatcher drags the map (our own pans are
+// no drags).
+export function onUserPan(fn) { if (map) map.on('dragstart', fn); }
+
+// onZoomEnd calls fn after every zoom.
+export function onZoomEnd(fn) { if (map) map.on('zoomend', fn); }

@@ -42,7 +42,7 @@ export function ago(ms, now) {
 }
 
 // APPS names the handheld apps device health reports (docs/handhelds.md).
-const APPS = { owntracks: 'OwnTracks', traccar: 'Traccar Client', driverapp: 'driver app', other: 'other app' };
+export const APPS = { owntracks: 'OwnTracks', traccar: 'Traccar Client', driverapp: 'driver app', other: 'other app' };
 
 // deviceLabel is the row's battery/app indicator for a driver's device
 // health: its text, its tooltip and whether the battery is low (under
@@ -85,9 +85,11 @@ export class RouteTable {
   // state: the page's state (routes, presence). serverNow: the depot's
   // clock. onVTO, onReassign: a row's buttons. onRoute(r): a route changed
   // (the map moves its marker). afterRender(): every render. readOnly: no
-  // buttons (the fleet page, which only watches).
-  constructor({ state, serverNow, onVTO, onReassign, onRoute, afterRender, readOnly = false }) {
-    Object.assign(this, { state, serverNow, onVTO, onReassign, onRoute, afterRender, readOnly });
+  // buttons (the fleet page, which only watches). onOpen(routeId): a click
+  // on a row or its code (the route drawer); none, no such click.
+  constructor({ state, serverNow, onVTO, onReassign, onRoute, afterRender, readOnly = false, onOpen = null }) {
+    Object.assign(this, { state, serverNow, onVTO, onReassign, onRoute, afterRender, readOnly, onOpen });
+    this.selected = '';
     this.rows = new Map(); // routeId -> {tr, key, sig, age: its age cell, ts: the time it shows}
     this.dirty = new Set();
     this.timer = 0; // the fallback render, for when ticks are late
@@ -121,6 +123,15 @@ export class RouteTable {
     this.markAll();
   }
 
+  // select marks route id's row as the one the drawer shows ('' none).
+  select(id) {
+    const old = this.rows.get(this.selected);
+    if (old) old.tr.classList.remove('sel');
+    this.selected = id;
+    const row = this.rows.get(id);
+    if (row) row.tr.classList.add('sel');
+  }
+
   // markDriver redraws the route(s) driver drives.
   markDriver(driver) {
     for (const r of this.state.routes.values()) if (r.driverId === driver) this.mark(r.routeId);
@@ -147,7 +158,9 @@ export class RouteTable {
     list.forEach((r, i) => {
       let row = this.rows.get(r.routeId);
       if (!row) {
-        row = { tr: el('tr', { dataset: { route: r.routeId } }), key: null, sig: null, age: null, ts: 0 };
+        const id = r.routeId;
+        row = { tr: el('tr', { dataset: { route: id } }), key: null, sig: null, age: null, ts: 0 };
+        if (this.onOpen) row.tr.onclick = (e) => { if (!e.target.closest('button')) this.onOpen(id); };
         this.rows.set(r.routeId, row);
       }
       if (this.dirty.has(r.routeId)) {
@@ -185,12 +198,15 @@ export class RouteTable {
     const pr = this.state.presence.get(r.driverId);
     const ps = pr && has(PRESENCE, pr.state) ? pr.state : 'unknown';
     const dev = deviceLabel(this.state.devices?.get(r.driverId));
-    tr.className = 's-' + c;
+    tr.className = 's-' + c + (this.selected === r.routeId ? ' sel' : '');
     const age = el('td', { className: 'num age' });
     // Through el's filter: replaceChildren would show a null as "null".
     tr.replaceChildren(...el('tr', null,
       el('td', null, el('span', { className: `status ${c}` }, el('span', { className: 'shape' }, SHAPES[c]), WORDS[c])),
-      el('td', null, el('span', { className: 'code' }, text(r.routeCode) || text(r.routeId))),
+      el('td', null, this.onOpen
+        ? el('button', { type: 'button', className: 'code codebtn', title: 'Open the route drawer',
+          onclick: () => this.onOpen(r.routeId) }, text(r.routeCode) || text(r.routeId))
+        : el('span', { className: 'code' }, text(r.routeCode) || text(r.routeId))),
       el('td', null, text(r.driverName) || text(r.driverId),
         r.performanceTier ? el('span', { className: 'tier' }, text(r.performanceTier)) : null,
         pr ? el('span', { className: `presence ${ps}`, title: `${text(pr.state)} since ${text(pr.since)}` },
