@@ -84,8 +84,22 @@ func TestFleetLoad(t *testing.T) {
 			names = append(names, a.Config.Depot)
 		}
 		since := time.Now()
+		var behind error
 		for _, c := range clients {
-			checkFor(t, 2*time.Minute, func() error { return c.live(names, since) })
+			for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+				if behind = c.live(names, since); behind == nil || time.Now().After(deadline) {
+					break
+				}
+			}
+			if behind != nil {
+				break
+			}
+		}
+		if behind != nil {
+			// Past what this machine carries: the dashboards never catch
+			// up. That ends the run; it is a finding, not a failure.
+			fmt.Printf("%8d %12s   saturated: not caught up within 2 minutes (%v)\n", n, "-", behind)
+			break
 		}
 		for _, c := range clients {
 			c.mu.Lock()
