@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 )
@@ -39,6 +41,13 @@ func (s *Server) events(c echo.Context) error {
 		return c.JSON(http.StatusGone, map[string]any{
 			"error": "events up to seq " + strconv.FormatUint(oldest-1, 10) + " were pruned; reload GET /api/v1/state", "oldestSeq": oldest})
 	}
+	if v := c.QueryParam("types"); v != "" {
+		types, err := parseTypes(v)
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+		}
+		return s.typedEvents(c, after, limit, types)
+	}
 	evs, err := s.cfg.Archive.EventsAfter(after, limit)
 	if err != nil {
 		return err
@@ -48,4 +57,66 @@ func (s *Server) events(c echo.Context) error {
 		return c.JSONBlob(http.StatusOK, []byte("[]"))
 	}
 	return c.JSON(http.StatusOK, evs)
+}
+
+// maxTypedScan bounds the events one typed request reads through: a day of
+// a busy depot is about a million, nearly all route updates.
+const maxTypedScan = 100_000
+
+// parseTypes reads ?types=a:b,c:d: at most 20 event type names.
+func parseTypes(v string) (map[string]bool, error) {
+	parts := strings.Split(v, ",")
+	if len(parts) > 20 {
+		return nil, errBadTypes
+	}
+	out := make(map[string]bool, len(parts))
+	for _, t := range parts {
+		if len(t) == 0 || len(t) > 40 || strings.Trim(t, "abcdefghijklmnopqrstuvwxyz:") != "" {
+			return nil, errBadTypes
+		}
+		out[t] = true
+	}
+	return out, nil
+}
+
+var errBadTypes = echo.NewHTTPError(http.StatusBadRequest, "types: want up to 20 event types, comma-separated (e.g. rescue:alert,vto:offer)")
+
+// typedEvents answers ?types=: the events of those types after seq after,
+// at most limit, read through at most maxTypedScan events of the log, as
+// {"events": [...], "scannedTo": seq}: the next request goes on after
+// scannedTo (the last event read through, whether it matched or not), so
+// the page of a rare type over a long log takes a few requests, never one
+// without bound.
+func (s *Server) typedEvents(c echo.Context, after uint64, limit int, types map[string]bool) error {
+	out := []json.RawMessage{}
+	cur, scanned := after, 0
+	for scanned < maxTypedScan && len(out) < limit {
+		before := cur
+		evs, err := s.cfg.Archive.EventsAfter(cur, maxEventPage)
+		if err != nil {
+			return err
+		}
+		for _, raw := range evs {
+			var env struct {
+				Seq  uint64 `json:"seq"`
+				Type string `json:"type"`
+			}
+			if json.Unmarshal(raw, &env) != nil || env.Seq <= cur {
+				continue
+			}
+			cur = env.Seq
+			scanned++
+			if types[env.Type] {
+				out = append(out, raw)
+				if len(out) == limit {
+					break
+				}
+			}
+		}
+		if len(evs) < maxEventPage || cur == before {
+			break // the end of the log, or a page that would be read again
+		}
+	}
+	c.Response().Header().Set("X-Last-Seq", strconv.FormatUint(s.cfg.Depot.LastSeq(), 10))
+	return c.JSON(http.StatusOK, map[string]any{"events": out, "scannedTo": cur})
 }

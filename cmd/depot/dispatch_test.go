@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -465,5 +467,79 @@ func TestPrunedHistoryIsGone(t *testing.T) {
 	var evs []bridge.Envelope
 	if code := a.getJSON(t, fmt.Sprintf("/api/v1/events?after=%d", snap.Seq-1), &evs); code != 200 || len(evs) == 0 {
 		t.Fatalf("recent events: %d %d", code, len(evs))
+	}
+}
+
+// TestTypedEvents: GET /events?types= reads through the log for the events
+// of those types only (the drawer's timeline of a day, whose log is nearly
+// all route updates), answers where it read to, and refuses a bad list.
+func TestTypedEvents(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, "", nil)
+	drv := a.driver(t, "D1")
+	now := time.Now()
+	for i := range 5 {
+		if code, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.60+float64(i)*0.001, -121.47, now.Add(time.Duration(i)*time.Second))); err != nil || code != 0 {
+			t.Fatalf("fix %d: 0x%02x %v", i, code, err)
+		}
+	}
+	var offer map[string]any
+	if code := a.request(t, "POST", "/api/v1/vto", a.disp, map[string]string{"driverId": "D1", "routeId": "R1"}, &offer); code != 201 {
+		t.Fatalf("POST /vto: %d", code)
+	}
+	for i := range 3 {
+		if code, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.61+float64(i)*0.001, -121.47, now.Add(time.Duration(10+i)*time.Second))); err != nil || code != 0 {
+			t.Fatalf("fix %d: 0x%02x %v", i, code, err)
+		}
+	}
+	var all []bridge.Envelope
+	checkFor(t, 5*time.Second, func() error {
+		all = nil
+		if code := a.request(t, "GET", "/api/v1/events?after=0", a.disp, nil, &all); code != 200 {
+			return fmt.Errorf("GET /events: %d", code)
+		}
+		if n := len(all); n == 0 || all[n-1].Type != bridge.EventRouteUpdate {
+			return fmt.Errorf("the last fix's event not yet in the log")
+		}
+		return nil
+	})
+	last := all[len(all)-1].Seq
+	var offers []uint64
+	for _, e := range all {
+		if e.Type == "vto:offer" {
+			offers = append(offers, e.Seq)
+		}
+	}
+	if len(offers) != 1 {
+		t.Fatalf("want one vto:offer in the log, have %d", len(offers))
+	}
+	type typed struct {
+		Events    []bridge.Envelope `json:"events"`
+		ScannedTo uint64            `json:"scannedTo"`
+	}
+	var got typed
+	if code := a.request(t, "GET", "/api/v1/events?after=0&types=vto:offer,rescue:alert", a.disp, nil, &got); code != 200 {
+		t.Fatalf("typed GET /events: %d", code)
+	}
+	if len(got.Events) != 1 || got.Events[0].Seq != offers[0] || got.ScannedTo < last {
+		t.Fatalf("typed: %d events (first seq %v), scanned to %d; want the offer at %d and the log read to %d", len(got.Events), got.Events, got.ScannedTo, offers[0], last)
+	}
+	// limit=1 over two matches: the first, and where to go on from.
+	got = typed{}
+	if code := a.request(t, "GET", "/api/v1/events?after=0&limit=1&types=route:update", a.disp, nil, &got); code != 200 {
+		t.Fatalf("typed GET /events: %d", code)
+	}
+	if len(got.Events) != 1 || got.Events[0].Type != bridge.EventRouteUpdate || got.ScannedTo != got.Events[0].Seq {
+		t.Fatalf("limit 1: %+v", got)
+	}
+	// After the offer: nothing of its type, and the log read to its end.
+	got = typed{}
+	if code := a.request(t, "GET", fmt.Sprintf("/api/v1/events?after=%d&types=vto:offer", offers[0]), a.disp, nil, &got); code != 200 || len(got.Events) != 0 || got.ScannedTo < last {
+		t.Fatalf("after the offer: %d %+v", code, got)
+	}
+	for _, bad := range []string{"VTO", "a,,b", "<script>", strings.Repeat("a,", 21) + "a", strings.Repeat("a", 41)} {
+		if code := a.request(t, "GET", "/api/v1/events?types="+url.QueryEscape(bad), a.disp, nil, nil); code != 400 {
+			t.Fatalf("types=%q: %d, want 400", bad, code)
+		}
 	}
 }

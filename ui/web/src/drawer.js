@@ -12,7 +12,7 @@ import { has, num, showNum, text, statusOf } from './checks.js';
 import { APPS } from './table.js';
 import { routeFromHash, words, routeKey, deviceKey, lastFix } from './drawerview.js';
 import { merge, Stops, timeRange, inRange, loadHistory, pointOfRoute, AHEAD, startOfDay } from './trail.js';
-import { Journal, firstSeqSince, readSince } from './timeline.js';
+import { Journal, TYPES, firstSeqSince, readSince } from './timeline.js';
 import * as mapview from './map.js';
 
 const hhmm = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
@@ -360,15 +360,17 @@ export class Drawer {
   readDay() {
     if (this.dayRead) return this.dayRead;
     const getEvents = (after, limit) => this.api(`api/v1/events?after=${after}&limit=${limit}`);
+    const types = [...TYPES].join(',');
+    const getTyped = (after) => this.api(`api/v1/events?after=${after}&limit=1000&types=${types}`);
     const since = startOfDay(this.serverNow());
     const last = this.state.lastSeq;
     this.timelineNote = 'Reading today’s events…';
     this.dayRead = (async () => {
       try {
         const after = await firstSeqSince(getEvents, since, last);
-        const from = await readSince(getEvents, this.journal, after, last);
-        // A long day: only its newest events were read.
-        this.timelineNote = from > after ? `Only today’s latest events were read (after seq ${from}).` : '';
+        const to = await readSince(getTyped, this.journal, after, last);
+        // A very long day: its first events were read, not its last.
+        this.timelineNote = to < last ? `Only today’s events up to seq ${to} were read back.` : '';
       } catch (e) {
         this.timelineNote = `Could not read today’s events: ${e.message}`;
         this.dayRead = null; // the next opening tries again

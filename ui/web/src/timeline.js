@@ -110,22 +110,21 @@ export async function firstSeqSince(getEvents, ms, lastSeq) {
   return lo;
 }
 
-// readSince reads the events after seq after (firstSeqSince's answer) up
-// to lastSeq into journal, at most maxPages pages of limit, newest pages
-// first kept: when the day holds more than that, it reads the last
-// maxPages pages and returns the seq it started from (> after), for the
-// drawer to say the timeline begins there.
-export async function readSince(getEvents, journal, after, lastSeq, { limit = 1000, maxPages = 20 } = {}) {
-  let from = Math.max(after, lastSeq - limit * maxPages);
-  const start = from;
-  for (let page = 0; page < maxPages + 1; page++) {
-    const evs = await getEvents(from, limit);
-    if (!Array.isArray(evs) || evs.length === 0) break;
-    for (const env of evs) journal.add(env);
-    const last = evs[evs.length - 1];
-    if (!isObj(last) || !Number.isSafeInteger(last.seq) || last.seq <= from) break;
-    from = last.seq;
-    if (evs.length < limit || from >= lastSeq) break;
+// readSince reads the events of TYPES after seq after (firstSeqSince's
+// answer) up to lastSeq into journal. getTyped(after) answers GET
+// /api/v1/events?after=…&types=…: {events, scannedTo}, the server reading
+// through a bounded stretch of the log per request (a day's log is nearly
+// all route updates, which a timeline does not show). It returns the seq
+// read to: less than lastSeq when maxRequests ran out first, for the drawer
+// to say so.
+export async function readSince(getTyped, journal, after, lastSeq, { maxRequests = 100 } = {}) {
+  let from = after;
+  for (let i = 0; i < maxRequests && from < lastSeq; i++) {
+    const res = await getTyped(from);
+    if (!isObj(res) || !Array.isArray(res.events) || !Number.isSafeInteger(res.scannedTo)) break;
+    for (const env of res.events) journal.add(env);
+    if (res.scannedTo <= from) break; // the end of the log
+    from = res.scannedTo;
   }
-  return start;
+  return from;
 }

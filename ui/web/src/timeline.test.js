@@ -1,7 +1,7 @@
 // The route drawer's timeline: node --test ui/web/src/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { entry, Journal, firstSeqSince, readSince } from './timeline.js';
+import { entry, Journal, firstSeqSince, readSince, TYPES } from './timeline.js';
 
 const T0 = Date.parse('2026-12-03T08:00:00Z');
 const env = (seq, type, payload, ts = T0 + seq * 1000) => ({ seq, type, payload, timestamp: new Date(ts).toISOString() });
@@ -54,7 +54,14 @@ function fakeLog(n, oldest = 1) {
     if (after > 0 && oldest > after + 1) throw new Error('410: pruned'); // as the server answers
     return log.filter((e) => e.seq > after).slice(0, limit);
   };
-  return { getEvents, calls };
+  // GET /events?types=: at most scan events read through per request.
+  const getTyped = (scan) => async (after) => {
+    calls.push([after, 'typed']);
+    if (after > 0 && oldest > after + 1) throw new Error('410: pruned');
+    const read = log.filter((e) => e.seq > after).slice(0, scan);
+    return { events: read.filter((e) => TYPES.has(e.type)), scannedTo: read.length ? read[read.length - 1].seq : after };
+  };
+  return { getEvents, getTyped, calls };
 }
 
 test('firstSeqSince finds the first event of the day by binary search', async () => {
@@ -69,21 +76,21 @@ test('firstSeqSince finds the first event of the day by binary search', async ()
   assert.equal(await firstSeqSince(pruned.getEvents, T0 + 450 * 60000, 1000), 449);
   assert.equal(await firstSeqSince(pruned.getEvents, T0, 1000), 399, 'all of a pruned log is newer: from its oldest');
   const j = new Journal();
-  assert.equal(await readSince(pruned.getEvents, j, 399, 1000, { limit: 100 }), 399);
+  assert.equal(await readSince(pruned.getTyped(100), j, 399, 1000), 1000);
   assert.equal(j.entries('R1', 'D1')[0].seq, 400);
-  const long = fakeLog(3000, 1500); // a long day, pruned: its newest pages, none before the oldest
-  const k = new Journal();
-  const start = await firstSeqSince(long.getEvents, T0, 3000);
-  assert.equal(start, 1499);
-  assert.equal(await readSince(long.getEvents, k, start, 3000, { limit: 100, maxPages: 3 }), 2700);
 });
 
-test('readSince pages through the day into the journal, the newest pages when it is long', async () => {
-  const { getEvents } = fakeLog(1000);
+test('readSince reads the timeline events of the day through the log, request by request', async () => {
+  const { getTyped, calls } = fakeLog(1000);
   const j = new Journal();
-  assert.equal(await readSince(getEvents, j, 499, 1000, { limit: 100 }), 499);
+  assert.equal(await readSince(getTyped(100), j, 499, 1000), 1000);
   assert.equal(j.entries('R1', 'D1').length, 51, 'every tenth event, 500..1000');
+  assert.equal(calls.length, 6, '501 events: six stretches of at most 100');
   const k = new Journal();
-  assert.equal(await readSince(getEvents, k, 0, 1000, { limit: 100, maxPages: 3 }), 700, 'only the last 3 pages');
-  assert.deepEqual(k.entries('R1', 'D1').map((e) => e.seq)[0], 710);
+  assert.equal(await readSince(getTyped(100), k, 0, 1000, { maxRequests: 3 }), 300, 'cut short: says where it got to');
+  assert.equal(k.entries('R1', 'D1').length, 30);
+  const e = new Journal();
+  assert.equal(await readSince(getTyped(100), e, 1000, 1000), 1000, 'nothing after the last: no request');
+  assert.equal(await readSince(async () => ({ events: 'x' }), e, 0, 1000), 0, 'a strange answer ends it');
+  assert.equal(await readSince(async () => ({ events: [], scannedTo: 0 }), e, 0, 1000), 0, 'no progress ends it');
 });
