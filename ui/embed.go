@@ -52,6 +52,17 @@ func (s *Server) mountDashboard() {
 			return
 		}
 	}
+	if s.cfg.Fleet == nil {
+		// The admin page (docs/admin.md) at /admin as well as /admin.html;
+		// its data is the API's, for admins only.
+		s.e.GET("/admin", func(c echo.Context) error {
+			b, err := fs.ReadFile(sub, "admin.html")
+			if err != nil {
+				return err
+			}
+			return c.HTMLBlob(http.StatusOK, b)
+		})
+	}
 	s.e.Use(middleware.StaticWithConfig(middleware.StaticConfig{
 		Filesystem: http.FS(sub),
 		Index:      index,
