@@ -36,6 +36,7 @@ const session = new Session({
   onEnd(msg) {
     $('admin').hidden = true;
     $('denied').hidden = true;
+    forget();
     showLogin(msg);
   },
   onRenewed() {},
@@ -43,6 +44,18 @@ const session = new Session({
 const api = (...a) => session.api(...a);
 bindLogin(session, () => start());
 
+// forget drops what the page showed: whoever signs in next at this
+// screen may not be an admin.
+function forget() {
+  Object.assign(page, { users: [], devices: [], box: null, backups: [], me: null });
+  closeSetup();
+  for (const id of ['users', 'devices', 'backups']) $(id).tBodies[0].replaceChildren();
+  $('box').replaceChildren();
+  for (const id of ['note', 'users-err', 'devices-err', 'box-err', 'user-form-err', 'device-form-err', 'backup-msg']) $(id).textContent = '';
+  if ($('dlg').open) $('dlg').close();
+}
+
+function isAdmin() { return !!session.auth && session.auth.role === 'admin'; }
 function note(msg) { $('note').textContent = msg; }
 function fail(id, e) { if (session.auth) $(id).textContent = e && e.message ? e.message : String(e); }
 
@@ -98,7 +111,9 @@ function ask({ title, body = '', label = '', type = 'password', ok = 'OK', run }
 // ---- users ----
 async function loadUsers() {
   try {
-    page.users = cleanUsers(await api('api/v1/users'));
+    const list = await api('api/v1/users');
+    if (!isAdmin()) return; // signed out meanwhile
+    page.users = cleanUsers(list);
     $('users-err').textContent = '';
     renderUsers();
   } catch (e) { fail('users-err', e); }
@@ -202,6 +217,7 @@ $('user-form').addEventListener('submit', async (ev) => {
 async function loadDevices() {
   try {
     const [creds, state] = await Promise.all([api('api/v1/devices'), api('api/v1/state').catch(() => null)]);
+    if (!isAdmin()) return;
     page.devices = joinDevices(creds, state);
     $('devices-err').textContent = '';
     renderDevices();
@@ -330,6 +346,7 @@ $('setup-close').addEventListener('click', () => closeSetup());
 async function loadBox() {
   try {
     const b = await api('api/v1/admin/box');
+    if (!isAdmin()) return;
     if (!isObj(b)) throw new Error('unexpected answer');
     page.box = b;
     page.backups = cleanBackups(b);
@@ -406,7 +423,7 @@ async function start() {
 }
 
 setInterval(() => {
-  if (!session.auth || session.auth.role !== 'admin' || $('admin').hidden) return;
+  if (!isAdmin() || $('admin').hidden) return;
   loadDevices();
   loadBox();
 }, REFRESH_EVERY);
