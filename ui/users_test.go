@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/depotcc/depot/bridge"
 	"github.com/depotcc/depot/ui/auth"
@@ -248,5 +249,58 @@ func TestAdminBoxNotConfigured(t *testing.T) {
 	for _, r := range [][2]string{{"GET", "/api/v1/admin/box"}, {"POST", "/api/v1/admin/backup"}, {"GET", "/api/v1/users"},
 		{"PATCH", "/api/v1/users/root"}, {"POST", "/api/v1/users/root/password"}, {"GET", "/api/v1/devices"}} {
 		a.want(r[0], r[1], ann, map[string]string{}, 403, "your role may not do this")
+	}
+}
+
+// emptyArchive is an Archive with no history.
+type emptyArchive struct{}
+
+func (emptyArchive) History(string, time.Time, time.Time) ([]bridge.Fix, error) { return nil, nil }
+func (emptyArchive) EventsAfter(uint64, int) ([]json.RawMessage, error)         { return nil, nil }
+func (emptyArchive) OldestSeq() (uint64, error)                                 { return 0, nil }
+
+// TestAdminDisableEndsStream: a disabled user's open SSE stream (HTTP, not
+// MQTT: OnRevoke does not reach it) ends within seconds, and so does a
+// deleted one's; another user's stream goes on.
+func TestAdminDisableEndsStream(t *testing.T) {
+	a := newAdminAPI(t)
+	srv := New(Config{Accounts: a.acc, DepotID: "D1", Log: a.acc.Log, Archive: emptyArchive{}})
+	ts := httptest.NewServer(srv.Handler())
+	defer func() { srv.Kill(); ts.Close() }() // Kill ends the streams still open
+	open := func(tok string) chan error {
+		req, _ := http.NewRequest("GET", ts.URL+"/api/v1/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("stream: %v %v", resp, err)
+		}
+		ended := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, resp.Body); resp.Body.Close(); ended <- err }()
+		return ended
+	}
+	if err := a.acc.CreateUser("bo", "bo-secret-1", bridge.RoleDispatcher); err != nil {
+		t.Fatal(err)
+	}
+	ann, bo, root := open(a.token("ann")), open(a.token("bo")), open(a.token("root"))
+	if _, err := a.acc.SetDisabled("ann", true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ann:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a disabled user's stream goes on")
+	}
+	if err := a.acc.DeleteUser("bo"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-bo:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a deleted user's stream goes on")
+	}
+	select {
+	case err := <-root:
+		t.Fatalf("the admin's stream ended: %v", err)
+	default:
 	}
 }

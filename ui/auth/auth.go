@@ -578,16 +578,29 @@ func (a *Accounts) Verify(token string) (*Claims, error) {
 	// is enabled and is in the epoch the token was issued in: a deleted,
 	// re-roled or disabled user's tokens (or those from before a password
 	// reset) stop at once, not at expiry.
+	if err := a.userOf(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// StillValid reports whether the user of claims that Verify accepted is
+// still as they say (exists with that role, enabled, same epoch): a cheap
+// check for a long request, such as an SSE stream, to end when she is
+// deleted, re-roled or disabled meanwhile.
+func (a *Accounts) StillValid(c *Claims) bool { return c != nil && a.userOf(c) == nil }
+
+func (a *Accounts) userOf(c *Claims) error {
 	a.mu.RLock()
 	st, ok := a.users[c.Subject]
 	a.mu.RUnlock()
 	if !ok || st.role != c.Role {
-		return nil, fmt.Errorf("%w: token of a user that no longer exists with role %s", ErrBadCredentials, c.Role)
+		return fmt.Errorf("%w: token of a user that no longer exists with role %s", ErrBadCredentials, c.Role)
 	}
 	if st.disabled || st.epoch != c.Epoch {
-		return nil, fmt.Errorf("%w: token of a disabled user or from before a password reset", ErrBadCredentials)
+		return fmt.Errorf("%w: token of a disabled user or from before a password reset", ErrBadCredentials)
 	}
-	return c, nil
+	return nil
 }
 
 func tokenHash(token string) []byte {
