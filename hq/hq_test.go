@@ -601,6 +601,12 @@ func TestHQUserChanges(t *testing.T) {
 	newDepotSide(t, s.ClientURL())
 	a, b := startHQ(t, s.ClientURL(), "a"), startHQ(t, s.ClientURL(), "b")
 	adm := mustLogin(t, a, "admin", "admin-pass-1")
+	// The admin page is the depot's: hq does not serve it.
+	for _, p := range []string{"/admin", "/admin.html", "/admin.js"} {
+		if code := call(t, a, "GET", p, "", nil, nil); code != 404 {
+			t.Errorf("GET %s on hq: %d, want 404", p, code)
+		}
+	}
 	if code := call(t, a, "POST", "/api/v1/users", adm, map[string]string{"username": "sam", "password": "sam-pass-1", "role": "dispatcher"}, nil); code != 201 {
 		t.Fatalf("create sam: %d", code)
 	}

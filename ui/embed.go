@@ -68,6 +68,9 @@ func (s *Server) mountDashboard() {
 		Index:      index,
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
+			if s.cfg.Fleet != nil && strings.HasPrefix(p, "/admin.") {
+				return true // the admin page is the depot's (its handhelds, its box)
+			}
 			return p == "/mqtt" || p == "/driver" || len(p) >= 4 && p[:4] == "/api" || p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/debug/")
 		},
 	}))

@@ -304,3 +304,25 @@ func TestAdminDisableEndsStream(t *testing.T) {
 	default:
 	}
 }
+
+// TestAdminSetPasswordKeepsDisabled: the demo's SetPassword (a new
+// password at every start) neither enables a disabled user nor revives
+// her tokens from before she was disabled.
+func TestAdminSetPasswordKeepsDisabled(t *testing.T) {
+	a := newAdminAPI(t)
+	old := a.token("ann")
+	if _, err := a.acc.SetDisabled("ann", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.acc.SetPassword("ann", "ann-secret-2", bridge.RoleDispatcher); err != nil {
+		t.Fatal(err)
+	}
+	a.want("POST", "/api/v1/auth/login", "", map[string]string{"username": "ann", "password": "ann-secret-2"}, 403, "disabled")
+	if _, err := a.acc.SetDisabled("ann", false); err != nil {
+		t.Fatal(err)
+	}
+	a.want("POST", "/api/v1/auth/renew", old, nil, 401, "")
+	if tok, code := a.login("ann", "ann-secret-2"); code != 200 || tok == "" {
+		t.Fatalf("login after enable: %d", code)
+	}
+}

@@ -481,7 +481,8 @@ func (a *Accounts) key() []byte {
 	return a.Key
 }
 
-// SetPassword replaces a user's password (used for the demo dispatcher).
+// SetPassword creates a user or replaces her password and role (used for
+// the demo dispatcher, whose password is new at every start).
 func (a *Accounts) SetPassword(username, password, role string) error {
 	if err := a.CreateUser(username, password, role); !errors.Is(err, ErrExists) {
 		return err
@@ -490,7 +491,14 @@ func (a *Accounts) SetPassword(username, password, role string) error {
 	if err != nil {
 		return err
 	}
-	return a.putUser(bridge.User{Username: username, Role: role, Hash: h, Created: a.Now().UTC()})
+	// As a reset: her old tokens stop (a new epoch, never one already
+	// used, which would revive them), and a disabled user stays disabled.
+	old, err := a.Store.User(username)
+	if err != nil {
+		return err
+	}
+	return a.putUser(bridge.User{Username: username, Role: role, Hash: h, Created: old.Created,
+		Disabled: old.Disabled, Epoch: old.Epoch + 1})
 }
 
 // Login checks a username and password and returns a signed token.
