@@ -36,7 +36,8 @@ func do(t testing.TB, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 
 // TestAdminBrowserUsersAndBox: an admin reaches the admin page from the
 // dashboard's link; adds a user in the page (a refusal of the API, a name
-// taken, shows as its message); disables a dispatcher, whose token stops
+// taken, shows as its message), changes her role there and back and sets
+// her password; disables a dispatcher (by keyboard), whose token stops
 // at once; presses "back up now" and sees the new backup listed. The new
 // user signs in: as a dispatcher she sees no admin link on the dashboard,
 // the admin page says admins only, and the admin APIs answer her 403. No
@@ -70,6 +71,21 @@ func TestAdminBrowserUsersAndBox(t *testing.T) {
 		return r && r.textContent.includes('dispatcher') && r.textContent.includes('enabled') &&
 			document.getElementById('user-form-err').textContent === ''; })()`)
 
+	// Her role, there and back; her password, set by the admin in the
+	// dialog (a short one is refused there first).
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#users tr[data-user="cy"] [data-act="Make admin"]`)))
+	waitJS(t, ctx, "cy an admin", `(() => { const r = document.querySelector('#users tr[data-user="cy"]');
+		return r && r.children[1].textContent === 'admin' && r.querySelector('[data-act="Make dispatcher"]') !== null; })()`)
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#users tr[data-user="cy"] [data-act="Make dispatcher"]`)))
+	waitJS(t, ctx, "cy a dispatcher again", `document.querySelector('#users tr[data-user="cy"]').children[1].textContent === 'dispatcher'`)
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#users tr[data-user="cy"] [data-act="Reset password"]`)))
+	waitJS(t, ctx, "the password dialog", `document.getElementById('dlg').open && document.activeElement.id === 'dlg-input'`)
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#dlg-input"), "short"), chromedp.Click(chromedp.CSS("#dlg-ok")))
+	waitJS(t, ctx, "too short", `document.getElementById('dlg').open && document.getElementById('dlg-error').textContent.includes('8 to 72')`)
+	do(t, ctx, chromedp.SetValue(chromedp.CSS("#dlg-input"), "cy-secret-2"), chromedp.Click(chromedp.CSS("#dlg-ok")))
+	waitJS(t, ctx, "the password set", `!document.getElementById('dlg').open &&
+		document.getElementById('note').textContent === 'The password of cy is changed.'`)
+
 	// Yourself: the row's buttons say why not, and send nothing.
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#users tr[data-user="admin"] [data-act="Delete"]`)))
 	waitJS(t, ctx, "why not", `document.getElementById('users-err').textContent === 'You cannot delete yourself.'`)
@@ -101,7 +117,7 @@ func TestAdminBrowserUsersAndBox(t *testing.T) {
 	// Cy signs in (after the admin signs out): a dispatcher.
 	do(t, ctx, chromedp.Click(chromedp.CSS("#logout")))
 	waitJS(t, ctx, "signed out", `!document.getElementById('login').hidden && document.getElementById('admin').hidden`)
-	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#login-user"), "cy"), chromedp.SendKeys(chromedp.CSS("#login-pass"), "cy-secret-1"),
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#login-user"), "cy"), chromedp.SendKeys(chromedp.CSS("#login-pass"), "cy-secret-2"),
 		chromedp.Click(chromedp.CSS("#login-submit")))
 	waitJS(t, ctx, "admins only", `!document.getElementById('denied').hidden && document.getElementById('admin').hidden &&
 		document.querySelector('#users tbody').children.length === 0`)
@@ -111,7 +127,7 @@ func TestAdminBrowserUsersAndBox(t *testing.T) {
 	waitJS(t, ctx, "no admin link", `document.getElementById('admin-link').hidden`)
 	waitJS(t, ctx, "no CSP refusals", `window.__depot.csp.length === 0`)
 	var cy struct{ Token string }
-	if code := a.request(t, "POST", "/api/v1/auth/login", "", map[string]string{"username": "cy", "password": "cy-secret-1"}, &cy); code != 200 {
+	if code := a.request(t, "POST", "/api/v1/auth/login", "", map[string]string{"username": "cy", "password": "cy-secret-2"}, &cy); code != 200 {
 		t.Fatalf("cy login: HTTP %d", code)
 	}
 	for _, r := range [][2]string{{"GET", "/api/v1/users"}, {"PATCH", "/api/v1/users/ana"}, {"POST", "/api/v1/users/ana/password"},
