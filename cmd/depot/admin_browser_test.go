@@ -138,7 +138,8 @@ func TestAdminBrowserUsersAndBox(t *testing.T) {
 	}
 }
 
-// TestAdminBrowserDevices: an admin provisions a handheld in the page and
+// TestAdminBrowserDevices: the handhelds list shows a handheld's last fix,
+// presence and battery; an admin provisions a handheld in the page and
 // its set-up QR loads (the depot's PNG, as an image); revoking a live
 // handheld in the page (after a confirmation) ends its MQTT session.
 func TestAdminBrowserDevices(t *testing.T) {
@@ -146,10 +147,19 @@ func TestAdminBrowserDevices(t *testing.T) {
 	drv := a.driver(t, "D1")
 	done := make(chan struct{})
 	go func() { <-drv.Done(); close(done) }()
+	// D2's handheld says where it is and how its battery is.
+	if code, err := publish(a.driver(t, "D2"), "depot/DEMO1/drivers/D2/gps", 1, fixJSON(38.6012, -121.4711, time.Now())); err != nil || code != 0 {
+		t.Fatalf("publish: code 0x%02x, %v", code, err)
+	}
 	ctx := browser(t)
 	signInAt(t, ctx, a, "/admin", "admin", adminPassword)
 	waitJS(t, ctx, "the handhelds", `document.querySelectorAll('#devices tbody tr').length === 2 &&
 		document.querySelector('#devices tr[data-driver="D1"]') !== null`)
+	waitJSFor(t, ctx, 20*time.Second, "D2's health", `(() => { const c = document.querySelector('#devices tr[data-driver="D2"]').children;
+		return (c[3].textContent === 'just now' || c[3].textContent.endsWith(' s ago')) && c[4].textContent === 'online' && c[6].textContent === '81 %'; })()`)
+	if s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#devices tr[data-driver="D1"]').children[3].textContent`)); s != "never" {
+		t.Fatalf("D1 (connected, no fix) last seen %q", s)
+	}
 
 	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#nd-driver"), "D9"), chromedp.SendKeys(chromedp.CSS("#nd-name"), "<b>spare</b>"),
 		chromedp.Click(chromedp.CSS("#nd-submit")))
