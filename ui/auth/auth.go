@@ -531,7 +531,7 @@ func (a *Accounts) LoginContext(ctx context.Context, username, password string) 
 	if u.Disabled {
 		return "", nil, ErrDisabled // told only to whoever knows the password
 	}
-	return a.Issue(u.Username, u.Role)
+	return a.issue(u.Username, u.Role, u.Epoch) // the epoch as stored: another hq instance may have just changed it
 }
 
 func (a *Accounts) acquireHashing(ctx context.Context) error {
@@ -557,10 +557,14 @@ func (a *Accounts) hashWaiting() int { return int(a.hashWait.Load()) }
 
 // Issue signs a token for subject with role.
 func (a *Accounts) Issue(subject, role string) (string, *Claims, error) {
-	now := a.Now()
 	a.mu.RLock()
 	epoch := a.users[subject].epoch
 	a.mu.RUnlock()
+	return a.issue(subject, role, epoch)
+}
+
+func (a *Accounts) issue(subject, role string, epoch int) (string, *Claims, error) {
+	now := a.Now()
 	c := &Claims{Role: role, Depot: a.Depot, Epoch: epoch, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: subject, Issuer: "depot", IssuedAt: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(a.TTL)), ID: RandomSecret(9),
