@@ -32,6 +32,12 @@ type User struct {
 	Role     string    `json:"role"`
 	Hash     []byte    `json:"hash"` // bcrypt
 	Created  time.Time `json:"created"`
+	// Disabled: the user may not sign in and her tokens are refused.
+	Disabled bool `json:"disabled,omitempty"`
+	// Epoch counts the changes that end a user's sessions (disabling, a
+	// password reset); a login token names the epoch it was issued in and
+	// is refused in any other, so re-enabling revives no old token.
+	Epoch int `json:"epoch,omitempty"`
 }
 
 // Device is a handheld's credential for one driver. Only a hash of its token

@@ -590,3 +590,80 @@ func TestHQAccountsAcrossInstances(t *testing.T) {
 		t.Fatalf("a token from a on b after the key changed: %d", code)
 	}
 }
+
+// TestHQUserChanges: role changes, disabling and password resets work on
+// hq's shared store too: a change on one instance stops the user's tokens
+// on the other, and the last enabled admin stays one even when two
+// instances demote the last two admins at once.
+func TestHQUserChanges(t *testing.T) {
+	t.Parallel()
+	s := natstest.Start(t, server.Options{})
+	newDepotSide(t, s.ClientURL())
+	a, b := startHQ(t, s.ClientURL(), "a"), startHQ(t, s.ClientURL(), "b")
+	adm := mustLogin(t, a, "admin", "admin-pass-1")
+	// The admin page is the depot's: hq does not serve it.
+	for _, p := range []string{"/admin", "/admin.html", "/admin.js"} {
+		if code := call(t, a, "GET", p, "", nil, nil); code != 404 {
+			t.Errorf("GET %s on hq: %d, want 404", p, code)
+		}
+	}
+	if code := call(t, a, "POST", "/api/v1/users", adm, map[string]string{"username": "sam", "password": "sam-pass-1", "role": "dispatcher"}, nil); code != 201 {
+		t.Fatalf("create sam: %d", code)
+	}
+	var sam string
+	waitFor(t, 5*time.Second, func() error {
+		tok, code := login(t, b, "sam", "sam-pass-1")
+		if code != 200 {
+			return fmt.Errorf("sam on b: %d", code)
+		}
+		sam = tok
+		return nil
+	})
+	if code := call(t, a, "PATCH", "/api/v1/users/sam", adm, map[string]bool{"disabled": true}, nil); code != 200 {
+		t.Fatalf("disable sam: %d", code)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if code := call(t, b, "GET", "/api/v1/fleet", sam, nil, nil); code != 401 {
+			return fmt.Errorf("a disabled user's token on b: %d", code)
+		}
+		return nil
+	})
+	if _, code := login(t, b, "sam", "sam-pass-1"); code != 403 {
+		t.Fatalf("a disabled user's login on b: %d", code)
+	}
+	if code := call(t, b, "PATCH", "/api/v1/users/sam", adm, map[string]bool{"disabled": false}, nil); code != 200 {
+		t.Fatalf("enable sam: %d", code)
+	}
+	if code := call(t, b, "POST", "/api/v1/users/sam/password", adm, map[string]string{"password": "sam-pass-2"}, nil); code != 204 {
+		t.Fatalf("reset sam's password: %d", code)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if _, code := login(t, a, "sam", "sam-pass-2"); code != 200 {
+			return fmt.Errorf("sam's new password on a: %d", code)
+		}
+		return nil
+	})
+
+	// Two admins, each demoted at once on another instance: one stays.
+	if code := call(t, a, "PATCH", "/api/v1/users/sam", adm, map[string]string{"role": "admin"}, nil); code != 200 {
+		t.Fatalf("promote sam: %d", code)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		us, _ := b.Accounts().Users()
+		for _, u := range us {
+			if u.Username == "sam" && u.Role == "admin" {
+				return nil
+			}
+		}
+		return fmt.Errorf("b: sam not an admin yet")
+	})
+	errs := make(chan error, 2)
+	start := make(chan struct{})
+	go func() { <-start; _, err := a.Accounts().SetRole("admin", "dispatcher"); errs <- err }()
+	go func() { <-start; _, err := b.Accounts().SetRole("sam", "dispatcher"); errs <- err }()
+	close(start)
+	e1, e2 := <-errs, <-errs
+	if (e1 == nil) == (e2 == nil) {
+		t.Fatalf("the last two admins demoted at once on two instances: %v and %v", e1, e2)
+	}
+}

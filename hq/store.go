@@ -110,10 +110,10 @@ func (s kvStore) DeleteUser(username string) error {
 		if !ok {
 			return bridge.ErrNotFound
 		}
-		if u.Role == bridge.RoleAdmin {
+		if u.Role == bridge.RoleAdmin && !u.Disabled {
 			admins := 0
 			for _, v := range us {
-				if v.Role == bridge.RoleAdmin {
+				if v.Role == bridge.RoleAdmin && !v.Disabled {
 					admins++
 				}
 			}
@@ -124,6 +124,25 @@ func (s kvStore) DeleteUser(username string) error {
 		delete(us, username)
 		return nil
 	})
+}
+
+// ChangeUser changes one user (role, password, disabled) with fn's rule
+// over all users checked in the same compare-and-set (auth.UserChanger).
+func (s kvStore) ChangeUser(username string, fn func(*bridge.User, map[string]bridge.User) error) (bridge.User, error) {
+	var out bridge.User
+	err := s.change(func(us map[string]bridge.User) error {
+		u, ok := us[username]
+		if !ok {
+			return bridge.ErrNotFound
+		}
+		if err := fn(&u, us); err != nil {
+			return err
+		}
+		us[username] = u
+		out = u
+		return nil
+	})
+	return out, err
 }
 
 func (s kvStore) User(username string) (bridge.User, error) {

@@ -125,6 +125,10 @@ func (s *Server) login(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusTooManyRequests, "too many login attempts; try again later")
 	}
 	tok, cl, err := s.cfg.Accounts.LoginContext(c.Request().Context(), req.Username, req.Password)
+	if errors.Is(err, auth.ErrDisabled) {
+		s.cfg.Log.Warn("login of a disabled user", "user", req.Username, "remote", addr)
+		return echo.NewHTTPError(http.StatusForbidden, "this account is disabled; ask an admin")
+	}
 	if errors.Is(err, auth.ErrBusy) {
 		c.Response().Header().Set("Retry-After", "1")
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "too many logins at once; try again in a moment")
@@ -163,7 +167,10 @@ type userView struct {
 	Username string    `json:"username"`
 	Role     string    `json:"role"`
 	Created  time.Time `json:"created"`
+	Disabled bool      `json:"disabled"`
 }
+
+func viewOf(u bridge.User) userView { return userView{u.Username, u.Role, u.Created, u.Disabled} }
 
 func (s *Server) createUser(c echo.Context) error {
 	var req struct {
@@ -181,6 +188,63 @@ func (s *Server) createUser(c echo.Context) error {
 	return c.JSON(http.StatusCreated, userView{Username: req.Username, Role: req.Role, Created: s.cfg.Now().UTC()})
 }
 
+// changeUser is PATCH /users/:username {"role"?, "disabled"?}: another role
+// or disabled/enabled (both: the role first). Her tokens stop working and
+// her live sessions end when her role changes or she is disabled. An admin
+// cannot demote or disable herself (no lock-out by a slip of the hand),
+// and the last enabled admin stays one.
+func (s *Server) changeUser(c echo.Context) error {
+	var req struct {
+		Role     *string `json:"role"`
+		Disabled *bool   `json:"disabled"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Role == nil && req.Disabled == nil {
+		return echo.NewHTTPError(http.StatusBadRequest, `body: "role" or "disabled" expected`)
+	}
+	name := c.Param("username")
+	by := c.Get(claimsKey).(*auth.Claims).Subject
+	if name == by && (req.Role != nil && *req.Role != bridge.RoleAdmin || req.Disabled != nil && *req.Disabled) {
+		return echo.NewHTTPError(http.StatusConflict, "you cannot demote or disable yourself; ask another admin")
+	}
+	var u bridge.User
+	var err error
+	if req.Role != nil {
+		if u, err = s.cfg.Accounts.SetRole(name, *req.Role); err != nil {
+			return accountError(err)
+		}
+		s.cfg.Log.Info("user role changed", "user", name, "role", u.Role, "by", by)
+	}
+	if req.Disabled != nil {
+		if u, err = s.cfg.Accounts.SetDisabled(name, *req.Disabled); err != nil {
+			return accountError(err)
+		}
+		s.cfg.Log.Info("user disabled", "user", name, "disabled", u.Disabled, "by", by)
+	}
+	return c.JSON(http.StatusOK, viewOf(u))
+}
+
+// resetPassword is POST /users/:username/password {"password"}: the admin
+// sets the new password (the rules of creation) and tells the user; her
+// tokens stop working and her live sessions end (an admin resetting her
+// own is signed out too).
+func (s *Server) resetPassword(c echo.Context) error {
+	var req struct {
+		Password string `json:"password"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	name := c.Param("username")
+	if _, err := s.cfg.Accounts.ResetPassword(name, req.Password); err != nil {
+		return accountError(err)
+	}
+	s.cfg.Log.Info("user password reset", "user", name, "by", c.Get(claimsKey).(*auth.Claims).Subject) // never the password
+	return c.NoContent(http.StatusNoContent)
+}
+
 func (s *Server) listUsers(c echo.Context) error {
 	us, err := s.cfg.Accounts.Users()
 	if err != nil {
@@ -188,7 +252,7 @@ func (s *Server) listUsers(c echo.Context) error {
 	}
 	out := make([]userView, len(us))
 	for i, u := range us {
-		out[i] = userView{u.Username, u.Role, u.Created}
+		out[i] = viewOf(u)
 	}
 	return c.JSON(http.StatusOK, out)
 }

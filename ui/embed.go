@@ -52,11 +52,25 @@ func (s *Server) mountDashboard() {
 			return
 		}
 	}
+	if s.cfg.Fleet == nil {
+		// The admin page (docs/admin.md) at /admin as well as /admin.html;
+		// its data is the API's, for admins only.
+		s.e.GET("/admin", func(c echo.Context) error {
+			b, err := fs.ReadFile(sub, "admin.html")
+			if err != nil {
+				return err
+			}
+			return c.HTMLBlob(http.StatusOK, b)
+		})
+	}
 	s.e.Use(middleware.StaticWithConfig(middleware.StaticConfig{
 		Filesystem: http.FS(sub),
 		Index:      index,
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
+			if s.cfg.Fleet != nil && strings.HasPrefix(p, "/admin.") {
+				return true // the admin page is the depot's (its handhelds, its box)
+			}
 			return p == "/mqtt" || p == "/driver" || len(p) >= 4 && p[:4] == "/api" || p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/debug/")
 		},
 	}))

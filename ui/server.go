@@ -69,6 +69,10 @@ type Config struct {
 	Live func() error
 	// Backup writes a backup of the store now and returns its file.
 	Backup func() (string, error)
+	// Box is what the admin page shows of the appliance (GET
+	// /api/v1/admin/box): version, uptime, store, retention, backups, feed
+	// and upstream health; nil: 501.
+	Box func() map[string]any
 	// NoStream answers /api/v1/stream with 502, as a proxy that cuts
 	// streaming responses would (tests of the polling fallback).
 	NoStream bool
@@ -202,6 +206,7 @@ func New(cfg Config) *Server {
 	api.DELETE("/devices/:driverId", s.revokeDevice, admin)
 	api.GET("/devices/:driverId/setup", s.deviceSetup, admin)
 	api.POST("/admin/backup", s.backup, admin)
+	api.GET("/admin/box", s.box, admin)
 	s.mountHandhelds(read, api)
 	s.mountPush()
 	api.Any("/*", func(c echo.Context) error { return echo.ErrNotFound })
@@ -217,6 +222,8 @@ func (s *Server) mountUsers(api *echo.Group, admin echo.MiddlewareFunc) {
 	api.POST("/users", s.createUser, admin)
 	api.GET("/users", s.listUsers, admin)
 	api.DELETE("/users/:username", s.deleteUser, admin)
+	api.PATCH("/users/:username", s.changeUser, admin)
+	api.POST("/users/:username/password", s.resetPassword, admin)
 }
 
 // mountPprof serves profiles of the running appliance, for admins only and
@@ -425,6 +432,13 @@ func publicHealth(h map[string]any) map[string]any {
 		}
 	}
 	return out
+}
+
+func (s *Server) box(c echo.Context) error {
+	if s.cfg.Box == nil {
+		return echo.NewHTTPError(http.StatusNotImplemented, "no box summary here")
+	}
+	return c.JSON(http.StatusOK, s.cfg.Box())
 }
 
 func (s *Server) backup(c echo.Context) error {

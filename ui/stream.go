@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/depotcc/depot/ui/auth"
 	"github.com/labstack/echo/v4"
 )
 
@@ -158,10 +159,21 @@ func (s *Server) stream(c echo.Context) error {
 
 	ka := time.NewTicker(sseKeepAlive)
 	defer ka.Stop()
+	// The stream ends within a second when its user is deleted, re-roled
+	// or disabled (or her password reset): her token would be refused
+	// now, and the client's reconnect is.
+	cl, _ := c.Get(claimsKey).(*auth.Claims)
+	recheck := time.NewTicker(time.Second)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-c.Request().Context().Done():
 			return nil
+		case <-recheck.C:
+			if !s.cfg.Accounts.StillValid(cl) {
+				return nil
+			}
+			continue
 		case <-s.done: // Shutdown does not cancel running handlers
 			return nil
 		case <-sub.lagged:
@@ -171,6 +183,9 @@ func (s *Server) stream(c echo.Context) error {
 				return nil
 			}
 		case p := <-sub.ch:
+			if !s.cfg.Accounts.StillValid(cl) {
+				return nil
+			}
 			raws, seqs := envelopes(p)
 			for i, r := range raws {
 				if err := send(seqs[i], r); err != nil {

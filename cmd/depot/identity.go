@@ -93,5 +93,10 @@ func (m mqttAuth) Allow(identity, topic string, write bool) bool {
 	if id.Role == bridge.RoleDriver && !m.accounts.DeviceValid(id.Subject) {
 		return false
 	}
+	// Likewise a dashboard of a user deleted, re-roled or disabled since
+	// (OnRevoke also ends the session; this closes the gap before it).
+	if id.Role != bridge.RoleDriver && !m.accounts.UserActive(id.Subject, id.Role) {
+		return false
+	}
 	return id.Allowed(m.depot, topic, write)
 }

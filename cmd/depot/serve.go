@@ -502,7 +502,7 @@ func (m *Main) startWeb() error {
 	m.web = ui.New(ui.Config{
 		Addr: c.HTTPAddr, TLS: m.tls, DepotID: c.Depot, Center: [2]float64{feed.DemoLat, feed.DemoLng},
 		MapTiles: c.MapTiles, Version: Version, Depot: m.depot, Archive: m.store, Accounts: m.accounts,
-		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Handhelds: m.ingest, OsmAndAddr: c.OsmAndAddr, Now: m.Clock, NoStream: m.faults.noSSE, Backup: m.backupNow, Metrics: m.metrics.handler(),
+		PayrollSecret: c.PayrollSecret, Dispatch: m.depot, Handhelds: m.ingest, OsmAndAddr: c.OsmAndAddr, Now: m.Clock, NoStream: m.faults.noSSE, Backup: m.backupNow, Box: m.box, Metrics: m.metrics.handler(),
 		Ready: func() error {
 			if h := m.depot.StoreHealth(); !h.OK {
 				return fmt.Errorf("store failing (%s); %d events waiting to be written", h.Error, h.Pending)

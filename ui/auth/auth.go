@@ -33,9 +33,20 @@ var (
 	ErrInvalid        = errors.New("invalid request")
 	// ErrBusy: too many logins are waiting for a password check.
 	ErrBusy = errors.New("too many logins at once")
-	// ErrLastAdmin: the depot would be left without an admin.
+	// ErrLastAdmin: the depot would be left without an admin who can sign
+	// in (the last enabled admin cannot be deleted, demoted or disabled).
 	ErrLastAdmin = errors.New("the last admin cannot be deleted")
+	// ErrDisabled: the password was right but the account is disabled.
+	ErrDisabled = errors.New("this account is disabled; ask an admin")
 )
+
+// lastAdmin is ErrLastAdmin saying what was refused.
+func lastAdmin(what string) error {
+	if what == "deleted" {
+		return ErrLastAdmin
+	}
+	return fmt.Errorf("%w: the last admin cannot be %s; make another admin first", ErrLastAdmin, what)
+}
 
 // MinPasswordLen is the shortest password a user may have.
 const MinPasswordLen = 8
@@ -58,10 +69,22 @@ type UserCreator interface {
 	CreateUser(bridge.User) error
 }
 
+// UserChanger is a Store that changes one user in one step with a look at
+// all of them (depot hq's bucket: compare-and-set), so that a rule over
+// all users (the last admin stays) holds across processes. fn gets the
+// stored user and every user (not to be changed); its error ends the
+// change with nothing stored; an unknown name is bridge.ErrNotFound. It
+// returns the user as stored.
+type UserChanger interface {
+	ChangeUser(username string, fn func(u *bridge.User, all map[string]bridge.User) error) (bridge.User, error)
+}
+
 // Claims are what a login token says.
 type Claims struct {
 	Role  string `json:"role"`
 	Depot string `json:"depot"`
+	// Epoch is the user's bridge.User.Epoch when the token was issued.
+	Epoch int `json:"ep,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -91,9 +114,9 @@ type Accounts struct {
 
 	mu      sync.RWMutex
 	userMu  sync.Mutex
-	devices map[string][]byte // driver id -> token hash; every handheld CONNECT reads it
-	users   map[string]string // username -> role; every token check reads it
-	dummy   []byte            // bcrypt hash compared for unknown users, so timing tells nothing
+	devices map[string][]byte    // driver id -> token hash; every handheld CONNECT reads it
+	users   map[string]userState // every token check reads it
+	dummy   []byte               // bcrypt hash compared for unknown users, so timing tells nothing
 }
 
 // Open loads the device credentials.
@@ -143,9 +166,9 @@ func (a *Accounts) Reload() error {
 	if err != nil {
 		return fmt.Errorf("load users: %w", err)
 	}
-	users := make(map[string]string, len(us))
+	users := make(map[string]userState, len(us))
 	for _, u := range us {
-		users[u.Username] = u.Role
+		users[u.Username] = stateOf(u)
 	}
 	a.mu.Lock()
 	a.devices, a.users = devices, users
@@ -226,8 +249,9 @@ func (a *Accounts) CreateUser(username, password, role string) error {
 		return fmt.Errorf("%w: username: 1-64 letters, digits, '-', '_' or '.'", ErrInvalid)
 	case !bridge.ValidUserRole(role):
 		return fmt.Errorf("%w: role: dispatcher or admin", ErrInvalid)
-	case len(password) < MinPasswordLen || len(password) > 72:
-		return fmt.Errorf("%w: password: %d to 72 characters", ErrInvalid, MinPasswordLen)
+	}
+	if err := checkPassword(password); err != nil {
+		return err
 	}
 	if _, err := a.Store.User(username); err == nil {
 		return fmt.Errorf("%w: user %s", ErrExists, username)
@@ -244,7 +268,7 @@ func (a *Accounts) CreateUser(username, password, role string) error {
 			return err
 		}
 		a.mu.Lock()
-		a.users[u.Username] = u.Role
+		a.users[u.Username] = stateOf(u)
 		a.mu.Unlock()
 		return nil
 	}
@@ -257,9 +281,29 @@ func (a *Accounts) putUser(u bridge.User) error {
 		return err
 	}
 	a.mu.Lock()
-	a.users[u.Username] = u.Role
+	a.users[u.Username] = stateOf(u)
 	a.mu.Unlock()
 	return nil
+}
+
+// userState is what a token check needs of a user.
+type userState struct {
+	role     string
+	disabled bool
+	epoch    int
+}
+
+func stateOf(u bridge.User) userState { return userState{u.Role, u.Disabled, u.Epoch} }
+
+// activeAdmins counts the admins who can sign in.
+func activeAdmins(all map[string]bridge.User) int {
+	n := 0
+	for _, u := range all {
+		if u.Role == bridge.RoleAdmin && !u.Disabled {
+			n++
+		}
+	}
+	return n
 }
 
 // DeleteUser removes a user: her tokens stop working at once and her live
@@ -268,18 +312,19 @@ func (a *Accounts) DeleteUser(username string) error {
 	a.userMu.Lock() // one deletion at a time, so two cannot remove the last two admins
 	defer a.userMu.Unlock()
 	a.mu.RLock()
-	role, ok := a.users[username]
+	st, ok := a.users[username]
 	admins := 0
 	for _, r := range a.users {
-		if r == bridge.RoleAdmin {
+		if r.role == bridge.RoleAdmin && !r.disabled {
 			admins++
 		}
 	}
 	a.mu.RUnlock()
+	role := st.role
 	if !ok {
 		return fmt.Errorf("%w: user %s", bridge.ErrNotFound, username)
 	}
-	if role == bridge.RoleAdmin && admins <= 1 {
+	if role == bridge.RoleAdmin && !st.disabled && admins <= 1 {
 		return ErrLastAdmin
 	}
 	if err := a.Store.DeleteUser(username); err != nil {
@@ -290,6 +335,130 @@ func (a *Accounts) DeleteUser(username string) error {
 	a.mu.Unlock()
 	if a.OnRevoke != nil {
 		a.OnRevoke(bridge.Identity{Role: role, Subject: username})
+	}
+	return nil
+}
+
+// SetRole gives a user another role. Her tokens (which name the old role)
+// stop working at once and her live sessions end. The last enabled admin
+// cannot be demoted.
+func (a *Accounts) SetRole(username, role string) (bridge.User, error) {
+	if !bridge.ValidUserRole(role) {
+		return bridge.User{}, fmt.Errorf("%w: role: dispatcher or admin", ErrInvalid)
+	}
+	var old string
+	u, err := a.changeUser(username, func(u *bridge.User, all map[string]bridge.User) error {
+		old = u.Role
+		if u.Role == bridge.RoleAdmin && role != bridge.RoleAdmin && !u.Disabled && activeAdmins(all) <= 1 {
+			return lastAdmin("demoted")
+		}
+		u.Role = role
+		return nil
+	})
+	if err == nil && old != role {
+		a.revoked(bridge.Identity{Role: old, Subject: username})
+	}
+	return u, err
+}
+
+// ResetPassword gives a user a new password (the rules of CreateUser).
+// Her tokens stop working and her live sessions end: a reset is what one
+// does when a password may have leaked.
+func (a *Accounts) ResetPassword(username, password string) (bridge.User, error) {
+	if err := checkPassword(password); err != nil {
+		return bridge.User{}, err
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), a.Cost)
+	if err != nil {
+		return bridge.User{}, err
+	}
+	u, err := a.changeUser(username, func(u *bridge.User, _ map[string]bridge.User) error {
+		u.Hash = h
+		u.Epoch++
+		return nil
+	})
+	if err == nil {
+		a.revoked(bridge.Identity{Role: u.Role, Subject: username})
+	}
+	return u, err
+}
+
+// SetDisabled disables a user (she cannot sign in, her tokens stop working
+// at once and her live sessions end) or enables her again (her old tokens
+// stay refused: she signs in anew). The last enabled admin cannot be
+// disabled.
+func (a *Accounts) SetDisabled(username string, disabled bool) (bridge.User, error) {
+	u, err := a.changeUser(username, func(u *bridge.User, all map[string]bridge.User) error {
+		if !disabled || u.Disabled {
+			u.Disabled = disabled
+			return nil
+		}
+		if u.Role == bridge.RoleAdmin && activeAdmins(all) <= 1 {
+			return lastAdmin("disabled")
+		}
+		u.Disabled = true
+		u.Epoch++
+		return nil
+	})
+	if err == nil && disabled {
+		a.revoked(bridge.Identity{Role: u.Role, Subject: username})
+	}
+	return u, err
+}
+
+func (a *Accounts) revoked(id bridge.Identity) {
+	if a.OnRevoke != nil {
+		a.OnRevoke(id)
+	}
+}
+
+// changeUser applies fn to a stored user, with the rule over all users
+// checked in the same step (UserChanger), or under userMu for a store of
+// this process alone, and makes the token checks see the result.
+func (a *Accounts) changeUser(username string, fn func(u *bridge.User, all map[string]bridge.User) error) (bridge.User, error) {
+	var u bridge.User
+	var err error
+	if c, ok := a.Store.(UserChanger); ok {
+		u, err = c.ChangeUser(username, fn)
+	} else {
+		u, err = a.changeLocal(username, fn)
+	}
+	if errors.Is(err, bridge.ErrNotFound) {
+		return u, fmt.Errorf("%w: user %s", bridge.ErrNotFound, username)
+	}
+	if err != nil {
+		return u, err
+	}
+	a.mu.Lock()
+	a.users[u.Username] = stateOf(u)
+	a.mu.Unlock()
+	return u, nil
+}
+
+func (a *Accounts) changeLocal(username string, fn func(u *bridge.User, all map[string]bridge.User) error) (bridge.User, error) {
+	a.userMu.Lock() // with DeleteUser: one change at a time
+	defer a.userMu.Unlock()
+	us, err := a.Store.Users()
+	if err != nil {
+		return bridge.User{}, err
+	}
+	all := make(map[string]bridge.User, len(us))
+	for _, u := range us {
+		all[u.Username] = u
+	}
+	u, ok := all[username]
+	if !ok {
+		return bridge.User{}, bridge.ErrNotFound
+	}
+	if err := fn(&u, all); err != nil {
+		return bridge.User{}, err
+	}
+	return u, a.Store.PutUser(u)
+}
+
+func checkPassword(p string) error {
+	if len(p) < MinPasswordLen || len(p) > 72 {
+		return fmt.Errorf("%w: password: %d to 72 characters", ErrInvalid, MinPasswordLen)
 	}
 	return nil
 }
@@ -312,7 +481,8 @@ func (a *Accounts) key() []byte {
 	return a.Key
 }
 
-// SetPassword replaces a user's password (used for the demo dispatcher).
+// SetPassword creates a user or replaces her password and role (used for
+// the demo dispatcher, whose password is new at every start).
 func (a *Accounts) SetPassword(username, password, role string) error {
 	if err := a.CreateUser(username, password, role); !errors.Is(err, ErrExists) {
 		return err
@@ -321,7 +491,14 @@ func (a *Accounts) SetPassword(username, password, role string) error {
 	if err != nil {
 		return err
 	}
-	return a.putUser(bridge.User{Username: username, Role: role, Hash: h, Created: a.Now().UTC()})
+	// As a reset: her old tokens stop (a new epoch, never one already
+	// used, which would revive them), and a disabled user stays disabled.
+	old, err := a.Store.User(username)
+	if err != nil {
+		return err
+	}
+	return a.putUser(bridge.User{Username: username, Role: role, Hash: h, Created: old.Created,
+		Disabled: old.Disabled, Epoch: old.Epoch + 1})
 }
 
 // Login checks a username and password and returns a signed token.
@@ -351,7 +528,10 @@ func (a *Accounts) LoginContext(ctx context.Context, username, password string) 
 	if bad || err != nil {
 		return "", nil, ErrBadCredentials
 	}
-	return a.Issue(u.Username, u.Role)
+	if u.Disabled {
+		return "", nil, ErrDisabled // told only to whoever knows the password
+	}
+	return a.issue(u.Username, u.Role, u.Epoch) // the epoch as stored: another hq instance may have just changed it
 }
 
 func (a *Accounts) acquireHashing(ctx context.Context) error {
@@ -377,8 +557,15 @@ func (a *Accounts) hashWaiting() int { return int(a.hashWait.Load()) }
 
 // Issue signs a token for subject with role.
 func (a *Accounts) Issue(subject, role string) (string, *Claims, error) {
+	a.mu.RLock()
+	epoch := a.users[subject].epoch
+	a.mu.RUnlock()
+	return a.issue(subject, role, epoch)
+}
+
+func (a *Accounts) issue(subject, role string, epoch int) (string, *Claims, error) {
 	now := a.Now()
-	c := &Claims{Role: role, Depot: a.Depot, RegisteredClaims: jwt.RegisteredClaims{
+	c := &Claims{Role: role, Depot: a.Depot, Epoch: epoch, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: subject, Issuer: "depot", IssuedAt: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(a.TTL)), ID: RandomSecret(9),
 	}}
@@ -399,15 +586,33 @@ func (a *Accounts) Verify(token string) (*Claims, error) {
 	if c.Depot != a.Depot || !bridge.ValidUserRole(c.Role) || !bridge.ValidID(c.Subject) {
 		return nil, fmt.Errorf("%w: token not for this depot", ErrBadCredentials)
 	}
-	// A token is good only while its user exists with the role it names: a
-	// deleted (or re-roled) user's tokens stop at once, not at expiry.
-	a.mu.RLock()
-	role, ok := a.users[c.Subject]
-	a.mu.RUnlock()
-	if !ok || role != c.Role {
-		return nil, fmt.Errorf("%w: token of a user that no longer exists with role %s", ErrBadCredentials, c.Role)
+	// A token is good only while its user exists with the role it names,
+	// is enabled and is in the epoch the token was issued in: a deleted,
+	// re-roled or disabled user's tokens (or those from before a password
+	// reset) stop at once, not at expiry.
+	if err := a.userOf(c); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// StillValid reports whether the user of claims that Verify accepted is
+// still as they say (exists with that role, enabled, same epoch): a cheap
+// check for a long request, such as an SSE stream, to end when she is
+// deleted, re-roled or disabled meanwhile.
+func (a *Accounts) StillValid(c *Claims) bool { return c != nil && a.userOf(c) == nil }
+
+func (a *Accounts) userOf(c *Claims) error {
+	a.mu.RLock()
+	st, ok := a.users[c.Subject]
+	a.mu.RUnlock()
+	if !ok || st.role != c.Role {
+		return fmt.Errorf("%w: token of a user that no longer exists with role %s", ErrBadCredentials, c.Role)
+	}
+	if st.disabled || st.epoch != c.Epoch {
+		return fmt.Errorf("%w: token of a disabled user or from before a password reset", ErrBadCredentials)
+	}
+	return nil
 }
 
 func tokenHash(token string) []byte {
@@ -512,6 +717,15 @@ func (a *Accounts) DeviceTokenValid(driverID, token string) bool {
 	want, ok := a.devices[driverID]
 	a.mu.RUnlock()
 	return ok && subtle.ConstantTimeCompare(want, tokenHash(token)) == 1
+}
+
+// UserActive reports whether username exists, enabled, with role now (the
+// broker asks on every publish and delivery of a dashboard's session).
+func (a *Accounts) UserActive(username, role string) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	st, ok := a.users[username]
+	return ok && st.role == role && !st.disabled
 }
 
 // DeviceValid reports whether driverID has a credential now.

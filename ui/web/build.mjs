@@ -1,5 +1,6 @@
 // Builds the dashboard into ../dist, the fleet page of `depot hq` beside it
-// (fleet.html, fleet.js, fleet.css) and the driver app into ../dist/driver,
+// (fleet.html, fleet.js, fleet.css), the admin page (admin.html, admin.js,
+// admin.css) and the driver app into ../dist/driver,
 // which the Go binary embeds.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
@@ -39,6 +40,21 @@ await build({
   logLevel: 'warning',
 });
 cpSync('src/fleet.html', out + 'fleet.html');
+
+// The admin page, at /admin (docs/admin.md).
+await build({
+  entryPoints: ['src/admin.js'],
+  bundle: true,
+  minify: true,
+  sourcemap: false,
+  format: 'esm',
+  target: ['es2020'],
+  platform: 'browser',
+  outfile: out + 'admin.js',
+  loader: { '.png': 'dataurl', '.svg': 'dataurl' },
+  logLevel: 'warning',
+});
+cpSync('src/admin.html', out + 'admin.html');
 
 // The driver app, served at /driver/. Its service worker is a classic
 // script (registered without type: 'module'), so it is bundled as one,

@@ -389,6 +389,7 @@ function tick() {
 async function start() {
   $('logout').hidden = false;
   $('who').textContent = `(${session.auth.username})`;
+  $('admin-link').hidden = session.auth.role !== 'admin'; // the admin page (admin.html)
   session.schedule();
   let cfg;
   try { cfg = await loadConfig(); } catch { return; }
