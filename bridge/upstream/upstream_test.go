@@ -218,12 +218,16 @@ func TestForwarder(t *testing.T) {
 	nc, _ := nats.Connect(url)
 	js, _ := jetstream.New(nc)
 	st, _ := js.Stream(context.Background(), StreamName)
-	m, err := st.GetLastMsgForSubject(context.Background(), RouteSubject("D1", "R1"))
+	// It goes once the log is drained, just after the last acknowledgement.
+	waitFor(t, 5*time.Second, func() error {
+		m, err := st.GetLastMsgForSubject(context.Background(), RouteSubject("D1", "R1"))
+		var r bridge.RouteStatus
+		if err != nil || json.Unmarshal(m.Data, &r) != nil || r.CompletedStops != 50 || r.RouteCode != "CX01" {
+			return fmt.Errorf("route state %+v %v", r, err)
+		}
+		return nil
+	})
 	nc.Close()
-	var r bridge.RouteStatus
-	if err != nil || json.Unmarshal(m.Data, &r) != nil || r.CompletedStops != 50 || r.RouteCode != "CX01" {
-		t.Fatalf("route state %+v %v", r, err)
-	}
 
 	// A restart mid-stream.
 	stop()
@@ -524,11 +528,20 @@ func TestForwarderStrangers(t *testing.T) {
 	if got := st.CachedInfo().Config.MaxMsgSize; got != MaxEventBytes {
 		t.Fatalf("the stream takes messages of %d bytes, want %d", got, MaxEventBytes)
 	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(RouteSubject("D1", "R1")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := info.State.Subjects[RouteSubject("D1", "R1")]; n != 1 {
+	// The state goes once the log is drained, just after the last
+	// acknowledgement that caughtUp saw.
+	var n uint64
+	waitFor(t, 5*time.Second, func() error {
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(RouteSubject("D1", "R1")))
+		if err != nil {
+			return err
+		}
+		if n = info.State.Subjects[RouteSubject("D1", "R1")]; n == 0 {
+			return fmt.Errorf("no state of R1 yet")
+		}
+		return nil
+	})
+	if n != 1 {
 		t.Fatalf("a backlog of 50 updates of R1 left %d states of it, want 1", n)
 	}
 	m, err := st.GetLastMsgForSubject(ctx, RouteSubject("D1", "R1"))
