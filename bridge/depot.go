@@ -186,6 +186,7 @@ func (d *Depot) Open(pub Publisher) error {
 	d.m = Machine{Topics: d.Topics, Now: d.Now, RescueSpeedKmh: d.RescueSpeedKmh, SilentAfter: d.SilentAfter}
 	d.m.Load(st)
 	d.p = &pipeline{store: d.Store, pub: pub, topics: d.Topics, log: d.Log, metrics: d.Metrics, stats: &d.Stats, onCommit: d.OnCommit}
+	d.p.storedSeq.Store(d.m.LastSeq()) // what was loaded is on disk
 	d.p.start()
 	return nil
 }
@@ -434,6 +435,12 @@ func (d *Depot) Route(id string) (RouteStatus, bool) {
 
 // LastSeq is the seq of the newest event.
 func (d *Depot) LastSeq() uint64 { return read(d, (*Machine).LastSeq) }
+
+// StoredSeq is the newest event seq this process has written to the store
+// (0 before its first commit with events). LastSeq runs ahead of it while
+// a commit is on its way: a reader of the store that found nothing after
+// its cursor must wait for the events up to LastSeq, not pass over them.
+func (d *Depot) StoredSeq() uint64 { return d.p.storedSeq.Load() }
 
 // Snapshot returns the dashboard's starting state.
 func (d *Depot) Snapshot() Snapshot { return read(d, (*Machine).Snapshot) }

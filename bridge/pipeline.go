@@ -54,7 +54,8 @@ type pipeline struct {
 	space       chan struct{}
 	quit        chan struct{} // closed by close: nobody waits for a slot any more
 	done        chan struct{}
-	commitStart atomic.Int64 // unix ns when the commit on disk began; 0 between commits
+	commitStart atomic.Int64  // unix ns when the commit on disk began; 0 between commits
+	storedSeq   atomic.Uint64 // the newest event seq on disk
 	// inflight holds, per batch going round between the committer and the
 	// publisher (two: run's committed values), the unix ns its first job
 	// was received; 0 while the batch is free. Busy reads the oldest.
@@ -324,6 +325,9 @@ func (p *pipeline) run() {
 		} else {
 			fails.ok(p.log)
 			pending = Batch{}
+			if n := len(b.Events); n > 0 {
+				p.storedSeq.Store(b.Events[n-1].Seq)
+			}
 			if p.onCommit != nil && len(b.Events) > 0 {
 				p.onCommit()
 			}

@@ -56,8 +56,9 @@ type Outbox struct {
 	// message, by any of ids (its event id, or the offer's or rescue's
 	// id that a resent inbox message carries): then no push is sent.
 	Live func(driverID string, ids ...string) bool
-	// Last is the log's newest seq: the cursor passes over a stretch of
-	// the log that holds no events (pruned, or dropped by a failing disk).
+	// Last is the newest seq on disk (bridge.Depot.StoredSeq, not
+	// LastSeq, which runs ahead while a commit is on its way): the cursor
+	// passes over a stretch with no events only below it.
 	Last  func() uint64
 	Log   *slog.Logger
 	Now   func() time.Time
@@ -273,8 +274,10 @@ func (o *Outbox) follow() error {
 			if last <= cursor {
 				return nil
 			}
-			// A stretch with no events: go past it, or nothing after it
-			// would ever be pushed.
+			// A stretch with no events on disk below the newest stored
+			// (dropped by a failing disk, or pruned): go past it, or
+			// nothing after it would ever be pushed. Above the newest
+			// stored, the events are on their way to the disk: wait.
 			cursor = min(cursor+500, last)
 			if err := o.Store.PushPut(cursorKey, binary.BigEndian.AppendUint64(nil, cursor)); err != nil {
 				return err

@@ -84,6 +84,9 @@ func startApp(t testing.TB, dir string, mutate func(*ServeConfig), inject ...fun
 	m.Config.LogLevel = "warn"
 	m.Config.AdminPassword = adminPassword
 	m.faults.bcryptCost = bcrypt.MinCost
+	// No backup at start unless a test asks for one: a gzipped copy of the
+	// store in every test depot, under -race, was minutes of the suite.
+	m.Config.BackupInterval = 0
 	if os.Getenv("DEPOT_TEST_LOG") != "" {
 		m.Out = os.Stderr
 		m.Config.LogLevel = "debug"

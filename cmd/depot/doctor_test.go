@@ -504,7 +504,7 @@ func TestDoctorBackup(t *testing.T) {
 // process, 127.0.0.1:0) and then against the same depot stopped.
 func TestDoctorEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	a := startApp(t, dir, nil)
+	a := startApp(t, dir, func(c *ServeConfig) { c.BackupInterval = 24 * time.Hour }) // with its backup at start
 	data := filepath.Join(dir, "data")
 	// The start's backup is written off the start's path.
 	checkFor(t, 10*time.Second, func() error {

@@ -92,7 +92,7 @@ func (m *Main) openPush() error {
 		senders[push.KindFCM] = f
 		m.Log.Info("push: Firebase Cloud Messaging on", "project", f.Project(), "endpoint", c.FCMEndpoint)
 	}
-	m.push = &push.Outbox{Store: m.store, Senders: senders, Live: m.acks.took, Last: m.depot.LastSeq, Log: m.Log.With("part", "push"), Now: m.Clock,
+	m.push = &push.Outbox{Store: m.store, Senders: senders, Live: m.acks.took, Last: m.depot.StoredSeq, Log: m.Log.With("part", "push"), Now: m.Clock,
 		Grace: m.faults.pushGrace, Poll: m.faults.pushPoll}
 	m.metrics.watchPush(m.push)
 	return m.push.Start(m.depot.LastSeq())
