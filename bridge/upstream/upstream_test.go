@@ -530,18 +530,7 @@ func TestForwarderStrangers(t *testing.T) {
 	}
 	// The state goes once the log is drained, just after the last
 	// acknowledgement that caughtUp saw.
-	var n uint64
-	waitFor(t, 5*time.Second, func() error {
-		info, err := st.Info(ctx, jetstream.WithSubjectFilter(RouteSubject("D1", "R1")))
-		if err != nil {
-			return err
-		}
-		if n = info.State.Subjects[RouteSubject("D1", "R1")]; n == 0 {
-			return fmt.Errorf("no state of R1 yet")
-		}
-		return nil
-	})
-	if n != 1 {
+	if n := statesOf(t, st, "R1"); n != 1 {
 		t.Fatalf("a backlog of 50 updates of R1 left %d states of it, want 1", n)
 	}
 	m, err := st.GetLastMsgForSubject(ctx, RouteSubject("D1", "R1"))
@@ -599,18 +588,7 @@ func TestForwarderRouteStatesThrottled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n uint64
-	waitFor(t, 5*time.Second, func() error {
-		info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(RouteSubject("D1", "R1")))
-		if err != nil {
-			return err
-		}
-		if n = info.State.Subjects[RouteSubject("D1", "R1")]; n == 0 {
-			return fmt.Errorf("no state of R1 yet")
-		}
-		return nil
-	})
-	if n != 1 {
+	if n := statesOf(t, st, "R1"); n != 1 {
 		t.Fatalf("5 events of R1, each sent alone, left %d states of it in the stream; want 1 a minute", n)
 	}
 }
@@ -691,4 +669,23 @@ func TestForwarderBatches(t *testing.T) {
 			}
 		})
 	}
+}
+
+// statesOf waits for the first state of route id of depot D1 in the stream
+// (it goes once the log is drained, just after the acknowledgement a test
+// waited for) and returns how many the stream holds.
+func statesOf(t *testing.T, st jetstream.Stream, id string) uint64 {
+	t.Helper()
+	var n uint64
+	waitFor(t, 5*time.Second, func() error {
+		info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(RouteSubject("D1", id)))
+		if err != nil {
+			return err
+		}
+		if n = info.State.Subjects[RouteSubject("D1", id)]; n == 0 {
+			return fmt.Errorf("no state of %s yet", id)
+		}
+		return nil
+	})
+	return n
 }
