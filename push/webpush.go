@@ -35,31 +35,20 @@ const vapidFile = "vapid.json"
 // an error, never a reason to make new keys: that would silently cut off
 // every subscribed handheld.
 func LoadOrCreateVAPID(dir string) (VAPID, error) {
-	path := filepath.Join(dir, vapidFile)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		var v VAPID
-		if err := json.Unmarshal(b, &v); err != nil {
-			return VAPID{}, fmt.Errorf("vapid: %s: %w", path, err)
-		}
-		if err := v.check(); err != nil {
-			return VAPID{}, fmt.Errorf("vapid: %s: %w", path, err)
-		}
-		return v, nil
-	}
+	v, err := ReadVAPID(dir)
 	if !errors.Is(err, os.ErrNotExist) {
-		return VAPID{}, fmt.Errorf("vapid: %w", err)
+		return v, err
 	}
 
 	key, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
 		return VAPID{}, fmt.Errorf("vapid: %w", err)
 	}
-	v := VAPID{
+	v = VAPID{
 		PublicKey:  base64.RawURLEncoding.EncodeToString(key.PublicKey().Bytes()),
 		PrivateKey: base64.RawURLEncoding.EncodeToString(key.Bytes()),
 	}
-	b, _ = json.MarshalIndent(v, "", "  ")
+	b, _ := json.MarshalIndent(v, "", "  ")
 	if err := writeFileAtomic(dir, vapidFile, append(b, '\n')); err != nil {
 		return VAPID{}, fmt.Errorf("vapid: %w", err)
 	}

@@ -11,49 +11,31 @@ const out = new URL('../dist/', import.meta.url).pathname;
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 writeFileSync(out + '.keep', '');
-await build({
-  entryPoints: ['src/main.js'],
+// page bundles one page's script as an ES module into dist/.
+const page = (entry, outfile) => build({
+  entryPoints: [entry],
   bundle: true,
   minify: true,
   sourcemap: false,
   format: 'esm',
   target: ['es2020'],
   platform: 'browser',
-  outfile: out + 'app.js',
+  outfile: out + outfile,
   loader: { '.png': 'dataurl', '.svg': 'dataurl' },
   logLevel: 'warning',
 });
+
+// The dashboard.
+await page('src/main.js', 'app.js');
 cpSync('src/index.html', out + 'index.html');
 cpSync('src/favicon.svg', out + 'favicon.svg');
 
 // The fleet page, which `depot hq` serves at / (docs/fleet.md).
-await build({
-  entryPoints: ['src/fleet.js'],
-  bundle: true,
-  minify: true,
-  sourcemap: false,
-  format: 'esm',
-  target: ['es2020'],
-  platform: 'browser',
-  outfile: out + 'fleet.js',
-  loader: { '.png': 'dataurl', '.svg': 'dataurl' },
-  logLevel: 'warning',
-});
+await page('src/fleet.js', 'fleet.js');
 cpSync('src/fleet.html', out + 'fleet.html');
 
 // The admin page, at /admin (docs/admin.md).
-await build({
-  entryPoints: ['src/admin.js'],
-  bundle: true,
-  minify: true,
-  sourcemap: false,
-  format: 'esm',
-  target: ['es2020'],
-  platform: 'browser',
-  outfile: out + 'admin.js',
-  loader: { '.png': 'dataurl', '.svg': 'dataurl' },
-  logLevel: 'warning',
-});
+await page('src/admin.js', 'admin.js');
 cpSync('src/admin.html', out + 'admin.html');
 
 // The driver app, served at /driver/. Its service worker is a classic
