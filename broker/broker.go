@@ -182,6 +182,10 @@ type Server struct {
 	failed  atomic.Pointer[error] // the TCP listener stopped for good
 	buckets buckets               // publish budgets by identity
 	logs    *LogSummary
+
+	retained retainedExpiry // in place of mochi's scan (retained.go)
+	persist  *persistHook
+	stop     chan struct{} // closed by Close: ends the retained sweep
 }
 
 // New builds a broker; Start binds it.
@@ -273,9 +277,16 @@ func (s *Server) Start() error {
 		return fmt.Errorf("add hook: %w", err)
 	}
 	if s.cfg.Sessions != nil {
-		if err := s.mq.AddHook(&persistHook{store: s.cfg.Sessions, srv: s}, nil); err != nil {
+		s.persist = &persistHook{store: s.cfg.Sessions, srv: s}
+		if err := s.mq.AddHook(s.persist, nil); err != nil {
 			return fmt.Errorf("add session hook: %w", err)
 		}
+	}
+	s.stop = make(chan struct{})
+	if err := stopRetainedScan(s.mq); err != nil {
+		s.cfg.Log.Warn("mochi's retained-expiry scan left running", "err", err)
+	} else {
+		go s.sweepRetained(time.Second)
 	}
 	if s.cfg.TCPAddr != "" {
 		ln, err := net.Listen("tcp", s.cfg.TCPAddr)
@@ -424,6 +435,9 @@ func (s *Server) Disconnect(identity string) int {
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
+		if s.stop != nil {
+			close(s.stop)
+		}
 		if s.mq != nil {
 			s.quiesce(5 * time.Second)
 			err = s.mq.Close()
@@ -431,6 +445,25 @@ func (s *Server) Close() error {
 		s.logs.Flush()
 	})
 	return err
+}
+
+// sweepRetained expires retained messages every period, as mochi's own
+// scan did before stopRetainedScan stopped it.
+func (s *Server) sweepRetained(period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.retained.sweep(s.mq, now.Unix(), func(topic string) {
+				if s.persist != nil {
+					s.persist.OnRetainedExpired(topic)
+				}
+			})
+		}
+	}
 }
 
 // quiesce stops new connections and disconnects every client, waiting up to

@@ -26,7 +26,7 @@ func (h *hook) ID() string { return "depot" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
 		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnWill, mqtt.OnSubscribe, mqtt.OnSubscribed,
-		mqtt.OnPacketRead, mqtt.OnPacketEncode}, []byte{b})
+		mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnRetainMessage}, []byte{b})
 }
 
 // OnConnect authenticates, and judges the Last Will before the client can
@@ -146,6 +146,12 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 // OnConnectAuthenticate runs only after OnConnect accepted the client (mochi
 // drops the connection when OnConnect returns an error), so it accepts. It
 // must exist: with no hook providing it, mochi refuses everyone.
+// OnRetainMessage tells the retained-expiry watch what mochi retained
+// (retained.go).
+func (h *hook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
+	h.srv.retained.note(pk, r == -1)
+}
+
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool { return true }
 
 // pendingSubs are the filters of one SUBSCRIBE while mochi checks them one
