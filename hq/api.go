@@ -139,6 +139,10 @@ func (h *HQ) stream(c echo.Context) error {
 	stopOnClose := context.AfterFunc(h.ctx, cancel) // Close ends streams; browsers go to another instance
 	defer stopOnClose()
 	token := strings.TrimPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+	claims, err := h.accounts.Verify(token)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusUnauthorized, "login token refused")
+	}
 	cons, gone, err := h.reader(ctx, depot, from)
 	if err != nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "the fleet stream cannot be read now: "+clip(err))
@@ -182,13 +186,22 @@ func (h *HQ) stream(c echo.Context) error {
 	w.Flush()
 	ka := time.NewTicker(h.cfg.KeepAlive)
 	defer ka.Stop()
+	// The stream ends within a second when its user is deleted, re-roled,
+	// disabled or given a new password on any instance (the users are
+	// shared and watched), as the depot's own stream does.
+	recheck := time.NewTicker(time.Second)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-recheck.C:
+			if !h.accounts.StillValid(claims) {
+				return nil
+			}
 		case <-ka.C:
-			// A user deleted, or a token expired, since the stream opened:
-			// it ends (the browser's reconnect is refused).
+			// A token expired since the stream opened: it ends (the
+			// browser's reconnect is refused).
 			if _, err := h.accounts.Verify(token); err != nil {
 				return nil
 			}

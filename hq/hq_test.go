@@ -599,7 +599,8 @@ func TestHQUserChanges(t *testing.T) {
 	t.Parallel()
 	s := natstest.Start(t, server.Options{})
 	newDepotSide(t, s.ClientURL())
-	a, b := startHQ(t, s.ClientURL(), "a"), startHQ(t, s.ClientURL(), "b")
+	// b's keep-alive is long: what ends a stream must not wait for it.
+	a, b := startHQ(t, s.ClientURL(), "a"), startHQ(t, s.ClientURL(), "b", func(c *Config) { c.KeepAlive = time.Minute })
 	adm := mustLogin(t, a, "admin", "admin-pass-1")
 	// The admin page is the depot's: hq does not serve it.
 	for _, p := range []string{"/admin", "/admin.html", "/admin.js"} {
@@ -619,9 +620,24 @@ func TestHQUserChanges(t *testing.T) {
 		sam = tok
 		return nil
 	})
+	// sam watches the fleet on b; a disables her: the stream ends.
+	res, err := http.Get("http://" + b.Addr() + "/api/v1/fleet/stream?access_token=" + sam)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("sam's stream on b: %v %v", res, err)
+	}
+	ended := make(chan struct{})
+	go func() { defer close(ended); _, _ = io.Copy(io.Discard, res.Body); res.Body.Close() }()
 	if code := call(t, a, "PATCH", "/api/v1/users/sam", adm, map[string]bool{"disabled": true}, nil); code != 200 {
 		t.Fatalf("disable sam: %d", code)
 	}
+	waitFor(t, 10*time.Second, func() error {
+		select {
+		case <-ended:
+			return nil
+		default:
+			return fmt.Errorf("a disabled user's fleet stream on another instance is still open")
+		}
+	})
 	waitFor(t, 5*time.Second, func() error {
 		if code := call(t, b, "GET", "/api/v1/fleet", sam, nil, nil); code != 401 {
 			return fmt.Errorf("a disabled user's token on b: %d", code)
