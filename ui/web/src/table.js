@@ -8,6 +8,7 @@
 // core busy with 30 routes; BenchmarkPageCPU measures it).
 import { $, el, SHAPES, WORDS, RANK, PRESENCE } from './dom.js';
 import { STATUS, has, num, showNum, text, statusOf } from './checks.js';
+import { countText } from './filter.js';
 
 // Thirty drivers moving once a second each would otherwise repaint the map
 // and the table 30 times a second, which no one reads that fast. Every
@@ -94,6 +95,17 @@ export class RouteTable {
     this.dirty = new Set();
     this.timer = 0; // the fallback render, for when ticks are late
     this.summaryKey = '';
+    this.keep = null; // the filter: which routes show (setFilter)
+    this.shown = 0; // how many rows show, as of the last render
+  }
+
+  // setFilter shows only the routes keep(route) is true of (null: all),
+  // from the next render on; onShow(routeId, shown), if set, hears of each
+  // route that goes in or out (the map dims its marker). A route whose
+  // status changes is dirty anyway: the render after it puts it in or out.
+  setFilter(keep, onShow = this.onShow) {
+    this.keep = keep;
+    this.onShow = onShow;
   }
 
   // mark says route id changed; it is drawn with the next render.
@@ -155,11 +167,12 @@ export class RouteTable {
     const tbody = document.querySelector('#routes tbody');
     const list = sortRoutes(this.state.routes.values());
     $('empty').hidden = list.length > 0;
+    let shown = 0;
     list.forEach((r, i) => {
       let row = this.rows.get(r.routeId);
       if (!row) {
         const id = r.routeId;
-        row = { tr: el('tr', { dataset: { route: id } }), key: null, sig: null, age: null, ts: 0 };
+        row = { tr: el('tr', { dataset: { route: id } }), key: null, sig: null, age: null, ts: 0, on: true };
         if (this.onOpen) row.tr.onclick = (e) => { if (!e.target.closest('button')) this.onOpen(id); };
         this.rows.set(r.routeId, row);
       }
@@ -186,8 +199,18 @@ export class RouteTable {
         this.onRoute(r);
       }
       if (tbody.children[i] !== row.tr) tbody.insertBefore(row.tr, tbody.children[i] || null);
+      const on = !this.keep || this.keep(r);
+      if (on) shown++;
+      if (row.on !== on) {
+        row.on = on;
+        row.tr.hidden = !on;
+        if (this.onShow) this.onShow(r.routeId, on);
+      }
     });
     this.dirty.clear();
+    this.shown = shown;
+    const nm = $('nomatch');
+    if (nm && nm.hidden !== !(list.length > 0 && shown === 0)) nm.hidden = !nm.hidden;
     this.renderSummary(list);
     this.afterRender();
   }
@@ -243,12 +266,12 @@ export class RouteTable {
   renderSummary(list) {
     const n = { RED: 0, YELLOW: 0, GREEN: 0 };
     for (const r of list) if (STATUS.has(r.statusColor)) n[r.statusColor]++;
-    const key = `${n.RED} ${n.YELLOW} ${n.GREEN} ${list.length}`;
+    const key = `${n.RED} ${n.YELLOW} ${n.GREEN} ${list.length} ${this.shown} ${!!this.keep}`;
     if (key === this.summaryKey) return;
     this.summaryKey = key;
     $('summary').replaceChildren(...['RED', 'YELLOW', 'GREEN'].map((c) =>
       el('span', { className: `pill status ${c}`, dataset: { count: c } }, el('span', { className: 'shape' }, SHAPES[c]), `${n[c]} ${WORDS[c]}`)),
-    el('span', { className: 'pill' }, `${list.length} routes`));
+    el('span', { className: 'pill', dataset: { count: 'shown' } }, countText(this.shown, list.length, !!this.keep)));
   }
 }
 
