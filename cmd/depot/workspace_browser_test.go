@@ -238,7 +238,7 @@ func TestBrowserFindAndFilter(t *testing.T) {
 	signIn(t, ctx, a, "ana", anaPassword)
 	waitJS(t, ctx, "both routes", `document.querySelectorAll('#routes tbody tr').length === 2`)
 	waitJS(t, ctx, "both on the map", `document.querySelectorAll('.route-icon [data-route]').length === 2`)
-	waitJS(t, ctx, "the count", `document.querySelector('#summary [data-count="shown"]').textContent === '2 routes'`)
+	waitJS(t, ctx, "the count", `document.getElementById('filter-count').textContent === '2 routes'`)
 
 	// "/" from anywhere but a text field: the find box.
 	slash(t, ctx)
@@ -246,7 +246,7 @@ func TestBrowserFindAndFilter(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.KeyEvent("BEN")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "only Ben's route", `(`+visibleRoutes+`) === 'R2' && document.querySelector('#summary [data-count="shown"]').textContent === '1 of 2 routes' &&
+	waitJS(t, ctx, "only Ben's route", `(`+visibleRoutes+`) === 'R2' && document.getElementById('filter-count').textContent === '1 of 2 routes' &&
 		location.hash === '#q=ben'`)
 	waitJS(t, ctx, "R1's marker dimmed", markerOpacity("R1")+` === '0.2' && `+markerOpacity("R2")+` === '1'`)
 	// Enter opens the first match; Esc closes it and gives the keyboard
@@ -263,7 +263,7 @@ func TestBrowserFindAndFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the box cleared", `document.getElementById('find').value === '' && (`+visibleRoutes+`) === 'R1,R2' && location.hash === '' &&
-		document.querySelector('#summary [data-count="shown"]').textContent === '2 routes' && `+markerOpacity("R1")+` === '1'`)
+		document.getElementById('filter-count').textContent === '2 routes' && `+markerOpacity("R1")+` === '1'`)
 	// A "/" typed in a text field is a slash.
 	if err := chromedp.Do(ctx, chromedp.KeyEvent("cx")); err != nil {
 		t.Fatal(err)
@@ -283,10 +283,10 @@ func TestBrowserFindAndFilter(t *testing.T) {
 	}
 	waitJS(t, ctx, "behind only", `(`+visibleRoutes+`) === 'R1' && location.hash === '#status=behind' &&
 		document.querySelector('#status-filter [data-status="behind"]').getAttribute('aria-pressed') === 'true' &&
-		document.querySelector('#summary [data-count="shown"]').textContent === '1 of 2 routes'`)
+		document.getElementById('filter-count').textContent === '1 of 2 routes'`)
 	writeFile(t, a.feed, feedJSON(44, 7))
 	waitJS(t, ctx, "R1 left the filter", `window.__depot.routes.get('R1').statusColor === 'RED' && (`+visibleRoutes+`) === '' &&
-		document.querySelector('#summary [data-count="shown"]').textContent === '0 of 2 routes' && `+markerOpacity("R1")+` === '0.2'`)
+		document.getElementById('filter-count').textContent === '0 of 2 routes' && `+markerOpacity("R1")+` === '0.2'`)
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#status-filter button[data-status="rescue"]`))); err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestBrowserFindAndFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "all shown", `location.hash === '#route=R2' && document.getElementById('filter-clear').hidden &&
-		document.querySelector('#summary [data-count="shown"]').textContent === '2 routes'`)
+		document.getElementById('filter-count').textContent === '2 routes'`)
 	waitJS(t, ctx, "no CSP refusals", `window.__depot.csp.length === 0`)
 }
 

@@ -211,6 +211,9 @@ export class RouteTable {
     this.shown = shown;
     const nm = $('nomatch');
     if (nm && nm.hidden !== !(list.length > 0 && shown === 0)) nm.hidden = !nm.hidden;
+    const fc = $('filter-count'); // "12 of 30 routes" (filter.js)
+    const ct = countText(shown, list.length, !!this.keep);
+    if (fc && fc.textContent !== ct) fc.textContent = ct;
     this.renderSummary(list);
     this.afterRender();
   }
@@ -266,12 +269,12 @@ export class RouteTable {
   renderSummary(list) {
     const n = { RED: 0, YELLOW: 0, GREEN: 0 };
     for (const r of list) if (STATUS.has(r.statusColor)) n[r.statusColor]++;
-    const key = `${n.RED} ${n.YELLOW} ${n.GREEN} ${list.length} ${this.shown} ${!!this.keep}`;
+    const key = `${n.RED} ${n.YELLOW} ${n.GREEN} ${list.length}`;
     if (key === this.summaryKey) return;
     this.summaryKey = key;
     $('summary').replaceChildren(...['RED', 'YELLOW', 'GREEN'].map((c) =>
       el('span', { className: `pill status ${c}`, dataset: { count: c } }, el('span', { className: 'shape' }, SHAPES[c]), `${n[c]} ${WORDS[c]}`)),
-    el('span', { className: 'pill', dataset: { count: 'shown' } }, countText(this.shown, list.length, !!this.keep)));
+    el('span', { className: 'pill' }, `${list.length} routes`));
   }
 }
 
