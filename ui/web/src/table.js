@@ -132,6 +132,7 @@ export class RouteTable {
     this.rows.clear();
     this.dirty.clear();
     this.summaryKey = '';
+    this.countText = '';
     this.markAll();
   }
 
@@ -209,11 +210,15 @@ export class RouteTable {
     });
     this.dirty.clear();
     this.shown = shown;
-    const nm = $('nomatch');
-    if (nm && nm.hidden !== !(list.length > 0 && shown === 0)) nm.hidden = !nm.hidden;
-    const fc = $('filter-count'); // "12 of 30 routes" (filter.js)
+    // "12 of 30 routes" (filter.js), and whether none matches: written
+    // when they change, not read back from the page every second.
     const ct = countText(shown, list.length, !!this.keep);
-    if (fc && fc.textContent !== ct) fc.textContent = ct;
+    if (ct !== this.countText) {
+      this.countText = ct;
+      const fc = $('filter-count'); const nm = $('nomatch');
+      if (fc) fc.textContent = ct;
+      if (nm) nm.hidden = !(list.length > 0 && shown === 0);
+    }
     this.renderSummary(list);
     this.afterRender();
   }
