@@ -394,21 +394,23 @@ func (s *Server) exportEvents(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		cur, _, err := s.scanLog(start-1, end-1, maxExportScan, func(h envHead, raw json.RawMessage) bool {
-			through = h.Timestamp
-			if exportTypes[h.Type] {
-				j.event(h, raw)
+		if end > start { // events start..end-1 (scanLog's end 0 would be the log's)
+			cur, _, err := s.scanLog(start-1, end-1, maxExportScan, func(h envHead, raw json.RawMessage) bool {
+				through = h.Timestamp
+				if exportTypes[h.Type] {
+					j.event(h, raw)
+				}
+				return !j.full
+			})
+			if err != nil {
+				return err
 			}
-			return !j.full
-		})
-		if err != nil {
-			return err
-		}
-		switch {
-		case j.full:
-			cut = "rows"
-		case cur < end-1:
-			cut = "scan"
+			switch {
+			case j.full:
+				cut = "rows"
+			case cur < end-1:
+				cut = "scan"
+			}
 		}
 	}
 	hd := c.Response().Header()
