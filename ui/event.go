@@ -89,34 +89,53 @@ var errBadTypes = echo.NewHTTPError(http.StatusBadRequest, "types: want up to 20
 // without bound.
 func (s *Server) typedEvents(c echo.Context, after uint64, limit int, types map[string]bool) error {
 	out := []json.RawMessage{}
-	cur, scanned := after, 0
-	for scanned < maxTypedScan && len(out) < limit {
-		before := cur
-		evs, err := s.cfg.Archive.EventsAfter(cur, maxEventPage)
-		if err != nil {
-			return err
+	cur, _, err := s.scanLog(after, 0, maxTypedScan, func(h envHead, raw json.RawMessage) bool {
+		if types[h.Type] {
+			out = append(out, raw)
 		}
-		for _, raw := range evs {
-			var env struct {
-				Seq  uint64 `json:"seq"`
-				Type string `json:"type"`
-			}
-			if json.Unmarshal(raw, &env) != nil || env.Seq <= cur {
-				continue
-			}
-			cur = env.Seq
-			scanned++
-			if types[env.Type] {
-				out = append(out, raw)
-				if len(out) == limit {
-					break
-				}
-			}
-		}
-		if len(evs) < maxEventPage || cur == before {
-			break // the end of the log, or a page that would be read again
-		}
+		return len(out) < limit
+	})
+	if err != nil {
+		return err
 	}
 	c.Response().Header().Set("X-Last-Seq", strconv.FormatUint(s.cfg.Depot.LastSeq(), 10))
 	return c.JSON(http.StatusOK, map[string]any{"events": out, "scannedTo": cur})
+}
+
+// scanLog reads the event log after seq after, up to seq upTo (0: to its
+// end), through at most maxScan events, handing each to fn until fn says
+// stop. It returns the last seq read through (whether fn kept it or not:
+// a next read goes on after it) and how many it read. Only an event's
+// head (seq, type, time) is decoded here.
+func (s *Server) scanLog(after, upTo uint64, maxScan int, fn func(h envHead, raw json.RawMessage) bool) (uint64, int, error) {
+	cur, scanned := after, 0
+	for scanned < maxScan && (upTo == 0 || cur < upTo) {
+		before := cur
+		n := maxEventPage
+		if upTo != 0 && upTo-cur < uint64(n) {
+			n = int(upTo - cur)
+		}
+		evs, err := s.cfg.Archive.EventsAfter(cur, n)
+		if err != nil {
+			return cur, scanned, err
+		}
+		for _, raw := range evs {
+			h, ok := readHead(raw)
+			if !ok || h.Seq <= cur || (upTo != 0 && h.Seq > upTo) {
+				continue
+			}
+			cur = h.Seq
+			scanned++
+			if !fn(h, raw) {
+				return cur, scanned, nil
+			}
+			if scanned >= maxScan {
+				return cur, scanned, nil
+			}
+		}
+		if len(evs) < n || cur == before {
+			break // the end of the log, or a page that would be read again
+		}
+	}
+	return cur, scanned, nil
 }

@@ -187,6 +187,7 @@ func New(cfg Config) *Server {
 	api.GET("/routes/:id", s.route, read)
 	api.GET("/routes/:id/history", s.history, read)
 	api.GET("/events", s.events, read)
+	api.GET("/events/export", s.exportEvents, read)
 	api.GET("/state", s.state, read)
 	if cfg.NoStream {
 		e.GET("/api/v1/stream", func(c echo.Context) error { return echo.NewHTTPError(http.StatusBadGateway, "stream cut") })

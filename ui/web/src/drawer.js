@@ -13,6 +13,7 @@ import { APPS } from './table.js';
 import { routeFromHash, words, routeKey, deviceKey, lastFix } from './drawerview.js';
 import { merge, Stops, timeRange, inRange, loadHistory, pointOfRoute, AHEAD, startOfDay } from './trail.js';
 import { Journal, TYPES, firstSeqSince, readSince } from './timeline.js';
+import { withParams } from './filter.js';
 import * as mapview from './map.js';
 
 const hhmm = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
@@ -83,7 +84,8 @@ export class Drawer {
     }
     const again = id === this.id;
     this.id = id;
-    if (location.hash !== '#route=' + encodeURIComponent(id)) history.replaceState(null, '', '#route=' + encodeURIComponent(id));
+    const h = withParams(location.hash, { route: id }); // the filter's parts stay (filter.js)
+    if (location.hash !== h) history.replaceState(null, '', h);
     $('drawer').hidden = false;
     this.info.open = true;
     this.info.routeId = id;
@@ -108,7 +110,7 @@ export class Drawer {
     this.pts = [];
     this.drawn = 0;
     mapview.clearTrail();
-    if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+    if (location.hash) history.replaceState(null, '', withParams(location.hash, { route: '' }) || location.pathname + location.search);
     this.onShown('');
     const back = this.opener;
     this.opener = null;

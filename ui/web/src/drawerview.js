@@ -3,6 +3,7 @@
 // must be drawn again. Node's own test runner drives it (drawerview.test.js).
 import { ago } from './table.js';
 import { showNum, text, statusOf } from './checks.js';
+import { readHash } from './filter.js';
 
 // words says how long ago ms was, in words: "just now", "7m ago"; — for
 // no time.
@@ -12,11 +13,9 @@ export function words(ms, now) {
   return a === 'now' ? 'just now' : `${a} ago`;
 }
 
-// routeFromHash reads #route=ID.
+// routeFromHash reads #route=ID (among the filter's parts, filter.js).
 export function routeFromHash(hash) {
-  const m = /^#route=(.+)$/.exec(hash || '');
-  if (!m) return '';
-  try { return decodeURIComponent(m[1]); } catch { return ''; }
+  return readHash(hash).get('route') || '';
 }
 
 // routeKey is everything the drawer shows of a route but its fix's age.

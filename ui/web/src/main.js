@@ -15,11 +15,13 @@ import { $, el } from './dom.js';
 import { num, showNum, text, pushSummary, upstreamSummary } from './checks.js';
 import { renderOffers as renderOfferList, updateCountdowns as updateOfferCountdowns } from './offers.js';
 import { applyEvent, loadSnapshot } from './depotstate.js';
-import { initMap, placeMarker, fitOnce, resize, hasMap, setOnPick, selectMarker } from './map.js';
+import { initMap, placeMarker, fitOnce, resize, hasMap, setOnPick, selectMarker, dimMarker } from './map.js';
 import { Drawer } from './drawer.js';
 import { RouteTable, ago } from './table.js';
 import { Alarms } from './alarms.js';
 import { Session, showLogin, bindLogin, backoff, SESSION_ENDED } from './login.js';
+import { Finder } from './finder.js';
+import { initExports } from './exports.js';
 
 const state = {
   cfg: null,
@@ -334,6 +336,10 @@ const drawer = new Drawer({
 });
 setOnPick((id) => drawer.open(id));
 
+// ---- the find box and status filter (finder.js), downloads (exports.js) ----
+const finder = new Finder({ state, table, open: (id) => drawer.open(id), onShow: (id, on) => dimMarker(id, !on) });
+initExports({ state, session, drawer, serverNow });
+
 function onFeed(feed) {
   state.feed = feed;
   const b = $('feed-banner');
@@ -390,6 +396,7 @@ async function start() {
   $('logout').hidden = false;
   $('who').textContent = `(${session.auth.username})`;
   $('admin-link').hidden = session.auth.role !== 'admin'; // the admin page (admin.html)
+  $('export-events').hidden = false;
   session.schedule();
   let cfg;
   try { cfg = await loadConfig(); } catch { return; }
@@ -401,6 +408,7 @@ async function start() {
     try { initMap(cfg); } catch (e) { console.error('map', e); }
   }
   try { await catchUp(); } catch { /* retried on connect */ }
+  finder.fromHash(); // and the filter (#route=ID&status=…&q=…)
   drawer.fromHash(); // a reload keeps the selected route (#route=ID)
   mqttClient = connect(cfg);
 }

@@ -109,7 +109,7 @@ export function placeMarker(r) {
   const label = text(r.routeCode) || text(r.routeId);
   let m = markers.get(r.routeId);
   if (!m) {
-    m = L.marker([lat, lng], { keyboard: false, title: label });
+    m = L.marker([lat, lng], { keyboard: false, title: label, opacity: dimmed.has(r.routeId) ? DIM : 1 });
     const id = r.routeId;
     m.on('click', () => { if (onPick) onPick(id); });
     m.addTo(layer);
@@ -141,6 +141,16 @@ export function selectMarker(id) {
   selectedId = id;
   const m = markers.get(id);
   if (m) { ring(m, true); m.setZIndexOffset(2000); }
+}
+
+// dimMarker dims route id's marker (the table's filter hides its row),
+// or shows it again. Leaflet keeps a marker's opacity across new icons.
+const DIM = 0.2;
+const dimmed = new Set();
+export function dimMarker(id, dim) {
+  if (dim) dimmed.add(id); else dimmed.delete(id);
+  const m = markers.get(id);
+  if (m && m.options.opacity !== (dim ? DIM : 1)) m.setOpacity(dim ? DIM : 1);
 }
 
 // setOnPick sets what a click on a route's marker does: fn(routeId).

@@ -8,6 +8,7 @@
 // core busy with 30 routes; BenchmarkPageCPU measures it).
 import { $, el, SHAPES, WORDS, RANK, PRESENCE } from './dom.js';
 import { STATUS, has, num, showNum, text, statusOf } from './checks.js';
+import { countText } from './filter.js';
 
 // Thirty drivers moving once a second each would otherwise repaint the map
 // and the table 30 times a second, which no one reads that fast. Every
@@ -94,6 +95,17 @@ export class RouteTable {
     this.dirty = new Set();
     this.timer = 0; // the fallback render, for when ticks are late
     this.summaryKey = '';
+    this.keep = null; // the filter: which routes show (setFilter)
+    this.shown = 0; // how many rows show, as of the last render
+  }
+
+  // setFilter shows only the routes keep(route) is true of (null: all),
+  // from the next render on; onShow(routeId, shown), if set, hears of each
+  // route that goes in or out (the map dims its marker). A route whose
+  // status changes is dirty anyway: the render after it puts it in or out.
+  setFilter(keep, onShow = this.onShow) {
+    this.keep = keep;
+    this.onShow = onShow;
   }
 
   // mark says route id changed; it is drawn with the next render.
@@ -120,6 +132,7 @@ export class RouteTable {
     this.rows.clear();
     this.dirty.clear();
     this.summaryKey = '';
+    this.countText = '';
     this.markAll();
   }
 
@@ -155,11 +168,12 @@ export class RouteTable {
     const tbody = document.querySelector('#routes tbody');
     const list = sortRoutes(this.state.routes.values());
     $('empty').hidden = list.length > 0;
+    let shown = 0;
     list.forEach((r, i) => {
       let row = this.rows.get(r.routeId);
       if (!row) {
         const id = r.routeId;
-        row = { tr: el('tr', { dataset: { route: id } }), key: null, sig: null, age: null, ts: 0 };
+        row = { tr: el('tr', { dataset: { route: id } }), key: null, sig: null, age: null, ts: 0, on: true };
         if (this.onOpen) row.tr.onclick = (e) => { if (!e.target.closest('button')) this.onOpen(id); };
         this.rows.set(r.routeId, row);
       }
@@ -186,8 +200,25 @@ export class RouteTable {
         this.onRoute(r);
       }
       if (tbody.children[i] !== row.tr) tbody.insertBefore(row.tr, tbody.children[i] || null);
+      const on = !this.keep || this.keep(r);
+      if (on) shown++;
+      if (row.on !== on) {
+        row.on = on;
+        row.tr.hidden = !on;
+        if (this.onShow) this.onShow(r.routeId, on);
+      }
     });
     this.dirty.clear();
+    this.shown = shown;
+    // "12 of 30 routes" (filter.js), and whether none matches: written
+    // when they change, not read back from the page every second.
+    const ct = countText(shown, list.length, !!this.keep);
+    if (ct !== this.countText) {
+      this.countText = ct;
+      const fc = $('filter-count'); const nm = $('nomatch');
+      if (fc) fc.textContent = ct;
+      if (nm) nm.hidden = !(list.length > 0 && shown === 0);
+    }
     this.renderSummary(list);
     this.afterRender();
   }
