@@ -104,10 +104,10 @@ fuzz: ui
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONEncoding$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzPresencePayload$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzClientID$$' -fuzztime=$(FUZZTIME) ./bridge
+	$(GO) test -run='^$$' -fuzz='^FuzzReadEventHead$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzTrustedProxies$$' -fuzztime=$(FUZZTIME) ./ui
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTypes$$' -fuzztime=$(FUZZTIME) ./ui
 	$(GO) test -run='^$$' -fuzz='^FuzzExportWindow$$' -fuzztime=$(FUZZTIME) ./ui
-	$(GO) test -run='^$$' -fuzz='^FuzzReadHead$$' -fuzztime=$(FUZZTIME) ./ui
 	$(GO) test -run='^$$' -fuzz='^FuzzTargetValidate$$' -fuzztime=$(FUZZTIME) ./push
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBlock$$' -fuzztime=$(FUZZTIME) ./storage
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEventBlock$$' -fuzztime=$(FUZZTIME) ./storage

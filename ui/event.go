@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/depotcc/depot/bridge"
 	"github.com/labstack/echo/v4"
 )
 
@@ -89,7 +90,7 @@ var errBadTypes = echo.NewHTTPError(http.StatusBadRequest, "types: want up to 20
 // without bound.
 func (s *Server) typedEvents(c echo.Context, after uint64, limit int, types map[string]bool) error {
 	out := []json.RawMessage{}
-	cur, _, err := s.scanLog(after, 0, maxTypedScan, func(h envHead, raw json.RawMessage) bool {
+	cur, _, err := s.scanLog(after, 0, maxTypedScan, func(h bridge.EventHead, raw json.RawMessage) bool {
 		if types[h.Type] {
 			out = append(out, raw)
 		}
@@ -107,7 +108,7 @@ func (s *Server) typedEvents(c echo.Context, after uint64, limit int, types map[
 // stop. It returns the last seq read through (whether fn kept it or not:
 // a next read goes on after it) and how many it read. Only an event's
 // head (seq, type, time) is decoded here.
-func (s *Server) scanLog(after, upTo uint64, maxScan int, fn func(h envHead, raw json.RawMessage) bool) (uint64, int, error) {
+func (s *Server) scanLog(after, upTo uint64, maxScan int, fn func(h bridge.EventHead, raw json.RawMessage) bool) (uint64, int, error) {
 	cur, scanned := after, 0
 	for scanned < maxScan && (upTo == 0 || cur < upTo) {
 		before := cur
@@ -120,7 +121,7 @@ func (s *Server) scanLog(after, upTo uint64, maxScan int, fn func(h envHead, raw
 			return cur, scanned, err
 		}
 		for _, raw := range evs {
-			h, ok := readHead(raw)
+			h, ok := bridge.ReadEventHead(raw)
 			if !ok || h.Seq <= cur || (upTo != 0 && h.Seq > upTo) {
 				continue
 			}

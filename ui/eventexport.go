@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -84,70 +83,6 @@ func exportWindow(date, from, to string, now time.Time, loc *time.Location) (tim
 	return f, t, nil
 }
 
-// envHead is what the export reads of every event: its seq, type and time.
-type envHead struct {
-	Seq       uint64    `json:"seq"`
-	Type      string    `json:"type"`
-	Timestamp time.Time `json:"timestamp"`
-}
-
-// payloadKey ends the part of a stored envelope before its payload
-// (bridge's encoder writes seq, id, type, priority, timestamp, payload).
-var payloadKey = []byte(`,"payload":`)
-
-// readHead decodes an envelope's seq, type and time without its payload
-// (most of its bytes): an export reads through a day of the log, about a
-// million route updates. An envelope in another shape than the encoder's
-// is decoded whole.
-func readHead(raw []byte) (envHead, bool) {
-	if i := bytes.Index(raw, payloadKey); i > 0 {
-		if h, ok := sniffHead(raw[:i]); ok {
-			return h, true
-		}
-	}
-	var h envHead
-	return h, json.Unmarshal(raw, &h) == nil && h.Seq > 0
-}
-
-// sniffHead reads {"seq":N,…,"type":"…",…,"timestamp":"…" as the
-// encoder writes it: strings without escapes, a time in RFC 3339.
-func sniffHead(head []byte) (envHead, bool) {
-	var h envHead
-	rest, ok := bytes.CutPrefix(head, []byte(`{"seq":`))
-	if !ok {
-		return h, false
-	}
-	n := 0
-	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
-		n++
-	}
-	seq, err := strconv.ParseUint(string(rest[:n]), 10, 64)
-	if err != nil || seq == 0 {
-		return h, false
-	}
-	str := func(key string) (string, bool) {
-		_, after, ok := bytes.Cut(rest, []byte(key))
-		if !ok {
-			return "", false
-		}
-		end := bytes.IndexByte(after, '"')
-		if end < 0 || bytes.IndexByte(after[:end], '\\') >= 0 {
-			return "", false
-		}
-		return string(after[:end]), true
-	}
-	typ, ok1 := str(`,"type":"`)
-	ts, ok2 := str(`,"timestamp":"`)
-	if !ok1 || !ok2 {
-		return h, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
-		return h, false
-	}
-	return envHead{Seq: seq, Type: typ, Timestamp: t}, true
-}
-
 // seqAt is the first seq at or after t among oldest..last (last+1: none),
 // by a binary search over the events' times.
 func (s *Server) seqAt(t time.Time, oldest, last uint64) (uint64, error) {
@@ -158,9 +93,9 @@ func (s *Server) seqAt(t time.Time, oldest, last uint64) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		h, ok := envHead{}, false
+		h, ok := bridge.EventHead{}, false
 		if len(evs) == 1 {
-			h, ok = readHead(evs[0])
+			h, ok = bridge.ReadEventHead(evs[0])
 		}
 		if !ok || h.Seq != mid {
 			// A hole (pruned meanwhile): search above it.
@@ -232,7 +167,7 @@ func (j *joiner) add(r *exportRow) *exportRow {
 func (j *joiner) inWindow(t time.Time) bool { return !t.Before(j.from) && t.Before(j.to) }
 
 // event takes one envelope of exportTypes.
-func (j *joiner) event(h envHead, raw []byte) {
+func (j *joiner) event(h bridge.EventHead, raw []byte) {
 	var env struct {
 		Payload json.RawMessage `json:"payload"`
 	}
@@ -385,7 +320,7 @@ func (s *Server) exportEvents(c echo.Context) error {
 		}
 		if start == oldest && oldest > 1 {
 			if evs, err := s.cfg.Archive.EventsAfter(oldest-1, 1); err == nil && len(evs) == 1 {
-				if h, ok := readHead(evs[0]); ok && h.Timestamp.After(from) {
+				if h, ok := bridge.ReadEventHead(evs[0]); ok && h.Timestamp.After(from) {
 					cut = "pruned" // events of the window were before the oldest kept
 				}
 			}
@@ -395,7 +330,7 @@ func (s *Server) exportEvents(c echo.Context) error {
 			return err
 		}
 		if end > start { // events start..end-1 (scanLog's end 0 would be the log's)
-			cur, _, err := s.scanLog(start-1, end-1, maxExportScan, func(h envHead, raw json.RawMessage) bool {
+			cur, _, err := s.scanLog(start-1, end-1, maxExportScan, func(h bridge.EventHead, raw json.RawMessage) bool {
 				through = h.Timestamp
 				if exportTypes[h.Type] {
 					j.event(h, raw)
