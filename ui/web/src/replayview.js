@@ -27,7 +27,7 @@ export class ReplayView {
     this.gen = 0; // the current replay's number: answers for an older one are dropped
     this.raf = 0;
     this.info = state.replay = { open: false, scope: '', playing: false, speed: 60, t: 0, from: 0, to: 0, drawnT: 0,
-      markers: 0, frames: 0, routes: 0, requests: 0, errors: 0, ready: false, first: null };
+      markers: 0, frames: 0, stalls: 0, routes: 0, requests: 0, errors: 0, ready: false, first: null };
     // For tests: each shown route's position at drawnT.
     this.info.positions = () => {
       const out = {};
@@ -102,7 +102,7 @@ export class ReplayView {
     this.pager = new Pager(this.rows.map((r) => r.tr), (u) => this.api(u), {
       onLoad: () => { if (mine === this.gen) { this.pager.pump(this.clock.t); this.kick(); } },
     });
-    Object.assign(this.info, { open: true, scope, playing: false, from, to, t: from, drawnT: from, markers: 0, frames: 0,
+    Object.assign(this.info, { open: true, scope, playing: false, from, to, t: from, drawnT: from, markers: 0, frames: 0, stalls: 0,
       routes: ids.length, requests: 0, errors: 0, ready: false, first: null, speed: this.clock.speed });
     const s = $('replay-scrub');
     s.min = String(from); s.max = String(to); s.value = String(from);
@@ -179,6 +179,7 @@ export class ReplayView {
     const pg = this.pager;
     const ready = pg.ready(c.t);
     const wasPlaying = c.playing;
+    if (c.playing && !ready) this.info.stalls++; // a frame that waits for history
     c.advance(ts, ready);
     if (pg.seeking) {
       const f = pg.first();
