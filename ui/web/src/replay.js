@@ -81,6 +81,7 @@ export class Track {
     this.i = -1; // the last point at or before lastT
     this.lastT = -Infinity;
     this.lost = true; // the cursor must be found again
+    this.empty = 0; // answers without a point while it had none (a quiet morning)
     // The position at the last at(): shown says whether there is one.
     this.shown = false; this.lat = 0; this.lng = 0;
   }
@@ -99,7 +100,9 @@ export class Track {
   add(a, b, pts) {
     // Points appended after the last leave the cursor where it is;
     // points put before it move it.
+    const had = this.pts.length;
     if (merge(this.pts, pts) === 'insert') this.lost = true;
+    if (had === 0 && this.pts.length === 0) this.empty++;
     for (let c = a; c <= b; c++) this.state[c] = LOADED;
     while (this.contig < this.n && this.state[this.contig] === LOADED) this.contig++;
   }
@@ -137,9 +140,12 @@ export class Track {
 // Pager reads the routes' history ahead of the play head: for each route
 // the chunk under the head, the one before it (a seek lands between two
 // fixes) and `ahead` after it, nearest first, at most `parallel` requests
-// at once. A route with no point yet is read `span` chunks a request, from
-// the start of the window (so a quiet morning costs few requests) while
-// the window's first fix is sought. getJSON(url) answers GET /api/v1/...
+// at once. While the window's first fix is sought, routes with no point
+// yet are also read from the start of the window on, not only at the
+// head; a route with no point yet is read in spans that double with each
+// empty answer, up to `span` chunks (a quiet morning costs few requests,
+// a busy route's first answer is one chunk). getJSON(url) answers GET
+// /api/v1/routes/:id/history.
 export class Pager {
   constructor(tracks, getJSON, { ahead = 3, parallel = 4, span = 8, onLoad = () => {} } = {}) {
     Object.assign(this, { tracks, getJSON, ahead, parallel, span, onLoad });
@@ -179,16 +185,18 @@ export class Pager {
         if (this.inflight >= this.parallel) return;
         const c = tr.chunkOf(t) + off;
         if (c < 0 || c >= tr.n || tr.state[c] !== NONE) continue;
-        this.start(tr, c, tr.pts.length ? 1 : this.span);
+        this.start(tr, c, this.spanOf(tr));
       }
     }
     if (!this.seeking) return;
     for (const tr of this.tracks) {
       if (this.inflight >= this.parallel) return;
       if (tr.pts.length || tr.contig >= tr.n || tr.state[tr.contig] !== NONE) continue;
-      this.start(tr, tr.contig, this.span);
+      this.start(tr, tr.contig, this.spanOf(tr));
     }
   }
+
+  spanOf(tr) { return tr.pts.length ? 1 : Math.min(this.span, 2 ** tr.empty); }
 
   start(tr, c, span) {
     let b = c;

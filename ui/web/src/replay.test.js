@@ -164,15 +164,19 @@ test('the pager: the head chunk first, bounded, then ahead; the first fix sought
   let clockT = T0;
   pg.pump(clockT);
   assert.equal(api.reqs.length, 2, 'at most 2 at once');
+  assert.ok(api.reqs.every((r) => r.to - r.from === CHUNK - 1), 'a first request reads one chunk');
   assert.equal(pg.ready(T0), false);
   assert.equal(pg.first(), null);
   // Answer until the first fix is known.
   for (let i = 0; i < 100 && pg.first() === null; i++) await api.release();
   assert.equal(pg.first(), T0 + 7 * 60 * MIN, "the window's first fix (R1's at 07:00)");
   assert.ok(api.reqs.every((r) => r.to - r.from < 8 * CHUNK), 'spans of at most 8 chunks');
-  // Seeking, the quiet morning took few requests: 7 hours in spans of 2
-  // hours (a chunk at a time, it would be 28 a route).
-  assert.ok(api.reqs.length <= 3 * 8, `${api.reqs.length} requests`);
+  // Seeking, the quiet morning took few requests: 7 hours in spans of
+  // 1, 2, 4, 8, 8… chunks (a chunk at a time, it would be 28 a route).
+  const r1 = api.reqs.filter((r) => r.id === 'R1');
+  assert.deepEqual(r1.slice(0, 5).map((r) => Math.round((r.to - r.from) / CHUNK)), [1, 2, 4, 8, 8]);
+  assert.ok(r1.length <= 7, `${r1.length} requests of R1`);
+  assert.ok(api.reqs.length <= 3 * 10, `${api.reqs.length} requests`);
   pg.seeking = false;
   const before = api.reqs.length;
   clockT = T0 + 8 * 3600000;
@@ -189,9 +193,9 @@ test('the pager: the head chunk first, bounded, then ahead; the first fix sought
     'routes with points read a chunk at a time');
   assert.equal(pg.errors, 0);
   assert.ok(loads > 0);
-  const r1 = tracks[0];
-  assert.equal(r1.at(clockT + 30000), true);
-  assert.ok(Math.abs(r1.lat - (38 + (8 * 60 + 0.5) / 1e4)) < 1e-12);
+  const t1 = tracks[0];
+  assert.equal(t1.at(clockT + 30000), true);
+  assert.ok(Math.abs(t1.lat - (38 + (8 * 60 + 0.5) / 1e4)) < 1e-12);
   assert.equal(tracks[2].at(clockT), false, 'a route without history is not shown');
 });
 
