@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
 	"testing"
 	"time"
 
@@ -206,6 +207,16 @@ func TestBrowserReplayAll(t *testing.T) {
 	waitJS(t, ctx, "both routes drawn", fmt.Sprintf(`(() => { const r = window.__depot.replay; const p = r.positions();
 		return r.playing && r.drawnT > %v && r.markers === 2 && !!p.R1 && !!p.R2 &&
 			document.querySelectorAll('.replay-icon [data-replay="R1"], .replay-icon [data-replay="R2"]').length === 2; })()`, first+2*60000))
+	// DEPOT_SCREENSHOT_REPLAY=file.png saves a picture of the replay.
+	if out := os.Getenv("DEPOT_SCREENSHOT_REPLAY"); out != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// At the end: stopped, each route held at its last fix.
 	waitJSFor(t, ctx, 30*time.Second, "the end", fmt.Sprintf(`(() => { const r = window.__depot.replay; const p = r.positions();
 		return !r.playing && r.drawnT === r.to && r.markers === 2 && p.R1.lat === %v && p.R2.lat === %v; })()`, replayNorth(3000), replayNorth(-2500)))

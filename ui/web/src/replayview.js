@@ -198,7 +198,7 @@ export class ReplayView {
     pg.pump(c.t);
     this.draw();
     if (wasPlaying !== c.playing) this.renderPlay();
-    const note = pg.first() === Infinity ? 'No fixes in this window.'
+    const note = this.info.first === Infinity ? 'No fixes in this window.'
       : !pg.ready(c.t) || pg.seeking ? 'Reading history…'
         : pg.errors ? `Some history could not be read (${pg.errors} requests).` : '';
     if ($('replay-note').textContent !== note) $('replay-note').textContent = note;
