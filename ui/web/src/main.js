@@ -17,6 +17,7 @@ import { renderOffers as renderOfferList, updateCountdowns as updateOfferCountdo
 import { applyEvent, loadSnapshot } from './depotstate.js';
 import { initMap, placeMarker, fitOnce, resize, hasMap, setOnPick, selectMarker, dimMarker } from './map.js';
 import { Drawer } from './drawer.js';
+import { ReplayView } from './replayview.js';
 import { RouteTable, ago } from './table.js';
 import { Alarms } from './alarms.js';
 import { Session, showLogin, bindLogin, backoff, SESSION_ENDED } from './login.js';
@@ -339,6 +340,11 @@ setOnPick((id) => drawer.open(id));
 // ---- the find box and status filter (finder.js), downloads (exports.js) ----
 const finder = new Finder({ state, table, open: (id) => drawer.open(id), onShow: (id, on) => dimMarker(id, !on) });
 initExports({ state, session, drawer, serverNow });
+
+// ---- replay (replayview.js, replay.js): all routes, or the drawer's ----
+const replay = new ReplayView({ state, api, serverNow, onShown: () => resize() });
+$('replay-all').onclick = () => replay.openAll();
+$('trail-replay').onclick = () => { if (drawer.id) replay.openRoute(drawer.id, drawer.range); };
 
 function onFeed(feed) {
   state.feed = feed;

@@ -226,3 +226,51 @@ export function onUserPan(fn) { if (map) map.on('dragstart', fn); }
 
 // onZoomEnd calls fn after every zoom.
 export function onZoomEnd(fn) { if (map) map.on('zoomend', fn); }
+
+// ---- replay (replayview.js) ----
+// Replay's markers are a layer of their own over the live ones, which are
+// only dimmed meanwhile (their layer and markers are untouched: closing
+// the replay shows them as the live view left them).
+let replayLayer = null;
+let replayStep = 0; // half a pixel in degrees at the map's zoom: a smaller move is not drawn
+
+function replayScale() {
+  replayStep = map ? 0.5 * 360 / (256 * 2 ** map.getZoom()) * Math.cos(map.getCenter().lat * Math.PI / 180) : 0;
+}
+
+// replayMarker makes route id's replay marker (not on the map until it is
+// moved): a ring with its label, text.
+export function replayMarker(id, label) {
+  if (!map) return null;
+  if (!replayLayer) { replayLayer = L.layerGroup().addTo(map); map.on('zoomend', replayScale); replayScale(); }
+  const html = el('span', { dataset: { replay: id } }, el('span', { className: 'dot' }), el('span', { className: 'tag' }, label));
+  const m = L.marker([0, 0], { keyboard: false, interactive: false, title: label, zIndexOffset: 3000,
+    icon: L.divIcon({ className: 'replay-icon', html, iconSize: [16, 16], iconAnchor: [8, 8] }) });
+  return { m, on: false, lat: 0, lng: 0 };
+}
+
+// moveReplayMarker shows h at lat, lng (a move of under half a pixel is
+// not drawn).
+export function moveReplayMarker(h, lat, lng) {
+  if (!h) return;
+  if (!h.on) {
+    h.lat = lat; h.lng = lng; h.on = true;
+    h.m.setLatLng([lat, lng]).addTo(replayLayer);
+    return;
+  }
+  if (Math.abs(lat - h.lat) < replayStep && Math.abs(lng - h.lng) < replayStep) return;
+  h.lat = lat; h.lng = lng;
+  h.m.setLatLng([lat, lng]);
+}
+
+// hideReplayMarker takes h off the map.
+export function hideReplayMarker(h) {
+  if (h && h.on) { h.on = false; h.m.remove(); }
+}
+
+// clearReplay takes every replay marker off the map.
+export function clearReplay() { if (replayLayer) replayLayer.clearLayers(); }
+
+// dimLive dims the live markers (and trail) while a replay shows.
+export function dimLive(on) { if (map) map.getContainer().classList.toggle('replaying', on); }
+
