@@ -485,13 +485,15 @@ func Run(ctx context.Context, tgt *Target, c Config) (Result, error) {
 	return res, nil
 }
 
+var scrapeClient = &http.Client{Timeout: 10 * time.Second}
+
 // Scrape reads a depot's CPU seconds and resident memory from its
 // /metrics (Prometheus text format) at u; zeros when it cannot.
 func Scrape(u string) (cpu, rss float64) {
 	if u == "" {
 		return 0, 0
 	}
-	resp, err := http.Get(u)
+	resp, err := scrapeClient.Get(u)
 	if err != nil {
 		return 0, 0
 	}

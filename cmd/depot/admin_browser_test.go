@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,9 @@ func TestAdminBrowserUsersAndBox(t *testing.T) {
 		t.Fatalf("backup row %q, file %s", s, names[0].Name())
 	}
 	waitJS(t, ctx, "no CSP refusals", `window.__admin.csp.length === 0`)
+	if dir := os.Getenv("DEPOT_SCREENSHOTS"); dir != "" { // the README's picture
+		screenshot(t, ctx, filepath.Join(dir, "admin.png"))
+	}
 
 	// Cy signs in (after the admin signs out): a dispatcher.
 	do(t, ctx, chromedp.Click(chromedp.CSS("#logout")))

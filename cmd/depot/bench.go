@@ -81,6 +81,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer pprof.StopCPUProfile()
 	}
 
+	// A run that outlives its load by minutes is stuck (one was, once, in
+	// a busy hour): it says where, and ends, rather than hold a make
+	// target for ever.
+	stuck := time.AfterFunc(2*c.Duration+5*time.Minute, func() {
+		fmt.Fprintln(stderr, "depot bench: stuck; its goroutines:")
+		_ = pprof.Lookup("goroutine").WriteTo(stderr, 1)
+		os.Exit(3)
+	})
+	defer stuck.Stop()
 	tgt, err := loadgen.Appliance(ctx, *httpAddr, *mqttAddr, os.Getenv("DEPOT_ADMIN_PASSWORD"), c)
 	if err != nil {
 		return err

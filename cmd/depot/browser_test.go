@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // browser starts headless Debian Chromium (scripts/deps.sh installs it) and
@@ -201,13 +203,34 @@ func TestBrowserDemoDepot(t *testing.T) {
 		// The README picture shows the demo's first rescue (about a minute in).
 		waitJSFor(t, ctx, 3*time.Minute, "the demo's rescue", `document.querySelector('#rescues .rescue') !== null`)
 		time.Sleep(2 * time.Second) // let the map fit and the rows settle for the picture
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(out, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		screenshot(t, ctx, out)
+	}
+	// DEPOT_SCREENSHOTS=dir saves the README's workspace pictures there:
+	// a route's drawer with its trail, and the replay of every route.
+	if dir := os.Getenv("DEPOT_SCREENSHOTS"); dir != "" {
+		waitJSFor(t, ctx, 3*time.Minute, "two minutes of trail", `window.__depot.events > 30 * 120`)
+		do(t, ctx, chromedp.Click(chromedp.CSS(`#routes tbody tr:nth-child(4) .codebtn`)))
+		waitJS(t, ctx, "the trail read", `(() => { const d = window.__depot.drawer; return d.open && !d.loading && d.points > 60; })()`)
+		do(t, ctx, chromedp.Click(chromedp.CSS(`#trail-follow`)))
+		time.Sleep(2 * time.Second) // the map's pan and zoom settle for the picture
+		screenshot(t, ctx, filepath.Join(dir, "workspace.png"))
+		do(t, ctx, chromedp.KeyEvent(kb.Escape), chromedp.Click(chromedp.CSS(`#replay-all`)))
+		waitJS(t, ctx, "the replay playing every route", `(() => { const r = window.__depot.replay;
+			return r.open && r.playing && r.markers >= 30; })()`)
+		time.Sleep(3 * time.Second) // a few seconds of the day played, for the picture
+		screenshot(t, ctx, filepath.Join(dir, "replay.png"))
+	}
+}
+
+// screenshot saves the page as a PNG at path (README pictures).
+func screenshot(t testing.TB, ctx context.Context, path string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

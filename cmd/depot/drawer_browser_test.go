@@ -211,13 +211,7 @@ func TestBrowserTrail(t *testing.T) {
 	waitJS(t, ctx, "the trail grown", `window.__depot.drawer.points === 12 && window.__depot.drawer.line === 12 && window.__depot.drawer.stops === 2`)
 	// DEPOT_SCREENSHOT_DRAWER=file.png saves a picture of the drawer.
 	if out := os.Getenv("DEPOT_SCREENSHOT_DRAWER"); out != "" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(out, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		screenshot(t, ctx, out)
 	}
 
 	// A reload keeps the route (the address) and reads the trail whole.

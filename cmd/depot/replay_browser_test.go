@@ -209,13 +209,7 @@ func TestBrowserReplayAll(t *testing.T) {
 			document.querySelectorAll('.replay-icon [data-replay="R1"], .replay-icon [data-replay="R2"]').length === 2; })()`, first+2*60000))
 	// DEPOT_SCREENSHOT_REPLAY=file.png saves a picture of the replay.
 	if out := os.Getenv("DEPOT_SCREENSHOT_REPLAY"); out != "" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(out, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		screenshot(t, ctx, out)
 	}
 	// At the end: stopped, each route held at its last fix.
 	waitJSFor(t, ctx, 30*time.Second, "the end", fmt.Sprintf(`(() => { const r = window.__depot.replay; const p = r.positions();
