@@ -64,6 +64,11 @@ func TestBrowserRouteDrawer(t *testing.T) {
 		document.getElementById('drawer-title').textContent === 'Route CX02' && location.hash === '#route=R2' &&
 		document.querySelectorAll('.route-icon.sel').length === 1 && document.querySelector('.route-icon.sel [data-route="R2"]') !== null`)
 	waitJS(t, ctx, "no device yet for D2", `document.getElementById('drawer-device').textContent.includes('no device health yet')`)
+	// Locate now: D2's handheld (the driver app's inbox) is asked.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#drawer-locate`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "D2 asked", `document.getElementById('drawer-locate-msg').textContent === 'Asked its handheld for a fix.'`)
 	// The close button, by its accessible name.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[aria-label="Close route details"]`))); err != nil {
 		t.Fatal(err)
@@ -89,6 +94,12 @@ func TestBrowserRouteDrawer(t *testing.T) {
 		return s.includes('81 %') && s.includes('5 m') && s.includes('online since') && s.includes('Last fix'); })()`)
 	waitJS(t, ctx, "the VTO offer read back", `document.getElementById('drawer-timeline').textContent.includes('VTO offered: light volume')`)
 	waitJS(t, ctx, "online in the timeline", `document.getElementById('drawer-timeline').textContent.includes('Driver online')`)
+	// Another route: the last one's note is gone; D1 is asked in turn.
+	waitJS(t, ctx, "the last route's note gone", `document.getElementById('drawer-locate-msg').textContent === ''`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#drawer-locate`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "D1 asked", `document.getElementById('drawer-locate-msg').textContent.startsWith('Asked ')`)
 
 	// Live: R1 falls 7 behind; the drawer's numbers and timeline follow.
 	writeFile(t, a.feed, feedJSON(44, 7))

@@ -48,6 +48,7 @@ export class Drawer {
     $('drawer-close').onclick = () => this.close();
     $('drawer-vto').onclick = () => { const r = this.route(); if (r) this.onVTO(r); };
     $('drawer-reassign').onclick = () => { const r = this.route(); if (r) this.onReassign(r); };
+    $('drawer-locate').onclick = () => this.locate();
     $('trail-range').onchange = () => {
       $('trail-custom').hidden = $('trail-range').value !== 'custom';
       if ($('trail-range').value !== 'custom') this.reloadTrail();
@@ -96,8 +97,25 @@ export class Drawer {
       if (!this.opener) this.opener = document.activeElement; // where the keyboard goes back to
       $('drawer-close').focus();
     }
-    if (!again) this.reloadTrail(true);
+    if (!again) { $('drawer-locate-msg').textContent = ''; this.reloadTrail(true); }
     this.readDay();
+  }
+
+  // locate asks the driver's handhelds for a fix now (POST
+  // /api/v1/drivers/:id/locate): the driver app always, OwnTracks where it
+  // listens for commands. The fix comes back as any other.
+  async locate() {
+    const r = this.route();
+    if (!r || !r.driverId) return;
+    const msg = $('drawer-locate-msg');
+    msg.textContent = 'Asking…';
+    try {
+      const res = await this.api(`api/v1/drivers/${encodeURIComponent(r.driverId)}/locate`, 'POST');
+      const n = Array.isArray(res.sent) ? res.sent.length : 0;
+      msg.textContent = n ? `Asked ${n === 1 ? 'its handheld' : `${n} kinds of handheld`} for a fix.` : 'No handheld could be asked.';
+    } catch (e) {
+      msg.textContent = 'Not asked: ' + text(e.message);
+    }
   }
 
   close() {
