@@ -146,13 +146,13 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 // OnConnectAuthenticate runs only after OnConnect accepted the client (mochi
 // drops the connection when OnConnect returns an error), so it accepts. It
 // must exist: with no hook providing it, mochi refuses everyone.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool { return true }
+
 // OnRetainMessage tells the retained-expiry watch what mochi retained
 // (retained.go).
 func (h *hook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
 	h.srv.retained.note(pk, r == -1)
 }
-
-func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool { return true }
 
 // pendingSubs are the filters of one SUBSCRIBE while mochi checks them one
 // by one, and how many of them were let through so far.

@@ -3,7 +3,7 @@
 //
 // Acknowledging is per screen (kept in sessionStorage): it silences the
 // banner here; resolving closes the rescue for everyone.
-import { $, el } from './dom.js';
+import { $, el, hhmm } from './dom.js';
 import { isObj } from './eventlog.js';
 import { num, showNum, text } from './checks.js';
 
@@ -77,7 +77,7 @@ export class Alarms {
     const sr = isObj(p.struggleRoute) ? p.struggleRoute : { routeCode: r.routeId };
     const rd = isObj(p.rescueDriver) ? p.rescueDriver : null;
     const at = Date.parse(p.estimatedArrival);
-    const eta = Number.isNaN(at) ? '' : new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    const eta = Number.isNaN(at) ? '' : hhmm(at);
     const tl = isObj(p.transferLocation) ? text(p.transferLocation.address) : '';
     return el('div', { className: 'rescue' + (isAcked ? ' acked' : ''), dataset: { rescue: r.rescueId } },
       el('span', { className: 'big' }, `▲ RESCUE ${text(sr.routeCode)}`),

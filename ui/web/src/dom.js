@@ -24,3 +24,7 @@ export const SHAPES = { RED: '▲', YELLOW: '◆', GREEN: '●', UNKNOWN: '?' };
 export const WORDS = { RED: 'RESCUE', YELLOW: 'BEHIND', GREEN: 'ON TIME', UNKNOWN: 'UNKNOWN' };
 export const RANK = { RED: 0, YELLOW: 1, GREEN: 2, UNKNOWN: 3 };
 export const PRESENCE = { online: '●', offline: '○', silent: '◌' };
+
+// Times of day as the page shows them, in the browser's locale.
+export const hhmm = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+export const hhmmss = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });

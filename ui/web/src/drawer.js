@@ -7,7 +7,7 @@
 // table. A live fix of its route extends the line; the day is not redrawn.
 // Every value shown is text (el, textContent): names and codes come from
 // the network.
-import { $, el, SHAPES, WORDS, PRESENCE } from './dom.js';
+import { $, el, SHAPES, WORDS, PRESENCE, hhmm } from './dom.js';
 import { has, num, showNum, text, statusOf } from './checks.js';
 import { APPS } from './table.js';
 import { routeFromHash, words, routeKey, deviceKey, lastFix } from './drawerview.js';
@@ -16,7 +16,6 @@ import { Journal, TYPES, firstSeqSince, readSince } from './timeline.js';
 import { withParams } from './filter.js';
 import * as mapview from './map.js';
 
-const hhmm = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 // A datetime-local input's value is local time without a zone.
 const fromLocal = (v) => (v ? new Date(v).getTime() : NaN);
 

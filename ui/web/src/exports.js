@@ -6,11 +6,10 @@
 // object URL and clicks a temporary <a download> for it. The page's
 // Content-Security-Policy needs nothing more for that (a download is no
 // fetch, script or image the policy governs).
-import { $ } from './dom.js';
+import { $, hhmm } from './dom.js';
 import { SESSION_ENDED } from './login.js';
 import { TRAIL_FORMATS, trailFile, trailURL, dayWindow, eventsURL, localDate, cutNote } from './exportfile.js';
 
-const hhmm = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
 // download fetches path with the session's token and saves it as name.
 // It returns the answer's headers; a refusal throws with the API's error.

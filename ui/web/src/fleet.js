@@ -13,7 +13,7 @@
 import './style.css';
 import { isObj } from './eventlog.js';
 import { SSETransports } from './transport.js';
-import { $, el, SHAPES, WORDS } from './dom.js';
+import { $, el, SHAPES, WORDS, hhmmss } from './dom.js';
 import { num, showNum, text } from './checks.js';
 import { newDepotState } from './depotstate.js';
 import { Fleet, health, worstFirst, totals } from './fleetstate.js';
@@ -439,7 +439,7 @@ function renderStatus(t = totals(worstFirst(fleet.depots.values(), serverNow()))
 }
 
 function tick() {
-  $('clock').textContent = new Date(serverNow()).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  $('clock').textContent = hhmmss(serverNow());
   if (fleet.selected !== null) {
     table.tick();
     updateCountdowns(serverNow);

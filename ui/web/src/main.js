@@ -11,7 +11,7 @@ import { connect as mqttConnect, BAD_CREDENTIALS, NOT_AUTHORIZED } from './mqttw
 import './style.css';
 import { EventLog, isObj } from './eventlog.js';
 import { Transports } from './transport.js';
-import { $, el } from './dom.js';
+import { $, el, hhmmss } from './dom.js';
 import { num, showNum, text, pushSummary, upstreamSummary } from './checks.js';
 import { renderOffers as renderOfferList, updateCountdowns as updateOfferCountdowns } from './offers.js';
 import { applyEvent, loadSnapshot } from './depotstate.js';
@@ -381,7 +381,7 @@ function onHeartbeat(h) {
 }
 
 function tick() {
-  $('clock').textContent = new Date(serverNow()).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  $('clock').textContent = hhmmss(serverNow());
   const d = state.lastDelay;
   $('delay').textContent = d == null ? 'delay –' : d < 1 ? 'delay <1 ms' : `delay ${Math.round(d)} ms`;
   table.tick();

@@ -8,14 +8,12 @@
 // the clock's text are written when they show something else. Paused and
 // with nothing being read, no frame is asked for.
 // Every value shown is text (el, textContent): codes come from the network.
-import { $, el } from './dom.js';
+import { $, el, hhmm, hhmmss } from './dom.js';
 import { text } from './checks.js';
 import { Clock, Track, Pager, SPEEDS } from './replay.js';
 import { startOfDay } from './trail.js';
 import * as mapview from './map.js';
 
-const hms = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
-const hm = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
 export class ReplayView {
   // state: the page's (routes, for the codes). api(path): GET of the API.
@@ -107,7 +105,7 @@ export class ReplayView {
     const s = $('replay-scrub');
     s.min = String(from); s.max = String(to); s.value = String(from);
     this.shownSec = NaN;
-    $('replay-what').textContent = `${what} · ${hm(from)}–${hm(to)}`;
+    $('replay-what').textContent = `${what} · ${hhmm(from)}–${hhmm(to)}`;
     $('replay-note').textContent = 'Reading history…';
     $('replay').hidden = false;
     mapview.dimLive(true);
@@ -191,7 +189,7 @@ export class ReplayView {
           c.from = f;
           c.seek(f);
           $('replay-scrub').min = String(f);
-          $('replay-what').textContent = `${$('replay-what').textContent.split(' · ')[0]} · ${hm(f)}–${hm(c.to)}`;
+          $('replay-what').textContent = `${$('replay-what').textContent.split(' · ')[0]} · ${hhmm(f)}–${hhmm(c.to)}`;
         }
       }
     }
@@ -222,7 +220,7 @@ export class ReplayView {
       this.shownSec = sec;
       const s = $('replay-scrub');
       if (document.activeElement !== s || this.clock.playing) s.value = String(t);
-      const label = hms(t);
+      const label = hhmmss(t);
       $('replay-clock').textContent = label;
       s.setAttribute('aria-valuetext', label);
     }
