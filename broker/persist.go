@@ -174,7 +174,7 @@ func (h *persistHook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int6
 func (h *persistHook) OnRetainedExpired(filter string) { h.del(retainedKey(filter)) }
 
 func (h *persistHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
-	if !persistent(cl) {
+	if !persistent(cl) || inboundAck(pk) {
 		return
 	}
 	m := message(inflightKey(cl.ID, pk), storage.InflightKey, cl.ID, pk)
@@ -183,9 +183,23 @@ func (h *persistHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int6
 }
 
 func (h *persistHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if persistent(cl) {
+	if persistent(cl) && !inboundAck(pk) {
 		h.del(inflightKey(cl.ID, pk))
 	}
+}
+
+// inboundAck reports whether pk is mochi's PUBACK to a client's QoS 1
+// publish, which mochi files as an inflight around writing it
+// (processPublish). Stored, it would cost two synced transactions per fix
+// of every handheld with a persistent session, in the handheld's own
+// goroutine and against the pipeline's commits for the store's one
+// writer; and it serves nothing: a handheld that gets no PUBACK resends.
+// Deleting it by its packet id would also delete the record of an
+// outbound message to that handheld with the same id. A handheld's own
+// PUBACK to an outbound message, which does complete a stored inflight,
+// comes from the wire and has no creation time; mochi's (buildAck) has.
+func inboundAck(pk packets.Packet) bool {
+	return pk.FixedHeader.Type == packets.Puback && pk.Created != 0
 }
 
 func (h *persistHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.OnQosComplete(cl, pk) }
