@@ -57,6 +57,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "how long to publish")
 	fs.StringVar(&c.Prefix, "prefix", "BD", "driver ids are <prefix>1…<prefix>N (as in `depot bench feed`)")
 	fs.StringVar(&c.Depot, "depot", "DEMO1", "depot id")
+	fs.BoolVar(&c.Persistent, "persistent", false, "handhelds keep their MQTT sessions (clean start off), as OwnTracks connects")
 	asJSON := fs.Bool("json", false, "print one JSON line per run")
 	baseline := fs.Bool("baseline", false, "also run the load against a bare mochi broker in its own process and print the ratio")
 	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file (it shares the machine)")
