@@ -55,10 +55,13 @@ deps:
 # (packaging/nfpm.yaml; docs/install.md). The binary is static (no cgo),
 # cross-built for each architecture; the version is git describe's, made
 # Debian-valid by scripts/deb-version.sh. `make -j2 deb` builds nfpm and
-# the architectures side by side.
+# the architectures side by side. Reproducible: every file in a package is
+# dated SOURCE_DATE_EPOCH, the last commit's time, and the gzipped
+# changelog and manual page carry no name or time of their own (-9n).
 DEB_ARCHES   ?= amd64 arm64
 NFPM_VERSION  = v2.45.2
 DEB_VERSION   = $(shell scripts/deb-version.sh "$(VERSION)")
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 bin/nfpm:
 	GOBIN=$(abspath bin) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
@@ -69,11 +72,26 @@ deb: $(foreach a,$(DEB_ARCHES),dist/depot_$(DEB_VERSION)_$(a).deb)
 # at dist/stage/depot, so each architecture gets a copy naming its own.
 dist/stage/%/depot: ui/dist/index.html FORCE
 	GOOS=linux GOARCH=$* CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $@ ./cmd/depot
-	sed 's|dist/stage/depot|dist/stage/$*/depot|' packaging/nfpm.yaml >dist/stage/$*/nfpm.yaml
+	sed 's|src: dist/stage/depot$$|src: dist/stage/$*/depot|' packaging/nfpm.yaml >dist/stage/$*/nfpm.yaml
 
-dist/depot_$(DEB_VERSION)_%.deb: dist/stage/%/depot bin/nfpm
-	DEPOT_ARCH=$* DEPOT_DEB_VERSION=$(DEB_VERSION) bin/nfpm package --config dist/stage/$*/nfpm.yaml \
-		--packager deb --target $@
+# The Debian changelog (one entry: this version, this commit) and the
+# manual page (the help of a build of depot for this machine, which can
+# run it), the same for every architecture.
+dist/stage/changelog.gz: FORCE
+	@mkdir -p $(@D)
+	scripts/deb-changelog.sh "$(DEB_VERSION)" "$(SOURCE_DATE_EPOCH)" >$(@:.gz=)
+	gzip -9nf $(@:.gz=)
+
+dist/stage/host/depot: ui/dist/index.html FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/depot
+
+dist/stage/depot.1.gz: dist/stage/host/depot scripts/deb-man.sh
+	scripts/deb-man.sh dist/stage/host/depot "$(DEB_VERSION)" "$(SOURCE_DATE_EPOCH)" >$(@:.gz=)
+	gzip -9nf $(@:.gz=)
+
+dist/depot_$(DEB_VERSION)_%.deb: dist/stage/%/depot dist/stage/changelog.gz dist/stage/depot.1.gz bin/nfpm
+	DEPOT_ARCH=$* DEPOT_DEB_VERSION=$(DEB_VERSION) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+		bin/nfpm package --config dist/stage/$*/nfpm.yaml --packager deb --target $@
 
 FORCE:
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deb-check.sh: build the depot's Debian packages (make deb) and check them
-# on this machine, as root: their metadata and files, then install the one
-# of this machine's architecture, run it, verify its unit, remove it (the
-# data is kept) and purge it (the data goes). Run by .ci/run after
+# on this machine, as root: their metadata and files, lintian (which fails
+# the check on an error; packaging/lintian-overrides keeps what stays, with
+# reasons), then install the one of this machine's architecture, run it,
+# verify its unit, remove it (the data is kept) and purge it (the data goes). Run by .ci/run after
 # `make test`, on a clean Debian machine where systemd does not run (the
 # postinst must then start nothing and not fail). Refuses to touch a depot
 # package already installed here.
@@ -17,10 +18,12 @@ fail() {
 
 [ "$(id -u)" -eq 0 ] || fail "run as root (it installs the package)"
 command -v dpkg-deb >/dev/null || fail "dpkg-deb missing: not a Debian machine"
+command -v lintian >/dev/null || fail "lintian missing: apt-get install lintian"
 if dpkg-query -W -f='${Status}' depot 2>/dev/null | grep -q 'ok installed'; then
 	fail "a depot package is installed on this machine; deb-check leaves it alone"
 fi
-for d in /var/lib/depot /var/lib/private/depot /etc/default/depot; do
+for d in /var/lib/depot /var/lib/private/depot /etc/default/depot /etc/systemd/system/depot.service \
+	/etc/systemd/system/multi-user.target.wants/depot.service; do
 	[ ! -e "$d" ] || fail "$d exists: this machine has (or had) a depot; deb-check leaves it alone"
 done
 
@@ -49,7 +52,11 @@ for arch in amd64 arm64; do
 	for f in "-rwxr-xr-x root/root .* ./usr/bin/depot" \
 		"-rw-r--r-- root/root .* ./lib/systemd/system/depot.service" \
 		"-rw------- root/root .* ./etc/default/depot" \
-		"-rw-r--r-- root/root .* ./usr/share/doc/depot/README.operators"; do
+		"-rw-r--r-- root/root .* ./usr/share/doc/depot/README.operators" \
+		"-rw-r--r-- root/root .* ./usr/share/doc/depot/copyright" \
+		"-rw-r--r-- root/root .* ./usr/share/doc/depot/changelog.gz" \
+		"-rw-r--r-- root/root .* ./usr/share/man/man1/depot.1.gz" \
+		"-rw-r--r-- root/root .* ./usr/share/lintian/overrides/depot"; do
 		grep -Eq -- "^$f\$" <<<"$list" || fail "$deb: no file matching '$f' in:\n$list"
 	done
 	# The binary is for the package's architecture: ELF e_machine (bytes
@@ -63,8 +70,29 @@ for arch in amd64 arm64; do
 		fail "$deb: /etc/default/depot differs from packaging/depot.default"
 	cmp -s "$x/root/lib/systemd/system/depot.service" packaging/depot.service ||
 		fail "$deb: the unit differs from packaging/depot.service"
+	zcat "$x/root/usr/share/doc/depot/changelog.gz" | head -n 1 | grep -qF "depot ($version) " ||
+		fail "$deb: the changelog's first entry is not $version"
+	# Every Go module compiled into the binary is in the copyright file.
+	mods=$(go version -m "$x/root/usr/bin/depot" | awk '$1 == "dep" { print $2 }')
+	[ -n "$mods" ] || fail "$deb: no modules in the binary's build info"
+	for m in $mods; do
+		grep -qE "^Files:( .*)? ${m//./\\.}/\\*( |\$)" packaging/copyright ||
+			fail "$deb: Go module $m is in the binary but not in packaging/copyright"
+	done
 	rm -rf "$x"
 	echo "$deb: $(du -h "$deb" | cut -f1), files and scripts as expected"
+done
+
+step "lintian"
+for arch in amd64 arm64; do
+	# An error (E:) fails the check, as --fail-on error would; warnings and
+	# the overrides (O:, with their reasons) are shown. (--fail-on error
+	# with --show-overrides counts overridden errors too.)
+	deb=dist/depot_${version}_${arch}.deb
+	out=$(lintian --fail-on none --show-overrides "$deb" 2>&1) || fail "lintian did not run on $deb:\n$out"
+	printf '%s\n' "$out" | grep -v '^running with root privileges' || true
+	! grep -q '^E: ' <<<"$out" || fail "lintian found errors in $deb"
+	echo "lintian $deb: no errors"
 done
 
 host=$(dpkg --print-architecture)
@@ -89,6 +117,10 @@ got=$(/usr/bin/depot version)
 echo "/usr/bin/depot version: $got"
 /usr/bin/depot env-file | cmp -s - /etc/default/depot || fail "/etc/default/depot differs from the installed depot env-file"
 [ "$(stat -c %a /etc/default/depot)" = 600 ] || fail "/etc/default/depot mode $(stat -c %a /etc/default/depot)"
+# Enabled by deb-systemd-helper even where systemd does not run (it starts
+# at the next boot), as dh_installsystemd's snippets do.
+[ "$(readlink /etc/systemd/system/multi-user.target.wants/depot.service)" = /lib/systemd/system/depot.service ] ||
+	fail "the service is not enabled after install"
 
 if command -v systemd-analyze >/dev/null; then
 	step "systemd-analyze"
@@ -113,7 +145,8 @@ echo "removed; /var/lib/depot and /etc/default/depot kept"
 
 step "dpkg -P deletes the data"
 out=$(dpkg -P depot 2>&1) || fail "dpkg -P:\n$out"
-for d in /var/lib/depot /var/lib/private/depot /etc/default/depot; do
+for d in /var/lib/depot /var/lib/private/depot /etc/default/depot /etc/systemd/system/depot.service \
+	/etc/systemd/system/multi-user.target.wants/depot.service; do
 	if [ -e "$d" ] || [ -L "$d" ]; then fail "dpkg -P left $d"; fi
 done
 dpkg-query -W depot >/dev/null 2>&1 && fail "dpkg -P left the package known to dpkg"
