@@ -27,7 +27,6 @@ import (
 	"github.com/depotcc/depot/ui"
 	"github.com/depotcc/depot/ui/client"
 	"github.com/eclipse/paho.golang/autopaho"
-	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -283,6 +282,9 @@ func (s *sentTimes) at(i int, ts int64) (int64, bool) {
 	return at, ok
 }
 
+// handheldKeepalive is the handhelds' MQTT keepalive, in seconds.
+const handheldKeepalive = 60
+
 // fixKey names one fix: its driver and device time.
 type fixKey struct {
 	driver string
@@ -298,34 +300,42 @@ type fixKey struct {
 // fixes/s to 100 dashboards, 0.17× the bare broker's p99 in-process
 // against about 2× with each in its own process).
 func BareBroker(mqttAddr, wsAddr string) (mqttAt, wsAt string, stop func(), err error) {
+	srv, mqttAt, wsAt, err := bareBroker(mqttAddr, wsAddr)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return mqttAt, wsAt, func() { srv.Close() }, nil
+}
+
+func bareBroker(mqttAddr, wsAddr string) (*mqtt.Server, string, string, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = 1024
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := srv.AddHook(new(allowAll), nil); err != nil {
-		return "", "", nil, err
+		return nil, "", "", err
 	}
 	ln, err := net.Listen("tcp", mqttAddr)
 	if err != nil {
-		return "", "", nil, err
+		return nil, "", "", err
 	}
 	if wsAddr == "" || strings.HasSuffix(wsAddr, ":0") {
 		// mochi's WebSocket listener binds its own address: find a free one.
 		wsln, err := net.Listen("tcp", wsAddr)
 		if err != nil {
 			ln.Close()
-			return "", "", nil, err
+			return nil, "", "", err
 		}
 		wsAddr = wsln.Addr().String()
 		wsln.Close()
 	}
 	if err := srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
-		return "", "", nil, err
+		return nil, "", "", err
 	}
 	if err := srv.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: wsAddr})); err != nil {
-		return "", "", nil, err
+		return nil, "", "", err
 	}
 	if err := srv.Serve(); err != nil {
-		return "", "", nil, err
+		return nil, "", "", err
 	}
 	// mochi's WebSocket listener binds in its own goroutine.
 	for deadline := time.Now().Add(5 * time.Second); ; {
@@ -336,11 +346,11 @@ func BareBroker(mqttAddr, wsAddr string) (mqttAt, wsAt string, stop func(), err 
 		}
 		if time.Now().After(deadline) {
 			srv.Close()
-			return "", "", nil, fmt.Errorf("the bare broker's WebSocket listener did not come up: %w", err)
+			return nil, "", "", fmt.Errorf("the bare broker's WebSocket listener did not come up: %w", err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return ln.Addr().String(), wsAddr, func() { srv.Close() }, nil
+	return srv, ln.Addr().String(), wsAddr, nil
 }
 
 // Baseline is the target of a bare broker (BareBroker) at these
@@ -430,41 +440,36 @@ func Run(ctx context.Context, tgt *Target, c Config) (Result, error) {
 	}
 
 	// Handhelds: connect all, then publish at the rate for the duration.
-	clients := make([]*paho.Client, c.Drivers)
+	var nsent, acked, refused atomic.Int64
+	clients := make([]*handheld, c.Drivers)
 	for i := range c.Drivers {
 		d := fmt.Sprintf("%s%d", c.Prefix, i+1)
 		user, pass, id := tgt.user(d)
-		conn, err := net.Dial("tcp", tgt.mqttAddr)
+		h, err := dialHandheld(tgt.mqttAddr, id, user, pass, handheldKeepalive, c.Persistent, 10*time.Second, &acked, &refused)
 		if err != nil {
-			return res, err
+			return res, fmt.Errorf("handheld %s: connect: %w", d, err)
 		}
-		cl := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn), ClientID: id})
-		// paho gives each client a channel of Receive Maximum incoming
-		// publishes, 65,535 pointers by default: 1,000 handhelds held
-		// 512 MB the collector scanned again and again, which took the
-		// generator's CPU from the appliance it measures. A handheld
-		// receives a few messages at most.
-		recvMax := uint16(16)
-		cp := &paho.Connect{ClientID: id, KeepAlive: 60, CleanStart: !c.Persistent,
-			Properties: &paho.ConnectProperties{ReceiveMaximum: &recvMax}}
-		if c.Persistent {
-			expiry := uint32(3600)
-			cp.Properties.SessionExpiryInterval = &expiry
-		}
-		if user != "" {
-			cp.Username, cp.UsernameFlag, cp.Password, cp.PasswordFlag = user, true, []byte(pass), true
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ca, err := cl.Connect(cctx, cp)
-		cancel()
-		if err != nil || ca.ReasonCode != 0 {
-			return res, fmt.Errorf("handheld %s: connect: %v (reason %v)", d, err, ca)
-		}
-		clients[i] = cl
-		defer cl.Disconnect(&paho.Disconnect{})
+		clients[i] = h
+		defer h.close()
 	}
+	// One goroutine pings them all, at half their keepalive.
+	pctx, stopPings := context.WithCancel(ctx)
+	defer stopPings()
+	go func() {
+		t := time.NewTicker(handheldKeepalive * time.Second / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-t.C:
+				for _, h := range clients {
+					_ = h.ping()
+				}
+			}
+		}
+	}()
 	cpu0, _ := Scrape(tgt.metrics)
-	var nsent, acked atomic.Int64
 	start := time.Now()
 	end := start.Add(c.Duration)
 	if c.Rate == 0 {
@@ -490,6 +495,7 @@ func Run(ctx context.Context, tgt *Target, c Config) (Result, error) {
 			t := time.NewTicker(interval)
 			defer t.Stop()
 			last := int64(0)
+			var payload []byte
 			for {
 				now := time.Now()
 				if now.After(end) || ctx.Err() != nil {
@@ -497,14 +503,11 @@ func Run(ctx context.Context, tgt *Target, c Config) (Result, error) {
 				}
 				ts := max(now.UnixMilli(), last+1) // one fix per device millisecond
 				last = ts
-				payload := fmt.Appendf(nil, `{"lat":%.6f,"lng":%.6f,"ts":%d,"drv":%q}`,
+				payload = fmt.Appendf(payload[:0], `{"lat":%.6f,"lng":%.6f,"ts":%d,"drv":%q}`,
 					feed.DemoLat+float64(i%100)/1e4, feed.DemoLng+float64(ts%1000)/1e5, ts, d)
 				sent.put(i, ts, int64(time.Since(base)))
 				nsent.Add(1)
-				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				r, err := cl.Publish(pctx, &paho.Publish{Topic: topic, QoS: byte(c.QoS), Payload: payload})
-				cancel()
-				if err == nil && (c.QoS == 0 || r != nil && r.ReasonCode == 0) {
+				if cl.publish(topic, payload, byte(c.QoS)) == nil && c.QoS == 0 {
 					acked.Add(1)
 				}
 				<-t.C
@@ -513,7 +516,12 @@ func Run(ctx context.Context, tgt *Target, c Config) (Result, error) {
 	}
 	wg.Wait()
 	el := time.Since(start)
-	// Let the last deliveries arrive.
+	// Let the last PUBACKs and deliveries arrive.
+	if c.QoS > 0 {
+		for deadline := time.Now().Add(10 * time.Second); acked.Load()+refused.Load() < nsent.Load() && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	for prev := int64(-1); prev != received.Load(); {
 		prev = received.Load()
 		time.Sleep(300 * time.Millisecond)
