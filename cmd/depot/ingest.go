@@ -31,44 +31,59 @@ type ingest struct {
 }
 
 func (in *ingest) Ingest(clientID, topic string, payload []byte, qos byte) error {
+	_, err := in.ingest(clientID, topic, payload, qos, false)
+	return err
+}
+
+// IngestLater is broker.LaterIngestor: a QoS 1 fix on a gps topic is
+// applied and queued at once and answered once stored (the broker reads
+// the handheld's next fix meanwhile); the rest is handled as Ingest does.
+func (in *ingest) IngestLater(clientID, topic string, payload []byte, qos byte) (func() error, error) {
+	return in.ingest(clientID, topic, payload, qos, true)
+}
+
+func (in *ingest) ingest(clientID, topic string, payload []byte, qos byte, later bool) (func() error, error) {
 	if strings.HasPrefix(topic, bridge.OwnTracksPrefix) {
-		return in.ownTracksTopic(clientID, topic, payload, qos)
+		return nil, in.ownTracksTopic(clientID, topic, payload, qos)
 	}
 	if !strings.HasPrefix(topic, "depot/"+in.id+"/") {
-		return nil // not the depot's tree: plain MQTT, nothing to do with it
+		return nil, nil // not the depot's tree: plain MQTT, nothing to do with it
 	}
 	driver, kind, err := bridge.ParseDriverTopic(in.id, topic)
 	if err != nil {
 		// routes/, events, system/ and the rest are the server's own.
-		return in.refuse(err, broker.CodeTopicInvalid, clientID, topic)
+		return nil, in.refuse(err, broker.CodeTopicInvalid, clientID, topic)
 	}
 	switch kind {
 	case bridge.KindGPS:
 		if isOwnTracksJSON(payload) {
-			return in.ownTracksOnGPS(clientID, topic, driver, payload, qos > 0)
+			return nil, in.ownTracksOnGPS(clientID, topic, driver, payload, qos > 0)
 		}
 		f, err := bridge.ParseFix(driver, payload, in.now())
 		if err != nil {
-			return in.refuse(err, broker.CodePayloadFormat, clientID, topic)
+			return nil, in.refuse(err, broker.CodePayloadFormat, clientID, topic)
 		}
 		f.App = gpsApp(clientID)
-		return in.depot.IngestFix(f, qos > 0)
+		if later && qos > 0 {
+			return in.depot.IngestFixLater(f)
+		}
+		return nil, in.depot.IngestFix(f, qos > 0)
 	case bridge.KindInbox:
-		return in.refuse(errors.New("inbox topics are written by the server only"), broker.CodeNotAuthorized, clientID, topic)
+		return nil, in.refuse(errors.New("inbox topics are written by the server only"), broker.CodeNotAuthorized, clientID, topic)
 	case bridge.KindReply:
 		err := in.depot.HandleReply(driver, payload)
 		switch {
 		case err == nil:
-			return nil
+			return nil, nil
 		case errors.Is(err, bridge.ErrInvalid):
-			return in.refuse(err, broker.CodePayloadFormat, clientID, topic)
+			return nil, in.refuse(err, broker.CodePayloadFormat, clientID, topic)
 		case errors.Is(err, bridge.ErrNotFound), errors.Is(err, bridge.ErrConflict), errors.Is(err, bridge.ErrForbidden):
 			// A clear refusal: "offer … is already accepted" in the PUBACK.
-			return in.refuse(err, broker.CodeRefused, clientID, topic)
+			return nil, in.refuse(err, broker.CodeRefused, clientID, topic)
 		}
-		return err
+		return nil, err
 	}
-	return nil // presence: the handheld's own retained state and last will, carried as is
+	return nil, nil // presence: the handheld's own retained state and last will, carried as is
 }
 
 func (in *ingest) refuse(err error, code byte, clientID, topic string) error {
