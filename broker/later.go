@@ -5,14 +5,10 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// later is a QoS 1 publish whose answer a LaterIngestor gave as done: what
-// its answer and delivery need of it (a whole packet is 800 bytes, and
-// each client's queue holds maxLater).
+// later is a QoS 1 publish whose answer a LaterIngestor gave as done.
 type later struct {
-	id      uint16
-	topic   string
-	payload []byte
-	done    func() error
+	pk   packets.Packet
+	done func() error
 }
 
 // maxLater is how many of one client's publishes may await their answer;
@@ -33,7 +29,7 @@ func (s *Server) answerLater(cl *mqtt.Client, pk packets.Packet, done func() err
 		go s.answer(cl, ch)
 		q = ch
 	}
-	q.(chan later) <- later{pk.PacketID, pk.TopicName, pk.Payload, done}
+	q.(chan later) <- later{pk, done}
 }
 
 // answer is one client's answerer: in the order the publishes came, it
@@ -48,23 +44,22 @@ func (s *Server) answer(cl *mqtt.Client, q <-chan later) {
 		}
 		code := packets.CodeSuccess
 		if err != nil {
-			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: l.topic}
-			r := s.hook.refusal(cl, pk, err)
+			r := s.hook.refusal(cl, l.pk, err)
 			c, ok := r.(packets.Code)
 			if !ok || c == packets.ErrRejectPacket { // no answer
 				continue
 			}
 			code = c
 		}
-		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: l.id, ReasonCode: code.Code}
+		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: l.pk.PacketID, ReasonCode: code.Code}
 		if code.Code >= packets.ErrUnspecifiedError.Code {
 			ack.Properties.ReasonString = code.Reason
 		}
 		if cl.WritePacket(ack) != nil || err != nil || code == packets.CodeSuccessIgnore {
 			continue
 		}
-		if perr := s.mq.Publish(l.topic, l.payload, false, 1); perr != nil {
-			s.cfg.Log.Warn("deliver", "client", cl.ID, "topic", l.topic, "err", perr)
+		if perr := s.mq.Publish(l.pk.TopicName, l.pk.Payload, false, l.pk.FixedHeader.Qos); perr != nil {
+			s.cfg.Log.Warn("deliver", "client", cl.ID, "topic", l.pk.TopicName, "err", perr)
 		}
 	}
 }
