@@ -252,44 +252,14 @@ func read[T any](d *Depot, fn func(*Machine) T) T {
 // returns once the fix is durably stored (or failed to be), which is what a
 // QoS 1 PUBACK promises.
 func (d *Depot) IngestFix(f Fix, wait bool) error {
-	if !wait {
-		_, err := d.ingestFix(f, &job{})
-		return err
+	j := &job{}
+	if wait {
+		// A waited-for job comes back once its answer is read, so it is
+		// recycled: one per fix was a tenth of the domain's allocations.
+		j = jobPool.Get().(*job)
+		defer func() { j.b.reset(); jobPool.Put(j) }()
 	}
-	done, err := d.IngestFixLater(f)
-	if err != nil || done == nil {
-		return err
-	}
-	return done()
-}
-
-// IngestFixLater applies and queues f as IngestFix does, and returns at
-// once: done, when not nil, blocks until f is stored and published and
-// returns what IngestFix would have (nil done: nothing to wait for). Call
-// done exactly once. A broker answers a QoS 1 publish this way from
-// another goroutine than the client's read loop, so a handheld's next fix
-// need not wait for the commit of its last.
-func (d *Depot) IngestFixLater(f Fix) (done func() error, err error) {
-	// A waited-for job comes back once its answer is read, so it is
-	// recycled: one per fix was a tenth of the domain's allocations.
-	j := jobPool.Get().(*job)
-	queued, err := d.ingestFix(f, j)
-	if err != nil || !queued {
-		j.b.reset()
-		jobPool.Put(j)
-		return nil, err
-	}
-	return func() error {
-		err := <-j.done
-		j.b.reset()
-		jobPool.Put(j)
-		return err
-	}, nil
-}
-
-// ingestFix applies f and queues its batch as j.
-func (d *Depot) ingestFix(f Fix, j *job) (queued bool, err error) {
-	queued, err = d.run(j, func(m *Machine, b *Batch) error {
+	queued, err := d.run(j, func(m *Machine, b *Batch) error {
 		late, err := m.Fix(b, f)
 		if late {
 			d.Stats.FixesLate.Add(1)
@@ -299,10 +269,14 @@ func (d *Depot) ingestFix(f Fix, j *job) (queued bool, err error) {
 		}
 		return err
 	})
-	if err == nil {
-		d.Stats.FixesAccepted.Add(1)
+	if err != nil {
+		return err
 	}
-	return queued, err
+	d.Stats.FixesAccepted.Add(1)
+	if !wait || !queued {
+		return nil
+	}
+	return <-j.done
 }
 
 // ApplySnapshots merges one feed cycle (Machine.Snapshots) and returns how

@@ -81,19 +81,6 @@ type Ingestor interface {
 	Ingest(clientID, topic string, payload []byte, qos byte) error
 }
 
-// LaterIngestor is an Ingestor that can answer a QoS 1 publish off the
-// client's read loop. IngestLater takes the message as Ingest does but
-// may return before it is safe, with a done that blocks until it is and
-// returns what Ingest would have. The broker then reads the client's next
-// publish at once, and one goroutine per client calls each done in the
-// order the publishes came, sends the PUBACK (or the refusal) and
-// delivers the message to its subscribers. A handheld at 10 fixes a
-// second whose read loop waited out each group commit could send no
-// faster than one fix per commit. A nil done means nothing to wait for.
-type LaterIngestor interface {
-	IngestLater(clientID, topic string, payload []byte, qos byte) (done func() error, err error)
-}
-
 // ErrNotAuthorized marks an Authenticate refusal that is about permission,
 // not about the credential.
 var ErrNotAuthorized = errors.New("not authorized")
@@ -186,8 +173,6 @@ type Server struct {
 	expiry  sync.Map // *mqtt.Client -> *time.Timer: ends a session when its token does
 	expires sync.Map // *mqtt.Client -> time.Time: its token's end, from CONNECT until the CONNACK is out
 	pending sync.Map // client id -> *pendingSubs: the filters of a SUBSCRIBE being checked
-	answers sync.Map // *mqtt.Client -> chan later: its publishes awaiting their answer
-	hook    *hook
 	cfg     Config
 	mq      *mqtt.Server
 	ws      *wsListener
@@ -288,8 +273,7 @@ func (s *Server) Start() error {
 		ClientNetReadBufferSize:  1024,
 		SysTopicResendInterval:   10,
 	})
-	s.hook = &hook{srv: s}
-	if err := s.mq.AddHook(s.hook, nil); err != nil {
+	if err := s.mq.AddHook(&hook{srv: s}, nil); err != nil {
 		return fmt.Errorf("add hook: %w", err)
 	}
 	if s.cfg.Sessions != nil {

@@ -261,17 +261,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		if h.srv.cfg.Ingest == nil {
 			return pk, nil
 		}
-		if li, ok := h.srv.cfg.Ingest.(LaterIngestor); ok && pk.FixedHeader.Qos == 1 && !retain {
-			var done func() error
-			done, err = li.IngestLater(cl.ID, pk.TopicName, pk.Payload, 1)
-			if err == nil && done != nil {
-				h.srv.answerLater(cl, pk, done)
-				// mochi neither acknowledges nor delivers it: answerLater does both.
-				return pk, packets.ErrRejectPacket
-			}
-		} else {
-			err = h.srv.cfg.Ingest.Ingest(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos)
-		}
+		err = h.srv.cfg.Ingest.Ingest(cl.ID, pk.TopicName, pk.Payload, pk.FixedHeader.Qos)
 		if err == nil {
 			return pk, nil
 		}
@@ -282,29 +272,23 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			err = &Refused{Code: CodeNotAuthorized, Reason: err.Error()}
 		}
 	}
-	return pk, h.refusal(cl, pk, err)
-}
-
-// refusal is what OnPublish answers mochi for a publish Ingest (or the
-// Authenticator) did not take with err.
-func (h *hook) refusal(cl *mqtt.Client, pk packets.Packet, err error) error {
 	v5qos := cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0
 	var r *Refused
 	if errors.As(err, &r) {
 		h.srv.cfg.Log.Info("mqtt publish refused", "client", cl.ID, "topic", pk.TopicName, "reason", r.Reason)
 		if v5qos {
-			return packets.Code{Code: r.Code, Reason: r.Reason}
+			return pk, packets.Code{Code: r.Code, Reason: r.Reason}
 		}
-		return packets.CodeSuccessIgnore
+		return pk, packets.CodeSuccessIgnore
 	}
 	h.srv.cfg.Log.Warn("mqtt publish not stored", "client", cl.ID, "topic", pk.TopicName, "err", err)
 	switch {
 	case v5qos:
-		return packets.ErrUnspecifiedError
+		return pk, packets.ErrUnspecifiedError
 	case pk.FixedHeader.Qos > 0:
-		return packets.ErrRejectPacket
+		return pk, packets.ErrRejectPacket
 	}
-	return packets.CodeSuccessIgnore
+	return pk, packets.CodeSuccessIgnore
 }
 
 // stripAppProperties removes the properties a publisher may fill freely.
@@ -398,11 +382,6 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 // OnDisconnect keeps the pending subscriptions of a session that was
 // taken over: its client id lives on in the new connection.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	// On the client's read goroutine, after its last read: nothing more
-	// is queued, and what is waits for its answer and is then dropped.
-	if q, ok := h.srv.answers.LoadAndDelete(cl); ok {
-		close(q.(chan later))
-	}
 	h.srv.expires.Delete(cl)
 	if t, ok := h.srv.expiry.LoadAndDelete(cl); ok {
 		t.(*time.Timer).Stop()

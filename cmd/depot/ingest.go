@@ -31,59 +31,44 @@ type ingest struct {
 }
 
 func (in *ingest) Ingest(clientID, topic string, payload []byte, qos byte) error {
-	_, err := in.ingest(clientID, topic, payload, qos, false)
-	return err
-}
-
-// IngestLater is broker.LaterIngestor: a QoS 1 fix on a gps topic is
-// applied and queued at once and answered once stored (the broker reads
-// the handheld's next fix meanwhile); the rest is handled as Ingest does.
-func (in *ingest) IngestLater(clientID, topic string, payload []byte, qos byte) (func() error, error) {
-	return in.ingest(clientID, topic, payload, qos, true)
-}
-
-func (in *ingest) ingest(clientID, topic string, payload []byte, qos byte, later bool) (func() error, error) {
 	if strings.HasPrefix(topic, bridge.OwnTracksPrefix) {
-		return nil, in.ownTracksTopic(clientID, topic, payload, qos)
+		return in.ownTracksTopic(clientID, topic, payload, qos)
 	}
 	if !strings.HasPrefix(topic, "depot/"+in.id+"/") {
-		return nil, nil // not the depot's tree: plain MQTT, nothing to do with it
+		return nil // not the depot's tree: plain MQTT, nothing to do with it
 	}
 	driver, kind, err := bridge.ParseDriverTopic(in.id, topic)
 	if err != nil {
 		// routes/, events, system/ and the rest are the server's own.
-		return nil, in.refuse(err, broker.CodeTopicInvalid, clientID, topic)
+		return in.refuse(err, broker.CodeTopicInvalid, clientID, topic)
 	}
 	switch kind {
 	case bridge.KindGPS:
 		if isOwnTracksJSON(payload) {
-			return nil, in.ownTracksOnGPS(clientID, topic, driver, payload, qos > 0)
+			return in.ownTracksOnGPS(clientID, topic, driver, payload, qos > 0)
 		}
 		f, err := bridge.ParseFix(driver, payload, in.now())
 		if err != nil {
-			return nil, in.refuse(err, broker.CodePayloadFormat, clientID, topic)
+			return in.refuse(err, broker.CodePayloadFormat, clientID, topic)
 		}
 		f.App = gpsApp(clientID)
-		if later && qos > 0 {
-			return in.depot.IngestFixLater(f)
-		}
-		return nil, in.depot.IngestFix(f, qos > 0)
+		return in.depot.IngestFix(f, qos > 0)
 	case bridge.KindInbox:
-		return nil, in.refuse(errors.New("inbox topics are written by the server only"), broker.CodeNotAuthorized, clientID, topic)
+		return in.refuse(errors.New("inbox topics are written by the server only"), broker.CodeNotAuthorized, clientID, topic)
 	case bridge.KindReply:
 		err := in.depot.HandleReply(driver, payload)
 		switch {
 		case err == nil:
-			return nil, nil
+			return nil
 		case errors.Is(err, bridge.ErrInvalid):
-			return nil, in.refuse(err, broker.CodePayloadFormat, clientID, topic)
+			return in.refuse(err, broker.CodePayloadFormat, clientID, topic)
 		case errors.Is(err, bridge.ErrNotFound), errors.Is(err, bridge.ErrConflict), errors.Is(err, bridge.ErrForbidden):
 			// A clear refusal: "offer … is already accepted" in the PUBACK.
-			return nil, in.refuse(err, broker.CodeRefused, clientID, topic)
+			return in.refuse(err, broker.CodeRefused, clientID, topic)
 		}
-		return nil, err
+		return err
 	}
-	return nil, nil // presence: the handheld's own retained state and last will, carried as is
+	return nil // presence: the handheld's own retained state and last will, carried as is
 }
 
 func (in *ingest) refuse(err error, code byte, clientID, topic string) error {
