@@ -153,6 +153,7 @@ export class ReplayView {
     this.moved = true;
     this.clock.seek(t);
     this.clock.last = null; // the next frame starts from here
+    this.pager.lookBack(); // each route's last fix before the head, however long ago
     this.pager.pump(this.clock.t);
     this.kick();
   }
