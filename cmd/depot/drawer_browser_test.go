@@ -284,7 +284,7 @@ func TestBrowserTrail(t *testing.T) {
 	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.95, -121.10, time.Now().Add(time.Second))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "the far fix in view", `window.__depot.drawer.points === 19 && window.__depot.drawer.lastInView()`)
+	waitJS(t, ctx, "the far fix in view, by a pan", `window.__depot.drawer.points === 19 && window.__depot.drawer.lastInView() && window.__depot.drawer.pans >= 1`)
 	drag(t, ctx, "#map")
 	waitJS(t, ctx, "a drag ends follow mode", `document.getElementById('trail-follow').getAttribute('aria-pressed') === 'false' && !window.__depot.drawer.follow`)
 

@@ -39,7 +39,7 @@ export class Drawer {
     this.follow = false;
     this.routeKey = null; // what the route's part shows (routeKey), drawn
     this.deviceKey = null; // what the device's part shows (deviceKey), drawn
-    this.info = state.drawer = { open: false, routeId: '', line: 0, stops: 0, follow: false, loads: 0, loading: false, timeline: 0, late: 0 };
+    this.info = state.drawer = { open: false, routeId: '', line: 0, stops: 0, follow: false, loads: 0, loading: false, timeline: 0, late: 0, pans: 0 };
     // points: the trail's, as of now (line: those drawn, at the next tick).
     Object.defineProperty(this.info, 'points', { get: () => this.pts.length, enumerable: true });
     // For tests: is the trail's newest point on the map's view?
@@ -284,7 +284,9 @@ export class Drawer {
     if (this.trailDirty) {
       this.trailDirty = false;
       this.drawTrail();
-      if (this.follow && this.pts.length) mapview.keepInView(this.pts[this.pts.length - 1]);
+      // Follow mode pans only when the driver leaves the view's inner
+      // part (map.js keepInView), not on every move: pans counts them.
+      if (this.follow && this.pts.length && mapview.keepInView(this.pts[this.pts.length - 1])) this.info.pans++;
     }
     if (this.dirty) { this.dirty = false; this.render(); return; }
     if (this.timelineDirty) this.renderTimeline();

@@ -226,11 +226,14 @@ export function fitTrail(pts) {
 }
 
 // keepInView pans the map to p when p is outside its inner part (follow
-// mode): a driver moving within the view moves no map.
+// mode): a driver moving within the view moves no map. Says whether it
+// panned.
 export function keepInView(p) {
-  if (!map) return;
+  if (!map) return false;
   const ll = L.latLng(p.lat, p.lng);
-  if (!map.getBounds().pad(-0.2).contains(ll)) map.panTo(ll, { animate: false });
+  if (map.getBounds().pad(-0.2).contains(ll)) return false;
+  map.panTo(ll, { animate: false });
+  return true;
 }
 
 // apart says whether a and b ({lat, lng}) are a pixel or more apart on
