@@ -69,6 +69,12 @@ type Batch struct {
 	// States are the changed route statuses, moves included, published
 	// (retained) after the commit; not stored.
 	States []RouteStatus
+	// Late are the fixes older than their driver's newest (a handheld's
+	// backlog, or out-of-order arrival) filed under a route: they move
+	// nothing, so no event carries them. Once stored they are published,
+	// not retained, on the route's late topic for the dashboards' trails
+	// (pipeline.publishLate). Not stored: Fixes holds them too.
+	Late []HistoryFix
 	// fixRecv are the receive times (Unix ms) of fixes that moved a route,
 	// for the fix-to-publish latency.
 	fixRecv []int64
@@ -90,7 +96,7 @@ func (b *Batch) size() int {
 func (b *Batch) reset() {
 	*b = Batch{Fixes: b.Fixes[:0], Latest: b.Latest[:0], Routes: b.Routes[:0], Events: b.Events[:0],
 		Rescues: b.Rescues[:0], Offers: b.Offers[:0], Assignments: b.Assignments[:0],
-		Messages: b.Messages[:0], States: b.States[:0], fixRecv: b.fixRecv[:0]}
+		Messages: b.Messages[:0], States: b.States[:0], Late: b.Late[:0], fixRecv: b.fixRecv[:0]}
 }
 
 func (b *Batch) append(o *Batch) {
@@ -103,6 +109,7 @@ func (b *Batch) append(o *Batch) {
 	b.Assignments = append(b.Assignments, o.Assignments...)
 	b.Messages = append(b.Messages, o.Messages...)
 	b.States = append(b.States, o.States...)
+	b.Late = append(b.Late, o.Late...)
 	b.fixRecv = append(b.fixRecv, o.fixRecv...)
 }
 
@@ -121,6 +128,7 @@ type Stats struct {
 	FixesAccepted atomic.Int64
 	FixesRefused  atomic.Int64
 	FixesLate     atomic.Int64 // filed in history but older than the current position
+	LatePublished atomic.Int64 // late fixes published on their route's late topic
 	Events        atomic.Int64
 	Commits       atomic.Int64
 	CommitErrors  atomic.Int64

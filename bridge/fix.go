@@ -228,6 +228,13 @@ func (t Topics) Heartbeat() string { return "depot/" + t.Depot + "/system/heartb
 func (t Topics) RouteState(route string) string {
 	return "depot/" + t.Depot + "/routes/" + route + "/state"
 }
+
+// RouteLate carries a route's late fixes to the dashboards' trails
+// (pipeline.publishLate): not retained, QoS 0.
+func (t Topics) RouteLate(route string) string {
+	return "depot/" + t.Depot + "/routes/" + route + "/late"
+}
+
 func (t Topics) Driver(driver, kind string) string {
 	return "depot/" + t.Depot + "/drivers/" + driver + "/" + kind
 }

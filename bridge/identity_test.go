@@ -57,6 +57,15 @@ func TestACL(t *testing.T) {
 		{disp, "depot/X/#", false, true},
 		{disp, "depot/X/events", false, true},
 		{disp, "depot/X/routes/+/state", false, true},
+		// A route's late fixes: dispatchers and admins read them; no
+		// driver reads or writes them, nor a dispatcher writes them.
+		{disp, "depot/X/routes/R1/late", false, true},
+		{disp, "depot/X/routes/R1/late", true, false},
+		{disp, "depot/Y/routes/R1/late", false, false},
+		{adm, "depot/X/routes/R1/late", false, true},
+		{drv, "depot/X/routes/R1/late", false, false},
+		{drv, "depot/X/routes/+/late", false, false},
+		{drv, "depot/X/routes/R1/late", true, false},
 		{disp, "depot/X/drivers/D1/gps", false, true},
 		{disp, "depot/Y/#", false, false},
 		{disp, "#", false, false},

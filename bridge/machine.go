@@ -161,6 +161,11 @@ func (m *Machine) Fix(b *Batch, f Fix) (late bool, err error) {
 	b.Fixes = append(b.Fixes, HistoryFix{RouteID: routeID, Fix: f})
 	m.fixSeen(b, f.DriverID)
 	if prev, ok := m.latest[f.DriverID]; ok && f.TS <= prev.TS {
+		// Older than the newest (a repeat of it is not news): the trails
+		// get it on the route's late topic once it is stored.
+		if f.TS < prev.TS && routeID != "" {
+			b.Late = append(b.Late, HistoryFix{RouteID: routeID, Fix: f})
+		}
 		return true, nil
 	}
 	m.latest[f.DriverID] = f

@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -173,9 +175,34 @@ func TestMachineRules(t *testing.T) {
 			{name: "not the route's driver", cmd: offer("D9", "R1"), err: ErrInvalid},
 			{name: "offer", cmd: offer("D1", "R1"), types: []string{EventVTOOffer}, inboxes: []string{"D1"},
 				check: func(t *testing.T, m *Machine, b *Batch) {
-					o := payloadOf[OfferStatus](t, b, EventVTOOffer)
-					if o.RemainingSeconds != int(OfferTTL.Seconds()) || o.State != StateOpen || b.Messages[0].Expiry != uint32(OfferTTL.Seconds()) {
+					o := payloadOf[VTOOffered](t, b, EventVTOOffer)
+					if o.RemainingSeconds != int(OfferTTL.Seconds()) || o.State != StateOpen || o.By != "disp" || b.Messages[0].Expiry != uint32(OfferTTL.Seconds()) {
 						t.Fatalf("offer %+v, message %+v", o, b.Messages[0])
+					}
+					// The driver's inbox gets the same envelope without
+					// who offered it.
+					var ev, in struct {
+						Seq       uint64
+						ID        string
+						Type      string
+						Timestamp time.Time
+						Payload   map[string]any
+					}
+					if err := json.Unmarshal(b.Events[0].Raw, &ev); err != nil {
+						t.Fatal(err)
+					}
+					if err := json.Unmarshal(b.Messages[0].Payload, &in); err != nil {
+						t.Fatal(err)
+					}
+					if ev.Payload["by"] != "disp" {
+						t.Fatalf("the event's payload has no by: %v", ev.Payload)
+					}
+					if _, ok := in.Payload["by"]; ok {
+						t.Fatalf("the inbox's copy names the dispatcher: %s", b.Messages[0].Payload)
+					}
+					delete(ev.Payload, "by")
+					if in.Seq != ev.Seq || in.ID != ev.ID || in.Type != ev.Type || !in.Timestamp.Equal(ev.Timestamp) || fmt.Sprint(in.Payload) != fmt.Sprint(ev.Payload) {
+						t.Fatalf("the inbox's copy differs:\n%s\n%s", b.Messages[0].Payload, b.Events[0].Raw)
 					}
 				}},
 			{name: "second open offer", cmd: offer("D1", "R1"), err: ErrConflict},

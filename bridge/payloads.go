@@ -23,6 +23,16 @@ type OfferStatus struct {
 	State            string `json:"state"`
 }
 
+// VTOOffered is the payload of vto:offer in the event log and on
+// depot/{d}/events: the offer, and who offered it (the dispatcher's user
+// name; empty in logs written before it was recorded). The copy of the
+// event that goes to the driver's inbox carries the OfferStatus alone: a
+// dispatcher's login name is not the handheld's to know.
+type VTOOffered struct {
+	OfferStatus
+	By string `json:"by,omitempty"`
+}
+
 // VTOAnswered is the payload of vto:accepted and vto:declined.
 type VTOAnswered struct {
 	VTOID    string    `json:"vtoId"`

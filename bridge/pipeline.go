@@ -26,6 +26,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -385,6 +387,10 @@ func (p *pipeline) publisher(pubs <-chan *committed, free chan<- *committed) {
 				p.log.Warn("publish", "topic", m.Topic, "err", perr)
 			}
 		}
+		if c.err == nil {
+			// Only once stored: a refused fix's sender sends it again.
+			p.publishLate(c.b.Late)
+		}
 		now := p.now()
 		p.lat.add(c.b.fixRecv, now)
 		if p.metrics != nil {
@@ -400,6 +406,62 @@ func (p *pipeline) publisher(pubs <-chan *committed, free chan<- *committed) {
 		c.since.Store(0)
 		free <- c
 	}
+}
+
+// maxLatePerMessage bounds one message of late fixes (about 25 KB).
+const maxLatePerMessage = 500
+
+// publishLate publishes late fixes (Batch.Late), grouped by route, on each
+// route's late topic, not retained, at QoS 0: one message a route a commit
+// (more past maxLatePerMessage), so a handheld's backlog of a dead zone
+// reaches a trail that shows the route without a reload. Only a dashboard
+// with that route's drawer open subscribes; the ACL lets dispatchers and
+// admins read it, like the rest of the depot's tree (Identity.Allowed),
+// and no driver. A fix that moved its route is not here: its route:update
+// carries it. The payload:
+//
+//	{"routeId":"R12","fixes":[{"ts":1764150000123,"lat":38.58,"lng":-121.49},…]}
+//
+// It sorts late in place (the batch is the publisher's until it is freed).
+func (p *pipeline) publishLate(late []HistoryFix) {
+	if len(late) == 0 {
+		return
+	}
+	slices.SortStableFunc(late, func(a, b HistoryFix) int { return strings.Compare(a.RouteID, b.RouteID) })
+	for i := 0; i < len(late); {
+		j := i + 1
+		for j < len(late) && j-i < maxLatePerMessage && late[j].RouteID == late[i].RouteID {
+			j++
+		}
+		// A buffer a message: a publisher may keep what it is given.
+		buf := appendLate(make([]byte, 0, 32+56*(j-i)), late[i:j])
+		if err := p.pub.Publish(p.topics.RouteLate(late[i].RouteID), buf, false, 0); err != nil {
+			p.log.Warn("publish late fixes", "route", late[i].RouteID, "n", j-i, "err", err)
+		}
+		p.stats.LatePublished.Add(int64(j - i))
+		i = j
+	}
+}
+
+// appendLate appends the late-topic message of fixes, all of one route.
+// Fixes passed ParseFix: their numbers are finite.
+func appendLate(b []byte, fixes []HistoryFix) []byte {
+	b = append(b, `{"routeId":`...)
+	b = appendJSONString(b, fixes[0].RouteID)
+	b = append(b, `,"fixes":[`...)
+	for k, f := range fixes {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"ts":`...)
+		b = strconv.AppendInt(b, f.Fix.TS, 10)
+		b = append(b, `,"lat":`...)
+		b = appendJSONFloat(b, f.Fix.Lat)
+		b = append(b, `,"lng":`...)
+		b = appendJSONFloat(b, f.Fix.Lng)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
 }
 
 // stateMinInterval is how often at most a route's retained state is

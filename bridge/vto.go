@@ -44,8 +44,9 @@ func (o Offer) Status(now time.Time) OfferStatus {
 }
 
 // OfferVTO offers voluntary time off to driverID (who drives routeID) for
-// OfferTTL. The offer goes to the event log and to the driver's inbox, with
-// an MQTT 5 message expiry equal to the time left.
+// OfferTTL, by dispatcher by. The offer goes to the event log, with by
+// (VTOOffered), and to the driver's inbox, without it, with an MQTT 5
+// message expiry equal to the time left.
 func (m *Machine) OfferVTO(b *Batch, driverID, routeID, reason, by string) (Offer, error) {
 	if !ValidID(driverID) || !ValidID(routeID) {
 		return Offer{}, fmt.Errorf("%w: driverId and routeId are required", ErrInvalid)
@@ -69,13 +70,23 @@ func (m *Machine) OfferVTO(b *Batch, driverID, routeID, reason, by string) (Offe
 	o := &Offer{OfferTerms: OfferTerms{VTOID: "vto_" + strconv.FormatUint(m.seq+1, 10), RouteID: routeID, RouteCode: r.RouteCode,
 		DriverID: driverID, DriverName: r.DriverName, Reason: reason, OfferedAt: now, ExpiresAt: now.Add(OfferTTL)},
 		State: StateOpen, By: by}
-	_, raw, err := m.emit(b, EventVTOOffer, PriorityHigh, o.Status(now))
+	st := o.Status(now)
+	env, _, err := m.emit(b, EventVTOOffer, PriorityHigh, VTOOffered{OfferStatus: st, By: by})
+	if err != nil {
+		return Offer{}, err
+	}
+	// The inbox's copy: the same envelope (seq, id, time), without By.
+	env.Payload, err = json.Marshal(st)
+	if err != nil {
+		return Offer{}, err
+	}
+	inbox, err := json.Marshal(env)
 	if err != nil {
 		return Offer{}, err
 	}
 	m.offers[o.VTOID] = o
 	b.Offers = append(b.Offers, *o)
-	b.Messages = append(b.Messages, Message{Topic: m.Topics.Driver(driverID, KindInbox), Payload: raw,
+	b.Messages = append(b.Messages, Message{Topic: m.Topics.Driver(driverID, KindInbox), Payload: inbox,
 		Expiry: uint32(OfferTTL.Seconds())})
 	return *o, nil
 }

@@ -116,10 +116,17 @@ type exportRow struct {
 	at                                                    time.Time
 	kind, route, driver, details, outcome, payroll, actor string
 	id                                                    string
+	// answered: how a VTO offer was answered and by whom ("accepted by
+	// driver:D1"), kept in its outcome once payroll confirms it.
+	answered string
 }
 
 func (r *exportRow) cells(loc *time.Location) []string {
-	return []string{r.at.In(loc).Format(time.RFC3339), r.kind, r.route, r.driver, r.details, r.outcome, r.payroll, r.actor, r.id}
+	outcome := r.outcome
+	if r.answered != "" && outcome != r.answered {
+		outcome += " (" + r.answered + ")"
+	}
+	return []string{r.at.In(loc).Format(time.RFC3339), r.kind, r.route, r.driver, r.details, outcome, r.payroll, r.actor, r.id}
 }
 
 // csvSafe keeps a cell from being read as a formula by a spreadsheet
@@ -219,7 +226,9 @@ func (j *joiner) event(h bridge.EventHead, raw []byte) {
 		}
 		r.outcome, r.actor = u.State, u.By
 	case bridge.EventVTOOffer:
-		var o bridge.OfferStatus
+		// The actor is the dispatcher who offered it (by; a log written
+		// before offers recorded it has none: the cell stays empty).
+		var o bridge.VTOOffered
 		if !in || json.Unmarshal(p, &o) != nil || o.VTOID == "" {
 			return
 		}
@@ -228,7 +237,7 @@ func (j *joiner) event(h bridge.EventHead, raw []byte) {
 			route = o.RouteID
 		}
 		if r := j.add(&exportRow{at: h.Timestamp, kind: "vto", route: route, driver: nameOf(o.DriverName, o.DriverID),
-			details: o.Reason, outcome: bridge.StateOpen, id: o.VTOID}); r != nil {
+			details: o.Reason, outcome: bridge.StateOpen, actor: o.By, id: o.VTOID}); r != nil {
 			j.offers[o.VTOID] = r
 		}
 	case bridge.EventVTOAccepted, bridge.EventVTODeclined, bridge.EventVTOExpired, bridge.EventVTOConfirmed:
@@ -258,9 +267,13 @@ func (j *joiner) event(h bridge.EventHead, raw []byte) {
 		if v.State == "" {
 			v.State = strings.TrimPrefix(h.Type, "vto:")
 		}
+		// Who answered goes in the outcome ("accepted by driver:D1",
+		// "declined by dispatcher:ana"), and stays there once payroll
+		// confirms it: "confirmed (accepted by driver:D1)".
 		r.outcome = v.State
 		if v.By != "" {
-			r.actor = v.By
+			r.outcome += " by " + v.By
+			r.answered = r.outcome
 		}
 		if v.PayrollRef != "" {
 			r.payroll = v.PayrollRef

@@ -84,16 +84,16 @@ func dayLog(t *testing.T) *logArchive {
 	upd := map[string]any{"routeId": "R1", "currentLat": 38.5}
 	l.add(t, "vto:offer", at(7, 40), bridge.OfferStatus{OfferTerms: bridge.OfferTerms{VTOID: "vto_1", RouteID: "R3", RouteCode: "CX03", DriverID: "D3", DriverName: "Cy"}})
 	l.add(t, "route:update", at(7, 59), upd)
-	l.add(t, "vto:offer", at(8, 0), bridge.OfferStatus{OfferTerms: bridge.OfferTerms{VTOID: "vto_3", RouteID: "R1", RouteCode: "CX01",
-		DriverID: "D1", DriverName: "Ana Silva", Reason: "light volume"}, State: "open"})
+	l.add(t, "vto:offer", at(8, 0), bridge.VTOOffered{OfferStatus: bridge.OfferStatus{OfferTerms: bridge.OfferTerms{VTOID: "vto_3", RouteID: "R1", RouteCode: "CX01",
+		DriverID: "D1", DriverName: "Ana Silva", Reason: "light volume"}, State: "open"}, By: "ben"})
 	l.add(t, "route:update", at(8, 1), upd)
 	l.add(t, "vto:accepted", at(8, 5), bridge.VTOAnswered{VTOID: "vto_3", DriverID: "D1", RouteID: "R1", State: "accepted", By: "driver:D1"})
 	// vto_1, offered before the window, expires in it.
 	l.add(t, "vto:expired", at(8, 10), bridge.VTOExpired{VTOID: "vto_1", DriverID: "D3", RouteID: "R3", State: "expired"})
 	l.add(t, "vto:confirmed", at(9, 0), bridge.VTOConfirmed{VTOID: "vto_3", DriverID: "D1", State: "confirmed", PayrollRef: "PR-2026-0042"})
 	// Markup and formulas from outside: the reason, a driver's name.
-	l.add(t, "vto:offer", at(10, 0), bridge.OfferStatus{OfferTerms: bridge.OfferTerms{VTOID: "vto_8", RouteID: "R2", RouteCode: "CX02",
-		DriverID: "D2", DriverName: "+Eve", Reason: `=HYPERLINK("http://evil.example/","click")`}})
+	l.add(t, "vto:offer", at(10, 0), bridge.VTOOffered{OfferStatus: bridge.OfferStatus{OfferTerms: bridge.OfferTerms{VTOID: "vto_8", RouteID: "R2", RouteCode: "CX02",
+		DriverID: "D2", DriverName: "+Eve", Reason: `=HYPERLINK("http://evil.example/","click")`}}, By: "@boss"})
 	l.add(t, "vto:declined", at(10, 2), bridge.VTOAnswered{VTOID: "vto_8", DriverID: "D2", RouteID: "R2", State: "declined", By: "dispatcher:ana"})
 	l.add(t, "rescue:alert", at(11, 0), bridge.RescueAlert{RescueID: "rsc_10", StruggleRoute: bridge.RescueRoute{RouteID: "R2", RouteCode: "CX02",
 		DriverID: "D2", DriverName: "Ben Okafor", BehindSchedule: 7}, RescueDriver: &bridge.RescueDriver{DriverID: "D4", DriverName: "Dee"},
@@ -102,6 +102,7 @@ func dayLog(t *testing.T) *logArchive {
 	l.add(t, "route:reassigned", at(12, 0), bridge.RouteReassigned{RouteID: "R1", RouteCode: "CX01", FromDriverID: "D1", ToDriverID: "D5", By: "-ana"})
 	l.add(t, "rescue:updated", at(12, 30), bridge.RescueUpdated{RescueID: "rsc_10", RouteID: "R2", State: "resolved", By: "ana"})
 	// Offered just before the window's end, answered after it: joined.
+	// Logged before offers recorded who made them (no by): no actor.
 	l.add(t, "vto:offer", at(19, 50), bridge.OfferStatus{OfferTerms: bridge.OfferTerms{VTOID: "vto_14", RouteID: "R2", RouteCode: "CX02", DriverID: "D2"}})
 	l.add(t, "route:update", at(20, 0), upd)
 	l.add(t, "vto:accepted", at(20, 10), bridge.VTOAnswered{VTOID: "vto_14", DriverID: "D2", RouteID: "R2", State: "accepted", By: "driver:D2"})
@@ -169,12 +170,12 @@ func TestExportEvents(t *testing.T) {
 		rows = append(rows, row{at.UTC().Format("15:04"), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]})
 	}
 	want := []row{
-		{"08:00", "vto", "CX01", "Ana Silva (D1)", "light volume", "confirmed", "PR-2026-0042", "driver:D1", "vto_3"},
+		{"08:00", "vto", "CX01", "Ana Silva (D1)", "light volume", "confirmed (accepted by driver:D1)", "PR-2026-0042", "ben", "vto_3"},
 		{"08:10", "vto", "CX03", "D3", "offered before this window", "expired", "", "", "vto_1"},
-		{"10:00", "vto", "CX02", "'+Eve (D2)", `'=HYPERLINK("http://evil.example/","click")`, "declined", "", "dispatcher:ana", "vto_8"},
+		{"10:00", "vto", "CX02", "'+Eve (D2)", `'=HYPERLINK("http://evil.example/","click")`, "declined by dispatcher:ana", "", "'@boss", "vto_8"},
 		{"11:00", "rescue", "CX02", "Ben Okafor (D2)", "7 stops behind; rescuer Dee (D4); meet at @5th and Main", "resolved", "", "ana", "rsc_10"},
 		{"12:00", "reassignment", "CX01", "D5", "from D1 to D5", "reassigned", "", "'-ana", ""},
-		{"19:50", "vto", "CX02", "D2", "", "accepted", "", "driver:D2", "vto_14"},
+		{"19:50", "vto", "CX02", "D2", "", "accepted by driver:D2", "", "", "vto_14"},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("%d rows, want %d:\n%s", len(rows), len(want), w.Body)

@@ -717,3 +717,47 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestLateTopic: a driver's late fix reaches a dashboard subscribed to its
+// route's late topic (through the broker's ACL, over WebSocket), and no
+// driver may read or write a late topic: a handheld could otherwise learn
+// other drivers' positions, or draw fixes on the dispatchers' trails.
+func TestLateTopic(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, "", nil)
+	sub := a.subscribeWS(t, "depot/DEMO1/routes/+/late")
+	d1, d2 := a.driver(t, "D1"), a.driver(t, "D2")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, f := range []string{"depot/DEMO1/routes/R1/late", "depot/DEMO1/routes/+/late", "depot/DEMO1/#"} {
+		sa, err := d2.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: f, QoS: 0}}})
+		if err == nil && (sa == nil || len(sa.Reasons) != 1 || sa.Reasons[0] < 0x80) {
+			t.Fatalf("a driver subscribed to %s: %+v", f, sa)
+		}
+	}
+	if code, _ := publish(d2, "depot/DEMO1/routes/R1/late", 1, []byte(`{"routeId":"R1","fixes":[{"ts":1,"lat":1,"lng":1}]}`)); code != 0x87 {
+		t.Fatalf("a driver's publish on a late topic: reason 0x%02x, want 0x87", code)
+	}
+	now := time.Now()
+	if code, err := publish(d1, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.61, -121.47, now)); err != nil || code != 0 {
+		t.Fatalf("fix: 0x%02x %v", code, err)
+	}
+	if code, err := publish(d1, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.59, -121.48, now.Add(-time.Minute))); err != nil || code != 0 {
+		t.Fatalf("late fix: 0x%02x %v", code, err)
+	}
+	got := sub.waitFor(t, "depot/DEMO1/routes/R1/late", 5*time.Second)
+	var m struct {
+		RouteID string `json:"routeId"`
+		Fixes   []struct {
+			TS       int64 `json:"ts"`
+			Lat, Lng float64
+		} `json:"fixes"`
+	}
+	if err := json.Unmarshal(got[0], &m); err != nil || m.RouteID != "R1" || len(m.Fixes) != 1 ||
+		m.Fixes[0].TS != now.Add(-time.Minute).UnixMilli() || m.Fixes[0].Lat != 38.59 || m.Fixes[0].Lng != -121.48 {
+		t.Fatalf("late message %s: %+v %v", got[0], m, err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d late messages, want the one (the driver's own was refused)", len(got))
+	}
+}

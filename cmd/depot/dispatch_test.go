@@ -253,12 +253,18 @@ func TestVTOEndToEnd(t *testing.T) {
 	ev := sub.waitType(t, bridge.EventVTOOffer, 1)
 	var p map[string]any
 	json.Unmarshal(ev[0].Payload, &p)
-	if ev[0].Priority != "HIGH" || p["remainingSeconds"].(float64) < 1795 || p["expiresAt"] == nil {
+	if ev[0].Priority != "HIGH" || p["remainingSeconds"].(float64) < 1795 || p["expiresAt"] == nil || p["by"] != "ana" {
 		t.Fatalf("vto:offer %+v", p)
 	}
-	_, pk := d1.waitInbox(bridge.EventVTOOffer)
+	// The inbox's copy is the same event without who offered it.
+	inEnv, pk := d1.waitInbox(bridge.EventVTOOffer)
 	if pk.Properties == nil || pk.Properties.MessageExpiry == nil || *pk.Properties.MessageExpiry < 1790 {
 		t.Fatalf("inbox offer without message expiry: %+v", pk.Properties)
+	}
+	var inP map[string]any
+	json.Unmarshal(inEnv.Payload, &inP)
+	if _, named := inP["by"]; named || inEnv.Seq != ev[0].Seq || inP["vtoId"] != vto || inP["reason"] != "light volume" {
+		t.Fatalf("the inbox's offer (seq %d, event's %d): %v", inEnv.Seq, ev[0].Seq, inP)
 	}
 	// The driver accepts on its reply topic; the first answer wins.
 	if code, reason := d1.reply(vto, "accept"); code != 0 {

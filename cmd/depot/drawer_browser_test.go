@@ -253,6 +253,29 @@ func TestBrowserTrail(t *testing.T) {
 		t.Fatalf("history: %d, %d fixes", code, len(h.Fixes))
 	}
 
+	// A late fix while the drawer is open (a handheld's backlog after a
+	// dead zone, or out of order): older than the newest, it moves no
+	// route and makes no event; the route's late topic brings it into the
+	// trail between its neighbours, with no reload and no re-read, and
+	// the marker stays at the newest fix.
+	waitJS(t, ctx, "subscribed to R1's late fixes", `window.__depot.lateSub === 'depot/DEMO1/routes/R1/late' && window.__depot.conn === 'live'`)
+	loads, rereads := jsNum(t, ctx, `window.__depot.drawer.loads`), jsNum(t, ctx, `window.__depot.drawer.rereads || 0`)
+	lat := jsNum(t, ctx, `window.__depot.routes.get('R1').currentLat`)
+	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(north(3575), -121.4944, now.Add(-250*time.Millisecond))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the late fix in the trail", `(() => { const d = window.__depot.drawer;
+		return d.late === 1 && d.points === 18 && d.line === 18; })()`)
+	if got := jsNum(t, ctx, `window.__depot.drawer.loads`); got != loads {
+		t.Fatalf("the trail was read again (%v loads, was %v)", got, loads)
+	}
+	if got := jsNum(t, ctx, `window.__depot.drawer.rereads || 0`); got != rereads {
+		t.Fatalf("the trail was re-read (%v, was %v)", got, rereads)
+	}
+	if got := jsNum(t, ctx, `window.__depot.routes.get('R1').currentLat`); got != lat {
+		t.Fatalf("a late fix moved the route: %v, was %v", got, lat)
+	}
+
 	// Follow mode: the driver far away comes into view; a drag ends it.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button#trail-follow`))); err != nil {
 		t.Fatal(err)
@@ -261,7 +284,7 @@ func TestBrowserTrail(t *testing.T) {
 	if _, err := publish(drv, "depot/DEMO1/drivers/D1/gps", 1, fixJSON(38.95, -121.10, time.Now().Add(time.Second))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "the far fix in view", `window.__depot.drawer.points === 18 && window.__depot.drawer.lastInView()`)
+	waitJS(t, ctx, "the far fix in view, by a pan", `window.__depot.drawer.points === 19 && window.__depot.drawer.lastInView() && window.__depot.drawer.pans >= 1`)
 	drag(t, ctx, "#map")
 	waitJS(t, ctx, "a drag ends follow mode", `document.getElementById('trail-follow').getAttribute('aria-pressed') === 'false' && !window.__depot.drawer.follow`)
 
@@ -280,8 +303,8 @@ func TestBrowserTrail(t *testing.T) {
 		waitJS(t, ctx, "the trail of "+kind, fmt.Sprintf(`window.__depot.drawer.loads > %v && !window.__depot.drawer.loading`, before))
 	}
 	pick("hour", "", "")
-	if n := jsNum(t, ctx, `window.__depot.drawer.points`); n != 18 {
-		t.Fatalf("the last hour: %v fixes, want 18", n)
+	if n := jsNum(t, ctx, `window.__depot.drawer.points`); n != 19 {
+		t.Fatalf("the last hour: %v fixes, want 19", n)
 	}
 	pick("custom", time.Now().Add(-3*time.Hour).Format("2006-01-02T15:04"), time.Now().Add(-2*time.Hour).Format("2006-01-02T15:04"))
 	waitJS(t, ctx, "an empty past range", `window.__depot.drawer.points === 0 && window.__depot.drawer.line === 0 &&

@@ -46,6 +46,7 @@ func pageCPU(b *testing.B, drawer bool) {
 	for b.Loop() {
 		m0, t0 := metrics(), time.Now()
 		ev0, _ := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.__depot.events`))
+		pans0, _ := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.__depot.drawer.pans`))
 		time.Sleep(20 * time.Second) // the window measured, not a wait for a condition
 		m1, el := metrics(), time.Since(t0).Seconds()
 		ev1, _ := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.__depot.events`))
@@ -55,6 +56,12 @@ func pageCPU(b *testing.B, drawer bool) {
 		b.ReportMetric(share("LayoutDuration")+share("RecalcStyleDuration"), "%layout+style")
 		b.ReportMetric(share("TaskOtherDuration"), "%other") // paint, compositing, the WebSocket, GC
 		b.ReportMetric((ev1-ev0)/el, "events/s")
+		if drawer {
+			// Follow mode's pans of the map (a pan when the driver leaves
+			// the view's inner part, not a move each).
+			pans1, _ := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.__depot.drawer.pans`))
+			b.ReportMetric((pans1-pans0)/el*60, "pans/min")
+		}
 	}
 }
 

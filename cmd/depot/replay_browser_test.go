@@ -188,9 +188,17 @@ func TestBrowserReplayAll(t *testing.T) {
 	signIn(t, ctx, a, "ana", anaPassword)
 	waitJS(t, ctx, "both routes", `document.querySelectorAll('#routes tbody tr').length === 2`)
 	waitJS(t, ctx, "both live markers", `document.querySelectorAll('.route-icon').length === 2`)
+	// R1's drawer zooms the map on its trail, which leaves R2 out of view;
+	// replaying all routes fits the map to all of them.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-route="R1"] .codebtn`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "R1's trail, R2 out of view", `(() => { const d = window.__depot.drawer;
+		return d.open && d.routeId === 'R1' && d.points === 4 && !d.loading && !window.__depot.replay.allInView(); })()`)
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[aria-label="Replay all routes"]`))); err != nil {
 		t.Fatal(err)
 	}
+	waitJS(t, ctx, "every route in view", `window.__depot.replay.open && window.__depot.replay.allInView()`)
 	waitJS(t, ctx, "the replay at the first fix of the day: R1's, R2 not yet drawn", fmt.Sprintf(`(() => { const r = window.__depot.replay;
 		const p = r.positions();
 		return r.open && r.scope === 'all' && r.routes === 2 && r.first === %[1]v && r.drawnT === %[1]v &&

@@ -173,11 +173,12 @@ func TestBrowserExports(t *testing.T) {
 	for _, r := range recs[1:] {
 		rows[r[1]+" "+r[2]] = r
 	}
-	if r := rows["vto CX01"]; r == nil || r[3] != "Ana Silva (D1)" || r[4] != "light volume" || r[5] != "confirmed" || r[6] != "PR-2026-0042" ||
-		r[7] != "dispatcher:ana" || r[8] != offer.VTOID {
+	// The actor is who offered it; who answered is in the outcome.
+	if r := rows["vto CX01"]; r == nil || r[3] != "Ana Silva (D1)" || r[4] != "light volume" || r[5] != "confirmed (accepted by dispatcher:ana)" || r[6] != "PR-2026-0042" ||
+		r[7] != "ana" || r[8] != offer.VTOID {
 		t.Fatalf("the confirmed offer: %q\n%s", r, b)
 	}
-	if r := rows["vto CX02"]; r == nil || r[4] != "'=1+1" || r[5] != "declined" {
+	if r := rows["vto CX02"]; r == nil || r[4] != "'=1+1" || r[5] != "declined by dispatcher:ana" || r[7] != "ana" {
 		t.Fatalf("the declined offer: %q\n%s", r, b)
 	}
 	if r := rows["rescue CX01"]; r == nil || r[5] != "open" || !strings.Contains(r[4], "7 stops behind") {

@@ -11,7 +11,7 @@ import { $, el, SHAPES, WORDS, PRESENCE, hhmm } from './dom.js';
 import { has, num, showNum, text, statusOf } from './checks.js';
 import { APPS } from './table.js';
 import { routeFromHash, words, routeKey, deviceKey, lastFix } from './drawerview.js';
-import { merge, Stops, timeRange, inRange, loadHistory, pointOfRoute, AHEAD, startOfDay } from './trail.js';
+import { merge, Stops, timeRange, inRange, loadHistory, pointOfRoute, lateFixes, AHEAD, startOfDay } from './trail.js';
 import { Journal, TYPES, firstSeqSince, readSince } from './timeline.js';
 import { withParams } from './filter.js';
 import * as mapview from './map.js';
@@ -39,7 +39,7 @@ export class Drawer {
     this.follow = false;
     this.routeKey = null; // what the route's part shows (routeKey), drawn
     this.deviceKey = null; // what the device's part shows (deviceKey), drawn
-    this.info = state.drawer = { open: false, routeId: '', line: 0, stops: 0, follow: false, loads: 0, loading: false, timeline: 0 };
+    this.info = state.drawer = { open: false, routeId: '', line: 0, stops: 0, follow: false, loads: 0, loading: false, timeline: 0, late: 0, pans: 0 };
     // points: the trail's, as of now (line: those drawn, at the next tick).
     Object.defineProperty(this.info, 'points', { get: () => this.pts.length, enumerable: true });
     // For tests: is the trail's newest point on the map's view?
@@ -258,6 +258,21 @@ export class Drawer {
     }
   }
 
+  // onLate takes a message of the route's late topic (the page subscribes
+  // to the open route's): fixes older than its driver's newest, a backlog
+  // after a dead zone or out of order, which no event carries. They go
+  // into the trail by time, drawn at the tick; the marker stays where the
+  // newest fix put it.
+  onLate(msg) {
+    if (!this.id || !this.range) return;
+    const pts = lateFixes(msg, this.id).filter((p) => inRange(this.range, p));
+    const how = merge(this.pts, pts);
+    if (how === 'none') return;
+    if (how === 'insert') this.drawn = 0;
+    this.trailDirty = true;
+    this.info.late += pts.length;
+  }
+
   // onEvent keeps the events a timeline shows.
   onEvent(env) {
     if (this.journal.add(env) && this.id) this.timelineDirty = true;
@@ -269,7 +284,9 @@ export class Drawer {
     if (this.trailDirty) {
       this.trailDirty = false;
       this.drawTrail();
-      if (this.follow && this.pts.length) mapview.keepInView(this.pts[this.pts.length - 1]);
+      // Follow mode pans only when the driver leaves the view's inner
+      // part (map.js keepInView), not on every move: pans counts them.
+      if (this.follow && this.pts.length && mapview.keepInView(this.pts[this.pts.length - 1])) this.info.pans++;
     }
     if (this.dirty) { this.dirty = false; this.render(); return; }
     if (this.timelineDirty) this.renderTimeline();

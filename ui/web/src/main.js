@@ -17,6 +17,7 @@ import { renderOffers as renderOfferList, updateCountdowns as updateOfferCountdo
 import { applyEvent, loadSnapshot } from './depotstate.js';
 import { initMap, placeMarker, fitOnce, resize, hasMap, setOnPick, selectMarker, dimMarker } from './map.js';
 import { Drawer } from './drawer.js';
+import { lateTopic } from './trail.js';
 import { ReplayView } from './replayview.js';
 import { RouteTable, ago } from './table.js';
 import { Alarms } from './alarms.js';
@@ -226,6 +227,8 @@ function connect(cfg, mode = 'main') {
     lastEventAt = Date.now();
     setConn('live');
     client.subscribe([events], { qos: 0 }, () => catchUp().catch(() => {}));
+    late = { client: null, topic: '' }; // a new session has no subscription
+    watchLate();
   });
   client.on('close', () => {
     const wasUp = up;
@@ -249,9 +252,32 @@ function connect(cfg, mode = 'main') {
   client.on('message', (topic, payload) => {
     let msg;
     try { msg = JSON.parse(new TextDecoder().decode(payload)); } catch { return; }
+    if (topic !== events) {
+      if (topic === late.topic) drawer.onLate(msg);
+      return;
+    }
     for (const env of Array.isArray(msg) ? msg : [msg]) onLive(env);
   });
   return client;
+}
+
+// ---- late fixes of the drawer's route (drawer.js onLate) ----
+// A fix older than its driver's newest moves no route, so no event carries
+// it: the server publishes it on its route's late topic. The page
+// subscribes to the open drawer's route only (none while it is closed), so
+// a depot's backlogs cost it nothing it does not show. Over the SSE or
+// polling fallback there is no such topic: the trail's re-read after a
+// reconnect, or a reload, brings them.
+let late = { client: null, topic: '' }; // the subscription held, and on which session
+function watchLate() {
+  const c = mqttClient;
+  if (!c || !c.connected || !state.cfg) return; // the next connect subscribes
+  const want = lateTopic(state.cfg.depot, drawer.id);
+  if (late.client === c && late.topic === want) return;
+  if (late.client === c && late.topic) c.unsubscribe([late.topic]);
+  late = { client: c, topic: want };
+  state.lateSub = ''; // the topic once the broker has the subscription (for tests)
+  if (want) c.subscribe([want], { qos: 0 }, (err) => { if (!err && late.client === c && late.topic === want) state.lateSub = want; });
 }
 
 function setConn(s) {
@@ -329,6 +355,7 @@ const drawer = new Drawer({
   onVTO: offerVTO,
   onReassign: reassign,
   onShown(id) {
+    watchLate();
     document.querySelector('main').classList.toggle('with-drawer', !!id);
     table.select(id);
     selectMarker(id);

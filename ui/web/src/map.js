@@ -64,8 +64,9 @@ function settle() {
 export function fitOnce(center) {
   if (fitted || markers.size === 0) return;
   fitted = true;
-  setTimeout(() => fitAll(center), 800);
+  fitTimer = setTimeout(() => fitAll(center), 800);
 }
+let fitTimer = 0;
 
 // clearMarkers takes every route off the map (the fleet page switching
 // depots); the next routes placed are fitted again (fitOnce, fitNow).
@@ -91,11 +92,29 @@ export function resize() { if (map) map.invalidateSize(); }
 
 export function hasMap() { return !!map; }
 
-function fitAll(center) {
-  const pts = [...markers.values()].map((m) => m.getLatLng());
+// fitAll fits the map to every route's marker (and center), with room on
+// the right for the codes beside them.
+function fitAll(center, animate = true) {
+  const pts = [...markers.values()].map((m) => m.depotAt || m.getLatLng());
   if (center) pts.push(L.latLng(center.lat, center.lng));
-  if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { padding: [40, 40], maxZoom: 15 });
-  else if (pts.length === 1) map.setView(pts[0], 14); // one route and no centre (the fleet page)
+  if (pts.length > 1) map.fitBounds(L.latLngBounds(pts), { paddingTopLeft: [40, 40], paddingBottomRight: [90, 40], maxZoom: 15, animate });
+  else if (pts.length === 1) map.setView(pts[0], 14, { animate }); // one route and no centre (the fleet page)
+}
+
+// fitRoutes fits the map to every route and center at once, without an
+// animation (replay of all routes: the map may be zoomed on a drawer's
+// trail).
+export function fitRoutes(center) {
+  if (!map || markers.size === 0) return;
+  fitAll(center, false);
+}
+
+// allInView says whether every route's marker is on the map's view (for tests).
+export function allInView() {
+  if (!map) return false;
+  const b = map.getBounds();
+  for (const m of markers.values()) if (!b.contains(m.depotAt || m.getLatLng())) return false;
+  return true;
 }
 
 // A route on the map is one marker whose icon holds its dot and its label.
@@ -195,19 +214,26 @@ export function clearTrail() {
   if (stopLayer) stopLayer.clearLayers();
 }
 
-// fitTrail shows the whole trail (or the one point there is).
+// fitTrail shows the whole trail (or the one point there is). A first
+// fit still waiting (fitOnce) is dropped: it would zoom out of the trail
+// of a drawer opened by the address as the page loads.
 export function fitTrail(pts) {
   if (!map || pts.length === 0) return;
+  clearTimeout(fitTimer);
+  fitted = true;
   if (pts.length === 1) map.setView([pts[0].lat, pts[0].lng], Math.max(map.getZoom(), 14), { animate: false });
   else map.fitBounds(L.latLngBounds(pts.map((p) => [p.lat, p.lng])), { padding: [40, 40], maxZoom: 16, animate: false });
 }
 
 // keepInView pans the map to p when p is outside its inner part (follow
-// mode): a driver moving within the view moves no map.
+// mode): a driver moving within the view moves no map. Says whether it
+// panned.
 export function keepInView(p) {
-  if (!map) return;
+  if (!map) return false;
   const ll = L.latLng(p.lat, p.lng);
-  if (!map.getBounds().pad(-0.2).contains(ll)) map.panTo(ll, { animate: false });
+  if (map.getBounds().pad(-0.2).contains(ll)) return false;
+  map.panTo(ll, { animate: false });
+  return true;
 }
 
 // apart says whether a and b ({lat, lng}) are a pixel or more apart on

@@ -4,12 +4,12 @@
 // stream machinery schedules a timer per packet through a process.nextTick
 // shim); this reads each WebSocket frame straight into packets. What the
 // pages need, and no more: CONNECT with a user name, a token as password
-// and a clean start; SUBSCRIBE; PUBLISH received at QoS 0 or 1
+// and a clean start; SUBSCRIBE and UNSUBSCRIBE; PUBLISH received at QoS 0 or 1
 // (acknowledged); PUBLISH sent at QoS 0 or 1 (publish()); keepalive pings;
 // the server's DISCONNECT. Its interface is the part of MQTT.js's the
 // dashboard used: connect(), on('connect' | 'close' | 'error' | 'message' |
-// 'disconnect'), subscribe(), reconnect(), end(), removeAllListeners(),
-// options, connected, stream.destroy(); and publish().
+// 'disconnect'), subscribe(), unsubscribe(), reconnect(), end(),
+// removeAllListeners(), options, connected, stream.destroy(); and publish().
 //
 // The broker is the depot's own (mochi-mqtt); whatever it sends that this
 // does not understand closes the connection, and the page reconnects.
@@ -77,6 +77,12 @@ export function subscribePacket(id, filters, qos) {
   const body = [id >> 8, id & 0xff, 0];
   for (const f of filters) body.push(...str(f), qos & 3);
   return packet(0x82, body);
+}
+
+export function unsubscribePacket(id, filters) {
+  const body = [id >> 8, id & 0xff, 0];
+  for (const f of filters) body.push(...str(f));
+  return packet(0xa2, body);
 }
 
 // Parser turns a byte stream into packets: {type, flags, body}. A packet
@@ -205,13 +211,13 @@ export function parsePuback(p) {
   return { id, code, reason: typeof reason === 'string' ? reason : '' };
 }
 
-// reasonOf is the reason code of a CONNACK, SUBACK's first filter or
-// DISCONNECT (0 when the packet has none).
+// reasonOf is the reason code of a CONNACK, SUBACK's or UNSUBACK's first
+// filter or DISCONNECT (0 when the packet has none).
 function reasonOf(p) {
   const r = reader(p.body);
   switch (p.type) {
     case 2: r.byte(); return r.byte();
-    case 9: r.u16(); r.skip(r.varint()); return r.left() ? r.byte() : 0x80;
+    case 9: case 11: r.u16(); r.skip(r.varint()); return r.left() ? r.byte() : 0x80;
     case 14: return r.left() ? r.byte() : 0;
     default: return 0;
   }
@@ -318,12 +324,14 @@ export class Client {
         this.pump();
         return;
       }
-      case 9: { // SUBACK
+      case 9: // SUBACK
+      case 11: { // UNSUBACK
         const id = (p.body[0] << 8) | p.body[1];
         const cb = this.acks.get(id);
         this.acks.delete(id);
         const code = reasonOf(p);
-        if (cb) cb(code >= 0x80 ? new MQTTError(`subscription refused: 0x${code.toString(16)}`, code) : null);
+        const what = p.type === 9 ? 'subscription' : 'unsubscription';
+        if (cb) cb(code >= 0x80 ? new MQTTError(`${what} refused: 0x${code.toString(16)}`, code) : null);
         return;
       }
       case 13: // PINGRESP
@@ -392,6 +400,14 @@ export class Client {
     const id = this.newId();
     this.acks.set(id, cb);
     this.send(subscribePacket(id, filters, qos));
+  }
+
+  // unsubscribe ends subscriptions; cb(err) hears the UNSUBACK (a filter
+  // the session did not have is no error to the page: 0x11 is a success).
+  unsubscribe(filters, cb = () => {}) {
+    const id = this.newId();
+    this.acks.set(id, cb);
+    this.send(unsubscribePacket(id, filters));
   }
 
   // publish sends payload (a string) to topic. At QoS 1 the promise

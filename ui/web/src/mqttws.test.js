@@ -1,7 +1,7 @@
 // The dashboard's MQTT client against a scripted WebSocket: node --test ui/web/src/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, Parser, connectPacket, subscribePacket, parsePublish, varint, serverKeepalive, MQTTError } from './mqttws.js';
+import { Client, Parser, connectPacket, subscribePacket, unsubscribePacket, parsePublish, varint, serverKeepalive, MQTTError } from './mqttws.js';
 
 const bytes = (...a) => new Uint8Array(a.flat());
 const str = (s) => { const b = [...new TextEncoder().encode(s)]; return [b.length >> 8, b.length & 0xff, ...b]; };
@@ -110,6 +110,26 @@ test('connect, subscribe, receive at QoS 0 and 1 (acknowledged)', () => {
   assert.deepEqual(events.slice(1).map(([ev, topic, p]) => [ev, topic, new TextDecoder().decode(p)]),
     [['message', 'depot/D/events', '[]'], ['message', 'depot/D/events', '{}']]);
   assert.deepEqual(ws.sent[2], [0x40, 2, 0x12, 0x34], 'PUBACK for the QoS 1 delivery');
+});
+
+test('unsubscribe: an UNSUBSCRIBE of the filters, its UNSUBACK answered', () => {
+  assert.deepEqual([...unsubscribePacket(9, ['depot/D/routes/R1/late'])], [0xa2, 2 + 1 + 2 + 22, 0, 9, 0, ...str('depot/D/routes/R1/late')]);
+  const r = rig(); const events = [];
+  const c = client(r, events);
+  const ws = r.sockets[0];
+  ws.open(); ws.deliver(CONNACK_OK);
+  const got = [];
+  c.subscribe(['depot/D/routes/R1/late'], { qos: 0 }, (err) => got.push(['sub', err]));
+  c.unsubscribe(['depot/D/routes/R1/late'], (err) => got.push(['unsub', err]));
+  assert.deepEqual(ws.sent[2], [...unsubscribePacket(2, ['depot/D/routes/R1/late'])]);
+  ws.deliver(pkt(0x90, [0, 1, 0, 0]), pkt(0xb0, [0, 2, 0, 0x11]));
+  assert.deepEqual(got, [['sub', null], ['unsub', null]], '0x11 (no such subscription) is a success');
+  c.unsubscribe(['x'], (err) => got.push(['refused', err && err.code]));
+  ws.deliver(pkt(0xb0, [0, 3, 0, 0x87]));
+  assert.deepEqual(got[2], ['refused', 0x87]);
+  c.unsubscribe(['y'], (err) => got.push(['closed', err && err.message]));
+  ws.closeFromServer();
+  assert.deepEqual(got[3], ['closed', 'connection closed']);
 });
 
 test('a refused CONNACK says why, then closes; reconnect opens a new socket', () => {

@@ -84,6 +84,9 @@ export class Track {
     this.empty = 0; // answers without a point while it had none (a quiet morning)
     // The position at the last at(): shown says whether there is one.
     this.shown = false; this.lat = 0; this.lng = 0;
+    // The look-back after a seek (Pager.lookBack): whether it runs, and
+    // how many reads it started (its spans double with each).
+    this.back = false; this.backReads = 0;
   }
 
   chunkOf(ts) { return Math.min(this.n - 1, Math.max(0, Math.floor((ts - this.from) / this.chunk))); }
@@ -145,8 +148,10 @@ export class Track {
 // yet are also read from the start of the window on, not only at the
 // head; a route with no point yet is read in spans that double with each
 // empty answer, up to `span` chunks (a quiet morning costs few requests,
-// a busy route's first answer is one chunk). getJSON(url) answers GET
-// /api/v1/routes/:id/history.
+// a busy route's first answer is one chunk). After a seek (lookBack), a
+// route whose last fix before the head is not read yet is read back from
+// the head in spans that double the same way, until that fix is found.
+// getJSON(url) answers GET /api/v1/routes/:id/history.
 export class Pager {
   constructor(tracks, getJSON, { ahead = 3, parallel = 4, span = 8, onLoad = () => {} } = {}) {
     Object.assign(this, { tracks, getJSON, ahead, parallel, span, onLoad });
@@ -189,19 +194,67 @@ export class Pager {
         this.start(tr, c, this.spanOf(tr));
       }
     }
-    if (!this.seeking) return;
+    if (this.seeking) {
+      for (const tr of this.tracks) {
+        if (this.inflight >= this.parallel) return;
+        if (tr.pts.length || tr.contig >= tr.n || tr.state[tr.contig] !== NONE) continue;
+        this.start(tr, tr.contig, this.spanOf(tr));
+      }
+    }
+    // After a seek: each route's last fix before the head, read back in
+    // spans that double (1, 2, 4, then `span` chunks), as the first fix is
+    // sought forward. Bounded by the route's first fix and the window's
+    // start; the head's own reads come first, the clock never waits for it.
     for (const tr of this.tracks) {
       if (this.inflight >= this.parallel) return;
-      if (tr.pts.length || tr.contig >= tr.n || tr.state[tr.contig] !== NONE) continue;
-      this.start(tr, tr.contig, this.spanOf(tr));
+      if (!tr.back) continue;
+      const c = this.behind(tr, t);
+      if (c < 0) { tr.back = false; continue; }
+      if (c >= tr.chunkOf(t) - 1) continue; // the head's reads above take it
+      this.startBack(tr, c, Math.min(this.span, 2 ** tr.backReads));
     }
   }
 
   spanOf(tr) { return tr.pts.length ? 1 : Math.min(this.span, 2 ** tr.empty); }
 
+  // lookBack starts, for every route, the search for its last fix before
+  // the head (after a seek): a route quiet for longer than the chunk
+  // before the head would otherwise show only from its next fix.
+  lookBack() {
+    for (const tr of this.tracks) { tr.back = true; tr.backReads = 0; }
+  }
+
+  // behind is the chunk to read next, going back from the head at t, for
+  // route tr's last fix before t; -1 when there is nothing more to read:
+  // that fix is known and every chunk from it to the head is read (or
+  // being read), or no chunk down to the window's start is left unread.
+  // The route's first fix bounds it, once the search for the window's
+  // first fix has read up to it.
+  behind(tr, t) {
+    const ct = tr.chunkOf(t);
+    const i = upper(tr.pts, t) - 1;
+    const low = i >= 0 ? tr.chunkOf(tr.pts[i].ts) : 0;
+    for (let c = ct; c >= low && c >= tr.contig; c--) if (tr.state[c] === NONE) return c;
+    return -1;
+  }
+
   start(tr, c, span) {
     let b = c;
     while (b + 1 < tr.n && b + 1 < c + span && tr.state[b + 1] === NONE) b++;
+    this.read(tr, c, b);
+  }
+
+  // startBack reads back from chunk c, down to span chunks, as far as
+  // they are unread.
+  startBack(tr, c, span) {
+    let a = c;
+    while (a - 1 >= 0 && a - 1 > c - span && tr.state[a - 1] === NONE) a--;
+    tr.backReads++;
+    this.read(tr, a, c);
+  }
+
+  // read reads chunks c…b of route tr.
+  read(tr, c, b) {
     for (let k = c; k <= b; k++) tr.state[k] = LOADING;
     this.inflight++;
     this.requests++;

@@ -226,3 +226,57 @@ test("the pager asks for a chunk up to its last ms (trail.js loadHistory's pages
   assert.equal(seen.length, 1);
   assert.match(seen[0], new RegExp(`^api/v1/routes/R1/history\\?from=${T0}&to=${T0 + CHUNK - 1}$`));
 });
+
+test('after a seek, a route quiet for long shows at its last fix before the head, read back in doubling spans', async () => {
+  const day = 24 * 3600000;
+  // R1 drives 07:00–08:00 (a fix a minute), then nothing until 12:00.
+  // R2 starts at 11:00. R3 drives through the morning, a fix a minute.
+  const fixes = { R1: [], R2: [], R3: [] };
+  for (let m = 7 * 60; m <= 8 * 60; m++) fixes.R1.push(P(T0 + m * MIN, 38 + m / 1e4));
+  for (let m = 12 * 60; m < 13 * 60; m++) fixes.R1.push(P(T0 + m * MIN, 37));
+  for (let m = 11 * 60; m < 12 * 60; m++) fixes.R2.push(P(T0 + m * MIN, 39));
+  for (let m = 6 * 60; m < 13 * 60; m++) fixes.R3.push(P(T0 + m * MIN, 36 + m / 1e4));
+  const tracks = ['R1', 'R2', 'R3'].map((id) => new Track(id, T0, T0 + day));
+  const api = fakeAPI(fixes);
+  let t = T0;
+  const pg = new Pager(tracks, api.getJSON, { parallel: 4, onLoad: () => pg.pump(t) });
+  // The window's first fix is found (R3's, at 06:00), reading from its start.
+  pg.pump(t);
+  for (let i = 0; i < 200 && pg.first() === null; i++) await api.release();
+  assert.equal(pg.first(), T0 + 6 * 60 * MIN);
+  pg.seeking = false;
+  for (let i = 0; i < 50 && api.waiting.length; i++) await api.release();
+  // A scrub to 10:30: R1's last fix (08:00) is 2.5 hours before the head.
+  t = T0 + 10.5 * 60 * MIN;
+  const before = api.reqs.length;
+  pg.lookBack();
+  pg.pump(t);
+  for (let i = 0; i < 200 && api.waiting.length; i++) await api.release();
+  const [r1, r2, r3] = tracks;
+  assert.equal(r1.at(t), true, 'R1 is shown');
+  assert.equal(r1.lat, 38 + 480 / 1e4, 'at its last fix before the head (08:00)');
+  assert.equal(r3.at(t), true, 'R3, busy, at the head');
+  assert.ok(Math.abs(r3.lat - (36 + 630 / 1e4)) < 1e-12);
+  assert.equal(r2.at(t), false, 'R2 has no fix before the head: not shown');
+  for (const tr of tracks) assert.equal(tr.back, false, `${tr.id}: the look-back is over`);
+  // Bounded: R1 read back from the head in spans of 1, 2, 4… chunks, to
+  // its 08:00 fix, not the whole morning; R3 needed nothing beyond the
+  // head's reads; R2 was read through up to its first fix while the
+  // window's first fix was sought (its contig), so nothing back.
+  const back = (id) => api.reqs.slice(before).filter((r) => r.id === id && r.to < tracks[0].from + tracks[0].chunkOf(t - CHUNK) * CHUNK);
+  const spans = back('R1').map((r) => [Math.round((r.from - T0) / CHUNK), Math.round((r.to + 1 - T0) / CHUNK)]);
+  assert.ok(spans.length >= 2, `R1 read back: ${JSON.stringify(spans)}`);
+  let top = r1.chunkOf(t) - 1; // the head's reads take the head's chunk and the one before
+  spans.forEach(([from, to], k) => {
+    assert.equal(to, top, `read ${k} goes on down from the last: ${JSON.stringify(spans)}`);
+    assert.ok(to - from <= 2 ** k, `read ${k} spans at most ${2 ** k} chunks: ${JSON.stringify(spans)}`);
+    top = from;
+  });
+  assert.ok(back('R1').every((r) => r.to >= T0 + 7 * 60 * MIN), 'none below its first fix');
+  assert.deepEqual(back('R3'), []);
+  assert.deepEqual(back('R2'), []);
+  assert.ok(api.reqs.length - before <= 3 * 5 + 3, `${api.reqs.length - before} requests after the seek`);
+  // Playing on from there moves R1 on, from its 08:00 fix, not the head's.
+  assert.equal(r1.at(t + 60000), true);
+  assert.equal(r1.lat, 38 + 480 / 1e4, 'held until its next fix (12:00)');
+});

@@ -27,6 +27,7 @@ export class ReplayView {
     this.info = state.replay = { open: false, scope: '', playing: false, speed: 60, t: 0, from: 0, to: 0, drawnT: 0,
       markers: 0, frames: 0, stalls: 0, routes: 0, requests: 0, errors: 0, ready: false, first: null };
     // For tests: each shown route's position at drawnT.
+    this.info.allInView = () => mapview.allInView();
     this.info.positions = () => {
       const out = {};
       for (const r of this.rows || []) if (r.tr.shown) out[r.tr.id] = { lat: r.tr.lat, lng: r.tr.lng };
@@ -72,6 +73,9 @@ export class ReplayView {
     for (const r of list) if (r && typeof r.routeId === 'string' && r.routeId && !ids.includes(r.routeId)) ids.push(r.routeId);
     if (ids.length === 0) for (const id of this.state.routes.keys()) ids.push(id);
     this.start('all', ids, startOfDay(now), now, 'All routes');
+    // Every route in view (with the depot): the map may be zoomed on a
+    // drawer's trail. After start, whose bar made the map shorter.
+    mapview.fitRoutes(this.state.cfg && this.state.cfg.center);
   }
 
   // openRoute replays route id over range (the drawer's trail range:
@@ -153,6 +157,7 @@ export class ReplayView {
     this.moved = true;
     this.clock.seek(t);
     this.clock.last = null; // the next frame starts from here
+    this.pager.lookBack(); // each route's last fix before the head, however long ago
     this.pager.pump(this.clock.t);
     this.kick();
   }

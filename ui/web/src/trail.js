@@ -32,6 +32,27 @@ export function pointOfRoute(r) {
   return point(Date.parse(r.lastUpdated), r.currentLat, r.currentLng);
 }
 
+// lateTopic is the MQTT topic of route id's late fixes (docs/design.md
+// §3), or '' when id cannot be a route id (ValidID on the server: 1–64 of
+// letters, digits, '.', '-', '_'): an id from the address must not make
+// a wildcard or another topic.
+export function lateTopic(depot, id) {
+  return typeof depot === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(depot) && typeof id === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(id)
+    ? `depot/${depot}/routes/${id}/late` : '';
+}
+
+// lateFixes reads a message of a route's late topic,
+// {"routeId":"R12","fixes":[{"ts","lat","lng"},…]}: fixes older than the
+// driver's newest (a backlog after a dead zone, or out of order), which
+// no event carries. It gives the points of route id, each checked as a
+// history fix is; none for a message of another route or not one.
+export function lateFixes(msg, id) {
+  if (!msg || typeof msg !== 'object' || msg.routeId !== id || !id || !Array.isArray(msg.fixes)) return [];
+  const out = [];
+  for (const f of msg.fixes) { const p = pointOfFix(f); if (p) out.push(p); }
+  return out;
+}
+
 // distance is the great-circle distance between two points, in metres.
 export function distance(a, b) {
   const R = 6371008.8;

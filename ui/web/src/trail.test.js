@@ -1,7 +1,7 @@
 // The trail's logic: node --test ui/web/src/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Stops, point, pointOfFix, pointOfRoute, distance, merge, detectStops, timeRange, startOfDay, inRange, loadHistory, AHEAD } from './trail.js';
+import { Stops, point, pointOfFix, pointOfRoute, distance, merge, lateTopic, lateFixes, detectStops, timeRange, startOfDay, inRange, loadHistory, AHEAD } from './trail.js';
 
 const P = (ts, lat = 38.5, lng = -121.5) => ({ ts, lat, lng });
 const MIN = 60000;
@@ -137,4 +137,21 @@ test('Stops over a growing trail finds what detectStops finds over the whole', (
   assert.ok(got.length >= 6, `${got.length} stops`);
   s.reset();
   assert.deepEqual(s.update(grown), got, 'after a reset, the whole scanned again');
+});
+
+test('late fixes: the topic of a valid route id only; points of that route, checked; merged by time', () => {
+  assert.equal(lateTopic('DEMO1', 'R12'), 'depot/DEMO1/routes/R12/late');
+  for (const bad of ['', '+', '#', 'R1/late', 'R 1', 'x'.repeat(65), null, 7]) assert.equal(lateTopic('DEMO1', bad), '', String(bad));
+  assert.equal(lateTopic('D/#', 'R1'), '');
+  const msg = { routeId: 'R1', fixes: [{ ts: 5, lat: 1, lng: 2 }, { ts: 'x', lat: 1, lng: 2 }, { ts: 3, lat: 0, lng: 0 }, null, '<img src=x>', { ts: 2, lat: 91, lng: 0 }, { ts: 4, lat: 1.5, lng: 2.5 }] };
+  assert.deepEqual(lateFixes(msg, 'R1'), [{ ts: 5, lat: 1, lng: 2 }, { ts: 4, lat: 1.5, lng: 2.5 }]);
+  assert.deepEqual(lateFixes(msg, 'R2'), [], 'another route\'s');
+  for (const bad of [null, 'x', [], { routeId: 'R1' }, { routeId: 'R1', fixes: 'x' }, { fixes: [{ ts: 1, lat: 1, lng: 1 }] }]) assert.deepEqual(lateFixes(bad, 'R1'), []);
+  assert.deepEqual(lateFixes({ fixes: [{ ts: 1, lat: 1, lng: 1 }] }, undefined), []);
+  // Into a live trail: between its points (the line is drawn anew), once.
+  const pts = [P(1), P(10), P(20)];
+  assert.equal(merge(pts, lateFixes({ routeId: 'R1', fixes: [{ ts: 15, lat: 38.6, lng: -121.4 }, { ts: 10, lat: 1, lng: 1 }] }, 'R1')), 'insert');
+  assert.deepEqual(pts.map((p) => p.ts), [1, 10, 15, 20]);
+  assert.equal(pts[1].lat, 38.5, 'the point kept for a time is the first');
+  assert.equal(merge(pts, lateFixes({ routeId: 'R1', fixes: [{ ts: 15, lat: 38.6, lng: -121.4 }] }, 'R1')), 'none', 'the same late fix twice');
 });
