@@ -87,6 +87,15 @@ func (p *pipeline) wait()  { <-p.done }
 // maxBatch bounds one commit so a transaction stays short (docs/libraries.md §3).
 const maxBatch = 2000
 
+// minCommitGap is the least time from one commit's start to the next's.
+// On a fast disk a commit that took whatever had queued ran ~800 times a
+// second at 1,000 fixes/s, 1.2 fixes each: an fsync and a message to
+// every dashboard per fix or two, over half a core, and a flash disk's
+// journal written 800 times a second. Waiting out the gap costs a fix at
+// most that much latency, and only when the last commit was that recent:
+// a fix after a quiet spell is committed at once.
+const minCommitGap = 4 * time.Millisecond
+
 type job struct {
 	b    Batch
 	done chan error // nil: nobody waits
@@ -283,6 +292,9 @@ func (p *pipeline) run() {
 	defer func() { close(pubs); <-pubDone; close(p.done) }()
 	var pending Batch
 	var fails storeFailures
+	var lastStart time.Time // monotonic: the floor is real time, whatever p.now says
+	floor := time.NewTimer(time.Hour)
+	floor.Stop()
 	for first := range p.jobs {
 		p.unreserve()
 		// Received now: while this waits for a free batch, the batch that
@@ -309,6 +321,27 @@ func (p *pipeline) run() {
 				break drain
 			}
 		}
+		// A commit begun less than minCommitGap after the last one waits
+		// out the rest of the gap, gathering what arrives meanwhile.
+		if wait := minCommitGap - time.Since(lastStart); wait > 0 && b.size() < maxBatch {
+			floor.Reset(wait)
+		gather:
+			for b.size() < maxBatch {
+				select {
+				case j, ok := <-p.jobs:
+					if !ok {
+						break gather
+					}
+					p.unreserve()
+					b.append(&j.b)
+					c.waiters = append(c.waiters, j.done)
+				case <-floor.C:
+					break gather
+				}
+			}
+			floor.Stop()
+		}
+		lastStart = time.Now()
 		cstart := p.now()
 		p.commitStart.Store(cstart.UnixNano())
 		err := p.store.Commit(b)

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -155,4 +156,57 @@ func TestFreedSlotGoesToTheWaitingWriter(t *testing.T) {
 		close(p.quit) // the newcomer gives up
 		<-got
 	}
+}
+
+// countingCommits counts the commits that reach the store.
+type countingCommits struct {
+	memStore
+	n atomic.Int64
+}
+
+func (c *countingCommits) Commit(b *Batch) error {
+	c.n.Add(1)
+	return c.memStore.Commit(b)
+}
+
+// TestCommitGap: writers that each wait for their fix to be stored, one
+// after another, share commits at most one per minCommitGap, and every
+// fix is stored. (Without the gap, on a disk as fast as memory, nearly
+// every fix had a commit of its own.)
+func TestCommitGap(t *testing.T) {
+	st := &countingCommits{}
+	d := &Depot{ID: "T", Store: st, Now: func() time.Time { return t0 }}
+	if err := d.Open(&memPub{}); err != nil {
+		t.Fatal(err)
+	}
+	const writers = 8
+	var sent atomic.Int64
+	start := time.Now()
+	end := start.Add(300 * time.Millisecond)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := "D" + strconv.Itoa(w)
+			for i := 0; time.Now().Before(end); i++ {
+				if err := d.IngestFix(Fix{DriverID: id, Lat: 38.5, Lng: -121.5, TS: t0.UnixMilli() + int64(i)}, true); err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+				sent.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	d.Close()
+	commits := st.n.Load()
+	if most := int64(elapsed/minCommitGap) + 2; commits > most {
+		t.Fatalf("%d commits in %s, at most %d expected (one per %s)", commits, elapsed, most, minCommitGap)
+	}
+	if n := int64(len(st.all().Fixes)); n != sent.Load() || n < writers {
+		t.Fatalf("%d fixes stored, %d sent", n, sent.Load())
+	}
+	t.Logf("%d fixes in %d commits over %s", sent.Load(), commits, elapsed)
 }
