@@ -11,6 +11,11 @@ UI_SRC  := $(wildcard ui/web/src/*) $(wildcard ui/web/src/driver/*) ui/web/build
 # is busy (go.dev/issue/75804, fixed in Go 1.27), which a loaded CI machine
 # hits. A count has no deadline to race. About 2–15 s per target here.
 FUZZTIME ?= 20000x
+# The two fuzzers whose every input is a round trip through a real broker
+# on a socket (FuzzRawMQTT, FuzzWill) run 100–180 inputs a second here:
+# 20,000 took 2 min each, half of `make test`'s fuzzing. They get fewer in
+# `make test` and the same long runs as the rest in fuzz-long and soak.
+FUZZTIME_E2E ?= 4000x
 
 .PHONY: all build ui run test deps vet unit webtest fuzz fuzz-long soak bench bench-load bench-fleet fleet-demo clean deb deb-systemd FORCE
 
@@ -132,12 +137,12 @@ fuzz: ui
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./ui/auth
 	$(GO) test -run='^$$' -fuzz='^FuzzAuthenticateMQTT$$' -fuzztime=$(FUZZTIME) ./ui/auth
 	$(GO) test -run='^$$' -fuzz='^FuzzLoginBody$$' -fuzztime=$(FUZZTIME) ./cmd/depot
-	$(GO) test -run='^$$' -fuzz='^FuzzRawMQTT$$' -fuzztime=$(FUZZTIME) ./cmd/depot
+	$(GO) test -run='^$$' -fuzz='^FuzzRawMQTT$$' -fuzztime=$(FUZZTIME_E2E) ./cmd/depot
 	$(GO) test -run='^$$' -fuzz='^FuzzAPI$$' -fuzztime=$(FUZZTIME) ./cmd/depot
-	$(GO) test -run='^$$' -fuzz='^FuzzWill$$' -fuzztime=$(FUZZTIME) ./cmd/depot
+	$(GO) test -run='^$$' -fuzz='^FuzzWill$$' -fuzztime=$(FUZZTIME_E2E) ./cmd/depot
 
 fuzz-long:
-	$(MAKE) fuzz FUZZTIME=5m
+	$(MAKE) fuzz FUZZTIME=5m FUZZTIME_E2E=5m
 
 test: deps vet webtest fuzz unit
 
@@ -149,7 +154,7 @@ clean:
 # load, and the fuzzers for longer.
 soak: ui
 	$(GO) test -run='^TestSIGKILLLosesNoAcknowledgedFix$$' -count=25 -v ./cmd/depot
-	$(MAKE) fuzz FUZZTIME=2m
+	$(MAKE) fuzz FUZZTIME=2m FUZZTIME_E2E=2m
 
 # Go micro-benchmarks of the hot paths (not part of `make test`).
 bench: ui
