@@ -307,6 +307,11 @@ func (p *pipeline) run() {
 		b.append(&pending)
 		b.append(&first.b)
 		c.waiters = append(c.waiters[:0], first.done)
+		take := func(j *job) {
+			p.unreserve()
+			b.append(&j.b)
+			c.waiters = append(c.waiters, j.done)
+		}
 	drain:
 		for b.size() < maxBatch {
 			select {
@@ -314,9 +319,7 @@ func (p *pipeline) run() {
 				if !ok {
 					break drain
 				}
-				p.unreserve()
-				b.append(&j.b)
-				c.waiters = append(c.waiters, j.done)
+				take(j)
 			default:
 				break drain
 			}
@@ -332,9 +335,7 @@ func (p *pipeline) run() {
 					if !ok {
 						break gather
 					}
-					p.unreserve()
-					b.append(&j.b)
-					c.waiters = append(c.waiters, j.done)
+					take(j)
 				case <-floor.C:
 					break gather
 				}
