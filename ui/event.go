@@ -90,7 +90,7 @@ var errBadTypes = echo.NewHTTPError(http.StatusBadRequest, "types: want up to 20
 // without bound.
 func (s *Server) typedEvents(c echo.Context, after uint64, limit int, types map[string]bool) error {
 	out := []json.RawMessage{}
-	cur, _, err := s.scanLog(after, 0, maxTypedScan, func(h bridge.EventHead, raw json.RawMessage) bool {
+	cur, err := s.scanLog(after, 0, maxTypedScan, func(h bridge.EventHead, raw json.RawMessage) bool {
 		if types[h.Type] {
 			out = append(out, raw)
 		}
@@ -106,9 +106,9 @@ func (s *Server) typedEvents(c echo.Context, after uint64, limit int, types map[
 // scanLog reads the event log after seq after, up to seq upTo (0: to its
 // end), through at most maxScan events, handing each to fn until fn says
 // stop. It returns the last seq read through (whether fn kept it or not:
-// a next read goes on after it) and how many it read. Only an event's
-// head (seq, type, time) is decoded here.
-func (s *Server) scanLog(after, upTo uint64, maxScan int, fn func(h bridge.EventHead, raw json.RawMessage) bool) (uint64, int, error) {
+// a next read goes on after it). Only an event's head (seq, type, time)
+// is decoded here.
+func (s *Server) scanLog(after, upTo uint64, maxScan int, fn func(h bridge.EventHead, raw json.RawMessage) bool) (uint64, error) {
 	cur, scanned := after, 0
 	for scanned < maxScan && (upTo == 0 || cur < upTo) {
 		before := cur
@@ -118,7 +118,7 @@ func (s *Server) scanLog(after, upTo uint64, maxScan int, fn func(h bridge.Event
 		}
 		evs, err := s.cfg.Archive.EventsAfter(cur, n)
 		if err != nil {
-			return cur, scanned, err
+			return cur, err
 		}
 		for _, raw := range evs {
 			h, ok := bridge.ReadEventHead(raw)
@@ -128,15 +128,15 @@ func (s *Server) scanLog(after, upTo uint64, maxScan int, fn func(h bridge.Event
 			cur = h.Seq
 			scanned++
 			if !fn(h, raw) {
-				return cur, scanned, nil
+				return cur, nil
 			}
 			if scanned >= maxScan {
-				return cur, scanned, nil
+				return cur, nil
 			}
 		}
 		if len(evs) < n || cur == before {
 			break // the end of the log, or a page that would be read again
 		}
 	}
-	return cur, scanned, nil
+	return cur, nil
 }

@@ -138,6 +138,14 @@ func csvSafe(s string) string {
 	return s
 }
 
+// codeOr is a route as the export shows it: its code, else its id.
+func codeOr(code, id string) string {
+	if code != "" {
+		return code
+	}
+	return id
+}
+
 // nameOf is a driver as the export shows it: "Ana Silva (D1)".
 func nameOf(name, id string) string {
 	switch {
@@ -152,7 +160,6 @@ func nameOf(name, id string) string {
 // joiner builds the rows: one per rescue, offer and reassignment, the
 // later events of an offer or rescue joined to its row by id.
 type joiner struct {
-	s           *Server
 	from, to    time.Time
 	rows        []*exportRow
 	offers      map[string]*exportRow
@@ -199,11 +206,7 @@ func (j *joiner) event(h bridge.EventHead, raw []byte) {
 		if a.TransferLocation.Address != "" {
 			details += "; meet at " + a.TransferLocation.Address
 		}
-		route := sr.RouteCode
-		if route == "" {
-			route = sr.RouteID
-		}
-		if r := j.add(&exportRow{at: h.Timestamp, kind: "rescue", route: route, driver: nameOf(sr.DriverName, sr.DriverID),
+		if r := j.add(&exportRow{at: h.Timestamp, kind: "rescue", route: codeOr(sr.RouteCode, sr.RouteID), driver: nameOf(sr.DriverName, sr.DriverID),
 			details: details, outcome: bridge.StateOpen, id: a.RescueID}); r != nil {
 			j.rescues[a.RescueID] = r
 		}
@@ -232,11 +235,7 @@ func (j *joiner) event(h bridge.EventHead, raw []byte) {
 		if !in || json.Unmarshal(p, &o) != nil || o.VTOID == "" {
 			return
 		}
-		route := o.RouteCode
-		if route == "" {
-			route = o.RouteID
-		}
-		if r := j.add(&exportRow{at: h.Timestamp, kind: "vto", route: route, driver: nameOf(o.DriverName, o.DriverID),
+		if r := j.add(&exportRow{at: h.Timestamp, kind: "vto", route: codeOr(o.RouteCode, o.RouteID), driver: nameOf(o.DriverName, o.DriverID),
 			details: o.Reason, outcome: bridge.StateOpen, actor: o.By, id: o.VTOID}); r != nil {
 			j.offers[o.VTOID] = r
 		}
@@ -283,11 +282,7 @@ func (j *joiner) event(h bridge.EventHead, raw []byte) {
 		if !in || json.Unmarshal(p, &ra) != nil {
 			return
 		}
-		route := ra.RouteCode
-		if route == "" {
-			route = ra.RouteID
-		}
-		j.add(&exportRow{at: h.Timestamp, kind: "reassignment", route: route, driver: ra.ToDriverID,
+		j.add(&exportRow{at: h.Timestamp, kind: "reassignment", route: codeOr(ra.RouteCode, ra.RouteID), driver: ra.ToDriverID,
 			details: "from " + ra.FromDriverID + " to " + ra.ToDriverID, outcome: "reassigned", actor: ra.By})
 	}
 }
@@ -312,12 +307,10 @@ func (s *Server) exportEvents(c echo.Context) error {
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	}
-	j := &joiner{s: s, from: from, to: to, offers: map[string]*exportRow{}, rescues: map[string]*exportRow{},
+	j := &joiner{from: from, to: to, offers: map[string]*exportRow{}, rescues: map[string]*exportRow{},
 		routeCodeOf: func(id string) string {
-			if r, ok := s.cfg.Depot.Route(id); ok && r.RouteCode != "" {
-				return r.RouteCode
-			}
-			return id
+			r, _ := s.cfg.Depot.Route(id)
+			return codeOr(r.RouteCode, id)
 		}}
 	cut := ""
 	var through time.Time
@@ -343,7 +336,7 @@ func (s *Server) exportEvents(c echo.Context) error {
 			return err
 		}
 		if end > start { // events start..end-1 (scanLog's end 0 would be the log's)
-			cur, _, err := s.scanLog(start-1, end-1, maxExportScan, func(h bridge.EventHead, raw json.RawMessage) bool {
+			cur, err := s.scanLog(start-1, end-1, maxExportScan, func(h bridge.EventHead, raw json.RawMessage) bool {
 				through = h.Timestamp
 				if exportTypes[h.Type] {
 					j.event(h, raw)
