@@ -32,6 +32,15 @@ type handheld struct {
 	acked, refused *atomic.Int64
 	done           chan struct{} // closed when the reader ends
 	err            error         // why the reader ended; read after done
+	// sentAt holds, by packet id modulo its length, when a QoS 1 publish
+	// went out (ns since base, shifted left 16) and its id: the reader
+	// matches each PUBACK to it for acks, the handheld's own view of the
+	// latency (fix out → PUBACK in). 256 outstanding publishes is 25 s of
+	// a handheld at 10 Hz, far longer than any answer a run accepts.
+	base    time.Time
+	sentAt  [256]atomic.Int64
+	acks    []float64 // ms, appended by the reader; read after done
+	closing sync.Once
 }
 
 // dialHandheld connects and waits for the CONNACK. Persistent keeps the
@@ -41,7 +50,7 @@ func dialHandheld(addr, clientID, user, pass string, keepalive uint16, persisten
 	if err != nil {
 		return nil, err
 	}
-	h := &handheld{conn: conn, acked: acked, refused: refused, done: make(chan struct{})}
+	h := &handheld{conn: conn, acked: acked, refused: refused, done: make(chan struct{}), base: time.Now()}
 	if _, err := conn.Write(connectPacket(clientID, user, pass, keepalive, persistent)); err != nil {
 		conn.Close()
 		return nil, err
@@ -162,6 +171,10 @@ func (h *handheld) read(r *bufio.Reader) {
 			} else {
 				h.acked.Add(1)
 			}
+			id := binary.BigEndian.Uint16(body)
+			if v := h.sentAt[id%uint16(len(h.sentAt))].Load(); uint16(v) == id && v != 0 {
+				h.acks = append(h.acks, float64(int64(time.Since(h.base))-v>>16)/1e6)
+			}
 		case 3: // PUBLISH from the server: acknowledge QoS 1
 			if qos := typ >> 1 & 3; qos == 1 && len(body) >= 2 {
 				tl := int(binary.BigEndian.Uint16(body))
@@ -208,6 +221,9 @@ func (h *handheld) publish(topic string, payload []byte, qos byte) error {
 	b = append(b, 0) // no properties
 	b = append(b, payload...)
 	h.buf = b
+	if qos > 0 {
+		h.sentAt[h.id%uint16(len(h.sentAt))].Store(int64(time.Since(h.base))<<16 | int64(h.id))
+	}
 	h.wmu.Lock()
 	_, err := h.conn.Write(b)
 	h.wmu.Unlock()
@@ -224,9 +240,11 @@ func (h *handheld) ping() error {
 
 // close sends a DISCONNECT and closes the connection.
 func (h *handheld) close() {
-	h.wmu.Lock()
-	_, _ = h.conn.Write([]byte{0xe0, 0})
-	h.wmu.Unlock()
-	_ = h.conn.Close()
+	h.closing.Do(func() {
+		h.wmu.Lock()
+		_, _ = h.conn.Write([]byte{0xe0, 0})
+		h.wmu.Unlock()
+		_ = h.conn.Close()
+	})
 	<-h.done
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,13 +49,21 @@ type Result struct {
 	P50            float64 `json:"p50_ms"`
 	P95            float64 `json:"p95_ms"`
 	P99            float64 `json:"p99_ms"`
-	Max            float64 `json:"max_ms"`
-	Sent           int64   `json:"sent"`
-	Acked          int64   `json:"acked"`
-	Received       int64   `json:"received"`
-	Lost           int64   `json:"lost"`
-	CPUPct         float64 `json:"cpu_pct,omitempty"` // the appliance's, from /metrics (% of one core)
-	RSSMB          float64 `json:"rss_mb,omitempty"`
+	// AckP50 and AckP99 are the handhelds' own view: a fix out to its
+	// PUBACK in (QoS 1), which the appliance sends once the fix is stored.
+	AckP50 float64 `json:"ack_p50_ms,omitempty"`
+	AckP99 float64 `json:"ack_p99_ms,omitempty"`
+	// GenSchedP99 is the generator's own scheduling delay (runnable to
+	// running) at the 99th percentile: on one machine the instrument's
+	// waits are in every latency it measures.
+	GenSchedP99 float64 `json:"gen_sched_p99_ms"`
+	Max         float64 `json:"max_ms"`
+	Sent        int64   `json:"sent"`
+	Acked       int64   `json:"acked"`
+	Received    int64   `json:"received"`
+	Lost        int64   `json:"lost"`
+	CPUPct      float64 `json:"cpu_pct,omitempty"` // the appliance's, from /metrics (% of one core)
+	RSSMB       float64 `json:"rss_mb,omitempty"`
 }
 
 // Config is one load: Drivers handhelds (ids Prefix1…PrefixN) publishing
@@ -469,6 +478,7 @@ func Run(ctx context.Context, tgt *Target, c Config) (Result, error) {
 		}
 	}()
 	cpu0, _ := Scrape(tgt.metrics)
+	sched0 := schedLatencies()
 	start := time.Now()
 	end := start.Add(c.Duration)
 	if c.Rate == 0 {
@@ -526,6 +536,7 @@ func Run(ctx context.Context, tgt *Target, c Config) (Result, error) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	cpu1, rss := Scrape(tgt.metrics)
+	res.GenSchedP99 = round2(sched0.p99Since() * 1e3)
 
 	res.DurationS = round2(el.Seconds())
 	res.Sent, res.Acked, res.Received = nsent.Load(), acked.Load(), received.Load()
@@ -541,6 +552,15 @@ func Run(ctx context.Context, tgt *Target, c Config) (Result, error) {
 	q := func(p float64) float64 { return round2(bridge.Quantile(lat, p)) }
 	res.P50, res.P95, res.P99, res.Max = q(0.50), q(0.95), q(0.99), q(1)
 	mu.Unlock()
+	if c.QoS > 0 {
+		var acks []float64
+		for _, h := range clients {
+			h.close()
+			acks = append(acks, h.acks...)
+		}
+		slices.Sort(acks)
+		res.AckP50, res.AckP99 = round2(bridge.Quantile(acks, 0.5)), round2(bridge.Quantile(acks, 0.99))
+	}
 	return res, nil
 }
 
@@ -601,4 +621,42 @@ func Feed(drivers int, prefix string) []bridge.RouteSnapshot {
 			CurrentLat: feed.DemoLat, CurrentLng: feed.DemoLng, LastUpdated: time.Now().UTC().Truncate(time.Second)})
 	}
 	return out
+}
+
+// schedHist is a snapshot of the Go scheduler's latency histogram.
+type schedHist struct{ h *metrics.Float64Histogram }
+
+func schedLatencies() schedHist {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return schedHist{}
+	}
+	return schedHist{s[0].Value.Float64Histogram()}
+}
+
+// p99Since returns the 99th percentile, in seconds, of the scheduling
+// delays since the snapshot (the upper edge of its bucket; 0 without any).
+func (s0 schedHist) p99Since() float64 {
+	s1 := schedLatencies()
+	if s0.h == nil || s1.h == nil || len(s0.h.Counts) != len(s1.h.Counts) {
+		return 0
+	}
+	d := make([]uint64, len(s1.h.Counts))
+	var n uint64
+	for i := range d {
+		d[i] = s1.h.Counts[i] - s0.h.Counts[i]
+		n += d[i]
+	}
+	if n == 0 {
+		return 0
+	}
+	var acc uint64
+	for i, c := range d {
+		acc += c
+		if acc*100 >= n*99 {
+			return min(s1.h.Buckets[i+1], s1.h.Buckets[i]*2+1e-9)
+		}
+	}
+	return 0
 }

@@ -43,7 +43,10 @@ func newMetrics() *metrics {
 		feedErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "depot_feed_errors_total", Help: "Route-feed cycles that failed."}),
 	}
 	reg.MustRegister(x.commit, x.commitSize, x.commitErrors, x.fixToPublish, x.feedCycle, x.feedErrors,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		// The scheduler's latency (runnable to running) says whether the
+		// box has CPU to spare: under load it is where a fix waits first.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return x
 }
 
