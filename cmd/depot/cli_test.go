@@ -176,3 +176,25 @@ func TestDeviceAddSetups(t *testing.T) {
 		t.Fatalf("--qr pager: %v", err)
 	}
 }
+
+// TestPaced: the collector is paced for the appliance and the bench's
+// generator, not for the bare baseline broker or the other commands.
+func TestPaced(t *testing.T) {
+	for args, want := range map[string]bool{
+		"": true, "serve": true, "--http-addr :8080": true, "bench": true, "bench --drivers 10": true,
+		"bench broker": false, "bench feed --drivers 5": false, "doctor": false, "backup": false, "hq": false,
+	} {
+		if got := paced(strings.Fields(args)); got != want {
+			t.Errorf("paced(%q) = %v, want %v", args, got, want)
+		}
+	}
+	if c := paceCap(0); c != 256<<20 {
+		t.Errorf("paceCap(unknown) = %d", c)
+	}
+	if c := paceCap(1 << 30); c != 128<<20 {
+		t.Errorf("paceCap(1 GiB) = %d, want an eighth", c)
+	}
+	if c := paceCap(16 << 30); c != 256<<20 {
+		t.Errorf("paceCap(16 GiB) = %d, want 256 MiB", c)
+	}
+}

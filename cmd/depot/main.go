@@ -28,6 +28,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/depotcc/depot/internal/gcpace"
 )
 
 // Version is set at build time: -ldflags "-X main.Version=…".
@@ -61,12 +63,17 @@ Usage:
 Run "depot serve -h", "depot doctor -h", "depot hq -h", "depot sim -h",
 "depot user", "depot device" for the flags of each. Every flag can also be
 set with the environment variable DEPOT_<FLAG_NAME> (e.g. DEPOT_HTTP_ADDR
-for --http-addr); a flag on the command line wins.
+for --http-addr); a flag on the command line wins. The appliance paces its
+Go collector by its allocation rate (up to a 256 MiB heap); GOGC or
+GOMEMLIMIT in the environment turns that off.
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if paced(os.Args[1:]) && gcpace.Enabled() {
+		go gcpace.Run(ctx, gcpace.Config{Cap: paceCap(gcpace.MemTotal())})
+	}
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		var code exitCode
 		if errors.As(err, &code) {
@@ -77,6 +84,28 @@ func main() {
 		}
 		os.Exit(2)
 	}
+}
+
+// paced reports whether a command is one whose collector gcpace paces:
+// the appliance (serve, also the command when none is named) and the
+// bench's load generator, whose own GC would otherwise be more of the
+// machine it shares with the appliance it measures. Not the bare broker
+// of --baseline: it is measured as a bare broker runs.
+func paced(args []string) bool {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") || args[0] == "serve" {
+		return true
+	}
+	return args[0] == "bench" && (len(args) == 1 || args[1] != "broker" && args[1] != "feed")
+}
+
+// paceCap bounds the paced heap goal plus stacks: 256 MiB, or an eighth of
+// a smaller machine's memory.
+func paceCap(mem uint64) uint64 {
+	const c = 256 << 20
+	if mem > 0 && mem/8 < c {
+		return mem / 8
+	}
+	return c
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
