@@ -36,9 +36,9 @@ var envOnly = []struct{ key, help string }{
 	{"DEPOT_DEMO_PASSWORD", fmt.Sprintf("with --demo: password of the demo's user dispatcher (at least %d characters); unset: one is\n"+
 		"generated and logged at each start", auth.MinPasswordLen)},
 	// Read by the Go runtime, not by a flag; gcpace stands aside for them.
-	{"GOGC", "the Go collector's GOGC; unset: depot paces its collector by its allocation rate, up to a\n" +
-		"256 MiB heap (an eighth of a smaller machine's memory), fewer pauses under load;\n" +
-		"set either this or GOMEMLIMIT and the Go runtime's own rule applies instead"},
+	{"GOGC", "the Go collector's GOGC; unset: depot paces its collector by its allocation rate (fewer\n" +
+		"cycles under load, up to a 256 MiB heap or an eighth of a smaller machine's memory; a tighter heap\n" +
+		"when quiet); set either this or GOMEMLIMIT and the Go runtime's own rule applies instead"},
 	{"GOMEMLIMIT", "the Go runtime's soft memory limit (e.g. 512MiB); setting it also turns off depot's pacing"},
 }
 

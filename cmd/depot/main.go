@@ -64,8 +64,8 @@ Run "depot serve -h", "depot doctor -h", "depot hq -h", "depot sim -h",
 "depot user", "depot device" for the flags of each. Every flag can also be
 set with the environment variable DEPOT_<FLAG_NAME> (e.g. DEPOT_HTTP_ADDR
 for --http-addr); a flag on the command line wins. The appliance paces its
-Go collector by its allocation rate (up to a 256 MiB heap); GOGC or
-GOMEMLIMIT in the environment turns that off.
+Go collector by its allocation rate (fewer cycles under load, up to a 256 MiB
+heap; a tighter heap when quiet); GOGC or GOMEMLIMIT turns that off.
 `
 
 func main() {

@@ -10,9 +10,16 @@
 // bounds apply:
 //
 //   - the heap goal plus goroutine stacks stays under Cap;
-//   - GOGC never goes below 100, so a quiet depot keeps the default's small
-//     footprint and a busy one with a large live heap is collected as it
-//     would be without gcpace.
+//   - GOGC never goes below 100 while the process allocates, so a busy
+//     one with a large live heap is collected as it would be without
+//     gcpace.
+//
+// A quiet process, one that would take more than 15 s to allocate half
+// its live heap and stacks (5,000 idle handhelds), gets GOGC 50 instead:
+// its cycles are rare anyway, and its garbage is kept to half its live
+// heap instead of all of it. Once it has been quiet for 10 s, what a busy
+// spell left free goes back to the system (debug.FreeOSMemory, one
+// collection), at most once in freeEvery.
 //
 // It does nothing when the operator set GOGC or GOMEMLIMIT: their choice
 // wins (Enabled).
@@ -20,12 +27,9 @@ package gcpace
 
 import (
 	"context"
-	"math"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -39,6 +43,11 @@ type Config struct {
 	Cap uint64
 	// Every is how often the rate is read (default 250 ms).
 	Every time.Duration
+
+	// For tests: how long a process stays quiet before its free memory
+	// goes back to the system, and how that is done.
+	quietFor time.Duration
+	free     func()
 }
 
 func (c Config) withDefaults() Config {
@@ -51,21 +60,45 @@ func (c Config) withDefaults() Config {
 	if c.Every <= 0 {
 		c.Every = 250 * time.Millisecond
 	}
+	if c.quietFor <= 0 {
+		c.quietFor = 10 * time.Second
+	}
+	if c.free == nil {
+		c.free = debug.FreeOSMemory
+	}
 	return c
 }
 
 // maxPercent bounds GOGC: past it the cap, not the rate, decides anyway.
 const maxPercent = 2000
 
+// quietPercent is the GOGC of a quiet process: one for which even that
+// goal is more than quietPeriod of allocation away.
+const (
+	quietPercent = 50
+	quietPeriod  = 15 * time.Second
+	// freeEvery bounds the forced collections of a process whose load
+	// comes and goes.
+	freeEvery = 5 * time.Minute
+	// steadyOver is the span of the steady rate: an idle depot's bursts (a
+	// presence tick, a keepalive round, a scrape) average out over it.
+	steadyOver = 10 * time.Second
+)
+
 // Percent returns the GOGC that gives the heap room for rate bytes a
 // second over period before its next cycle. The heap goal is Go's: live +
 // (live + roots) × GOGC/100, with roots the goroutine stacks and globals.
-// Percent keeps that goal plus stacks under limit, and the result is never
-// below 100 or above maxPercent.
-func Percent(rate float64, period time.Duration, live, stacks, globals, limit uint64) int {
+// Percent keeps that goal plus stacks under limit, and the result is
+// between 100 and maxPercent, or quietPercent for a quiet process: one
+// whose steady rate (over some seconds) takes more than quietPeriod, and
+// whose current rate more than period, to fill the quiet goal's room.
+func Percent(rate, steady float64, period time.Duration, live, stacks, globals, limit uint64) int {
 	base := live + stacks + globals
-	if base == 0 || rate <= 0 {
+	if base == 0 {
 		return 100
+	}
+	if quietRoom := float64(base) * quietPercent / 100; steady*quietPeriod.Seconds() <= quietRoom && rate*period.Seconds() <= quietRoom {
+		return quietPercent
 	}
 	room := rate * period.Seconds()
 	if used := live + stacks; used < limit {
@@ -108,7 +141,10 @@ func Run(ctx context.Context, c Config) {
 	}
 	prev, _, _, _ := read()
 	at := time.Now()
-	var rate float64 // bytes a second, smoothed
+	// rate is the allocation rate, smoothed for raising GOGC; steady is
+	// its average over about steadyOver, for telling a quiet process.
+	var rate, steady float64
+	var quietSince, freedAt time.Time
 	t := time.NewTicker(c.Every)
 	defer t.Stop()
 	for {
@@ -126,39 +162,25 @@ func Run(ctx context.Context, c Config) {
 				} else {
 					rate += (r - rate) / 8
 				}
+				steady += (r - steady) * min(1, dt/steadyOver.Seconds())
 			}
 			prev, at = allocs, now
-			p := Percent(rate, c.MinPeriod, live, stacks, globals, c.Cap)
+			p := Percent(rate, steady, c.MinPeriod, live, stacks, globals, c.Cap)
 			// Settle on a value: setting GOGC is cheap, but a goal that
 			// moves by a few percent every tick buys nothing.
-			if p != cur && (p == 100 || p*10 > cur*11 || p*10 < cur*9) {
+			if p != cur && (p <= 100 || cur <= 100 || p*10 > cur*11 || p*10 < cur*9) {
 				debug.SetGCPercent(p)
 				cur = p
 			}
-		}
-	}
-}
-
-// MemTotal returns the machine's memory in bytes from /proc/meminfo, or 0
-// where there is none.
-func MemTotal() uint64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	return parseMemTotal(b)
-}
-
-func parseMemTotal(b []byte) uint64 {
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
-			n, err := strconv.ParseUint(f[1], 10, 64)
-			if err != nil || n > math.MaxUint64/1024 {
-				return 0
+			switch {
+			case p != quietPercent:
+				quietSince = time.Time{}
+			case quietSince.IsZero():
+				quietSince = now
+			case now.Sub(quietSince) >= c.quietFor && (freedAt.IsZero() || now.Sub(freedAt) >= freeEvery) && freedAt.Before(quietSince):
+				c.free()
+				freedAt = now
 			}
-			return n * 1024
 		}
 	}
-	return 0
 }

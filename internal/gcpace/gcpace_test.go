@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -14,21 +15,27 @@ const mib = 1 << 20
 func TestPercent(t *testing.T) {
 	for _, c := range []struct {
 		name                         string
-		rate                         float64
+		rate, steady                 float64
 		live, stacks, globals, limit uint64
 		want                         int
 	}{
-		{"idle", 0, 50 * mib, 100 * mib, mib, 256 * mib, 100},
-		{"a quiet depot: the default already leaves 2 s of room", 1 * mib, 20 * mib, 2 * mib, mib, 256 * mib, 100},
+		{"nothing allocated: quiet", 0, 0, 50 * mib, 100 * mib, mib, 256 * mib, quietPercent},
+		// 2 MB/s, 30 MB in 15 s, is under half of 113 MB.
+		{"5,000 idle handhelds: quiet", 2 * mib, 2 * mib, 76 * mib, 36 * mib, mib, 256 * mib, quietPercent},
+		// An idle depot's presence tick: 8 MB/s for a moment, 2 MB/s over 10 s.
+		{"a burst in a quiet process", 8 * mib, 2 * mib, 76 * mib, 36 * mib, mib, 256 * mib, quietPercent},
+		// 100 MB/s for 2 s over a 113 MB base; the cap leaves 144 MB.
+		{"a busy spell begins", 100 * mib, 2 * mib, 76 * mib, 36 * mib, mib, 256 * mib, 127},
+		{"a small depot: the default already leaves 2 s of room", 1 * mib, 1 * mib, 20 * mib, 2 * mib, mib, 256 * mib, 100},
 		// 105 MB/s for 2 s is 210 MB of room, capped at 256-75-16 = 165.
-		{"10,000 fixes a second: the cap decides", 105 * mib, 75 * mib, 16 * mib, mib, 256 * mib, 179},
+		{"10,000 fixes a second: the cap decides", 105 * mib, 105 * mib, 75 * mib, 16 * mib, mib, 256 * mib, 179},
 		// 40 MB/s for 2 s: 80 MB of room over a 46 MB base.
-		{"the rate decides", 40 * mib, 40 * mib, 5 * mib, mib, 256 * mib, 173},
-		{"live heap over the cap: GOGC stays 100", 500 * mib, 300 * mib, 10 * mib, mib, 256 * mib, 100},
-		{"tiny heap, huge rate: bounded", 10000 * mib, 1 * mib, 0, 0, 256 * mib, maxPercent},
-		{"nothing measured yet", 50 * mib, 0, 0, 0, 256 * mib, 100},
+		{"the rate decides", 40 * mib, 40 * mib, 40 * mib, 5 * mib, mib, 256 * mib, 173},
+		{"live heap over the cap: GOGC stays 100", 500 * mib, 500 * mib, 300 * mib, 10 * mib, mib, 256 * mib, 100},
+		{"tiny heap, huge rate: bounded", 10000 * mib, 10000 * mib, 1 * mib, 0, 0, 256 * mib, maxPercent},
+		{"nothing measured yet", 50 * mib, 50 * mib, 0, 0, 0, 256 * mib, 100},
 	} {
-		if got := Percent(c.rate, 2*time.Second, c.live, c.stacks, c.globals, c.limit); got != c.want {
+		if got := Percent(c.rate, c.steady, 2*time.Second, c.live, c.stacks, c.globals, c.limit); got != c.want {
 			t.Errorf("%s: Percent = %d, want %d", c.name, got, c.want)
 		}
 	}
@@ -51,19 +58,19 @@ func TestEnabled(t *testing.T) {
 	}
 }
 
-func TestParseMemTotal(t *testing.T) {
-	for in, want := range map[string]uint64{
-		"MemTotal:       16318012 kB\nMemFree:         1234 kB\n": 16318012 * 1024,
-		"MemFree:  1 kB\nMemTotal: 2048 kB":                       2048 * 1024,
-		"MemTotal: 12 MB\n":                                       0, // not the kernel's unit
-		"MemTotal: -5 kB\n":                                       0,
-		"MemTotal: 99999999999999999999 kB\n":                     0,
-		"MemTotal: 18446744073709551 kB\n":                        0, // overflows in bytes
-		"":                                                        0,
+func TestMemBytes(t *testing.T) {
+	for _, c := range []struct{ total, unit, want uint64 }{
+		{16 << 30, 1, 16 << 30},
+		{4 << 20, 4096, 16 << 30},
+		{1 << 30, 0, 1 << 30},
+		{1 << 62, 8, 0},
 	} {
-		if got := parseMemTotal([]byte(in)); got != want {
-			t.Errorf("parseMemTotal(%q) = %d, want %d", in, got, want)
+		if got := memBytes(c.total, c.unit); got != c.want {
+			t.Errorf("memBytes(%d, %d) = %d, want %d", c.total, c.unit, got, c.want)
 		}
+	}
+	if runtime.GOOS == "linux" && MemTotal() < 64<<20 {
+		t.Errorf("MemTotal() = %d on Linux", MemTotal())
 	}
 }
 
@@ -111,4 +118,44 @@ func TestRunRaisesAndRestores(t *testing.T) {
 	if g := gogc(); g != 120 {
 		t.Fatalf("GOGC is %d after Run ended; want the 120 it found", g)
 	}
+}
+
+// TestRunQuiet: a process that allocates next to nothing gets the quiet
+// GOGC and, once quiet for quietFor, returns its free memory once; it
+// gets its own GOGC back when Run ends.
+func TestRunQuiet(t *testing.T) {
+	old := debug.SetGCPercent(120)
+	defer debug.SetGCPercent(old)
+	ballast := make([][]byte, 256) // a live heap of 16 MB to be quiet about
+	for i := range ballast {
+		ballast[i] = make([]byte, 64<<10)
+	}
+	runtime.GC()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var freed atomic.Int32
+	go func() {
+		defer close(done)
+		Run(ctx, Config{Every: 20 * time.Millisecond, quietFor: 200 * time.Millisecond, free: func() { freed.Add(1) }})
+	}()
+	for deadline := time.Now().Add(20 * time.Second); (gogc() != quietPercent || freed.Load() == 0) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := gogc(); g != quietPercent {
+		t.Fatalf("GOGC is %d in a quiet process; want %d", g, quietPercent)
+	}
+	if freed.Load() == 0 {
+		t.Fatal("a process quiet for longer than quietFor kept its free memory")
+	}
+	// Once per quiet spell, and not again within freeEvery.
+	time.Sleep(500 * time.Millisecond)
+	if n := freed.Load(); n != 1 {
+		t.Fatalf("free memory returned %d times in one quiet spell", n)
+	}
+	cancel()
+	<-done
+	if g := gogc(); g != 120 {
+		t.Fatalf("GOGC is %d after Run ended; want the 120 it found", g)
+	}
+	runtime.KeepAlive(ballast)
 }
