@@ -636,26 +636,31 @@ func schedLatencies() schedHist {
 }
 
 // p99Since returns the 99th percentile, in seconds, of the scheduling
-// delays since the snapshot (the upper edge of its bucket; 0 without any).
-func (s0 schedHist) p99Since() float64 {
-	s1 := schedLatencies()
-	if s0.h == nil || s1.h == nil || len(s0.h.Counts) != len(s1.h.Counts) {
+// delays since the snapshot (0 without any).
+func (s0 schedHist) p99Since() float64 { return histP99(s0.h, schedLatencies().h) }
+
+// histP99 is the 99th percentile of what a cumulative histogram counted
+// between two readings: the upper edge of its bucket (the lower one for
+// the last, open-ended bucket).
+func histP99(before, after *metrics.Float64Histogram) float64 {
+	if before == nil || after == nil || len(before.Counts) != len(after.Counts) || len(after.Buckets) != len(after.Counts)+1 {
 		return 0
 	}
-	d := make([]uint64, len(s1.h.Counts))
 	var n uint64
-	for i := range d {
-		d[i] = s1.h.Counts[i] - s0.h.Counts[i]
-		n += d[i]
+	for i := range after.Counts {
+		n += after.Counts[i] - before.Counts[i]
 	}
 	if n == 0 {
 		return 0
 	}
 	var acc uint64
-	for i, c := range d {
-		acc += c
+	for i := range after.Counts {
+		acc += after.Counts[i] - before.Counts[i]
 		if acc*100 >= n*99 {
-			return min(s1.h.Buckets[i+1], s1.h.Buckets[i]*2+1e-9)
+			if hi := after.Buckets[i+1]; !math.IsInf(hi, 1) {
+				return hi
+			}
+			return after.Buckets[i]
 		}
 	}
 	return 0
