@@ -71,8 +71,13 @@ heap; a tighter heap when quiet); GOGC or GOMEMLIMIT turns that off.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if paced(os.Args[1:]) && gcpace.Enabled() {
-		go gcpace.Run(ctx, gcpace.Config{Cap: paceCap(gcpace.MemTotal())})
+	if paced(os.Args[1:]) {
+		if gcpace.Enabled() {
+			paceNote = []any{"paced", true, "cap_mib", paceCap(gcpace.MemTotal()) >> 20}
+			go gcpace.Run(ctx, gcpace.Config{Cap: paceCap(gcpace.MemTotal())})
+		} else {
+			paceNote = []any{"paced", false, "why", "GOGC or GOMEMLIMIT is set"}
+		}
 	}
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		var code exitCode
@@ -85,6 +90,10 @@ func main() {
 		os.Exit(2)
 	}
 }
+
+// paceNote is what `depot serve` logs at start about the collector's
+// pacing (nil where main did not decide it: a test's in-process run).
+var paceNote []any
 
 // paced reports whether a command is one whose collector gcpace paces:
 // the appliance (serve, also the command when none is named) and the

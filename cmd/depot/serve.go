@@ -370,6 +370,9 @@ func (m *Main) openLog() error {
 	for _, w := range c.warnings {
 		m.Log.Warn(w)
 	}
+	if paceNote != nil {
+		m.Log.Info("go collector", paceNote...)
+	}
 	if c.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
 		if err != nil {

@@ -252,7 +252,8 @@ func TestSystemdNotify(t *testing.T) {
 	cmd := exec.Command(depotHooksBinary(t), "serve", "--data", state)
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DEPOT_") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") && !strings.HasPrefix(kv, "WATCHDOG_") {
+		if !strings.HasPrefix(kv, "DEPOT_") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") && !strings.HasPrefix(kv, "WATCHDOG_") &&
+			!strings.HasPrefix(kv, "GOGC=") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
 			env = append(env, kv)
 		}
 	}
@@ -321,6 +322,10 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	if logs.wait("msg=listening", 2*time.Second) == "" {
 		fail("READY=1 before the listening line")
+	}
+	// As the unit runs it (no GOGC, no GOMEMLIMIT), the collector is paced.
+	if logs.wait(`msg="go collector" paced=true cap_mib=`, 2*time.Second) == "" {
+		fail("the depot does not say that it paces its collector")
 	}
 	start := time.Now()
 	for i := range 5 {
