@@ -120,6 +120,7 @@ webtest: ui/web/node_modules/.package-lock.json
 # that write outside strings into events.
 fuzz: ui
 	$(GO) test -run='^$$' -fuzz='^FuzzParseFix$$' -fuzztime=$(FUZZTIME) ./bridge
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFast$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzParseDriverTopic$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSnapshots$$' -fuzztime=$(FUZZTIME) ./bridge
 	$(GO) test -run='^$$' -fuzz='^FuzzParseOwnTracks$$' -fuzztime=$(FUZZTIME) ./bridge

@@ -87,8 +87,12 @@ func ParseFix(driverID string, payload []byte, now time.Time) (Fix, error) {
 		return Fix{}, err
 	}
 	var w wireFix
-	if err := json.Unmarshal(p, &w); err != nil {
-		return Fix{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	var vals [len(wireFixNames)]float64
+	if !decodeFast(p, &w, &vals) {
+		w = wireFix{}
+		if err := json.Unmarshal(p, &w); err != nil {
+			return Fix{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 	}
 	return w.fix(driverID, now)
 }
