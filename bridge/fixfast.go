@@ -38,16 +38,16 @@ func decodeFast(p []byte, w *wireFix, vals *[len(wireFixNames)]float64) bool {
 			return false
 		}
 		key := p[start : i-1]
+		for _, c := range key {
+			if c >= 0x80 {
+				return false // Unicode folding (K, ſ) is encoding/json's to judge
+			}
+		}
 		field := -1
 		for k, name := range wireFixNames {
 			if bytes.EqualFold(key, name) {
 				field = k
 				break
-			}
-		}
-		for _, c := range key {
-			if c >= 0x80 {
-				return false // Unicode folding (K, ſ) is encoding/json's to judge
 			}
 		}
 		if i = skipSpace(p, i); i >= len(p) || p[i] != ':' {

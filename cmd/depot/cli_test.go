@@ -178,7 +178,8 @@ func TestDeviceAddSetups(t *testing.T) {
 }
 
 // TestPaced: the collector is paced for the appliance and the bench's
-// generator, not for the bare baseline broker or the other commands.
+// generator, not for the bare baseline broker or the other commands (the
+// cap is gcpace's TestCapFor).
 func TestPaced(t *testing.T) {
 	for args, want := range map[string]bool{
 		"": true, "serve": true, "--http-addr :8080": true, "bench": true, "bench --drivers 10": true,
@@ -187,14 +188,5 @@ func TestPaced(t *testing.T) {
 		if got := paced(strings.Fields(args)); got != want {
 			t.Errorf("paced(%q) = %v, want %v", args, got, want)
 		}
-	}
-	if c := paceCap(0); c != 256<<20 {
-		t.Errorf("paceCap(unknown) = %d", c)
-	}
-	if c := paceCap(1 << 30); c != 128<<20 {
-		t.Errorf("paceCap(1 GiB) = %d, want an eighth", c)
-	}
-	if c := paceCap(16 << 30); c != 256<<20 {
-		t.Errorf("paceCap(16 GiB) = %d, want 256 MiB", c)
 	}
 }

@@ -73,8 +73,9 @@ func main() {
 	defer stop()
 	if paced(os.Args[1:]) {
 		if gcpace.Enabled() {
-			paceNote = []any{"paced", true, "cap_mib", paceCap(gcpace.MemTotal()) >> 20}
-			go gcpace.Run(ctx, gcpace.Config{Cap: paceCap(gcpace.MemTotal())})
+			c := gcpace.Config{Cap: gcpace.DefaultCap()}
+			paceNote = []any{"paced", true, "cap_mib", c.Cap >> 20}
+			go gcpace.Run(ctx, c)
 		} else {
 			paceNote = []any{"paced", false, "why", "GOGC or GOMEMLIMIT is set"}
 		}
@@ -105,16 +106,6 @@ func paced(args []string) bool {
 		return true
 	}
 	return args[0] == "bench" && (len(args) == 1 || args[1] != "broker" && args[1] != "feed")
-}
-
-// paceCap bounds the paced heap goal plus stacks: 256 MiB, or an eighth of
-// a smaller machine's memory.
-func paceCap(mem uint64) uint64 {
-	const c = 256 << 20
-	if mem > 0 && mem/8 < c {
-		return mem / 8
-	}
-	return c
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -39,7 +39,7 @@ type Config struct {
 	// for (default 2 s).
 	MinPeriod time.Duration
 	// Cap bounds the heap goal plus goroutine stacks, in bytes (default
-	// 256 MiB).
+	// DefaultCap).
 	Cap uint64
 	// Every is how often the rate is read (default 250 ms).
 	Every time.Duration
@@ -55,7 +55,7 @@ func (c Config) withDefaults() Config {
 		c.MinPeriod = 2 * time.Second
 	}
 	if c.Cap == 0 {
-		c.Cap = 256 << 20
+		c.Cap = DefaultCap()
 	}
 	if c.Every <= 0 {
 		c.Every = 250 * time.Millisecond
@@ -65,6 +65,17 @@ func (c Config) withDefaults() Config {
 	}
 	if c.free == nil {
 		c.free = debug.FreeOSMemory
+	}
+	return c
+}
+
+// DefaultCap is 256 MiB, or an eighth of a smaller machine's memory.
+func DefaultCap() uint64 { return capFor(MemTotal()) }
+
+func capFor(mem uint64) uint64 {
+	const c = 256 << 20
+	if mem > 0 && mem/8 < c {
+		return mem / 8
 	}
 	return c
 }

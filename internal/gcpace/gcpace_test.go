@@ -41,6 +41,18 @@ func TestPercent(t *testing.T) {
 	}
 }
 
+func TestCapFor(t *testing.T) {
+	if c := capFor(0); c != 256<<20 {
+		t.Errorf("capFor(unknown) = %d", c)
+	}
+	if c := capFor(1 << 30); c != 128<<20 {
+		t.Errorf("capFor(1 GiB) = %d, want an eighth", c)
+	}
+	if c := capFor(16 << 30); c != 256<<20 {
+		t.Errorf("capFor(16 GiB) = %d, want 256 MiB", c)
+	}
+}
+
 func TestEnabled(t *testing.T) {
 	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "")
