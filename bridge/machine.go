@@ -60,6 +60,9 @@ type Event struct {
 	Type    string
 	Payload any
 	Raw     []byte
+	// At is the envelope's timestamp (Raw's "timestamp"), so the store
+	// need not parse Raw to learn it.
+	At time.Time
 }
 
 // Load sets the machine's state to what the store kept. Event numbers go
@@ -121,7 +124,7 @@ func (m *Machine) emit(b *Batch, typ, prio string, payload any) (Envelope, []byt
 		return env, nil, fmt.Errorf("encode %s: %w", typ, err)
 	}
 	m.seq++
-	b.Events = append(b.Events, Event{Seq: m.seq, Type: typ, Payload: payload, Raw: raw})
+	b.Events = append(b.Events, Event{Seq: m.seq, Type: typ, Payload: payload, Raw: raw, At: env.Timestamp})
 	return env, raw, nil
 }
 

@@ -1,32 +1,129 @@
 package storage
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/depotcc/depot/bridge"
 	"github.com/nutsdb/nutsdb"
 )
 
-// Event blocks. Each event is first stored as its own record (bucket
-// events, key be64(seq)), written in the commit that sequences it.
-// CompactEvents then folds the oldest single records, up to
-// eventBlockMax consecutive seqs at a time, into one block and deletes
-// them in the same transaction. nutsdb keeps every key of every record in
+// Event blocks. A commit with few events stores each as its own record
+// (bucket events, key be64(seq)); CompactEvents folds the oldest single
+// records, up to eventBlockMax consecutive seqs at a time, into one block
+// and deletes them in the same transaction. A commit with many events
+// (eventBlockDirect or more: a busy depot, one route:update per fix)
+// writes them as blocks at once, folding in the few singles before them
+// (eventFoldInMax at most). nutsdb keeps every key of every record in
 // memory (~160 bytes each): a depot at 35 fixes/s writes three million
 // events a day, which as single records would have grown the heap by
 // about half a gigabyte a day until retention caught up 30 days later,
 // and made the nightly merge (one synced write per record) take hours.
+// At 10,000 fixes/s, single records and their fold were a minute's
+// 600,000 keys in memory and a sixth of the CPU: the appliance fell
+// behind within two minutes.
 //
 //	evblk  be64(first seq) -> block
 //	block  be64(first seq), be64(time of its newest event, Unix ms), then
 //	       each event as u32 length and the envelope's JSON
 //
-// Every block holds seqs older than every single record: folding takes
-// the oldest singles, commits add newer seqs, retention removes the oldest.
+// Singles are mostly newer than every block, but not always: a busy
+// commit writes its block while older singles wait for the fold. Readers
+// merge the two by seq (eventsIn, oldestSeq).
 const eventBlockMax = 1024
+
+// eventBlockDirect is how many events a commit must carry to store them
+// as blocks at once; eventFoldInMax is how many of the singles just before
+// them it folds into its first block (older ones wait for CompactEvents).
+const (
+	eventBlockDirect = 64
+	eventFoldInMax   = 256
+)
+
+// foldIn takes the single records that run without a hole up to seq
+// next, at most eventFoldInMax of them, out of the store, and returns them
+// to start the commit's first block. Older singles wait for CompactEvents.
+func foldIn(tx *nutsdb.Tx, next uint64) (run [][]byte, first uint64, newest int64, err error) {
+	hi, err := edgeSeq(tx, bEvents, true)
+	if err != nil || hi == 0 || hi+1 != next {
+		return nil, 0, 0, err
+	}
+	vals, err := tx.RangeScan(bEvents, be64(hi-min(hi-1, eventFoldInMax-1)), be64(hi))
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("read single events: %w", err)
+	}
+	// The run is the longest tail of consecutive seqs ending at hi.
+	start := len(vals)
+	for i := len(vals) - 1; i >= 0; i-- {
+		seq, at, err := eventHead(vals[i])
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if seq != hi-uint64(len(vals)-1-i) {
+			break
+		}
+		start, newest = i, max(newest, at.UnixMilli())
+	}
+	run, first = vals[start:], hi+1-uint64(len(vals)-start)
+	for i := range run {
+		if err := tx.Delete(bEvents, be64(first+uint64(i))); err != nil {
+			return nil, 0, 0, fmt.Errorf("fold single event: %w", err)
+		}
+	}
+	return run, first, newest, nil
+}
+
+// putEvents stores a commit's events: as single records, or, when there
+// are many, as blocks of consecutive seqs with the singles before them.
+func putEvents(tx *nutsdb.Tx, evs []bridge.Event) error {
+	if len(evs) < eventBlockDirect {
+		for _, e := range evs {
+			if err := tx.Put(bEvents, be64(e.Seq), e.Raw, nutsdb.Persistent); err != nil {
+				return fmt.Errorf("put event: %w", err)
+			}
+		}
+		return nil
+	}
+	run, first, newest, err := foldIn(tx, evs[0].Seq)
+	if err != nil {
+		return err
+	}
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		if err := tx.Put(bEventBlocks, be64(first), encodeEventBlock(first, newest, run), nutsdb.Persistent); err != nil {
+			return fmt.Errorf("put event block: %w", err)
+		}
+		run, newest = run[:0:0], 0
+		return nil
+	}
+	for _, e := range evs {
+		if len(run) > 0 && (e.Seq != first+uint64(len(run)) || len(run) == eventBlockMax) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if len(run) == 0 {
+			first = e.Seq
+		}
+		at := e.At
+		if at.IsZero() {
+			var err error
+			if _, at, err = eventHead(e.Raw); err != nil {
+				return err
+			}
+		}
+		run, newest = append(run, e.Raw), max(newest, at.UnixMilli())
+	}
+	return flush()
+}
 
 func encodeEventBlock(first uint64, newest int64, evs [][]byte) []byte {
 	n := 16
@@ -131,10 +228,16 @@ func (s *DB) compactEventsOnce() (int, error) {
 	return n, err
 }
 
-// eventsIn returns the stored events with seq in [lo, hi], in seq order:
-// from the blocks that may hold them, then from the single records.
+// eventsIn returns the stored events with seq in [lo, hi], in seq order,
+// from the blocks that may hold them and the single records. Singles are
+// usually all newer than the blocks, but a busy commit writes a block
+// after singles the fold has not reached yet, so the two are merged.
 func eventsIn(tx *nutsdb.Tx, lo, hi uint64) ([]json.RawMessage, error) {
-	var out []json.RawMessage
+	type ev struct {
+		seq uint64
+		raw []byte
+	}
+	var out []ev
 	from := lo - min(lo, eventBlockMax-1) // a block holding lo starts at most this far back
 	blocks, err := tx.RangeScan(bEventBlocks, be64(from), be64(hi))
 	if err != nil && !notFound(err) {
@@ -147,7 +250,7 @@ func eventsIn(tx *nutsdb.Tx, lo, hi uint64) ([]json.RawMessage, error) {
 		}
 		for i, e := range evs {
 			if seq := first + uint64(i); seq >= lo && seq <= hi {
-				out = append(out, json.RawMessage(e))
+				out = append(out, ev{seq, e})
 			}
 		}
 	}
@@ -156,9 +259,58 @@ func eventsIn(tx *nutsdb.Tx, lo, hi uint64) ([]json.RawMessage, error) {
 		return nil, err
 	}
 	for _, v := range singles {
-		out = append(out, json.RawMessage(v))
+		seq, err := eventSeq(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ev{seq, v})
 	}
-	return out, nil
+	byseq := func(a, b ev) int { return cmp.Compare(a.seq, b.seq) }
+	if !slices.IsSortedFunc(out, byseq) {
+		slices.SortFunc(out, byseq)
+	}
+	raws := make([]json.RawMessage, len(out))
+	for i, e := range out {
+		raws[i] = e.raw
+	}
+	return raws, nil
+}
+
+// eventSeq reads the seq of a stored envelope, which the depot writes
+// first; anything else is decoded.
+func eventSeq(raw []byte) (uint64, error) {
+	const head = `{"seq":`
+	if rest, ok := bytes.CutPrefix(raw, []byte(head)); ok {
+		var seq uint64
+		for i, c := range rest {
+			if c == ',' && i > 0 {
+				return seq, nil
+			}
+			if c < '0' || c > '9' || i >= 19 { // 19 digits cannot overflow
+				break
+			}
+			seq = seq*10 + uint64(c-'0')
+		}
+	}
+	seq, _, err := eventHead(raw)
+	return seq, err
+}
+
+// oldestSeq is the smallest stored seq, in a block or a single record (0:
+// none).
+func oldestSeq(tx *nutsdb.Tx) (uint64, error) {
+	b, err := edgeSeq(tx, bEventBlocks, false)
+	if err != nil {
+		return 0, err
+	}
+	s, err := edgeSeq(tx, bEvents, false)
+	if err != nil || b == 0 {
+		return s, err
+	}
+	if s == 0 {
+		return b, nil
+	}
+	return min(b, s), nil
 }
 
 // edgeSeq is the smallest (or with last, the largest) seq key of bucket;

@@ -8,18 +8,109 @@ import (
 	"time"
 
 	"github.com/depotcc/depot/bridge"
+	"github.com/nutsdb/nutsdb"
 )
 
-// commitEvents stores events from..to, one a second after t0.
+// commitEvents stores events from..to, one a second after t0, in commits
+// small enough to store them as single records.
 func commitEvents(t testing.TB, db *DB, from, to uint64) {
+	t.Helper()
+	for lo := from; lo <= to; lo += eventBlockDirect - 1 {
+		commitBatch(t, db, lo, min(to, lo+eventBlockDirect-2))
+	}
+}
+
+// commitBatch stores events from..to, one a second after t0, in one commit.
+func commitBatch(t testing.TB, db *DB, from, to uint64) {
 	t.Helper()
 	var b bridge.Batch
 	for i := from; i <= to; i++ {
-		raw, _ := json.Marshal(map[string]any{"seq": i, "type": "route:update", "timestamp": t0.Add(time.Duration(i) * time.Second)})
-		b.Events = append(b.Events, bridge.Event{Seq: i, Raw: raw})
+		at := t0.Add(time.Duration(i) * time.Second)
+		raw, _ := json.Marshal(map[string]any{"seq": i, "type": "route:update", "timestamp": at})
+		b.Events = append(b.Events, bridge.Event{Seq: i, Raw: raw, At: at})
 	}
 	if err := db.Commit(&b); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// singleSeqs is how many events are stored as single records.
+func singleSeqs(t *testing.T, db *DB) int {
+	t.Helper()
+	n := 0
+	err := db.db.View(func(tx *nutsdb.Tx) error {
+		keys, err := tx.GetKeys(bEvents)
+		if err != nil && !notFound(err) {
+			return err
+		}
+		n = len(keys)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A busy commit stores its events as blocks at once, folding in the few
+// singles before it; reads, restarts and retention see the same log.
+func TestEventBlocksDirect(t *testing.T) {
+	dir := t.TempDir()
+	db := mustOpen(t, dir)
+	commitEvents(t, db, 1, 10)   // a quiet depot: singles
+	commitBatch(t, db, 11, 2100) // busy: 1–10 folded in, blocks of at most eventBlockMax
+	if n := singleSeqs(t, db); n != 0 {
+		t.Fatalf("%d singles left after a busy commit", n)
+	}
+	if n, err := db.CompactEvents(); err != nil || n != 0 {
+		t.Fatalf("folded %d, %v: nothing was left to fold", n, err)
+	}
+	commitEvents(t, db, 2101, 2110) // quiet again: singles after the blocks
+	wantRun(t, seqs(t, db, 0, 5000), 1, 2110)
+	wantRun(t, seqs(t, db, 1020, 10), 1021, 10) // across the first two blocks
+	wantRun(t, seqs(t, db, 2095, 10), 2096, 10) // across the blocks into singles
+	// More singles than a commit folds in: it takes the newest
+	// eventFoldInMax, the older ones stay singles until the fold, and
+	// reads merge them with the blocks by seq.
+	commitEvents(t, db, 2111, 2110+eventFoldInMax)
+	commitBatch(t, db, 2111+eventFoldInMax, 2110+eventFoldInMax+100)
+	if n := singleSeqs(t, db); n != 10 {
+		t.Fatalf("%d singles, want 2101–2110", n)
+	}
+	last := uint64(2110 + eventFoldInMax + 100)
+	wantRun(t, seqs(t, db, 0, 5000), 1, int(last))
+	wantRun(t, seqs(t, db, 2105, 20), 2106, 20)
+	if n, err := db.CompactEvents(); err != nil || n != 10 {
+		t.Fatalf("folded %d, %v", n, err)
+	}
+	wantRun(t, seqs(t, db, 0, 5000), 1, int(last))
+	// A hole before the busy commit (which the depot never writes): the
+	// singles stay singles, the log reads the same.
+	commitEvents(t, db, last+1, last+5)
+	commitBatch(t, db, last+10, last+100)
+	if n := singleSeqs(t, db); n != 5 {
+		t.Fatalf("%d singles, want 5", n)
+	}
+	got := seqs(t, db, last, 200)
+	if len(got) != 96 || got[4] != last+5 || got[5] != last+10 || got[95] != last+100 {
+		t.Fatalf("seqs %v", got)
+	}
+	db.Close()
+	db = mustOpen(t, dir)
+	if st, err := db.LoadState(); err != nil || st.LastSeq != last+100 {
+		t.Fatalf("last seq %d, %v", st.LastSeq, err)
+	}
+	if seq, _ := db.OldestSeq(); seq != 1 {
+		t.Fatalf("oldest %d", seq)
+	}
+	// A block's time is its newest event's: retention drops 1–1024 (the
+	// first block, events 1–10 folded in with 11–1024) and keeps the rest.
+	n, err := db.PruneEvents(t0.Add(1024*time.Second+time.Millisecond), 500)
+	if err != nil || n != 1024 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	if seq, _ := db.OldestSeq(); seq != 1025 {
+		t.Fatalf("oldest %d after pruning", seq)
 	}
 }
 
@@ -159,4 +250,26 @@ func FuzzDecodeEventBlock(f *testing.F) {
 			t.Fatalf("round trip: %v", err)
 		}
 	})
+}
+
+func TestEventSeq(t *testing.T) {
+	for _, c := range []struct {
+		raw  string
+		want uint64
+		ok   bool
+	}{
+		{`{"seq":12,"id":"evt_12"}`, 12, true},
+		{`{"seq":18446744073709551615,"id":"x"}`, 18446744073709551615, true},
+		{`{"seq":99999999999999999999,"x":1}`, 0, false},  // 20 digits, over a uint64
+		{`{"seq":7}`, 7, true},                            // no comma: decoded
+		{`{"id":"evt_5","seq":5}`, 5, true},               // not first: decoded
+		{`{"seq":,"id":"x"}`, 0, false},                   // no digits
+		{`{"seq":123456789012345678901,"x":1}`, 0, false}, // too long for a uint64
+		{`not json`, 0, false},
+	} {
+		got, err := eventSeq([]byte(c.raw))
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("eventSeq(%s) = %d, %v; want %d, ok %v", c.raw, got, err, c.want, c.ok)
+		}
+	}
 }

@@ -36,11 +36,7 @@ func (s *DB) Inspect() (Summary, error) {
 	}
 	sum.Bytes = n
 	err = s.db.View(func(tx *nutsdb.Tx) error {
-		// Blocks hold the oldest events when there are any.
-		oldest, err := edgeSeq(tx, bEventBlocks, false)
-		if err == nil && oldest == 0 {
-			oldest, err = edgeSeq(tx, bEvents, false)
-		}
+		oldest, err := oldestSeq(tx)
 		if err != nil || oldest == 0 {
 			return err
 		}

@@ -201,10 +201,8 @@ func (s *DB) Commit(b *bridge.Batch) error {
 				return fmt.Errorf("put route: %w", err)
 			}
 		}
-		for _, e := range b.Events {
-			if err := tx.Put(bEvents, be64(e.Seq), e.Raw, nutsdb.Persistent); err != nil {
-				return fmt.Errorf("put event: %w", err)
-			}
+		if err := putEvents(tx, b.Events); err != nil {
+			return err
 		}
 		for _, r := range b.Rescues {
 			if err := putJSON(tx, bRescues, r.RescueID, r); err != nil {
@@ -434,14 +432,9 @@ func (s *DB) pruneChunk(before time.Time, chunk int) (n int, more bool, err erro
 func (s *DB) OldestSeq() (uint64, error) {
 	var seq uint64
 	err := s.db.View(func(tx *nutsdb.Tx) error {
-		// Blocks hold the oldest events when there are any.
-		for _, b := range []string{bEventBlocks, bEvents} {
-			var err error
-			if seq, err = edgeSeq(tx, b, false); err != nil || seq != 0 {
-				return err
-			}
-		}
-		return nil
+		var err error
+		seq, err = oldestSeq(tx)
+		return err
 	})
 	return seq, err
 }
