@@ -35,18 +35,31 @@ func blockKey(owner string, minute int64) []byte {
 	return binary.BigEndian.AppendUint64(append([]byte(owner), 0), uint64(minute))
 }
 
+// minuteOf is the start of the minute that holds device time ts.
+func minuteOf(ts int64) int64 {
+	if ts < 0 {
+		return (ts - blockMinute + 1) / blockMinute * blockMinute
+	}
+	return ts / blockMinute * blockMinute
+}
+
 func encodeBlock(minute int64, fixes []bridge.Fix) []byte {
 	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(fixes)*(blockFixed+4)), uint64(minute))
 	for _, f := range fixes {
-		b = binary.BigEndian.AppendUint64(b, uint64(f.TS))
-		for _, v := range []float64{f.Lat, f.Lng, f.Acc, f.Spd, f.Hdg, f.Batt} {
-			b = binary.BigEndian.AppendUint64(b, math.Float64bits(v))
-		}
-		b = binary.BigEndian.AppendUint64(b, uint64(f.Recv))
-		b = append(b, byte(len(f.DriverID)))
-		b = append(b, f.DriverID...)
+		b = appendBlockFix(b, f)
 	}
 	return b
+}
+
+// appendBlockFix appends one fix in the block encoding.
+func appendBlockFix(b []byte, f bridge.Fix) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(f.TS))
+	for _, v := range []float64{f.Lat, f.Lng, f.Acc, f.Spd, f.Hdg, f.Batt} {
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(f.Recv))
+	b = append(b, byte(len(f.DriverID)))
+	return append(b, f.DriverID...)
 }
 
 var errBadBlock = errors.New("damaged history block")
@@ -124,17 +137,14 @@ func (s *DB) owners() ([]historyOwner, error) {
 }
 
 // CompactHistory folds the single fix records with device time before
-// before into per-minute blocks, one small transaction per route-minute
-// (and driver-minute, for fixes filed under a driver on no route). It
-// returns how many fixes it folded.
+// before (whole minutes) into per-minute blocks and returns how many fixes
+// it folded. The fixes this process stored are folded from memory
+// (pendingFixes), a few route-minutes per transaction; those stored before
+// it opened the store are read back, one transaction per route-minute.
 func (s *DB) CompactHistory(before time.Time) (int, error) {
-	owners, err := s.owners()
-	if err != nil {
-		return 0, err
-	}
-	cut := before.UnixMilli() / blockMinute * blockMinute // whole minutes only
+	cut := minuteOf(before.UnixMilli())
 	total := 0
-	for _, o := range owners {
+	for o, newest := range s.pending.oldOwners() {
 		for {
 			n, err := s.compactOne(o, cut)
 			total += n
@@ -145,8 +155,97 @@ func (s *DB) CompactHistory(before time.Time) (int, error) {
 				break
 			}
 		}
+		if newest < cut {
+			s.pending.forgetOld(o)
+		}
+	}
+	closed := s.pending.closed(cut)
+	keys := make([]ownerMinute, 0, len(closed))
+	for k := range closed {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b ownerMinute) int {
+		return cmp.Or(cmp.Compare(a.owner.block(), b.owner.block()), cmp.Compare(a.minute, b.minute))
+	})
+	for len(keys) > 0 {
+		// Live commits wait for a fold transaction, so it is small (about
+		// foldTxFixes fixes), and the fold rests as long as each took: at
+		// 10,000 fixes/s a closed minute is 600,000 deletions, which
+		// folded back to back held the store for seconds (commits of
+		// 40 ms instead of 3).
+		n, fixes := 0, 0
+		for n < len(keys) && (n == 0 || fixes < foldTxFixes) {
+			fixes += len(closed[keys[n]]) / (blockFixed + 1)
+			n++
+		}
+		start := time.Now()
+		folded, err := s.foldPending(keys[:n], closed)
+		total += folded
+		if err != nil {
+			return total, fmt.Errorf("compact history: %w", err)
+		}
+		keys = keys[n:]
+		if len(keys) > 0 {
+			time.Sleep(min(time.Since(start), foldRestMax))
+		}
 	}
 	return total, nil
+}
+
+// foldTxFixes is about how many fixes one fold transaction takes (a
+// route-minute at 10 fixes/s); foldRestMax bounds the rest after one.
+const (
+	foldTxFixes = 600
+	foldRestMax = 50 * time.Millisecond
+)
+
+// foldPending writes the blocks of route-minutes held in memory and
+// deletes their single records, in one transaction.
+func (s *DB) foldPending(keys []ownerMinute, closed map[ownerMinute][]byte) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *nutsdb.Tx) error {
+		for _, k := range keys {
+			_, fixes, err := decodeBlock(append(binary.BigEndian.AppendUint64(nil, uint64(k.minute)), closed[k]...))
+			if err != nil {
+				return err
+			}
+			fixes = sortFixes(fixes)
+			for _, f := range fixes {
+				err := tx.Delete(bGPS, historyKey(bridge.HistoryFix{RouteID: k.owner.routeID, Fix: f}))
+				if err != nil && !notFound(err) { // retention may have taken it
+					return err
+				}
+			}
+			n += len(fixes)
+			if err := putBlock(tx, k.owner, k.minute, fixes); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		s.pending.done(k, closed[k])
+	}
+	return n, nil
+}
+
+// putBlock writes o's block of minute, merged with the block already there
+// (late fixes for a minute already folded, or a minute folded twice).
+func putBlock(tx *nutsdb.Tx, o historyOwner, minute int64, fixes []bridge.Fix) error {
+	key := blockKey(o.block(), minute)
+	if old, err := tx.Get(bGPSBlocks, key); err == nil {
+		_, prev, err := decodeBlock(old)
+		if err != nil {
+			return err
+		}
+		fixes = append(prev, fixes...)
+	} else if !notFound(err) {
+		return err
+	}
+	return tx.Put(bGPSBlocks, key, encodeBlock(minute, sortFixes(fixes)), nutsdb.Persistent)
 }
 
 // compactOne folds the oldest minute of o's single records, if it is
@@ -186,17 +285,7 @@ func (s *DB) compactOne(o historyOwner, cut int64) (int, error) {
 			}
 		}
 		n = len(fixes)
-		key := blockKey(o.block(), minute)
-		if old, err := tx.Get(bGPSBlocks, key); err == nil {
-			_, prev, err := decodeBlock(old)
-			if err != nil {
-				return err
-			}
-			fixes = append(prev, fixes...) // a late fix for a minute already folded
-		} else if !notFound(err) {
-			return err
-		}
-		return tx.Put(bGPSBlocks, key, encodeBlock(minute, sortFixes(fixes)), nutsdb.Persistent)
+		return putBlock(tx, o, minute, fixes)
 	})
 	return n, err
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/binary"
 	"reflect"
 	"testing"
 	"time"
@@ -109,5 +110,107 @@ func TestCompactDriverHistory(t *testing.T) {
 	}
 	if n, err := db.PruneHistory(m0.Add(150*time.Second), 10); err != nil || n != 150 {
 		t.Fatalf("pruned %d, %v (want two folded minutes and 30 single fixes)", n, err)
+	}
+}
+
+// singleFixes is how many fixes are stored as single records.
+func singleFixes(t *testing.T, db *DB) int {
+	t.Helper()
+	n := 0
+	db.db.View(func(tx *nutsdb.Tx) error {
+		keys, _ := tx.GetKeys(bGPS)
+		n = len(keys)
+		return nil
+	})
+	return n
+}
+
+// Singles stored before a restart are read back and folded; those stored
+// since are folded from memory; a minute with both is folded whole, once.
+func TestCompactHistoryAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	db := mustOpen(t, dir)
+	m0 := t0.Truncate(time.Minute)
+	commit := func(from, to int) {
+		var b bridge.Batch
+		for i := from; i < to; i++ {
+			at := m0.Add(time.Duration(i) * time.Second)
+			b.Fixes = append(b.Fixes, bridge.HistoryFix{RouteID: "R1", Fix: fix("D1", at, 1)}, bridge.HistoryFix{Fix: fix("D9", at, 2)})
+		}
+		if err := db.Commit(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(0, 90) // minute 0 and half of minute 1, then a restart
+	db.Close()
+	db = mustOpen(t, dir)
+	if len(db.pending.old) != 2 {
+		t.Fatalf("owners with singles from before: %v", db.pending.old)
+	}
+	commit(90, 150) // the rest of minute 1, half of minute 2
+	want, err := db.History("R1", m0, m0.Add(time.Hour))
+	if err != nil || len(want) != 150 {
+		t.Fatalf("%d fixes, %v", len(want), err)
+	}
+	n, err := db.CompactHistory(m0.Add(2 * time.Minute)) // minutes 0 and 1
+	if err != nil || n < 2*120 {
+		t.Fatalf("folded %d, %v", n, err)
+	}
+	if got := singleFixes(t, db); got != 2*30 {
+		t.Fatalf("%d singles left, want minute 2's 2×30", got)
+	}
+	if got, _ := db.History("R1", m0, m0.Add(time.Hour)); !reflect.DeepEqual(got, want) {
+		t.Fatalf("history changed by folding: %d fixes", len(got))
+	}
+	if len(db.pending.old) != 0 {
+		t.Fatalf("owners still thought to have old singles: %v", db.pending.old)
+	}
+	commit(150, 180)
+	if n, err := db.CompactHistory(m0.Add(3 * time.Minute)); err != nil || n != 2*60 {
+		t.Fatalf("folded %d, %v", n, err)
+	}
+	if got := singleFixes(t, db); got != 0 || len(db.pending.m) != 0 {
+		t.Fatalf("%d singles, %d minutes held after folding everything", got, len(db.pending.m))
+	}
+	db.Close()
+	db = mustOpen(t, dir)
+	if got, _ := db.History("R1", m0, m0.Add(time.Hour)); len(got) != 180 || !reflect.DeepEqual(got[:150], want) {
+		t.Fatalf("after reopen: %d fixes", len(got))
+	}
+}
+
+// A fix added to a minute while the fold writes it stays for the next fold.
+func TestPendingKeepsWhatCameDuringAFold(t *testing.T) {
+	var p pendingFixes
+	m0 := t0.Truncate(time.Minute)
+	p.add([]bridge.HistoryFix{{RouteID: "R1", Fix: fix("D1", m0, 1)}})
+	taken := p.closed(m0.Add(time.Minute).UnixMilli())
+	p.add([]bridge.HistoryFix{{RouteID: "R1", Fix: fix("D1", m0.Add(time.Second), 1)}})
+	for k, b := range taken {
+		p.done(k, b)
+	}
+	left := p.closed(m0.Add(time.Minute).UnixMilli())
+	if len(left) != 1 {
+		t.Fatalf("%d minutes left", len(left))
+	}
+	for k, b := range left {
+		_, fs, err := decodeBlock(append(binary.BigEndian.AppendUint64(nil, uint64(k.minute)), b...))
+		if err != nil || len(fs) != 1 || fs[0].TS != m0.Add(time.Second).UnixMilli() {
+			t.Fatalf("left %v, %v", fs, err)
+		}
+	}
+}
+
+func TestParseHistoryKey(t *testing.T) {
+	for _, h := range []bridge.HistoryFix{{RouteID: "R1", Fix: bridge.Fix{DriverID: "D1", TS: 123456}}, {Fix: bridge.Fix{DriverID: "D9", TS: 7}}} {
+		o, ts, ok := parseHistoryKey(historyKey(h))
+		if !ok || o != ownerOf(h) || ts != h.Fix.TS {
+			t.Fatalf("%+v: %+v %d %v", h, o, ts, ok)
+		}
+	}
+	for _, k := range []string{"", "r/", "x/R1\x00\x00\x00\x00\x00\x00\x00\x00\x01", "r/R1\x00\x01"} {
+		if _, _, ok := parseHistoryKey([]byte(k)); ok {
+			t.Fatalf("%q parsed", k)
+		}
 	}
 }

@@ -68,6 +68,8 @@ type DB struct {
 	Log    *slog.Logger
 	db     *nutsdb.DB
 	format int // the store's format (format.go)
+	// pending is what the history fold takes from memory (pending.go).
+	pending pendingFixes
 }
 
 var _ bridge.Store = (*DB)(nil)
@@ -136,7 +138,20 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 			return nil, fmt.Errorf("record the store's format: %w", err)
 		}
 	}
-	return &DB{Dir: dir, Log: log, db: ndb, format: format}, nil
+	s := &DB{Dir: dir, Log: log, db: ndb, format: format}
+	err = ndb.View(func(tx *nutsdb.Tx) error {
+		keys, err := tx.GetKeys(bGPS)
+		if err != nil && !notFound(err) {
+			return err
+		}
+		s.pending.loadOld(keys)
+		return nil
+	})
+	if err != nil {
+		ndb.Close()
+		return nil, fmt.Errorf("list unfolded history: %w", err)
+	}
+	return s, nil
 }
 
 // Close flushes and closes the store. Safe to call twice.
@@ -177,7 +192,7 @@ func (s *DB) Commit(b *bridge.Batch) error {
 	for i, f := range b.Latest {
 		latest[f.DriverID] = i
 	}
-	return s.db.Update(func(tx *nutsdb.Tx) error {
+	err := s.db.Update(func(tx *nutsdb.Tx) error {
 		for _, h := range b.Fixes {
 			v, err := h.Fix.AppendJSON(make([]byte, 0, 160))
 			if err != nil {
@@ -227,6 +242,10 @@ func (s *DB) Commit(b *bridge.Batch) error {
 		}
 		return nil
 	})
+	if err == nil {
+		s.pending.add(b.Fixes)
+	}
+	return err
 }
 
 func putJSON(tx *nutsdb.Tx, bucket, key string, v any) error {
@@ -482,7 +501,17 @@ func (s *DB) PruneHistory(before time.Time, chunk int) (int, error) {
 func (s *DB) pruneHistoryChunk(prefix []byte, before time.Time, chunk int) (n int, more bool, err error) {
 	cut := before.UnixMilli()
 	err = s.db.Update(func(tx *nutsdb.Tx) error {
-		vals, err := tx.PrefixScan(bGPS, prefix, 0, chunk)
+		// Singles are minutes old (the fold takes them) and retention cuts
+		// days back: one read says whether there is anything to prune,
+		// instead of a chunk of reads for every route every hour.
+		vals, err := tx.PrefixScan(bGPS, prefix, 0, 1)
+		if err == nil && len(vals) == 1 {
+			var f bridge.Fix
+			if json.Unmarshal(vals[0], &f) == nil && f.TS >= cut {
+				return nil
+			}
+			vals, err = tx.PrefixScan(bGPS, prefix, 0, chunk)
+		}
 		if err != nil {
 			if notFound(err) {
 				return nil
