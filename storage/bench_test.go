@@ -80,7 +80,7 @@ func BenchmarkHistoryRouteDay(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if _, err := db.CompactHistory(start.Add(24 * time.Hour)); err != nil { // as the appliance does every 15 s
+	if _, err := db.CompactHistory(start.Add(24 * time.Hour)); err != nil { // as the appliance does every 5 s
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

@@ -299,7 +299,7 @@ func BenchmarkColdStart(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if _, err := db.CompactHistory(time.Now()); err != nil { // as the appliance does every 15 s
+	if _, err := db.CompactHistory(time.Now()); err != nil { // as the appliance does every 5 s
 		b.Fatal(err)
 	}
 	if err := db.Merge(); err != nil { // and the nightly compaction
