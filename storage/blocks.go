@@ -212,7 +212,9 @@ func (s *DB) foldPending(keys []ownerMinute, closed map[ownerMinute][]byte) (int
 			fixes = sortFixes(fixes)
 			for _, f := range fixes {
 				err := tx.Delete(bGPS, historyKey(bridge.HistoryFix{RouteID: k.owner.routeID, Fix: f}))
-				if err != nil && !notFound(err) { // retention may have taken it
+				// Retention may have taken it (a fix near its cut; the block
+				// written here holds it until the next prune).
+				if err != nil && !notFound(err) {
 					return err
 				}
 			}
@@ -267,7 +269,7 @@ func (s *DB) compactOne(o historyOwner, cut int64) (int, error) {
 			if err := json.Unmarshal(v, &f); err != nil {
 				return fmt.Errorf("decode fix: %w", err)
 			}
-			m := f.TS / blockMinute * blockMinute
+			m := minuteOf(f.TS)
 			if minute == -1 {
 				minute = m
 			}

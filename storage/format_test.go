@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,7 +22,7 @@ func TestFormat(t *testing.T) {
 	if db.FormatVersion() != Format || db.NeedsMigration() {
 		t.Fatalf("a new store: format %d, needs migration %v", db.FormatVersion(), db.NeedsMigration())
 	}
-	if b, err := db.MetaGet(formatKey); err != nil || string(b) != "1" {
+	if b, err := db.MetaGet(formatKey); err != nil || string(b) != strconv.Itoa(Format) {
 		t.Fatalf("format record %q %v", b, err)
 	}
 
@@ -37,8 +38,15 @@ func TestFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err := db.MetaGet(formatKey); err != nil || string(b) != "1" || db.FormatVersion() != 1 {
+	if b, err := db.MetaGet(formatKey); err != nil || string(b) != "1" || db.FormatVersion() != 1 || !db.NeedsMigration() {
 		t.Fatalf("an unrecorded store with data: record %q %v, format %d", b, err, db.FormatVersion())
+	}
+	// Format 1 → 2 rewrites nothing and records 2.
+	if err := db.Migrate(func() (string, error) { return "b0", nil }); err != nil || db.FormatVersion() != 2 {
+		t.Fatalf("migrate 1 → 2: %v, format %d", err, db.FormatVersion())
+	}
+	if b, _ := db.MetaGet(formatKey); string(b) != "2" {
+		t.Fatalf("format record after migrating: %q", b)
 	}
 
 	// From the future.

@@ -19,8 +19,9 @@ import (
 // crash) are not in it: owners that had any at Open are in old, with the
 // newest minute they had, and their minutes up to it are folded by
 // reading the store, as before. Folding a minute twice, once from the
-// store and once from memory, gives the same block (deleting a deleted
-// single is allowed, and merging drops repeated fixes).
+// store and once from memory, gives the same block but for which of two
+// copies of a redelivered fix it keeps (deleting a deleted single is
+// allowed, and merging keeps one fix per time and driver).
 type pendingFixes struct {
 	mu  sync.Mutex
 	m   map[ownerMinute][]byte
@@ -111,8 +112,8 @@ func (p *pendingFixes) loadOld(keys [][]byte) {
 		if !ok {
 			continue
 		}
-		if m := minuteOf(ts); m > p.old[o] || p.old[o] == 0 {
-			p.old[o] = m
+		if old, ok := p.old[o]; !ok || minuteOf(ts) > old {
+			p.old[o] = minuteOf(ts)
 		}
 	}
 }

@@ -375,7 +375,8 @@ func (s *DB) History(routeID string, from, to time.Time) ([]bridge.Fix, error) {
 }
 
 // EventsAfter returns up to limit stored envelopes with seq > after, in
-// order. Seqs have no gaps, so this is one bounded range scan.
+// order: a bounded range scan of the blocks and one of the single records,
+// merged by seq.
 func (s *DB) EventsAfter(after uint64, limit int) ([]json.RawMessage, error) {
 	if limit <= 0 || after == math.MaxUint64 {
 		return nil, nil
