@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
@@ -28,9 +29,9 @@ import (
 // At 10,000 fixes/s, single records and their fold were a minute's
 // 600,000 keys in memory and a sixth of the CPU: the appliance fell
 // behind within two minutes. A busy commit's block holds only its own
-// events (tens to hundreds), and nothing merges blocks yet, so a busy
-// hour keeps about 20 times the keys that folded singles would; at that
-// rate the events alone are 2.5 MB/s of disk, which runs out first.
+// events (tens to hundreds), so the fold also merges runs of the small
+// blocks this process wrote into blocks of up to eventBlockMax
+// (mergeEventBlocks); those left by an earlier process stay small.
 //
 //	evblk  be64(first seq) -> block
 //	block  be64(first seq), be64(time of its newest event, Unix ms), then
@@ -84,18 +85,18 @@ func foldIn(tx *nutsdb.Tx, next uint64) (run [][]byte, first uint64, newest int6
 
 // putEvents stores a commit's events: as single records, or, when there
 // are many, as blocks of consecutive seqs with the singles before them.
-func putEvents(tx *nutsdb.Tx, evs []bridge.Event) error {
+func putEvents(tx *nutsdb.Tx, evs []bridge.Event) (small []blockRef, err error) {
 	if len(evs) < eventBlockDirect {
 		for _, e := range evs {
 			if err := tx.Put(bEvents, be64(e.Seq), e.Raw, nutsdb.Persistent); err != nil {
-				return fmt.Errorf("put event: %w", err)
+				return nil, fmt.Errorf("put event: %w", err)
 			}
 		}
-		return nil
+		return nil, nil
 	}
 	run, first, newest, err := foldIn(tx, evs[0].Seq)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	flush := func() error {
 		if len(run) == 0 {
@@ -104,13 +105,16 @@ func putEvents(tx *nutsdb.Tx, evs []bridge.Event) error {
 		if err := tx.Put(bEventBlocks, be64(first), encodeEventBlock(first, newest, run), nutsdb.Persistent); err != nil {
 			return fmt.Errorf("put event block: %w", err)
 		}
+		if len(run) < eventBlockMax {
+			small = append(small, blockRef{first, len(run)})
+		}
 		run, newest = run[:0:0], 0
 		return nil
 	}
 	for _, e := range evs {
 		if len(run) > 0 && (e.Seq != first+uint64(len(run)) || len(run) == eventBlockMax) {
 			if err := flush(); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if len(run) == 0 {
@@ -120,12 +124,12 @@ func putEvents(tx *nutsdb.Tx, evs []bridge.Event) error {
 		if at.IsZero() {
 			var err error
 			if _, at, err = eventHead(e.Raw); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		run, newest = append(run, e.Raw), max(newest, at.UnixMilli())
 	}
-	return flush()
+	return small, flush()
 }
 
 func encodeEventBlock(first uint64, newest int64, evs [][]byte) []byte {
@@ -177,20 +181,27 @@ func eventHead(raw []byte) (seq uint64, at time.Time, err error) {
 }
 
 // CompactEvents folds every single event record into blocks, one
-// transaction per block, and returns how many events it folded.
+// transaction per block, then merges the small blocks this process wrote
+// that follow each other (mergeEventBlocks). It returns how many single
+// events it folded.
 func (s *DB) CompactEvents() (int, error) {
 	total := 0
 	for {
 		n, err := s.compactEventsOnce()
 		total += n
-		if err != nil || n == 0 {
+		if err != nil {
 			return total, err
+		}
+		if n == 0 {
+			return total, s.mergeEventBlocks()
 		}
 	}
 }
 
 func (s *DB) compactEventsOnce() (int, error) {
 	n := 0
+	var small []blockRef
+	defer func() { s.small.add(small) }()
 	err := s.db.Update(func(tx *nutsdb.Tx) error {
 		first, err := edgeSeq(tx, bEvents, false)
 		if err != nil || first == 0 {
@@ -226,9 +237,133 @@ func (s *DB) compactEventsOnce() (int, error) {
 			return nil
 		}
 		n = len(vals)
+		if n < eventBlockMax {
+			small = []blockRef{{first, n}}
+		}
 		return tx.Put(bEventBlocks, be64(first), encodeEventBlock(first, newest.UnixMilli(), vals), nutsdb.Persistent)
 	})
+	if err != nil {
+		small = nil
+	}
 	return n, err
+}
+
+// blockRef names an event block: its first seq and how many it holds.
+type blockRef struct {
+	first uint64
+	n     int
+}
+
+// smallBlocks lists, in seq order, the event blocks this process wrote
+// with room left: a busy commit's (its own events, tens to hundreds at
+// 10,000 fixes/s) and a quiet minute's fold. Left alone they would keep
+// a key in memory per commit (~20 times as many as full blocks) and cost
+// every catch-up a read each. Blocks from before a restart stay as they
+// are.
+type smallBlocks struct {
+	mu   sync.Mutex
+	refs []blockRef
+}
+
+func (b *smallBlocks) add(refs []blockRef) {
+	if len(refs) == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.refs = append(b.refs, refs...)
+	b.mu.Unlock()
+}
+
+// take returns the list and empties it.
+func (b *smallBlocks) take() []blockRef {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	refs := b.refs
+	b.refs = nil
+	return refs
+}
+
+// putBack returns refs (older than any added since take) to the list.
+func (b *smallBlocks) putBack(refs []blockRef) {
+	if len(refs) == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.refs = append(refs, b.refs...)
+	b.mu.Unlock()
+}
+
+// mergeEventBlocks joins runs of consecutive small blocks into blocks of
+// up to eventBlockMax events, one transaction per merged block, resting
+// as long as each took so live commits keep their pace. A run with a
+// block retention took, or one that is not what the list says, is left
+// as it is.
+func (s *DB) mergeEventBlocks() error {
+	refs := s.small.take()
+	// Commits add in seq order, the fold of singles older blocks: sort.
+	slices.SortFunc(refs, func(a, b blockRef) int { return cmp.Compare(a.first, b.first) })
+	var keep []blockRef
+	defer func() { s.small.putBack(keep) }()
+	for i := 0; i < len(refs); {
+		j, total := i+1, refs[i].n
+		for j < len(refs) && refs[j].first == refs[j-1].first+uint64(refs[j-1].n) && total+refs[j].n <= eventBlockMax {
+			total += refs[j].n
+			j++
+		}
+		group := refs[i:j]
+		i = j
+		if len(group) == 1 {
+			keep = append(keep, group[0])
+			continue
+		}
+		start := time.Now()
+		merged, err := s.mergeGroup(group)
+		if err != nil {
+			keep = append(append(keep, group...), refs[i:]...)
+			return fmt.Errorf("merge event blocks from %d: %w", group[0].first, err)
+		}
+		if merged && total < eventBlockMax {
+			keep = append(keep, blockRef{group[0].first, total})
+		}
+		if i < len(refs) {
+			time.Sleep(min(time.Since(start), foldRestMax))
+		}
+	}
+	return nil
+}
+
+// mergeGroup rewrites the blocks of group as one; false when one of them
+// is not as listed (nothing is changed then).
+func (s *DB) mergeGroup(group []blockRef) (merged bool, err error) {
+	err = s.db.Update(func(tx *nutsdb.Tx) error {
+		var evs [][]byte
+		var newest int64
+		for _, r := range group {
+			v, err := tx.Get(bEventBlocks, be64(r.first))
+			if notFound(err) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			first, nw, e, err := decodeEventBlock(v)
+			if err != nil {
+				return err
+			}
+			if first != r.first || len(e) != r.n {
+				return nil
+			}
+			evs, newest = append(evs, e...), max(newest, nw)
+		}
+		for _, r := range group[1:] {
+			if err := tx.Delete(bEventBlocks, be64(r.first)); err != nil {
+				return err
+			}
+		}
+		merged = true
+		return tx.Put(bEventBlocks, be64(group[0].first), encodeEventBlock(group[0].first, newest, evs), nutsdb.Persistent)
+	})
+	return merged && err == nil, err
 }
 
 // eventsIn returns the stored events with seq in [lo, hi], in seq order,

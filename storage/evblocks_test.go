@@ -273,3 +273,73 @@ func TestEventSeq(t *testing.T) {
 		}
 	}
 }
+
+// blockCount is how many event blocks the store holds.
+func blockCount(t *testing.T, db *DB) int {
+	t.Helper()
+	n := 0
+	db.db.View(func(tx *nutsdb.Tx) error {
+		keys, _ := tx.GetKeys(bEventBlocks)
+		n = len(keys)
+		return nil
+	})
+	return n
+}
+
+// Busy commits' blocks hold their own events; the event fold merges runs
+// of them into blocks of up to eventBlockMax, and the log reads the same.
+func TestEventBlocksMerged(t *testing.T) {
+	dir := t.TempDir()
+	db := mustOpen(t, dir)
+	for lo := uint64(1); lo <= 3000; lo += 100 {
+		commitBatch(t, db, lo, lo+99)
+	}
+	commitEvents(t, db, 3001, 3010) // a quiet spell: singles, folded into a small block
+	if n := blockCount(t, db); n != 30 {
+		t.Fatalf("%d blocks before merging, want 30", n)
+	}
+	if n, err := db.CompactEvents(); err != nil || n != 10 {
+		t.Fatalf("folded %d, %v", n, err)
+	}
+	// Ten commits a block, the fold's ten events with the last:
+	// 1–1000, 1001–2000, 2001–3010.
+	if n := blockCount(t, db); n != 3 {
+		t.Fatalf("%d blocks after merging, want 3", n)
+	}
+	wantRun(t, seqs(t, db, 0, 5000), 1, 3010)
+	wantRun(t, seqs(t, db, 995, 10), 996, 10)
+	// Merged blocks with room merge again with what comes next.
+	for lo := uint64(3011); lo <= 3410; lo += 100 {
+		commitBatch(t, db, lo, lo+99)
+	}
+	if _, err := db.CompactEvents(); err != nil {
+		t.Fatal(err)
+	}
+	if n := blockCount(t, db); n != 4 {
+		t.Fatalf("%d blocks, want 1–1000, 1001–2000, 2001–3010, 3011–3410", n)
+	}
+	wantRun(t, seqs(t, db, 0, 5000), 1, 3410)
+	// A block retention took stops its run's merge, which changes
+	// nothing; the log reads what is left.
+	for lo := uint64(3411); lo <= 3710; lo += 100 {
+		commitBatch(t, db, lo, lo+99)
+	}
+	if err := db.db.Update(func(tx *nutsdb.Tx) error { return tx.Delete(bEventBlocks, be64(3511)) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CompactEvents(); err != nil {
+		t.Fatal(err)
+	}
+	got := seqs(t, db, 3400, 400)
+	if len(got) != 210 || got[109] != 3510 || got[110] != 3611 {
+		t.Fatalf("%d events after a lost block: %v…", len(got), got[:min(len(got), 5)])
+	}
+	db.Close()
+	db = mustOpen(t, dir)
+	if st, err := db.LoadState(); err != nil || st.LastSeq != 3710 {
+		t.Fatalf("last seq %d, %v", st.LastSeq, err)
+	}
+	if seq, _ := db.OldestSeq(); seq != 1 {
+		t.Fatalf("oldest %d", seq)
+	}
+}

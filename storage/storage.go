@@ -70,6 +70,8 @@ type DB struct {
 	format int // the store's format (format.go)
 	// pending is what the history fold takes from memory (pending.go).
 	pending pendingFixes
+	// small lists the event blocks the event fold may merge (evblocks.go).
+	small smallBlocks
 }
 
 var _ bridge.Store = (*DB)(nil)
@@ -192,6 +194,7 @@ func (s *DB) Commit(b *bridge.Batch) error {
 	for i, f := range b.Latest {
 		latest[f.DriverID] = i
 	}
+	var small []blockRef
 	err := s.db.Update(func(tx *nutsdb.Tx) error {
 		for _, h := range b.Fixes {
 			v, err := h.Fix.AppendJSON(make([]byte, 0, 160))
@@ -216,7 +219,8 @@ func (s *DB) Commit(b *bridge.Batch) error {
 				return fmt.Errorf("put route: %w", err)
 			}
 		}
-		if err := putEvents(tx, b.Events); err != nil {
+		var err error
+		if small, err = putEvents(tx, b.Events); err != nil {
 			return err
 		}
 		for _, r := range b.Rescues {
@@ -244,6 +248,7 @@ func (s *DB) Commit(b *bridge.Batch) error {
 	})
 	if err == nil {
 		s.pending.add(b.Fixes)
+		s.small.add(small)
 	}
 	return err
 }
