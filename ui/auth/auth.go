@@ -116,7 +116,10 @@ type Accounts struct {
 	userMu  sync.Mutex
 	devices map[string][]byte    // driver id -> token hash; every handheld CONNECT reads it
 	users   map[string]userState // every token check reads it
-	dummy   []byte               // bcrypt hash compared for unknown users, so timing tells nothing
+	// gen counts the changes to users (under mu): a login that read its
+	// user from the store may put her in users only if none came between.
+	gen   uint64
+	dummy []byte // bcrypt hash compared for unknown users, so timing tells nothing
 }
 
 // Open loads the device credentials.
@@ -172,6 +175,7 @@ func (a *Accounts) Reload() error {
 	}
 	a.mu.Lock()
 	a.devices, a.users = devices, users
+	a.gen++
 	a.mu.Unlock()
 	return nil
 }
@@ -269,6 +273,7 @@ func (a *Accounts) CreateUser(username, password, role string) error {
 		}
 		a.mu.Lock()
 		a.users[u.Username] = stateOf(u)
+		a.gen++
 		a.mu.Unlock()
 		return nil
 	}
@@ -282,6 +287,7 @@ func (a *Accounts) putUser(u bridge.User) error {
 	}
 	a.mu.Lock()
 	a.users[u.Username] = stateOf(u)
+	a.gen++
 	a.mu.Unlock()
 	return nil
 }
@@ -332,6 +338,7 @@ func (a *Accounts) DeleteUser(username string) error {
 	}
 	a.mu.Lock()
 	delete(a.users, username)
+	a.gen++
 	a.mu.Unlock()
 	if a.OnRevoke != nil {
 		a.OnRevoke(bridge.Identity{Role: role, Subject: username})
@@ -431,6 +438,7 @@ func (a *Accounts) changeUser(username string, fn func(u *bridge.User, all map[s
 	}
 	a.mu.Lock()
 	a.users[u.Username] = stateOf(u)
+	a.gen++
 	a.mu.Unlock()
 	return u, nil
 }
@@ -509,6 +517,9 @@ func (a *Accounts) Login(username, password string) (token string, claims *Claim
 // LoginContext is Login for a request: it waits for a hashing slot no
 // longer than ctx, and gives ErrBusy at once when too many are waiting.
 func (a *Accounts) LoginContext(ctx context.Context, username, password string) (token string, claims *Claims, err error) {
+	a.mu.RLock()
+	gen := a.gen
+	a.mu.RUnlock()
 	u, err := a.Store.User(username)
 	if err != nil && !errors.Is(err, bridge.ErrNotFound) {
 		return "", nil, err
@@ -531,6 +542,17 @@ func (a *Accounts) LoginContext(ctx context.Context, username, password string) 
 	if u.Disabled {
 		return "", nil, ErrDisabled // told only to whoever knows the password
 	}
+	// The store may be shared (hq's instances): the user as read there can
+	// be newer than this instance's copy, which its watch of the store
+	// brings up to date a moment later. Until then a token issued here
+	// would be refused here. So she is taken into the copy, but only if no
+	// change came to it since the store was read (that one is as new).
+	a.mu.Lock()
+	if a.gen == gen && a.users[u.Username] != stateOf(u) {
+		a.users[u.Username] = stateOf(u)
+		a.gen++
+	}
+	a.mu.Unlock()
 	return a.issue(u.Username, u.Role, u.Epoch) // the epoch as stored: another hq instance may have just changed it
 }
 

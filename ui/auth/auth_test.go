@@ -475,3 +475,52 @@ func TestAuthenticateMQTTTokenExpiry(t *testing.T) {
 		t.Fatalf("client id of user ana-tab1 accepted for ana: %v", err)
 	}
 }
+
+// TestLoginFromASharedStore: on one of hq's instances a user made (or
+// whose password was reset) on another is in the shared store before this
+// instance's copy hears of it. Her login here reads the store, so the
+// token it issues works here at once; a change to the copy during the
+// login wins over what the login read.
+func TestLoginFromASharedStore(t *testing.T) {
+	a, _, _ := newAccounts(t)
+	hash, _ := bcrypt.GenerateFromPassword([]byte("sam-pass-1"), bcrypt.MinCost)
+	ms := a.Store.(*memStore)
+	ms.PutUser(bridge.User{Username: "sam", Role: bridge.RoleDispatcher, Hash: hash}) // another instance, not a's copy
+	tok, _, err := a.Login("sam", "sam-pass-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(tok); err != nil {
+		t.Fatalf("a token from a fresh login: %v", err)
+	}
+	// A password reset elsewhere: a new epoch in the store; the login with
+	// the new password gives a token that works, the old one stops.
+	ms.PutUser(bridge.User{Username: "sam", Role: bridge.RoleDispatcher, Hash: hash, Epoch: 1})
+	tok2, _, err := a.Login("sam", "sam-pass-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(tok2); err != nil {
+		t.Fatalf("a token after a reset elsewhere: %v", err)
+	}
+	if _, err := a.Verify(tok); err == nil {
+		t.Fatal("a token from before the reset still works")
+	}
+	// The copy changed while the login hashed (here: sam deleted and
+	// reloaded): the login leaves the copy alone.
+	a.compareHook = func() {
+		ms.DeleteUser("sam")
+		if err := a.Reload(); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { a.compareHook = nil }()
+	ms.PutUser(bridge.User{Username: "sam", Role: bridge.RoleDispatcher, Hash: hash, Epoch: 1})
+	tok3, _, err := a.Login("sam", "sam-pass-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(tok3); err == nil {
+		t.Fatal("a token of a user deleted while she logged in works")
+	}
+}
