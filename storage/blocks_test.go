@@ -113,18 +113,6 @@ func TestCompactDriverHistory(t *testing.T) {
 	}
 }
 
-// singleFixes is how many fixes are stored as single records.
-func singleFixes(t *testing.T, db *DB) int {
-	t.Helper()
-	n := 0
-	db.db.View(func(tx *nutsdb.Tx) error {
-		keys, _ := tx.GetKeys(bGPS)
-		n = len(keys)
-		return nil
-	})
-	return n
-}
-
 // Singles stored before a restart are read back and folded; those stored
 // since are folded from memory; a minute with both is folded whole, once.
 func TestCompactHistoryAfterRestart(t *testing.T) {
@@ -156,7 +144,7 @@ func TestCompactHistoryAfterRestart(t *testing.T) {
 	if err != nil || n < 2*120 {
 		t.Fatalf("folded %d, %v", n, err)
 	}
-	if got := singleFixes(t, db); got != 2*30 {
+	if got := keyCount(t, db, bGPS); got != 2*30 {
 		t.Fatalf("%d singles left, want minute 2's 2×30", got)
 	}
 	if got, _ := db.History("R1", m0, m0.Add(time.Hour)); !reflect.DeepEqual(got, want) {
@@ -169,7 +157,7 @@ func TestCompactHistoryAfterRestart(t *testing.T) {
 	if n, err := db.CompactHistory(m0.Add(3 * time.Minute)); err != nil || n != 2*60 {
 		t.Fatalf("folded %d, %v", n, err)
 	}
-	if got := singleFixes(t, db); got != 0 || len(db.pending.m) != 0 {
+	if got := keyCount(t, db, bGPS); got != 0 || len(db.pending.m) != 0 {
 		t.Fatalf("%d singles, %d minutes held after folding everything", got, len(db.pending.m))
 	}
 	db.Close()

@@ -34,12 +34,12 @@ func commitBatch(t testing.TB, db *DB, from, to uint64) {
 	}
 }
 
-// singleSeqs is how many events are stored as single records.
-func singleSeqs(t *testing.T, db *DB) int {
+// keyCount is how many records bucket holds.
+func keyCount(t *testing.T, db *DB, bucket string) int {
 	t.Helper()
 	n := 0
 	err := db.db.View(func(tx *nutsdb.Tx) error {
-		keys, err := tx.GetKeys(bEvents)
+		keys, err := tx.GetKeys(bucket)
 		if err != nil && !notFound(err) {
 			return err
 		}
@@ -59,7 +59,7 @@ func TestEventBlocksDirect(t *testing.T) {
 	db := mustOpen(t, dir)
 	commitEvents(t, db, 1, 10)   // a quiet depot: singles
 	commitBatch(t, db, 11, 2100) // busy: 1–10 folded in, blocks of at most eventBlockMax
-	if n := singleSeqs(t, db); n != 0 {
+	if n := keyCount(t, db, bEvents); n != 0 {
 		t.Fatalf("%d singles left after a busy commit", n)
 	}
 	if n, err := db.CompactEvents(); err != nil || n != 0 {
@@ -74,7 +74,7 @@ func TestEventBlocksDirect(t *testing.T) {
 	// reads merge them with the blocks by seq.
 	commitEvents(t, db, 2111, 2110+eventFoldInMax)
 	commitBatch(t, db, 2111+eventFoldInMax, 2110+eventFoldInMax+100)
-	if n := singleSeqs(t, db); n != 10 {
+	if n := keyCount(t, db, bEvents); n != 10 {
 		t.Fatalf("%d singles, want 2101–2110", n)
 	}
 	last := uint64(2110 + eventFoldInMax + 100)
@@ -88,7 +88,7 @@ func TestEventBlocksDirect(t *testing.T) {
 	// singles stay singles, the log reads the same.
 	commitEvents(t, db, last+1, last+5)
 	commitBatch(t, db, last+10, last+100)
-	if n := singleSeqs(t, db); n != 5 {
+	if n := keyCount(t, db, bEvents); n != 5 {
 		t.Fatalf("%d singles, want 5", n)
 	}
 	got := seqs(t, db, last, 200)
@@ -274,18 +274,6 @@ func TestEventSeq(t *testing.T) {
 	}
 }
 
-// blockCount is how many event blocks the store holds.
-func blockCount(t *testing.T, db *DB) int {
-	t.Helper()
-	n := 0
-	db.db.View(func(tx *nutsdb.Tx) error {
-		keys, _ := tx.GetKeys(bEventBlocks)
-		n = len(keys)
-		return nil
-	})
-	return n
-}
-
 // Busy commits' blocks hold their own events; the event fold merges runs
 // of them into blocks of up to eventBlockMax, and the log reads the same.
 func TestEventBlocksMerged(t *testing.T) {
@@ -295,7 +283,7 @@ func TestEventBlocksMerged(t *testing.T) {
 		commitBatch(t, db, lo, lo+99)
 	}
 	commitEvents(t, db, 3001, 3010) // a quiet spell: singles, folded into a small block
-	if n := blockCount(t, db); n != 30 {
+	if n := keyCount(t, db, bEventBlocks); n != 30 {
 		t.Fatalf("%d blocks before merging, want 30", n)
 	}
 	if n, err := db.CompactEvents(); err != nil || n != 10 {
@@ -303,7 +291,7 @@ func TestEventBlocksMerged(t *testing.T) {
 	}
 	// Ten commits a block, the fold's ten events with the last:
 	// 1–1000, 1001–2000, 2001–3010.
-	if n := blockCount(t, db); n != 3 {
+	if n := keyCount(t, db, bEventBlocks); n != 3 {
 		t.Fatalf("%d blocks after merging, want 3", n)
 	}
 	wantRun(t, seqs(t, db, 0, 5000), 1, 3010)
@@ -315,7 +303,7 @@ func TestEventBlocksMerged(t *testing.T) {
 	if _, err := db.CompactEvents(); err != nil {
 		t.Fatal(err)
 	}
-	if n := blockCount(t, db); n != 4 {
+	if n := keyCount(t, db, bEventBlocks); n != 4 {
 		t.Fatalf("%d blocks, want 1–1000, 1001–2000, 2001–3010, 3011–3410", n)
 	}
 	wantRun(t, seqs(t, db, 0, 5000), 1, 3410)
