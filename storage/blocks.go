@@ -71,12 +71,20 @@ func decodeBlock(b []byte) (minute int64, fixes []bridge.Fix, err error) {
 	if len(b) < 8 {
 		return 0, nil, errBadBlock
 	}
-	minute, b = int64(binary.BigEndian.Uint64(b)), b[8:]
+	fixes, err = decodeBlockFixes(b[8:])
+	if err != nil {
+		return 0, nil, err
+	}
+	return int64(binary.BigEndian.Uint64(b)), fixes, nil
+}
+
+// decodeBlockFixes decodes the fixes of a block, after its minute.
+func decodeBlockFixes(b []byte) (fixes []bridge.Fix, err error) {
 	u64 := func() uint64 { v := binary.BigEndian.Uint64(b); b = b[8:]; return v }
 	f64 := func() float64 { return math.Float64frombits(u64()) }
 	for len(b) > 0 {
 		if len(b) < blockFixed {
-			return 0, nil, errBadBlock
+			return nil, errBadBlock
 		}
 		var f bridge.Fix
 		f.TS = int64(u64())
@@ -85,12 +93,12 @@ func decodeBlock(b []byte) (minute int64, fixes []bridge.Fix, err error) {
 		f.Recv = int64(u64())
 		n := int(b[0])
 		if len(b) < 1+n {
-			return 0, nil, errBadBlock
+			return nil, errBadBlock
 		}
 		f.DriverID, b = string(b[1:1+n]), b[1+n:]
 		fixes = append(fixes, f)
 	}
-	return minute, fixes, nil
+	return fixes, nil
 }
 
 // sortFixes orders by device time then driver and drops repeats.
@@ -205,7 +213,7 @@ func (s *DB) foldPending(keys []ownerMinute, closed map[ownerMinute][]byte) (int
 	n := 0
 	err := s.db.Update(func(tx *nutsdb.Tx) error {
 		for _, k := range keys {
-			_, fixes, err := decodeBlock(append(binary.BigEndian.AppendUint64(nil, uint64(k.minute)), closed[k]...))
+			fixes, err := decodeBlockFixes(closed[k])
 			if err != nil {
 				return err
 			}

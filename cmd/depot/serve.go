@@ -785,11 +785,11 @@ func (m *Main) foldHistory() {
 	}
 }
 
-// foldEvents turns the event log's single records into blocks, once a
-// minute: a block holds what came since the last fold (up to 1,024
-// events), so folding more often makes more, smaller blocks (one per
-// heartbeat at an idle depot if it ran every 5 s), each a key in memory
-// and a read for every catch-up that crosses it.
+// foldEvents turns the event log's single records into blocks and merges
+// small blocks, once a minute: a block holds what came since the last fold
+// (up to 1,024 events), so folding more often makes smaller blocks (one
+// per heartbeat at an idle depot if it ran every 5 s), each rewritten
+// again by the merge as the next ones join it.
 func (m *Main) foldEvents() {
 	if _, err := m.store.CompactEvents(); err != nil {
 		m.Log.Warn("fold events", "err", err)

@@ -271,10 +271,7 @@ func (a *Accounts) CreateUser(username, password, role string) error {
 		if err := c.CreateUser(u); err != nil {
 			return err
 		}
-		a.mu.Lock()
-		a.users[u.Username] = stateOf(u)
-		a.gen++
-		a.mu.Unlock()
+		a.cacheUser(u)
 		return nil
 	}
 	return a.putUser(u)
@@ -285,11 +282,16 @@ func (a *Accounts) putUser(u bridge.User) error {
 	if err := a.Store.PutUser(u); err != nil {
 		return err
 	}
+	a.cacheUser(u)
+	return nil
+}
+
+// cacheUser puts u, just stored, into the copy every token check reads.
+func (a *Accounts) cacheUser(u bridge.User) {
 	a.mu.Lock()
 	a.users[u.Username] = stateOf(u)
 	a.gen++
 	a.mu.Unlock()
-	return nil
 }
 
 // userState is what a token check needs of a user.
@@ -436,10 +438,7 @@ func (a *Accounts) changeUser(username string, fn func(u *bridge.User, all map[s
 	if err != nil {
 		return u, err
 	}
-	a.mu.Lock()
-	a.users[u.Username] = stateOf(u)
-	a.gen++
-	a.mu.Unlock()
+	a.cacheUser(u)
 	return u, nil
 }
 
