@@ -14,13 +14,13 @@ import (
 	"github.com/nutsdb/nutsdb"
 )
 
-// History blocks. A fix is first stored as its own record (bucket gps), so
-// that acknowledging it is one Put and a redelivery overwrites itself. Once
-// its minute is over, CompactHistory folds the route's fixes of that minute
-// into one binary block (bucket gpsblk) and deletes the single records in
-// the same transaction. nutsdb keeps every key in memory and reads each
-// value with its own pread, so one record per route-minute instead of one
-// per fix divides memory, start-up time and history reads by ~60.
+// History blocks. A fix is first filed in the history journal (journal.go)
+// and held in memory (pendingFixes). Once its minute is over,
+// CompactHistory folds the route's fixes of that minute into one binary
+// block (bucket gpsblk), and a journal record goes once all its minutes
+// are folded. nutsdb keeps every key in memory and reads each value with
+// its own pread, so one record per route-minute divides memory, start-up
+// time and history reads by ~60 against a record per fix.
 //
 //	gpsblk  owner + 0x00 + be64(minute start, Unix ms) -> block
 //	        (owner: the route id, or "d/" + driver id for fixes filed under
@@ -80,25 +80,34 @@ func decodeBlock(b []byte) (minute int64, fixes []bridge.Fix, err error) {
 
 // decodeBlockFixes decodes the fixes of a block, after its minute.
 func decodeBlockFixes(b []byte) (fixes []bridge.Fix, err error) {
-	u64 := func() uint64 { v := binary.BigEndian.Uint64(b); b = b[8:]; return v }
-	f64 := func() float64 { return math.Float64frombits(u64()) }
 	for len(b) > 0 {
-		if len(b) < blockFixed {
-			return nil, errBadBlock
-		}
 		var f bridge.Fix
-		f.TS = int64(u64())
-		f.Lat, f.Lng = f64(), f64()
-		f.Acc, f.Spd, f.Hdg, f.Batt = f64(), f64(), f64(), f64()
-		f.Recv = int64(u64())
-		n := int(b[0])
-		if len(b) < 1+n {
-			return nil, errBadBlock
+		if f, b, err = decodeBlockFix(b); err != nil {
+			return nil, err
 		}
-		f.DriverID, b = string(b[1:1+n]), b[1+n:]
 		fixes = append(fixes, f)
 	}
 	return fixes, nil
+}
+
+// decodeBlockFix decodes one fix in the block encoding and returns what
+// follows it.
+func decodeBlockFix(b []byte) (f bridge.Fix, rest []byte, err error) {
+	if len(b) < blockFixed {
+		return f, nil, errBadBlock
+	}
+	u64 := func() uint64 { v := binary.BigEndian.Uint64(b); b = b[8:]; return v }
+	f64 := func() float64 { return math.Float64frombits(u64()) }
+	f.TS = int64(u64())
+	f.Lat, f.Lng = f64(), f64()
+	f.Acc, f.Spd, f.Hdg, f.Batt = f64(), f64(), f64(), f64()
+	f.Recv = int64(u64())
+	n := int(b[0])
+	if len(b) < 1+n {
+		return f, nil, errBadBlock
+	}
+	f.DriverID = string(b[1 : 1+n])
+	return f, b[1+n:], nil
 }
 
 // sortFixes orders by device time then driver and drops repeats.
@@ -144,12 +153,17 @@ func (s *DB) owners() ([]historyOwner, error) {
 	return out, nil
 }
 
-// CompactHistory folds the single fix records with device time before
-// before (whole minutes) into per-minute blocks and returns how many fixes
-// it folded. The fixes this process stored are folded from memory
-// (pendingFixes), a few route-minutes per transaction; those stored before
-// it opened the store are read back, one transaction per route-minute.
+// CompactHistory folds the fixes with device time before before (whole
+// minutes) into per-minute blocks and returns how many fixes it folded.
+// The journal's fixes are folded from memory (pendingFixes), a few
+// route-minutes per transaction, and then the journal records that held
+// only folded minutes are deleted; single records from a store of an
+// older format are read back, one transaction per route-minute.
 func (s *DB) CompactHistory(before time.Time) (int, error) {
+	// Two folds at once could each take a minute and then each forget
+	// what it took, the second forgetting fixes added after the first.
+	s.foldMu.Lock()
+	defer s.foldMu.Unlock()
 	cut := minuteOf(before.UnixMilli())
 	total := 0
 	for o, newest := range s.pending.oldOwners() {
@@ -167,7 +181,7 @@ func (s *DB) CompactHistory(before time.Time) (int, error) {
 			s.pending.forgetOld(o)
 		}
 	}
-	closed := s.pending.closed(cut)
+	closed, journal := s.pending.closed(cut)
 	keys := make([]ownerMinute, 0, len(closed))
 	for k := range closed {
 		keys = append(keys, k)
@@ -178,9 +192,9 @@ func (s *DB) CompactHistory(before time.Time) (int, error) {
 	for len(keys) > 0 {
 		// Live commits wait for a fold transaction, so it is small (about
 		// foldTxFixes fixes), and the fold rests as long as each took: at
-		// 10,000 fixes/s a closed minute is 600,000 deletions, which
-		// folded back to back held the store for seconds (commits of
-		// 40 ms instead of 3).
+		// 1,000 handhelds × 10 Hz a closed minute is 1,000 blocks of 600
+		// fixes (36 MB of decoding, sorting and writing), which back to
+		// back would hold the store for seconds.
 		n, fixes := 0, 0
 		for n < len(keys) && (n == 0 || fixes < foldTxFixes) {
 			fixes += len(closed[keys[n]]) / (blockFixed + 1)
@@ -197,7 +211,7 @@ func (s *DB) CompactHistory(before time.Time) (int, error) {
 			time.Sleep(min(time.Since(start), foldRestMax))
 		}
 	}
-	return total, nil
+	return total, s.dropJournal(journal)
 }
 
 // foldTxFixes is about how many fixes one fold transaction takes (a
@@ -207,8 +221,8 @@ const (
 	foldRestMax = 50 * time.Millisecond
 )
 
-// foldPending writes the blocks of route-minutes held in memory and
-// deletes their single records, in one transaction.
+// foldPending writes the blocks of route-minutes held in memory, in one
+// transaction.
 func (s *DB) foldPending(keys []ownerMinute, closed map[ownerMinute][]byte) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *nutsdb.Tx) error {
@@ -218,14 +232,6 @@ func (s *DB) foldPending(keys []ownerMinute, closed map[ownerMinute][]byte) (int
 				return err
 			}
 			fixes = sortFixes(fixes)
-			for _, f := range fixes {
-				err := tx.Delete(bGPS, historyKey(bridge.HistoryFix{RouteID: k.owner.routeID, Fix: f}))
-				// Retention may have taken it (a fix near its cut; the block
-				// written here holds it until the next prune).
-				if err != nil && !notFound(err) {
-					return err
-				}
-			}
 			n += len(fixes)
 			if err := putBlock(tx, k.owner, k.minute, fixes); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 	"time"
@@ -107,44 +108,79 @@ func TestCompactDriverHistory(t *testing.T) {
 	if blocks != 2 {
 		t.Fatalf("%d driver blocks, want 2", blocks)
 	}
-	if n, err := db.PruneHistory(m0.Add(150*time.Second), 10); err != nil || n != 150 {
-		t.Fatalf("pruned %d, %v (want two folded minutes and 30 single fixes)", n, err)
+	// Retention takes whole minutes: minute 2 is not over at the cut.
+	if n, err := db.PruneHistory(m0.Add(150*time.Second), 10); err != nil || n != 120 {
+		t.Fatalf("pruned %d, %v (want two folded minutes)", n, err)
 	}
 }
 
-// Singles stored before a restart are read back and folded; those stored
-// since are folded from memory; a minute with both is folded whole, once.
+// putSingles files fixes as a store of format 2 or older did: a record
+// per fix.
+func putSingles(t *testing.T, db *DB, fixes []bridge.HistoryFix) {
+	t.Helper()
+	err := db.db.Update(func(tx *nutsdb.Tx) error {
+		for _, h := range fixes {
+			v, _ := h.Fix.AppendJSON(nil)
+			if err := tx.Put(bGPS, historyKey(h), v, nutsdb.Persistent); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Singles from a store of format 2 are read back and folded; journal
+// records are read back into memory at Open and folded from there, and
+// go once all their minutes are; a minute with both is folded whole,
+// once.
 func TestCompactHistoryAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	db := mustOpen(t, dir)
 	m0 := t0.Truncate(time.Minute)
-	commit := func(from, to int) {
-		var b bridge.Batch
+	fixes := func(from, to int) (b bridge.Batch) {
 		for i := from; i < to; i++ {
 			at := m0.Add(time.Duration(i) * time.Second)
 			b.Fixes = append(b.Fixes, bridge.HistoryFix{RouteID: "R1", Fix: fix("D1", at, 1)}, bridge.HistoryFix{Fix: fix("D9", at, 2)})
 		}
+		return b
+	}
+	commit := func(from, to int) {
+		b := fixes(from, to)
 		if err := db.Commit(&b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	commit(0, 90) // minute 0 and half of minute 1, then a restart
-	db.Close()
-	db = mustOpen(t, dir)
+	reopen := func() {
+		db.Close()
+		db = mustOpen(t, dir)
+	}
+	putSingles(t, db, fixes(0, 90).Fixes) // minute 0 and half of minute 1, as format 2 filed them
+	reopen()
 	if len(db.pending.old) != 2 {
 		t.Fatalf("owners with singles from before: %v", db.pending.old)
 	}
 	commit(90, 150) // the rest of minute 1, half of minute 2
+	if got := keyCount(t, db, bGPSJournal); got != 1 {
+		t.Fatalf("%d journal records for one commit", got)
+	}
+	reopen() // the journal is read back
+	if len(db.pending.m) != 2 || len(db.pending.jrn) != 1 || len(db.pending.old) != 2 {
+		t.Fatalf("after reopening: %d owners held, %d journal records, %d owners with singles", len(db.pending.m), len(db.pending.jrn), len(db.pending.old))
+	}
 	want, err := db.History("R1", m0, m0.Add(time.Hour))
 	if err != nil || len(want) != 150 {
 		t.Fatalf("%d fixes, %v", len(want), err)
 	}
 	n, err := db.CompactHistory(m0.Add(2 * time.Minute)) // minutes 0 and 1
-	if err != nil || n < 2*120 {
+	if err != nil || n != 2*120 {
 		t.Fatalf("folded %d, %v", n, err)
 	}
-	if got := keyCount(t, db, bGPS); got != 2*30 {
-		t.Fatalf("%d singles left, want minute 2's 2×30", got)
+	// The journal record still holds minute 2.
+	if s, j := keyCount(t, db, bGPS), keyCount(t, db, bGPSJournal); s != 0 || j != 1 {
+		t.Fatalf("%d singles and %d journal records left, want 0 and 1", s, j)
 	}
 	if got, _ := db.History("R1", m0, m0.Add(time.Hour)); !reflect.DeepEqual(got, want) {
 		t.Fatalf("history changed by folding: %d fixes", len(got))
@@ -156,13 +192,28 @@ func TestCompactHistoryAfterRestart(t *testing.T) {
 	if n, err := db.CompactHistory(m0.Add(3 * time.Minute)); err != nil || n != 2*60 {
 		t.Fatalf("folded %d, %v", n, err)
 	}
-	if got := keyCount(t, db, bGPS); got != 0 || len(db.pending.m) != 0 {
-		t.Fatalf("%d singles, %d minutes held after folding everything", got, len(db.pending.m))
+	if j := keyCount(t, db, bGPSJournal); j != 0 || len(db.pending.m) != 0 || len(db.pending.jrn) != 0 {
+		t.Fatalf("%d journal records, %d owners held after folding everything", j, len(db.pending.m))
 	}
-	db.Close()
-	db = mustOpen(t, dir)
-	if got, _ := db.History("R1", m0, m0.Add(time.Hour)); len(got) != 180 || !reflect.DeepEqual(got[:150], want) {
-		t.Fatalf("after reopen: %d fixes", len(got))
+	all, _ := db.History("R1", m0, m0.Add(time.Hour))
+	if len(all) != 180 || !reflect.DeepEqual(all[:150], want) {
+		t.Fatalf("after folding: %d fixes", len(all))
+	}
+	// A crash after a fold wrote its blocks but before it deleted the
+	// journal record: the record is folded again, and nothing doubles.
+	b := fixes(100, 180)
+	if err := db.db.Update(func(tx *nutsdb.Tx) error { _, err := db.putJournal(tx, b.Fixes); return err }); err != nil {
+		t.Fatal(err)
+	}
+	reopen()
+	if got, _ := db.History("R1", m0, m0.Add(time.Hour)); !reflect.DeepEqual(got, all) {
+		t.Fatalf("a journal record left by a crash: %d fixes", len(got))
+	}
+	if n, err := db.CompactHistory(m0.Add(3 * time.Minute)); err != nil || n != 2*80 {
+		t.Fatalf("folded %d again, %v", n, err)
+	}
+	if got, _ := db.History("R1", m0, m0.Add(time.Hour)); !reflect.DeepEqual(got, all) || keyCount(t, db, bGPSJournal) != 0 {
+		t.Fatalf("after folding it again: %d fixes", len(got))
 	}
 }
 
@@ -170,15 +221,18 @@ func TestCompactHistoryAfterRestart(t *testing.T) {
 func TestPendingKeepsWhatCameDuringAFold(t *testing.T) {
 	var p pendingFixes
 	m0 := t0.Truncate(time.Minute)
-	p.add([]bridge.HistoryFix{{RouteID: "R1", Fix: fix("D1", m0, 1)}})
-	taken := p.closed(m0.Add(time.Minute).UnixMilli())
-	p.add([]bridge.HistoryFix{{RouteID: "R1", Fix: fix("D1", m0.Add(time.Second), 1)}})
+	p.add([]bridge.HistoryFix{{RouteID: "R1", Fix: fix("D1", m0, 1)}}, []journalRef{{1, m0.UnixMilli(), m0.UnixMilli()}})
+	taken, journal := p.closed(m0.Add(time.Minute).UnixMilli())
+	p.add([]bridge.HistoryFix{{RouteID: "R1", Fix: fix("D1", m0.Add(time.Second), 1)}}, []journalRef{{2, m0.UnixMilli(), m0.UnixMilli()}})
 	for k, b := range taken {
 		p.done(k, b)
 	}
-	left := p.closed(m0.Add(time.Minute).UnixMilli())
-	if len(left) != 1 {
-		t.Fatalf("%d minutes left", len(left))
+	if len(journal) != 1 || journal[0] != 1 {
+		t.Fatalf("journal records done: %v, want only the first", journal)
+	}
+	left, journal := p.closed(m0.Add(time.Minute).UnixMilli())
+	if len(left) != 1 || len(journal) != 2 {
+		t.Fatalf("%d minutes left, %d journal records", len(left), len(journal))
 	}
 	for _, b := range left {
 		fs, err := decodeBlockFixes(b)
@@ -200,4 +254,21 @@ func TestParseHistoryKey(t *testing.T) {
 			t.Fatalf("%q parsed", k)
 		}
 	}
+}
+
+func FuzzDecodeJournal(f *testing.F) {
+	f.Add(appendJournal([]byte{journalV1}, []bridge.HistoryFix{{RouteID: "R1", Fix: bridge.Fix{DriverID: "D1", TS: 60001, Lat: 1}}, {Fix: bridge.Fix{DriverID: "D9", TS: -5}}}))
+	f.Add([]byte{journalV1, 'r', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add([]byte{journalV1, 'd', 1, 2})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		hs, err := decodeJournal(b)
+		if err != nil {
+			return
+		}
+		enc := appendJournal([]byte{journalV1}, hs)
+		again, err := decodeJournal(enc)
+		if err != nil || len(again) != len(hs) || !bytes.Equal(appendJournal([]byte{journalV1}, again), enc) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
 }

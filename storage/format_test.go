@@ -41,11 +41,11 @@ func TestFormat(t *testing.T) {
 	if b, err := db.MetaGet(formatKey); err != nil || string(b) != "1" || db.FormatVersion() != 1 || !db.NeedsMigration() {
 		t.Fatalf("an unrecorded store with data: record %q %v, format %d", b, err, db.FormatVersion())
 	}
-	// Format 1 → 2 rewrites nothing and records 2.
-	if err := db.Migrate(func() (string, error) { return "b0", nil }); err != nil || db.FormatVersion() != 2 {
-		t.Fatalf("migrate 1 → 2: %v, format %d", err, db.FormatVersion())
+	// Formats 1 → 2 → 3 rewrite nothing and record 3.
+	if err := db.Migrate(func() (string, error) { return "b0", nil }); err != nil || db.FormatVersion() != 3 {
+		t.Fatalf("migrate 1 → 3: %v, format %d", err, db.FormatVersion())
 	}
-	if b, _ := db.MetaGet(formatKey); string(b) != "2" {
+	if b, _ := db.MetaGet(formatKey); string(b) != "3" {
 		t.Fatalf("format record after migrating: %q", b)
 	}
 

@@ -2,35 +2,45 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
+	"slices"
 	"sync"
 
 	"github.com/depotcc/depot/bridge"
 )
 
-// pendingFixes remembers, by owner and minute, the fixes this process
-// stored as single records and has not folded yet, in the block encoding
-// (~75 bytes a fix, no pointers for the collector to follow). With it the
-// fold writes a closed minute's block without reading its singles back:
-// that read is a pread and, in nutsdb, a stat of the data file per fix,
-// and at 10,000 fixes/s it was a quarter of the appliance's CPU.
+// pendingFixes holds, by owner and minute, the fixes in the history
+// journal (journal.go) that are not folded yet, in the block encoding
+// (~75 bytes a fix, no pointers for the collector to follow). History
+// reads them from here, and the fold writes a closed minute's block from
+// here without reading anything back.
 //
-// Singles written before this process opened the store (a restart, a
-// crash) are not in it: owners that had any at Open are in old, with the
-// newest minute they had, and their minutes up to it are folded by
-// reading the store, as before. Folding a minute twice, once from the
-// store and once from memory, gives the same block but for which of two
-// copies of a redelivered fix it keeps (deleting a deleted single is
-// allowed, and merging keeps one fix per time and driver).
+// It also knows each journal record's newest minute: a record can go once
+// the fold has taken every minute up to it.
+//
+// Single records (one per fix, bucket gps) are what a store of format 2
+// or older filed fixes as. Owners that had any at Open are in old, with
+// the newest minute they had, and their minutes up to it are folded by
+// reading the store. Folding a minute from both gives one block (the
+// merge keeps one fix per time and driver).
 type pendingFixes struct {
 	mu  sync.Mutex
-	m   map[ownerMinute][]byte
+	m   map[historyOwner]map[int64][]byte
+	jrn map[uint64]journalRef
 	old map[historyOwner]int64
 }
 
 type ownerMinute struct {
 	owner  historyOwner
 	minute int64
+}
+
+// journalRef is a journal record as pending knows it: its seq and the
+// oldest and newest minute of its fixes.
+type journalRef struct {
+	seq            uint64
+	oldest, newest int64
 }
 
 func ownerOf(h bridge.HistoryFix) historyOwner {
@@ -40,46 +50,118 @@ func ownerOf(h bridge.HistoryFix) historyOwner {
 	return historyOwner{driverID: h.Fix.DriverID}
 }
 
-// add records fixes just committed.
-func (p *pendingFixes) add(fixes []bridge.HistoryFix) {
+// add records fixes just committed and the journal records that hold them.
+func (p *pendingFixes) add(fixes []bridge.HistoryFix, refs []journalRef) {
 	if len(fixes) == 0 {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
-		p.m = map[ownerMinute][]byte{}
+		p.m = map[historyOwner]map[int64][]byte{}
+		p.jrn = map[uint64]journalRef{}
 	}
 	for _, h := range fixes {
-		k := ownerMinute{ownerOf(h), minuteOf(h.Fix.TS)}
-		p.m[k] = appendBlockFix(p.m[k], h.Fix)
+		o := ownerOf(h)
+		om := p.m[o]
+		if om == nil {
+			om = map[int64][]byte{}
+			p.m[o] = om
+		}
+		m := minuteOf(h.Fix.TS)
+		om[m] = appendBlockFix(om[m], h.Fix)
+	}
+	for _, r := range refs {
+		p.jrn[r.seq] = r
 	}
 }
 
 // closed returns the minutes before cut that are held, with how many bytes
-// of each were taken (fixes added later stay for the next fold).
-func (p *pendingFixes) closed(cut int64) map[ownerMinute][]byte {
+// of each were taken (fixes added later stay for the next fold), and the
+// journal records that hold nothing else: once these minutes are folded,
+// they can go.
+func (p *pendingFixes) closed(cut int64) (map[ownerMinute][]byte, []uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := map[ownerMinute][]byte{}
-	for k, b := range p.m {
-		if k.minute < cut {
-			out[k] = b[:len(b):len(b)]
+	for o, om := range p.m {
+		for m, b := range om {
+			if m < cut {
+				out[ownerMinute{o, m}] = b[:len(b):len(b)]
+			}
 		}
 	}
-	return out
+	var done []uint64
+	for seq, r := range p.jrn {
+		if r.newest < cut {
+			done = append(done, seq)
+		}
+	}
+	slices.Sort(done)
+	return out, done
 }
 
 // done forgets what a fold took of k.
 func (p *pendingFixes) done(k ownerMinute, taken []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	b := p.m[k]
-	if len(b) <= len(taken) {
-		delete(p.m, k)
+	om := p.m[k.owner]
+	b := om[k.minute]
+	if len(b) > len(taken) {
+		om[k.minute] = bytes.Clone(b[len(taken):])
 		return
 	}
-	p.m[k] = bytes.Clone(b[len(taken):])
+	delete(om, k.minute)
+	if len(om) == 0 {
+		delete(p.m, k.owner)
+	}
+}
+
+// forgetJournal says journal records are deleted.
+func (p *pendingFixes) forgetJournal(seqs []uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range seqs {
+		delete(p.jrn, s)
+	}
+}
+
+// journalBefore returns the journal records with fixes of minutes before
+// cut.
+func (p *pendingFixes) journalBefore(cut int64) []journalRef {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []journalRef
+	for _, r := range p.jrn {
+		if r.oldest < cut {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b journalRef) int { return cmp.Compare(a.seq, b.seq) })
+	return out
+}
+
+// setJournal records what is left of a journal record.
+func (p *pendingFixes) setJournal(r journalRef) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.jrn[r.seq]; ok {
+		p.jrn[r.seq] = r
+	}
+}
+
+// of returns o's held minutes from m0 to m1 (their bytes, which nothing
+// changes in place).
+func (p *pendingFixes) of(o historyOwner, m0, m1 int64) [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out [][]byte
+	for m, b := range p.m[o] {
+		if m >= m0 && m <= m1 {
+			out = append(out, b[:len(b):len(b)])
+		}
+	}
+	return out
 }
 
 // oldOwners returns the owners with singles from before Open and the

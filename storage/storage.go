@@ -5,8 +5,10 @@
 // Layout (all BTree buckets):
 //
 //	routes    routeID                        -> RouteStatus JSON
-//	gps       "r/"+routeID+0x00+be64(ts)+driver -> Fix JSON   (history of a route)
-//	          "d/"+driverID+0x00+be64(ts)       -> Fix JSON   (a driver on no route)
+//	gpsjrn    be64(journal seq)              -> a commit's fixes (journal.go)
+//	gpsblk    owner+0x00+be64(minute)        -> a route-minute's fixes (blocks.go)
+//	gps       "r/"+routeID+0x00+be64(ts)+driver -> Fix JSON   (format 2 and older:
+//	          "d/"+driverID+0x00+be64(ts)       -> Fix JSON    a fix per record)
 //	gps_last  driverID                       -> Fix JSON
 //	events    be64(seq)                      -> envelope JSON
 //	users     username                       -> User JSON (bcrypt hash)
@@ -18,8 +20,9 @@
 //	push      targets, outbox and cursor of package push (push.go)
 //	meta      small records of the depot's parts, e.g. the upstream cursor (meta.go)
 //
-// A route's time window is one RangeScan; the key ends in the driver id so
-// a repeated fix (a QoS 1 redelivery) overwrites itself instead of doubling.
+// A route's time window is one RangeScan of its blocks plus the fixes not
+// folded yet, from memory; a repeated fix (a QoS 1 redelivery) is dropped
+// by its time and driver when read and when folded.
 package storage
 
 import (
@@ -31,6 +34,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/depotcc/depot/bridge"
@@ -54,7 +59,7 @@ const (
 	bGPSBlocks = "gpsblk"
 )
 
-var buckets = []string{bRoutes, bGPS, bGPSLast, bEvents, bUsers, bDevices, bRescues, bOffers, bAssign, bMQTT, bGPSBlocks, bEventBlocks, bPush, bMeta}
+var buckets = []string{bRoutes, bGPS, bGPSJournal, bGPSLast, bEvents, bUsers, bDevices, bRescues, bOffers, bAssign, bMQTT, bGPSBlocks, bEventBlocks, bPush, bMeta}
 
 // ErrNotFound is returned when a requested item does not exist.
 var ErrNotFound = bridge.ErrNotFound
@@ -72,6 +77,10 @@ type DB struct {
 	pending pendingFixes
 	// small lists the event blocks the event fold may merge (evblocks.go).
 	small smallBlocks
+	// jseq is the newest history journal record's seq (journal.go).
+	jseq atomic.Uint64
+	// foldMu makes history folds take turns (CompactHistory).
+	foldMu sync.Mutex
 }
 
 var _ bridge.Store = (*DB)(nil)
@@ -147,7 +156,7 @@ func Open(dir string, log *slog.Logger) (*DB, error) {
 			return err
 		}
 		s.pending.loadOld(keys)
-		return nil
+		return s.loadJournal(tx)
 	})
 	if err != nil {
 		ndb.Close()
@@ -195,15 +204,11 @@ func (s *DB) Commit(b *bridge.Batch) error {
 		latest[f.DriverID] = i
 	}
 	var small []blockRef
+	var journal []journalRef
 	err := s.db.Update(func(tx *nutsdb.Tx) error {
-		for _, h := range b.Fixes {
-			v, err := h.Fix.AppendJSON(make([]byte, 0, 160))
-			if err != nil {
-				return err
-			}
-			if err := tx.Put(bGPS, historyKey(h), v, nutsdb.Persistent); err != nil {
-				return fmt.Errorf("put fix: %w", err)
-			}
+		var err error
+		if journal, err = s.putJournal(tx, b.Fixes); err != nil {
+			return err
 		}
 		for _, i := range latest {
 			f := b.Latest[i]
@@ -219,7 +224,6 @@ func (s *DB) Commit(b *bridge.Batch) error {
 				return fmt.Errorf("put route: %w", err)
 			}
 		}
-		var err error
 		if small, err = putEvents(tx, b.Events); err != nil {
 			return err
 		}
@@ -247,7 +251,7 @@ func (s *DB) Commit(b *bridge.Batch) error {
 		return nil
 	})
 	if err == nil {
-		s.pending.add(b.Fixes)
+		s.pending.add(b.Fixes, journal)
 		s.small.add(small)
 	}
 	return err
@@ -335,15 +339,32 @@ func (s *DB) LoadState() (bridge.State, error) {
 
 // History returns the fixes filed under routeID with device time in
 // [from, to], oldest first, at most MaxHistory of them: the closed minutes
-// from their blocks, the rest from the single records.
+// from their blocks, the rest from memory (and from single records in a
+// store of an older format).
 func (s *DB) History(routeID string, from, to time.Time) ([]bridge.Fix, error) {
 	f0, t0 := max(from.UnixMilli(), 0), max(to.UnixMilli(), 0)
 	p := routeKeyPrefix(routeID)
 	lo := binary.BigEndian.AppendUint64(append([]byte(nil), p...), uint64(f0))
 	hi := append(binary.BigEndian.AppendUint64(append([]byte(nil), p...), uint64(t0)), 0xff)
 	var out []bridge.Fix
+	keep := func(fs []bridge.Fix) {
+		for _, f := range fs {
+			if f.TS >= f0 && f.TS <= t0 {
+				out = append(out, f)
+			}
+		}
+	}
+	// Memory first: the fold writes a minute's block before it lets go of
+	// the minute here, so a minute is in one or both, never neither.
+	for _, b := range s.pending.of(historyOwner{routeID: routeID}, minuteOf(f0), minuteOf(t0)) {
+		fs, err := decodeBlockFixes(b)
+		if err != nil {
+			return nil, fmt.Errorf("read history of %s: %w", routeID, err)
+		}
+		keep(fs)
+	}
 	err := s.db.View(func(tx *nutsdb.Tx) error {
-		blocks, err := tx.RangeScan(bGPSBlocks, blockKey(routeID, f0/blockMinute*blockMinute), blockKey(routeID, t0))
+		blocks, err := tx.RangeScan(bGPSBlocks, blockKey(routeID, minuteOf(f0)), blockKey(routeID, t0))
 		if err != nil && !notFound(err) {
 			return err
 		}
@@ -352,11 +373,7 @@ func (s *DB) History(routeID string, from, to time.Time) ([]bridge.Fix, error) {
 			if err != nil {
 				return err
 			}
-			for _, f := range fs {
-				if f.TS >= f0 && f.TS <= t0 {
-					out = append(out, f)
-				}
-			}
+			keep(fs)
 		}
 		vals, err := tx.RangeScan(bGPS, lo, hi)
 		if err != nil && !notFound(err) {
@@ -481,6 +498,15 @@ func (s *DB) Merge() error {
 // route (and driver by driver for fixes filed under no route), at most
 // chunk per transaction so live traffic never waits long.
 func (s *DB) PruneHistory(before time.Time, chunk int) (int, error) {
+	// A fix older than the cut not folded yet (one the fold has not come
+	// to, in a test or right after a restart) is folded first, and then
+	// goes with its block.
+	if _, err := s.CompactHistory(before); err != nil {
+		return 0, err
+	}
+	if err := s.trimJournal(minuteOf(before.UnixMilli())); err != nil {
+		return 0, err
+	}
 	owners, err := s.owners()
 	if err != nil {
 		return 0, err
