@@ -307,27 +307,40 @@ func TestEventBlocksMerged(t *testing.T) {
 		t.Fatalf("%d blocks, want 1–1000, 1001–2000, 2001–3010, 3011–3410", n)
 	}
 	wantRun(t, seqs(t, db, 0, 5000), 1, 3410)
-	// A block retention took stops its run's merge, which changes
-	// nothing; the log reads what is left.
+	// Retention takes blocks waiting for their merge: the merge leaves
+	// them out, and the log reads what is left.
 	for lo := uint64(3411); lo <= 3710; lo += 100 {
 		commitBatch(t, db, lo, lo+99)
 	}
-	if err := db.db.Update(func(tx *nutsdb.Tx) error { return tx.Delete(bEventBlocks, be64(3511)) }); err != nil {
-		t.Fatal(err)
+	if n, err := db.PruneEvents(t0.Add(3511*time.Second), 10); err != nil || n != 3510 {
+		t.Fatalf("pruned %d, %v", n, err)
 	}
 	if _, err := db.CompactEvents(); err != nil {
 		t.Fatal(err)
 	}
-	got := seqs(t, db, 3400, 400)
-	if len(got) != 210 || got[109] != 3510 || got[110] != 3611 {
-		t.Fatalf("%d events after a lost block: %v…", len(got), got[:min(len(got), 5)])
+	got := seqs(t, db, 0, 5000)
+	wantRun(t, got, 3511, 200)
+	if n := keyCount(t, db, bEventBlocks); n != 1 {
+		t.Fatalf("%d blocks, want 3511–3710", n)
 	}
+	// A busy depot merges every few seconds, only runs that fill a block.
+	for lo := uint64(3711); lo <= 5110; lo += 100 {
+		commitBatch(t, db, lo, lo+99)
+	}
+	if err := db.MergeEventBlocks(); err != nil {
+		t.Fatal(err)
+	}
+	// 3511–4510 made a full block; 4511–5110 wait in six blocks.
+	if n := keyCount(t, db, bEventBlocks); n != 7 {
+		t.Fatalf("%d blocks after merging full runs, want 7", n)
+	}
+	wantRun(t, seqs(t, db, 3000, 5000), 3511, 1600)
 	db.Close()
 	db = mustOpen(t, dir)
-	if st, err := db.LoadState(); err != nil || st.LastSeq != 3710 {
+	if st, err := db.LoadState(); err != nil || st.LastSeq != 5110 {
 		t.Fatalf("last seq %d, %v", st.LastSeq, err)
 	}
-	if seq, _ := db.OldestSeq(); seq != 1 {
+	if seq, _ := db.OldestSeq(); seq != 3511 {
 		t.Fatalf("oldest %d", seq)
 	}
 }

@@ -77,6 +77,8 @@ type DB struct {
 	pending pendingFixes
 	// small lists the event blocks the event fold may merge (evblocks.go).
 	small smallBlocks
+	// evTail is the last run of single events this process wrote (evblocks.go).
+	evTail eventTail
 	// jseq is the newest history journal record's seq (journal.go).
 	jseq atomic.Uint64
 	// foldMu makes history folds take turns (CompactHistory).
@@ -224,7 +226,7 @@ func (s *DB) Commit(b *bridge.Batch) error {
 				return fmt.Errorf("put route: %w", err)
 			}
 		}
-		if small, err = putEvents(tx, b.Events); err != nil {
+		if small, err = s.putEvents(tx, b.Events); err != nil {
 			return err
 		}
 		for _, r := range b.Rescues {
@@ -253,6 +255,9 @@ func (s *DB) Commit(b *bridge.Batch) error {
 	if err == nil {
 		s.pending.add(b.Fixes, journal)
 		s.small.add(small)
+		if len(b.Events) < eventBlockDirect {
+			s.evTail.add(b.Events)
+		}
 	}
 	return err
 }
@@ -461,6 +466,7 @@ func (s *DB) pruneChunk(before time.Time, chunk int) (n int, more bool, err erro
 			if !e.Timestamp.Before(before) {
 				return nil
 			}
+			s.evTail.take() // it may hold this one
 			if err := tx.Delete(bEvents, be64(e.Seq)); err != nil {
 				return err
 			}
