@@ -200,6 +200,13 @@ func printBench(w io.Writer, r loadgen.Result) {
 	if r.RSSMB > 0 {
 		fmt.Fprintf(w, "  appliance: CPU %.1f%% of one core, RSS %.1f MB\n", r.CPUPct, r.RSSMB)
 	}
+	if len(r.Slow) > 0 {
+		fmt.Fprintf(w, "  over %d ms (second: how many, slowest ms):", loadgen.SlowMS)
+		for _, e := range r.Slow {
+			fmt.Fprintf(w, " %.0f:%.0f,%.0f", e[0], e[1], e[2])
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // benchFeed is `depot bench feed`: a route feed with one route per bench

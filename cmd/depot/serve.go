@@ -778,10 +778,16 @@ func (m *Main) retention(lastMerge *time.Time) {
 // 150 s runs at that rate p99 279 / 233 ms against 923 / 324 ms with 15 s.
 const foldEvery = 5 * time.Second
 
-// foldHistory turns each route's closed minutes of history into one record.
+// foldHistory turns each route's closed minutes of history into one
+// record, and merges the busy commits' event blocks that make a full one:
+// at 10,000 fixes/s a minute's merge, done at once, rewrote 600,000 events
+// in half a minute of transactions; every 5 s it is a few dozen.
 func (m *Main) foldHistory() {
 	if _, err := m.store.CompactHistory(m.Clock().Add(-foldEvery)); err != nil {
 		m.Log.Warn("fold history", "err", err)
+	}
+	if err := m.store.MergeEventBlocks(); err != nil {
+		m.Log.Warn("merge event blocks", "err", err)
 	}
 }
 
