@@ -110,9 +110,12 @@ func decodeBlockFix(b []byte) (f bridge.Fix, rest []byte, err error) {
 	return f, b[1+n:], nil
 }
 
-// sortFixes orders by device time then driver and drops repeats.
+// sortFixes orders by device time then driver and drops repeats, keeping
+// the copy that comes first in fs (callers put the older first: a QoS 1
+// redelivery is the same fix received again, and its first receipt time
+// is the one to keep).
 func sortFixes(fs []bridge.Fix) []bridge.Fix {
-	slices.SortFunc(fs, func(a, b bridge.Fix) int { return cmp.Or(cmp.Compare(a.TS, b.TS), cmp.Compare(a.DriverID, b.DriverID)) })
+	slices.SortStableFunc(fs, func(a, b bridge.Fix) int { return cmp.Or(cmp.Compare(a.TS, b.TS), cmp.Compare(a.DriverID, b.DriverID)) })
 	return slices.CompactFunc(fs, func(a, b bridge.Fix) bool { return a.TS == b.TS && a.DriverID == b.DriverID })
 }
 

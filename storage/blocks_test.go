@@ -163,11 +163,11 @@ func TestCompactHistoryAfterRestart(t *testing.T) {
 		t.Fatalf("owners with singles from before: %v", db.pending.old)
 	}
 	commit(90, 150) // the rest of minute 1, half of minute 2
-	if got := keyCount(t, db, bGPSJournal); got != 1 {
-		t.Fatalf("%d journal records for one commit", got)
+	if got := keyCount(t, db, bGPSJournal); got != 2 {
+		t.Fatalf("%d journal records for a commit of two minutes, want one a minute", got)
 	}
 	reopen() // the journal is read back
-	if len(db.pending.m) != 2 || len(db.pending.jrn) != 1 || len(db.pending.old) != 2 {
+	if len(db.pending.m) != 2 || len(db.pending.jrn) != 2 || len(db.pending.old) != 2 {
 		t.Fatalf("after reopening: %d owners held, %d journal records, %d owners with singles", len(db.pending.m), len(db.pending.jrn), len(db.pending.old))
 	}
 	want, err := db.History("R1", m0, m0.Add(time.Hour))
@@ -178,7 +178,7 @@ func TestCompactHistoryAfterRestart(t *testing.T) {
 	if err != nil || n != 2*120 {
 		t.Fatalf("folded %d, %v", n, err)
 	}
-	// The journal record still holds minute 2.
+	// Minute 1's journal record went; minute 2's stays.
 	if s, j := keyCount(t, db, bGPS), keyCount(t, db, bGPSJournal); s != 0 || j != 1 {
 		t.Fatalf("%d singles and %d journal records left, want 0 and 1", s, j)
 	}

@@ -371,9 +371,13 @@ func (s *DB) mergeEventBlocks(full bool) error {
 		group := refs[i:j]
 		i = j
 		// Only the last run can still grow: the others end at a hole or
-		// at a block that would not fit.
-		if len(group) == 1 || full && total < eventBlockMax && j == len(refs) {
-			keep = append(keep, group...)
+		// at a block that would not fit, and leave the list (holding
+		// their bytes until the end of the process would be a leak).
+		last := j == len(refs)
+		if len(group) == 1 || full && total < eventBlockMax && last {
+			if last {
+				keep = append(keep, group...)
+			}
 			continue
 		}
 		start := time.Now()
@@ -382,7 +386,7 @@ func (s *DB) mergeEventBlocks(full bool) error {
 			keep = append(append(keep, group...), refs[i:]...)
 			return fmt.Errorf("merge event blocks from %d: %w", group[0].first, err)
 		}
-		if total < eventBlockMax {
+		if total < eventBlockMax && last {
 			keep = append(keep, merged)
 		}
 		if i < len(refs) {

@@ -334,6 +334,11 @@ func TestEventBlocksMerged(t *testing.T) {
 	if n := keyCount(t, db, bEventBlocks); n != 7 {
 		t.Fatalf("%d blocks after merging full runs, want 7", n)
 	}
+	// Only those six stay listed (with their bytes): a block that cannot
+	// grow any more leaves the list.
+	if n := len(db.small.refs); n != 6 {
+		t.Fatalf("%d blocks listed for merging, want 6", n)
+	}
 	wantRun(t, seqs(t, db, 3000, 5000), 3511, 1600)
 	db.Close()
 	db = mustOpen(t, dir)

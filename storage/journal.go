@@ -40,6 +40,10 @@ const journalMax = 4096
 
 var errBadJournal = errors.New("damaged history journal record")
 
+// maxJournalSeq bounds the seqs Open believes: 2^48 commits is 8,900
+// years at a thousand a second.
+const maxJournalSeq = 1 << 48
+
 // appendJournal appends fixes to a journal record (started with journalV1).
 func appendJournal(b []byte, fixes []bridge.HistoryFix) []byte {
 	for _, h := range fixes {
@@ -87,21 +91,49 @@ func decodeJournal(b []byte) ([]bridge.HistoryFix, error) {
 	return out, nil
 }
 
-// putJournal files fixes in tx as journal records and returns them (their
-// seqs and newest minutes) for the caller to hand to pending once the
-// transaction is committed.
+// putJournal files fixes in tx as journal records, one per minute of
+// device time they hold, and returns them (their seqs and minutes) for
+// the caller to hand to pending once the transaction is committed. A
+// record goes when its minute is folded: one that also held a fix from a
+// handheld whose clock runs minutes ahead would keep all the others on
+// disk, and read back at every Open, until that fix's minute closed.
 func (s *DB) putJournal(tx *nutsdb.Tx, fixes []bridge.HistoryFix) ([]journalRef, error) {
 	var refs []journalRef
-	for len(fixes) > 0 {
-		n := min(len(fixes), journalMax)
-		part := fixes[:n]
-		fixes = fixes[n:]
-		v := appendJournal(append(make([]byte, 0, 1+n*(blockFixed+16)), journalV1), part)
+	put := func(part []bridge.HistoryFix) error {
+		v := appendJournal(append(make([]byte, 0, 1+len(part)*(blockFixed+16)), journalV1), part)
 		ref := refOf(s.jseq.Add(1), part)
 		if err := tx.Put(bGPSJournal, be64(ref.seq), v, nutsdb.Persistent); err != nil {
-			return nil, fmt.Errorf("put history journal: %w", err)
+			return fmt.Errorf("put history journal: %w", err)
 		}
 		refs = append(refs, ref)
+		return nil
+	}
+	for len(fixes) > 0 {
+		// Most commits hold one minute (two across its turn): the fixes
+		// of the first minute, in order, then the rest.
+		m := minuteOf(fixes[0].Fix.TS)
+		var part, rest []bridge.HistoryFix
+		for i, h := range fixes {
+			if minuteOf(h.Fix.TS) != m {
+				if rest == nil {
+					part = append(part, fixes[:i]...)
+				}
+				rest = append(rest, h)
+			} else if rest != nil {
+				part = append(part, h)
+			}
+		}
+		if rest == nil {
+			part = fixes
+		}
+		for len(part) > 0 {
+			n := min(len(part), journalMax)
+			if err := put(part[:n]); err != nil {
+				return nil, err
+			}
+			part = part[n:]
+		}
+		fixes = rest
 	}
 	return refs, nil
 }
@@ -129,6 +161,12 @@ func (s *DB) loadJournal(tx *nutsdb.Tx) error {
 			continue
 		}
 		seq := binary.BigEndian.Uint64(k)
+		if seq > maxJournalSeq {
+			// Not a key this store writes (seqs count commits): taking it
+			// as the newest would wrap the next seq onto live records.
+			s.Log.Error("history journal record with an impossible key; kept, not folded", "seq", seq)
+			continue
+		}
 		s.jseq.Store(max(s.jseq.Load(), seq))
 		fixes, err := decodeJournal(vals[i])
 		if err != nil {

@@ -360,14 +360,9 @@ func (s *DB) History(routeID string, from, to time.Time) ([]bridge.Fix, error) {
 		}
 	}
 	// Memory first: the fold writes a minute's block before it lets go of
-	// the minute here, so a minute is in one or both, never neither.
-	for _, b := range s.pending.of(historyOwner{routeID: routeID}, minuteOf(f0), minuteOf(t0)) {
-		fs, err := decodeBlockFixes(b)
-		if err != nil {
-			return nil, fmt.Errorf("read history of %s: %w", routeID, err)
-		}
-		keep(fs)
-	}
+	// the minute here, so a minute is in one or both, never neither. Its
+	// fixes go after the blocks' (sortFixes keeps the older copy).
+	held := s.pending.of(historyOwner{routeID: routeID}, minuteOf(f0), minuteOf(t0))
 	err := s.db.View(func(tx *nutsdb.Tx) error {
 		blocks, err := tx.RangeScan(bGPSBlocks, blockKey(routeID, minuteOf(f0)), blockKey(routeID, t0))
 		if err != nil && !notFound(err) {
@@ -391,6 +386,14 @@ func (s *DB) History(routeID string, from, to time.Time) ([]bridge.Fix, error) {
 		out = append(out, single...)
 		return nil
 	})
+	for _, b := range held {
+		fs, ferr := decodeBlockFixes(b)
+		if ferr != nil {
+			err = ferr
+			break
+		}
+		keep(fs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read history of %s: %w", routeID, err)
 	}
