@@ -149,11 +149,8 @@ func refOf(seq uint64, fixes []bridge.HistoryFix) journalRef {
 
 // loadJournal reads the journal into pending at Open.
 func (s *DB) loadJournal(tx *nutsdb.Tx) error {
-	keys, vals, err := tx.GetAll(bGPSJournal)
+	keys, vals, err := getAll(tx, bGPSJournal)
 	if err != nil {
-		if notFound(err) {
-			return nil
-		}
 		return err
 	}
 	for i, k := range keys {

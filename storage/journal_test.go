@@ -122,11 +122,8 @@ func rvJournal(t *testing.T, db *DB) map[uint64][]bridge.HistoryFix {
 	t.Helper()
 	out := map[uint64][]bridge.HistoryFix{}
 	err := db.db.View(func(tx *nutsdb.Tx) error {
-		keys, vals, err := tx.GetAll(bGPSJournal)
+		keys, vals, err := getAll(tx, bGPSJournal)
 		if err != nil {
-			if notFound(err) {
-				return nil
-			}
 			return err
 		}
 		for i, k := range keys {
@@ -618,53 +615,54 @@ func rvConcurrent(t *testing.T, seed uint64) {
 			all = append(all, fs...)
 		}
 	}()
-	// The fold, every few ms.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-			if _, err := db.CompactHistory(time.UnixMilli(simNow.Load() - 5000)); err != nil {
-				errf("fold: %v", err)
-				return
-			}
-		}
-	}()
-	// Retention, with a short keep so that it cuts into the late fixes.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(15 * time.Millisecond):
-			}
-			before := time.UnixMilli(simNow.Load() - 20*60*1000)
-			mu.Lock()
-			i := len(prunes)
-			prunes = append(prunes, rvPrune{start: clock.Add(1), end: math.MaxInt64, cut: minuteOf(before.UnixMilli())})
-			mu.Unlock()
-			for _, r := range db.pending.journalBefore(minuteOf(before.UnixMilli())) {
-				if r.newest >= minuteOf(before.UnixMilli()) {
-					trims.Add(1)
+	// every runs f every d until stop or until f returns false.
+	every := func(d time.Duration, f func() bool) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(d):
+				}
+				if !f() {
+					return
 				}
 			}
-			pruned, err := db.PruneHistory(before, 7)
-			if err != nil {
-				errf("prune: %v", err)
-				return
-			}
-			prunedFixes.Add(int64(pruned))
-			mu.Lock()
-			prunes[i].end = clock.Add(1)
-			mu.Unlock()
+		}()
+	}
+	// The fold, every few ms.
+	every(2*time.Millisecond, func() bool {
+		if _, err := db.CompactHistory(time.UnixMilli(simNow.Load() - 5000)); err != nil {
+			errf("fold: %v", err)
+			return false
 		}
-	}()
+		return true
+	})
+	// Retention, with a short keep so that it cuts into the late fixes.
+	every(15*time.Millisecond, func() bool {
+		before := time.UnixMilli(simNow.Load() - 20*60*1000)
+		mu.Lock()
+		i := len(prunes)
+		prunes = append(prunes, rvPrune{start: clock.Add(1), end: math.MaxInt64, cut: minuteOf(before.UnixMilli())})
+		mu.Unlock()
+		for _, r := range db.pending.journalBefore(minuteOf(before.UnixMilli())) {
+			if r.newest >= minuteOf(before.UnixMilli()) {
+				trims.Add(1)
+			}
+		}
+		pruned, err := db.PruneHistory(before, 7)
+		if err != nil {
+			errf("prune: %v", err)
+			return false
+		}
+		prunedFixes.Add(int64(pruned))
+		mu.Lock()
+		prunes[i].end = clock.Add(1)
+		mu.Unlock()
+		return true
+	})
 	// Readers.
 	for r := range 2 {
 		wg.Add(1)

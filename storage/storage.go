@@ -581,6 +581,15 @@ func (s *DB) pruneHistoryChunk(prefix []byte, before time.Time, chunk int) (n in
 	return n, more, err
 }
 
+// getAll is a bucket's keys and values; none for an empty bucket.
+func getAll(tx *nutsdb.Tx, bucket string) (keys, vals [][]byte, err error) {
+	keys, vals, err = tx.GetAll(bucket)
+	if notFound(err) {
+		return nil, nil, nil
+	}
+	return keys, vals, err
+}
+
 // keys lists a bucket's keys. nutsdb holds keys in memory, so this reads
 // nothing from disk (unlike GetValues).
 func (s *DB) keys(bucket string) (out []string, err error) {
